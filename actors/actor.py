@@ -1,0 +1,179 @@
+"""A single actor: one trio task that owns a bounded mailbox.
+
+Why an actor and not a lock-protected object?  An actor serialises every state
+change through one task, so its handler code never has to reason about
+interleavings, and its bounded mailbox turns overload into backpressure
+(``tell`` waits) or an explicit error (``tell_nowait`` raises) instead of
+unbounded memory growth.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Generic, TypeVar, cast
+
+import trio
+
+from .errors import AskTimeout, MailboxFull
+
+__all__ = ["Actor", "Reply"]
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+class Reply(Generic[R]):
+    """A one-shot slot the handler of an ``ask`` message fills in.
+
+    It is a separate object (rather than a return value of ``handle``) so a
+    handler may answer later, from another task, or hand the reply on to a
+    different actor entirely.
+    """
+
+    __slots__ = ("_error", "_event", "_value")
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._value: R | None = None
+        self._error: BaseException | None = None
+
+    def set(self, value: R) -> None:
+        """Deliver the answer; a second ``set``/``fail`` is a bug and raises."""
+        self._check_open()
+        self._value = value
+        self._event.set()
+
+    def fail(self, exc: BaseException) -> None:
+        """Deliver an error; the asker's ``ask()`` re-raises ``exc``."""
+        self._check_open()
+        self._error = exc
+        self._event.set()
+
+    @property
+    def done(self) -> bool:
+        """True once ``set`` or ``fail`` has been called."""
+        return self._event.is_set()
+
+    async def wait(self) -> R:
+        """Wait for the answer and return it, or raise the delivered failure."""
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return cast("R", self._value)
+
+    def _check_open(self) -> None:
+        if self._event.is_set():
+            raise RuntimeError("reply was already delivered")
+
+
+class Actor(abc.ABC, Generic[M]):
+    """Base class for actors handling messages of type ``M``.
+
+    The mailbox is created here, not in ``run()``, because a supervisor may
+    call ``run()`` again after a crash: messages queued while the actor was
+    down must survive into the next incarnation, and senders keep a valid
+    handle to it the whole time.
+    """
+
+    def __init__(self, name: str, *, mailbox_size: int = 128) -> None:
+        self.name = name
+        self._mailbox_size = mailbox_size
+        self._send, self._recv = trio.open_memory_channel[M](mailbox_size)
+        self._scope: trio.CancelScope | None = None
+
+    # -- sending -----------------------------------------------------------
+
+    async def tell(self, msg: M) -> None:
+        """Queue ``msg``, waiting while the mailbox is full (backpressure, never drops)."""
+        await self._send.send(msg)
+
+    def tell_nowait(self, msg: M) -> None:
+        """Queue ``msg`` or raise `MailboxFull` right away."""
+        try:
+            self._send.send_nowait(msg)
+        except trio.WouldBlock:
+            raise MailboxFull(
+                f"mailbox of actor {self.name!r} is full ({self._mailbox_size} messages)"
+            ) from None
+
+    async def ask(self, make: Callable[[Reply[R]], M], *, timeout: float) -> R:
+        """Send ``make(reply)`` and wait for the handler to answer through ``reply``.
+
+        ``timeout`` covers both waiting for mailbox space and waiting for the
+        answer, so a wedged actor can never hang the caller.
+        """
+        reply: Reply[R] = Reply()
+        msg = make(reply)
+        try:
+            with trio.fail_after(timeout):
+                await self.tell(msg)
+                return await reply.wait()
+        except trio.TooSlowError:
+            raise AskTimeout(f"actor {self.name!r} did not reply within {timeout}s") from None
+
+    def mailbox_depth(self) -> int:
+        """Number of messages waiting in the mailbox."""
+        return self._recv.statistics().current_buffer_used
+
+    # -- running -----------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Handle messages one at a time until `stop` is called.
+
+        An exception from ``handle`` is deliberately not caught: it ends this
+        incarnation abnormally so the supervisor can apply its restart policy.
+        """
+        with self.incarnation():
+            await self.on_start()
+            task_status.started()
+            while True:
+                msg = await self._recv.receive()
+                await self.handle(msg)
+
+    async def on_start(self) -> None:
+        """Hook run at the start of every incarnation, before reporting started."""
+
+    @abc.abstractmethod
+    async def handle(self, msg: M) -> None:
+        """Process one message."""
+
+    async def receive(self) -> M:
+        """Take the next message, waiting for one (for subclasses overriding ``run``)."""
+        return await self._recv.receive()
+
+    def receive_nowait(self) -> M:
+        """Take the next message or raise `trio.WouldBlock`."""
+        return self._recv.receive_nowait()
+
+    @contextmanager
+    def incarnation(self) -> Iterator[trio.CancelScope]:
+        """Mark one incarnation of ``run()``; `stop` cancels the yielded scope.
+
+        Subclasses that override ``run()`` wrap their body in this so `stop`
+        and `running` keep working for them.  Leaving the block by `stop`
+        counts as a normal return.
+        """
+        if self._scope is not None:
+            raise RuntimeError(f"actor {self.name!r} is already running")
+        scope = trio.CancelScope()
+        self._scope = scope
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._scope = None
+
+    def stop(self) -> None:
+        """Ask the current incarnation to return normally; no-op if not running."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    @property
+    def running(self) -> bool:
+        """True while an incarnation of ``run()`` is active."""
+        return self._scope is not None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} depth={self.mailbox_depth()}>"

@@ -1,0 +1,243 @@
+"""Actor: mailbox semantics, ask/reply, stop, and incarnations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import trio
+import trio.testing
+
+from actors import Actor, AskTimeout, MailboxFull, Reply
+
+
+@dataclass
+class Put:
+    value: int
+
+
+@dataclass
+class Get:
+    reply: Reply[list[int]]
+
+
+@dataclass
+class Boom:
+    reply: Reply[int]
+
+
+@dataclass
+class Crash:
+    pass
+
+
+@dataclass
+class Block:
+    release: trio.Event
+
+
+Msg = Put | Get | Boom | Crash | Block
+
+
+class Store(Actor[Msg]):
+    def __init__(self, name: str = "store", *, mailbox_size: int = 128) -> None:
+        super().__init__(name, mailbox_size=mailbox_size)
+        self.values: list[int] = []
+        self.starts = 0
+
+    async def on_start(self) -> None:
+        self.starts += 1
+
+    async def handle(self, msg: Msg) -> None:
+        match msg:
+            case Put(value):
+                self.values.append(value)
+            case Get(reply):
+                reply.set(list(self.values))
+            case Boom(reply):
+                reply.fail(KeyError("nope"))
+            case Crash():
+                raise ValueError("crash requested")
+            case Block(release):
+                await release.wait()
+
+
+class Silent(Actor[Get]):
+    async def handle(self, msg: Get) -> None:
+        """Never answers."""
+
+
+async def test_tell_is_handled_in_order() -> None:
+    store = Store()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        for i in range(5):
+            await store.tell(Put(i))
+        assert await store.ask(Get, timeout=1) == [0, 1, 2, 3, 4]
+        store.stop()
+
+
+async def test_ask_reraises_reply_failure() -> None:
+    store = Store()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        with pytest.raises(KeyError, match="nope"):
+            await store.ask(Boom, timeout=1)
+        store.stop()
+
+
+async def test_ask_times_out(autojump_clock: trio.testing.MockClock) -> None:
+    silent = Silent("silent")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(silent.run)
+        start = trio.current_time()
+        with pytest.raises(AskTimeout, match="silent"):
+            await silent.ask(Get, timeout=2.5)
+        assert trio.current_time() - start == pytest.approx(2.5)
+        silent.stop()
+
+
+async def test_ask_timeout_covers_waiting_for_mailbox_space(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = Store(mailbox_size=1)
+    store.tell_nowait(Put(1))  # not running: the mailbox stays full
+    with pytest.raises(AskTimeout):
+        await store.ask(Get, timeout=1)
+    assert store.mailbox_depth() == 1
+
+
+async def test_tell_nowait_raises_mailbox_full() -> None:
+    store = Store("tiny", mailbox_size=2)
+    store.tell_nowait(Put(1))
+    store.tell_nowait(Put(2))
+    assert store.mailbox_depth() == 2
+    with pytest.raises(MailboxFull, match="tiny"):
+        store.tell_nowait(Put(3))
+    assert store.mailbox_depth() == 2
+
+
+async def test_full_mailbox_blocks_tell_until_consumed() -> None:
+    store = Store(mailbox_size=1)
+    release = trio.Event()
+    delivered: list[int] = []
+
+    async def producer() -> None:
+        await store.tell(Put(2))
+        delivered.append(2)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        await store.tell(Block(release))  # the actor picks this up and blocks in handle()
+        await trio.testing.wait_all_tasks_blocked()
+        await store.tell(Put(1))  # fills the single slot
+        nursery.start_soon(producer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert delivered == []  # backpressure: still waiting, nothing dropped
+        assert store.mailbox_depth() == 1
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert delivered == [2]
+        assert await store.ask(Get, timeout=1) == [1, 2]
+        store.stop()
+
+
+async def test_stop_returns_normally_and_is_idempotent() -> None:
+    store = Store()
+    store.stop()  # not running: no-op
+    assert not store.running
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        assert store.running
+        store.stop()
+        store.stop()
+    assert not store.running
+
+
+async def test_mailbox_persists_across_incarnations() -> None:
+    store = Store()
+    await store.tell(Put(1))
+    await store.tell(Crash())
+    await store.tell(Put(2))  # queued behind the crash: must survive it
+    with pytest.raises(ValueError, match="crash requested"):
+        await store.run()
+    assert not store.running
+    assert store.values == [1]
+    assert store.mailbox_depth() == 1
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        assert await store.ask(Get, timeout=1) == [1, 2]
+        store.stop()
+    assert store.starts == 2
+
+
+async def test_run_twice_concurrently_is_refused() -> None:
+    store = Store("dup")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        with pytest.raises(RuntimeError, match="already running"):
+            await store.run()
+        assert store.running  # the failed attempt did not clobber the live one
+        store.stop()
+
+
+class Pump(Actor[int]):
+    """Overrides run() to drain the mailbox in batches, as a subprocess-owning actor would."""
+
+    def __init__(self) -> None:
+        super().__init__("pump", mailbox_size=8)
+        self.batches: list[list[int]] = []
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self.incarnation():
+            task_status.started()
+            while True:
+                batch = [await self.receive()]
+                while True:
+                    try:
+                        batch.append(self.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                self.batches.append(batch)
+
+    async def handle(self, msg: int) -> None:
+        raise NotImplementedError
+
+
+async def test_overridden_run_uses_receive_and_stop() -> None:
+    pump = Pump()
+    with pytest.raises(trio.WouldBlock):
+        pump.receive_nowait()
+    for i in range(3):
+        pump.tell_nowait(i)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pump.run)
+        await trio.testing.wait_all_tasks_blocked()
+        pump.tell_nowait(3)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pump.running
+        pump.stop()
+    assert pump.batches == [[0, 1, 2], [3]]
+    assert not pump.running
+
+
+async def test_reply_is_one_shot() -> None:
+    reply: Reply[int] = Reply()
+    assert not reply.done
+    reply.set(3)
+    assert reply.done
+    assert await reply.wait() == 3
+    with pytest.raises(RuntimeError, match="already"):
+        reply.set(4)
+    with pytest.raises(RuntimeError, match="already"):
+        reply.fail(ValueError())
+    failed: Reply[int] = Reply()
+    failed.fail(ValueError("bad"))
+    with pytest.raises(ValueError, match="bad"):
+        await failed.wait()
+
+
+def test_repr_shows_name_and_depth() -> None:
+    store = Store("shown")
+    store.tell_nowait(Put(1))
+    assert repr(store) == "<Store 'shown' depth=1>"

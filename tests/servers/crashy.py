@@ -1,0 +1,77 @@
+"""A tiny MCP server for tests (stdlib only, starts in milliseconds).
+
+Tools: ``echo`` (returns its text), ``pid`` (its process id), ``crash`` (writes a last word to
+stderr and exits with code 3 mid-call), ``slow`` (answers after ``seconds``), ``link`` (a
+resource_link). ``--fail-start`` makes it exit before answering ``initialize``.
+"""
+
+import json
+import os
+import sys
+import time
+
+TOOLS = [
+    {"name": name, "description": f"test tool {name}", "inputSchema": {"type": "object"}}
+    for name in ("echo", "pid", "crash", "slow", "link")
+]
+
+
+def reply(request_id, result=None, error=None):
+    msg = {"jsonrpc": "2.0", "id": request_id}
+    msg["error" if error else "result"] = error or result
+    sys.stdout.write(json.dumps(msg) + "\n")
+    sys.stdout.flush()
+
+
+def call(request_id, params):
+    name = params.get("name")
+    args = params.get("arguments") or {}
+    if name == "echo":
+        return reply(request_id, {"content": [{"type": "text", "text": str(args.get("text", ""))}]})
+    if name == "pid":
+        return reply(request_id, {"content": [{"type": "text", "text": str(os.getpid())}]})
+    if name == "crash":
+        sys.stderr.write("crashing on purpose\n")
+        sys.stderr.flush()
+        os._exit(3)
+    if name == "slow":
+        time.sleep(float(args.get("seconds", 1)))
+        return reply(request_id, {"content": [{"type": "text", "text": "slept"}]})
+    if name == "link":
+        link = {"type": "resource_link", "uri": "file:///tmp/x.txt", "name": "x"}
+        return reply(request_id, {"content": [link]})
+    return reply(request_id, error={"code": -32602, "message": f"unknown tool {name}"})
+
+
+def main():
+    if "--fail-start" in sys.argv:
+        sys.stderr.write("cannot start: missing credentials\n")
+        sys.exit(2)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        msg = json.loads(line)
+        method, request_id = msg.get("method"), msg.get("id")
+        if request_id is None:
+            continue
+        if method == "initialize":
+            reply(
+                request_id,
+                {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {"tools": {"listChanged": True}},
+                    "serverInfo": {"name": "crashy", "version": "1.0"},
+                },
+            )
+        elif method == "tools/list":
+            reply(request_id, {"tools": TOOLS})
+        elif method == "tools/call":
+            call(request_id, msg.get("params") or {})
+        elif method == "ping":
+            reply(request_id, {})
+        else:
+            reply(request_id, error={"code": -32601, "message": f"method not found: {method}"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The ``watchgate`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from watchgate import __version__
+from watchgate.config import ConfigError, GatewayConfig, load_config
+from watchgate.gateway import Gateway
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    code: int = args.func(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watchgate", description="A security gateway for MCP servers.")
+    parser.add_argument("--version", action="version", version=f"watchgate {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="run one gateway in this process, speaking MCP on stdin/stdout")
+    run.add_argument("-c", "--config", required=True, help="the YAML config file")
+    run.set_defaults(func=_run)
+    validate = commands.add_parser("validate", help="check a config file and print every problem")
+    validate.add_argument("-c", "--config", required=True, help="the YAML config file")
+    validate.set_defaults(func=_validate)
+    return parser
+
+
+def _load(path: str) -> GatewayConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    names = ", ".join(u.name for u in config.proxy.upstreams)
+    print(f"ok: {len(config.proxy.upstreams)} upstream(s) ({names})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
+    trio.run(_serve_stdio, config, restrict_keyboard_interrupt_to_checkpoints=True)
+    return 0
+
+
+async def _serve_stdio(config: GatewayConfig) -> None:
+    """stdout is the protocol: nothing else may ever be written to it, logs go to stderr."""
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
+    gateway = Gateway(config)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        await gateway.serve_stream(stdin, stdout)
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            logging.getLogger("watchgate").info("%s: shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

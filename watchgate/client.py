@@ -1,0 +1,134 @@
+"""One actor per attached client: frames its byte stream and owns its output queue.
+
+The mailbox holds encoded lines bound for the client, so senders (upstream readers, the router,
+the notification actor) pay the encode in their own task and the writer just joins and writes in
+large chunks. A client that stops reading fills its mailbox and slows its senders (backpressure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from actors import Actor
+from watchgate import jsonrpc
+from watchgate.errors import JsonRpcError
+from watchgate.jsonrpc import Kind, LineReader, LineTooLong, Message
+from watchgate.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
+
+if TYPE_CHECKING:
+    from watchgate.router import RouterActor
+    from watchgate.upstream import UpstreamActor
+
+_BATCH: Final = 256
+_ids = itertools.count(1)
+_log = logging.getLogger("watchgate.client")
+
+
+class ClientActor(Actor[bytes]):
+    def __init__(
+        self,
+        receive: trio.abc.ReceiveStream,
+        send: trio.abc.SendStream,
+        *,
+        router: RouterActor,
+        mailbox_size: int = 1024,
+    ) -> None:
+        self.client_id = next(_ids)
+        super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
+        self._input = receive
+        self._output = send
+        self._router = router
+        self._answers: dict[str, UpstreamActor] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.client_info: dict[str, Any] = {}
+        self.initialized = False
+
+    async def send(self, msg: Message) -> None:
+        await self.tell(jsonrpc.encode(msg) + b"\n")
+
+    def expect_answer(self, request_id: str, upstream: UpstreamActor) -> None:
+        """Route the client's response to ``request_id`` back to the upstream that asked."""
+        self._answers[request_id] = upstream
+
+    async def handle(self, msg: bytes) -> None:  # pragma: no cover - run() is overridden
+        raise NotImplementedError
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until the client closes its side; then its session ends and its requests are cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_loop)
+            task_status.started()
+            try:
+                await self._read_loop()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._router.tell(ClientGone(self.client_id))
+                    await self._flush()
+                nursery.cancel_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        try:
+            async for line in LineReader(self._input):
+                await self._on_line(line)
+        except LineTooLong as exc:
+            _log.warning("[%s] %s; closing the session", self.name, exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        _log.info("[%s] disconnected", self.name)
+
+    async def _on_line(self, line: bytes) -> None:
+        try:
+            msg = jsonrpc.decode(line)
+        except jsonrpc.InvalidRequest as exc:
+            await self.send(exc.to_response(exc.request_id))
+            return
+        except JsonRpcError as exc:
+            await self.send(exc.to_response(None))
+            return
+        kind = msg.kind
+        if kind is Kind.REQUEST:
+            await self._router.tell(ClientRequest(self, msg))
+        elif kind is Kind.NOTIFICATION:
+            await self._router.tell(ClientNotification(self, msg))
+        else:
+            upstream = self._answers.pop(msg.id, None) if isinstance(msg.id, str) else None
+            if upstream is None:
+                _log.debug("[%s] answer to unknown request %r", self.name, msg.id)
+                return
+            await upstream.tell(ForwardAnswer(msg))
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self.receive()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            try:
+                await self._output.send_all(b"".join(batch))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                _log.info("[%s] output closed", self.name)
+                return
+
+    async def _flush(self) -> None:
+        """Write what is already queued (answers to requests completed before the client left)."""
+        pending = []
+        while True:
+            try:
+                pending.append(self.receive_nowait())
+            except trio.WouldBlock:
+                break
+        if pending:
+            with (
+                trio.move_on_after(1),
+                contextlib.suppress(
+                    trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError
+                ),
+            ):
+                await self._output.send_all(b"".join(pending))

@@ -1,0 +1,386 @@
+"""Watchgate's configuration: the schema, its rules, and loading it from YAML.
+
+Everything that can be checked before a process is spawned is checked here, and every problem
+is reported at once with its YAML path and line, so ``watchgate validate`` can show a person all
+they need to fix in one run. The structs are frozen: the supervision tree shares one
+configuration between actors without copying it.
+
+A new top-level section is one struct plus one field on :class:`GatewayConfig`; the loader
+converts every field of ``GatewayConfig`` it finds in the YAML by that field's type.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+from msgspec import Meta, Struct
+
+from watchgate.yamlsource import (
+    Issue,
+    YamlDocument,
+    YamlSyntaxError,
+    convert,
+    join_path,
+    load_yaml,
+    show,
+    unknown_key_message,
+)
+
+__all__ = [
+    "DEFAULT_SINGLE_NAME",
+    "SERVER_NAME_RE",
+    "BackoffConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "GatewayConfig",
+    "LogLevel",
+    "LoggingConfig",
+    "ProxyConfig",
+    "Restart",
+    "Transport",
+    "UpstreamConfig",
+    "load_config",
+    "parse_config",
+]
+
+# Letter first and no underscores (DESIGN.md 4, ADR-014): "<server>__<tool>" must split on the
+# first "__" unambiguously, and "<server>+<uri>" must be a valid URI scheme. \Z, not $, so a
+# trailing newline cannot slip through re.match.
+SERVER_NAME_RE: re.Pattern[str] = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}\Z")
+DEFAULT_SINGLE_NAME = "default"
+_NAME_RULE = "letters, digits and '-', starting with a letter, at most 32"
+_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+Restart = Literal["permanent", "transient", "temporary"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+Positive = Annotated[float, Meta(gt=0)]
+
+
+class Transport(enum.StrEnum):
+    STDIO = "stdio"
+    HTTP = "http"
+    WEBSOCKET = "websocket"
+
+
+_URL_SCHEMES = {Transport.HTTP: ("http", "https"), Transport.WEBSOCKET: ("ws", "wss")}
+
+
+class BackoffConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Delay before restart n (0-based): min(max, initial * multiplier**n), plus jitter."""
+
+    initial: Positive = 0.5
+    max: Positive = 30.0
+    multiplier: Annotated[float, Meta(ge=1)] = 2.0
+    jitter: Annotated[float, Meta(ge=0, le=1)] = 0.1
+
+
+class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One upstream MCP server and the policy its supervisor applies to it.
+
+    After loading, ``command`` is already split, ``${VAR}``/``~`` are expanded and relative
+    paths are absolute, so nothing downstream depends on the gateway's working directory.
+    """
+
+    name: str = DEFAULT_SINGLE_NAME
+    transport: Transport = Transport.STDIO
+    command: tuple[str, ...] = ()
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = {}
+    restart: Restart = "permanent"
+    max_restarts: Annotated[int, Meta(ge=0)] = 5
+    within_seconds: Positive = 60.0
+    backoff: BackoffConfig = BackoffConfig()
+    reset_after: Positive = 60.0
+    startup_timeout: Positive = 30.0
+    request_timeout: Positive = 60.0
+    shutdown_timeout: Positive = 5.0
+
+
+class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    upstreams: tuple[UpstreamConfig, ...]
+    startup_wait: Annotated[float, Meta(ge=0)] = 15.0
+
+    @property
+    def multi_server(self) -> bool:
+        """Namespacing of tools, prompts and URIs is on exactly when this is true."""
+        return len(self.upstreams) > 1
+
+
+class LoggingConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    level: LogLevel = "info"
+
+
+class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    proxy: ProxyConfig
+    logging: LoggingConfig = LoggingConfig()
+    source: str | None = None  # not a YAML key: where the configuration was read from
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration, placed so an editor can jump to it."""
+
+    path: str
+    line: int | None
+    message: str
+    source: str | None = None
+
+    def __str__(self) -> str:
+        where = ":".join(
+            part for part in (self.source, None if self.line is None else str(self.line)) if part
+        )
+        if not self.source and self.line is not None:
+            where = f"line {self.line}"
+        parts = [part for part in (where, self.path, self.message) if part]
+        return ": ".join(parts)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` lists everything found, in file order."""
+
+    def __init__(self, problems: Iterable[ConfigProblem], source: str | None = None) -> None:
+        self.source = source
+        self.problems = [
+            p if p.source is not None or source is None else replace(p, source=source) for p in problems
+        ]
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
+    """Read and check a configuration file; relative paths in it are relative to its folder."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("", None, "file not found")], source) from None
+    except UnicodeDecodeError as exc:
+        message = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise ConfigError([ConfigProblem("", None, message)], source) from None
+    except OSError as exc:
+        message = f"cannot read the file: {exc.strerror or exc}"
+        raise ConfigError([ConfigProblem("", None, message)], source) from None
+    base_dir = os.path.dirname(os.path.abspath(source))
+    return parse_config(text, source=source, base_dir=base_dir)
+
+
+def parse_config(text: str, *, source: str | None = None, base_dir: str | None = None) -> GatewayConfig:
+    """Check YAML text; ``base_dir`` (default: the current directory) anchors relative paths."""
+    try:
+        document = load_yaml(text)
+    except YamlSyntaxError as exc:
+        problem = ConfigProblem("", exc.line, f"YAML syntax error: {exc.message}")
+        raise ConfigError([problem], source) from None
+    builder = _Builder(document, os.path.abspath(base_dir or os.getcwd()))
+    config = builder.build(source)
+    if config is None:
+        problems = sorted(builder.problems, key=lambda p: p.line or 0)
+        raise ConfigError(problems, source)
+    return config
+
+
+class _Builder:
+    """Collects problems while turning one loaded document into a :class:`GatewayConfig`."""
+
+    def __init__(self, document: YamlDocument, base_dir: str) -> None:
+        self.document = document
+        self.base_dir = base_dir
+        self.problems: list[ConfigProblem] = []
+
+    def add(self, path: str, message: str, line: int | None = None) -> None:
+        if line is None:
+            line = self.document.line_for(path)
+        self.problems.append(ConfigProblem(path, line, message))
+
+    def take(self, issues: Iterable[Issue]) -> None:
+        for issue in issues:
+            self.add(issue.path, issue.message, issue.line)
+
+    def build(self, source: str | None) -> GatewayConfig | None:
+        data = self.document.data
+        if data is None:
+            message = "the configuration is empty (it needs at least a 'proxy' section)"
+            self.problems.append(ConfigProblem("", None, message))
+            return None
+        if not isinstance(data, dict):
+            self.add("", f"expected a mapping of sections such as 'proxy', got {show(data)}")
+            return None
+        self.take(self.document.issues)
+        fields = {f.encode_name: f for f in msgspec.structs.fields(GatewayConfig) if f.name != "source"}
+        for key in data:
+            if key not in fields:
+                self.add(join_path("", str(key)), unknown_key_message(key, list(fields)))
+        sections: dict[str, Any] = {}
+        for name, field in fields.items():
+            if name not in data:
+                if field.required:
+                    self.add(name, f"missing required section {name!r}")
+            elif name == "proxy":
+                sections[name] = self.proxy(data[name])
+            else:
+                converted = convert(data[name], field.type, path=name)
+                self.take(converted.issues)
+                sections[name] = converted.value
+        if self.problems:
+            return None
+        return GatewayConfig(**sections, source=source)
+
+    def proxy(self, raw: Any) -> ProxyConfig | None:
+        if not isinstance(raw, dict):
+            self.add("proxy", f"expected a mapping, got {show(raw)}")
+            return None
+        items: list[tuple[str, Any]] = []
+        if "upstream" in raw and "upstreams" in raw:
+            self.add(
+                "proxy.upstream",
+                "give either 'upstream' (one server) or 'upstreams' (a list), not both",
+            )
+        if "upstreams" in raw:
+            listed = raw["upstreams"]
+            if not isinstance(listed, list):
+                self.add("proxy.upstreams", f"expected a list of servers, got {show(listed)}")
+            elif not listed:
+                self.add("proxy.upstreams", "at least one upstream server is required")
+            else:
+                items = [(f"proxy.upstreams[{i}]", item) for i, item in enumerate(listed)]
+        elif "upstream" in raw:
+            items = [("proxy.upstream", raw["upstream"])]
+        else:
+            self.add("proxy", "no upstream servers: add 'upstreams:' (a list) or 'upstream:'")
+        rest = {k: v for k, v in raw.items() if k not in ("upstream", "upstreams")}
+        converted = convert({**rest, "upstreams": []}, ProxyConfig, path="proxy")
+        self.take(converted.issues)
+        self.check_names(items)
+        upstreams = [self.upstream(path, item) for path, item in items]
+        if converted.value is None:
+            return None
+        return msgspec.structs.replace(
+            converted.value, upstreams=tuple(u for u in upstreams if u is not None)
+        )
+
+    def check_names(self, items: list[tuple[str, Any]]) -> None:
+        """Names become tool prefixes and URI schemes in multi-server mode (ADR-014)."""
+        first: dict[str, str] = {}
+        for path, raw in items:
+            if not isinstance(raw, dict):
+                continue
+            name, name_path = raw.get("name"), join_path(path, "name")
+            if "name" not in raw:
+                if len(items) > 1:
+                    message = "a name is required when there is more than one upstream"
+                    self.add(name_path, message)
+            elif not isinstance(name, str):
+                continue  # convert() reports the type
+            elif not SERVER_NAME_RE.match(name):
+                self.add(name_path, f"{name!r} is not a valid server name ({_NAME_RULE})")
+            elif name in first:
+                self.add(name_path, f"duplicate server name {name!r} (also used by {first[name]})")
+            else:
+                first[name] = path
+
+    def upstream(self, path: str, raw: Any) -> UpstreamConfig | None:
+        if not isinstance(raw, dict):
+            self.add(path, f"expected a mapping describing one server, got {show(raw)}")
+            return None
+        data, skip = dict(raw), set()
+        if isinstance(data.get("command"), str):
+            try:
+                data["command"] = shlex.split(data["command"])
+            except ValueError as exc:
+                self.add(join_path(path, "command"), f"cannot split the command string: {exc}")
+                del data["command"]
+                skip.add("command")
+        converted = convert(data, UpstreamConfig, path=path)
+        self.take(converted.issues)
+        if converted.value is None:
+            return None
+        checked = self.check_upstream(path, raw, converted.value, skip | converted.set_aside)
+        return None if converted.issues or skip else checked
+
+    def check_upstream(
+        self, path: str, raw: dict[Any, Any], u: UpstreamConfig, skip: set[str]
+    ) -> UpstreamConfig | None:
+        """Cross-field rules, then ``${VAR}``/``~`` expansion and relative-path resolution.
+
+        Keys in ``skip`` were reported already and replaced by defaults for the sake of the
+        other checks; rules that would judge those defaults are not applied.
+        """
+        before = len(self.problems)
+        if "transport" not in skip:
+            self.check_transport(path, raw, u, skip)
+        backoff_ok = not skip & {"backoff", "backoff.initial", "backoff.max"}
+        if backoff_ok and u.backoff.max < u.backoff.initial:
+            message = f"must be at least backoff.initial ({u.backoff.initial:g})"
+            self.add(join_path(path, "backoff.max"), message)
+
+        listed = not isinstance(raw.get("command"), str)
+        command_path = join_path(path, "command")
+        command = [
+            self.expand(arg, join_path(command_path, i) if listed else command_path, tilde=True)
+            for i, arg in enumerate(u.command)
+        ]
+        if command and "/" in command[0]:
+            command[0] = self.resolve(command[0])
+        env_path, headers_path = join_path(path, "env"), join_path(path, "headers")
+        env = {k: self.expand(v, join_path(env_path, k), tilde=True) for k, v in u.env.items()}
+        headers = {k: self.expand(v, join_path(headers_path, k)) for k, v in u.headers.items()}
+        cwd = u.cwd and self.resolve(self.expand(u.cwd, join_path(path, "cwd"), tilde=True))
+        url = u.url and self.expand(u.url, join_path(path, "url"))
+        if url is not None and u.transport in _URL_SCHEMES and "transport" not in skip:
+            schemes = _URL_SCHEMES[u.transport]
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in schemes or not parts.netloc:
+                wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+                message = f"must start with {wanted} when transport is {u.transport}, got {url!r}"
+                self.add(join_path(path, "url"), message)
+        if len(self.problems) > before:
+            return None
+        return msgspec.structs.replace(u, command=tuple(command), env=env, headers=headers, cwd=cwd, url=url)
+
+    def check_transport(self, path: str, raw: dict[Any, Any], u: UpstreamConfig, skip: set[str]) -> None:
+        """stdio spawns a command; http and websocket connect to a url. Never a mix."""
+        forbidden: tuple[str, ...]
+        if u.transport is Transport.STDIO:
+            forbidden, other = ("url", "headers"), "http and websocket"
+            if not u.command and "command" not in skip:
+                what = "is empty" if "command" in raw else "is required for a stdio upstream"
+                self.add(join_path(path, "command"), f"the command {what}")
+        else:
+            forbidden, other = ("command", "env", "cwd"), "stdio"
+            if u.url is None and "url" not in skip:
+                message = f"a url is required when transport is {u.transport}"
+                self.add(join_path(path, "url"), message)
+        for key in forbidden:
+            if key in raw:
+                message = f"{key!r} is only for {other} upstreams, not {u.transport}"
+                self.add(join_path(path, key), message)
+
+    def expand(self, text: str, path: str, *, tilde: bool = False) -> str:
+        """``${VAR}`` from the environment (``$${VAR}`` keeps it literal); ``~`` when a path."""
+        if tilde:
+            text = os.path.expanduser(text)
+
+        def substitute(match: re.Match[str]) -> str:
+            escaped, name = match.groups()
+            if escaped:
+                return "${" + name + "}"
+            value = os.environ.get(name)
+            if value is None:
+                self.add(path, f"environment variable {name!r} is not set (used as ${{{name}}})")
+                return match[0]
+            return value
+
+        return _VAR.sub(substitute, text)
+
+    def resolve(self, path: str) -> str:
+        return os.path.normpath(os.path.join(self.base_dir, path))

@@ -1,0 +1,285 @@
+"""JSON-RPC 2.0 framing and codec on msgspec.
+
+The gateway decodes each message exactly once into one envelope whose ``params``, ``result`` and
+``error`` stay ``msgspec.Raw``: what the gateway does not need to look at passes through
+byte-for-byte, and what it rewrites (an id, a tool name) costs one small re-encode. JSON-RPC has no
+tag field, so a message is classified by which members are present; ``UNSET`` tells a missing
+``id`` (a notification) from ``"id": null``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from typing import Any, Final, Literal
+
+import msgspec
+import trio
+from msgspec import UNSET, Raw, UnsetType
+
+from watchgate.errors import JsonRpcError, WatchgateError
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "POLICY_DENIED",
+    "REQUEST_TIMEOUT",
+    "UPSTREAM_UNAVAILABLE",
+    "InvalidRequest",
+    "JsonRpcError",
+    "Kind",
+    "LineReader",
+    "LineTooLong",
+    "Message",
+    "ParseError",
+    "RequestId",
+    "decode",
+    "encode",
+]
+
+PARSE_ERROR: Final = -32700
+INVALID_REQUEST: Final = -32600
+METHOD_NOT_FOUND: Final = -32601
+INVALID_PARAMS: Final = -32602
+INTERNAL_ERROR: Final = -32603
+REQUEST_TIMEOUT: Final = -32001
+UPSTREAM_UNAVAILABLE: Final = -32003
+POLICY_DENIED: Final = -32010
+
+RequestId = int | str
+
+
+class Kind(enum.Enum):
+    REQUEST = "request"
+    NOTIFICATION = "notification"
+    RESPONSE = "response"
+
+
+class Message(msgspec.Struct, frozen=True):
+    """One JSON-RPC message. Construct with the helpers below, not directly."""
+
+    jsonrpc: Literal["2.0"]
+    id: int | str | UnsetType | None = UNSET
+    method: str | UnsetType = UNSET
+    params: Raw | UnsetType = UNSET
+    result: Raw | UnsetType = UNSET
+    error: Raw | UnsetType = UNSET
+
+    @property
+    def kind(self) -> Kind:
+        if self.method is not UNSET:
+            return Kind.NOTIFICATION if self.id is UNSET else Kind.REQUEST
+        return Kind.RESPONSE
+
+    @property
+    def is_error(self) -> bool:
+        return self.error is not UNSET
+
+    def with_id(self, new_id: int | str | None) -> Message:
+        return msgspec.structs.replace(self, id=new_id)
+
+    def with_params(self, params: Raw) -> Message:
+        return msgspec.structs.replace(self, params=params)
+
+    def with_result(self, result: Raw) -> Message:
+        return msgspec.structs.replace(self, result=result)
+
+
+class ParseError(JsonRpcError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(PARSE_ERROR, f"parse error: {detail}")
+
+
+class InvalidRequest(JsonRpcError):
+    """Carries the id we could salvage, so the error can still be correlated by the peer."""
+
+    def __init__(self, reason: str, request_id: int | str | None = None) -> None:
+        super().__init__(INVALID_REQUEST, f"invalid request: {reason}")
+        self.request_id = request_id
+
+
+class LineTooLong(WatchgateError):
+    pass
+
+
+class _IdOnly(msgspec.Struct):
+    id: int | str | None = None
+
+
+_decoder: Final = msgspec.json.Decoder(Message)
+_id_decoder: Final = msgspec.json.Decoder(_IdOnly)
+_fields_decoder: Final = msgspec.json.Decoder(dict[str, Raw])
+_encoder: Final = msgspec.json.Encoder()
+
+
+def decode(line: bytes) -> Message:
+    """Decode and validate one message; raises ParseError or InvalidRequest (both JsonRpcError)."""
+    try:
+        msg = _decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        raise _invalid(line, str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ParseError(str(exc)) from None
+    _check_shape(msg)
+    return msg
+
+
+def _invalid(line: bytes, detail: str) -> InvalidRequest:
+    stripped = line.lstrip()
+    if stripped.startswith(b"["):
+        return InvalidRequest("batch requests are not supported; send one message per line")
+    if not stripped.startswith(b"{"):
+        return InvalidRequest("a message must be a JSON object")
+    try:
+        salvaged = _id_decoder.decode(line).id
+    except msgspec.DecodeError:
+        salvaged = None
+    return InvalidRequest(detail.replace("`$.", "`"), salvaged)
+
+
+def _check_shape(msg: Message) -> None:
+    has_result = msg.result is not UNSET
+    has_error = msg.error is not UNSET
+    rid = None if msg.id is UNSET else msg.id
+    if msg.method is not UNSET:
+        if has_result or has_error:
+            raise InvalidRequest("a message has both a method and a result or error", rid)
+        if msg.id is None:
+            raise InvalidRequest("a request id must be a string or an integer, not null")
+        return
+    if has_result and has_error:
+        raise InvalidRequest("a response has both result and error", rid)
+    if not (has_result or has_error):
+        raise InvalidRequest("a message has neither a method nor a result or error", rid)
+    if msg.id is UNSET:
+        raise InvalidRequest("a response without an id")
+
+
+def encode(msg: Message) -> bytes:
+    return _encoder.encode(msg)
+
+
+def encode_value(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def raw(value: Any) -> Raw:
+    """A Raw holding ``value`` encoded as JSON, to splice into a message."""
+    return Raw(_encoder.encode(value))
+
+
+def request(request_id: RequestId, method: str, params: Any = UNSET) -> Message:
+    return Message("2.0", id=request_id, method=method, params=_as_raw(params))
+
+
+def notification(method: str, params: Any = UNSET) -> Message:
+    return Message("2.0", method=method, params=_as_raw(params))
+
+
+def result_response(request_id: int | str | None, result: Any) -> Message:
+    return Message("2.0", id=request_id, result=_as_raw(result))
+
+
+def error_response(request_id: int | str | None, error: JsonRpcError) -> Message:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.data is not None:
+        body["data"] = error.data
+    return Message("2.0", id=request_id, error=raw(body))
+
+
+def _as_raw(value: Any) -> Raw | UnsetType:
+    if value is UNSET or isinstance(value, Raw):
+        return value
+    return raw(value)
+
+
+def params_fields(msg: Message) -> dict[str, Raw]:
+    """The top level of ``params`` with every value still raw: rewrite one key, keep the rest."""
+    if msg.params is UNSET:
+        return {}
+    return object_fields(msg.params, f"params of {msg.method!r}")
+
+
+def object_fields(value: Raw, what: str) -> dict[str, Raw]:
+    """The top level of a raw JSON object; anything else is invalid params naming ``what``."""
+    try:
+        return _fields_decoder.decode(value)
+    except msgspec.DecodeError:
+        raise JsonRpcError(INVALID_PARAMS, f"{what} must be an object") from None
+
+
+def raw_fields(fields: dict[str, Raw]) -> Raw:
+    return Raw(_encoder.encode(fields))
+
+
+def field_str(fields: dict[str, Raw], key: str) -> str | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    try:
+        return msgspec.json.decode(value, type=str)
+    except msgspec.DecodeError:
+        raise JsonRpcError(INVALID_PARAMS, f"params.{key} must be a string") from None
+
+
+def load(value: Raw | UnsetType) -> Any:
+    """Decode a raw member into Python objects (only where the gateway must look inside)."""
+    if value is UNSET:
+        return None
+    return msgspec.json.decode(value)
+
+
+class LineReader:
+    """Newline-delimited framing over a trio stream, reading in large chunks.
+
+    Lines are found only in the newly received chunk, so a multi-megabyte message is copied once
+    when it is joined, not rescanned on every read.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.ReceiveStream,
+        *,
+        chunk_size: int = 65536,
+        max_line_bytes: int = 128 * 1024 * 1024,
+    ) -> None:
+        self._stream = stream
+        self._chunk_size = chunk_size
+        self._max = max_line_bytes
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = bytes(await self._stream.receive_some(self._chunk_size))
+            if not chunk:
+                tail = b"".join(self._pending).strip()
+                self._pending.clear()
+                if tail:
+                    yield tail
+                return
+            if b"\n" not in chunk:
+                self._hold(chunk)
+                continue
+            parts = chunk.split(b"\n")
+            if self._pending:
+                parts[0] = b"".join([*self._pending, parts[0]])
+                self._pending.clear()
+                self._pending_len = 0
+            for line in parts[:-1]:
+                if line.strip():
+                    yield line.rstrip(b"\r")
+            if parts[-1]:
+                self._hold(parts[-1])
+
+    def _hold(self, piece: bytes) -> None:
+        self._pending.append(piece)
+        self._pending_len += len(piece)
+        if self._pending_len > self._max:
+            raise LineTooLong(f"a message exceeded {self._max} bytes without a newline")

@@ -1,0 +1,181 @@
+"""Names and URIs as a client sees them in multi-server mode, and the way back to the upstream's own.
+
+Tools and prompts become ``<server>__<name>`` (ADR-014: MCP hosts accept only
+``^[a-zA-Z0-9_-]{1,64}$``, so ``::`` is out); server names cannot contain ``_``, so splitting on the
+first ``__`` is unambiguous. URIs become ``<server>+<uri>``: a valid RFC 3986 scheme, reversible and
+readable. In single-server mode everything passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import msgspec
+
+from watchgate.errors import UnknownName
+
+SERVER_NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+SEPARATOR: Final = "__"
+MAX_NAME: Final = 64
+_HASH_LEN: Final = 8
+
+
+def public_name(server: str, name: str) -> str:
+    """``server__name``, shortened to 64 characters as prefix + short hash when it would be longer."""
+    full = f"{server}{SEPARATOR}{name}"
+    if len(full) <= MAX_NAME:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:_HASH_LEN]
+    keep = MAX_NAME - len(server) - len(SEPARATOR) - _HASH_LEN - 1
+    return f"{server}{SEPARATOR}{name[:keep]}_{digest}"
+
+
+def split_name(name: str) -> tuple[str, str] | None:
+    server, sep, rest = name.partition(SEPARATOR)
+    if not sep or not server or not rest:
+        return None
+    return server, rest
+
+
+def public_uri(server: str, uri: str) -> str:
+    return f"{server}+{uri}"
+
+
+def split_uri(uri: str) -> tuple[str, str] | None:
+    server, plus, rest = uri.partition("+")
+    if not plus or not rest or not SERVER_NAME_RE.match(server):
+        return None
+    return server, rest
+
+
+class NamespaceTable:
+    """An immutable snapshot of who owns which public name; the router builds a new one per change.
+
+    Names not (yet) in the lists still route by their prefix, so a tool that appeared after the
+    last re-list reaches its server, which answers for it.
+    """
+
+    def __init__(
+        self,
+        *,
+        multi_server: bool,
+        servers: Iterable[str],
+        tools: Mapping[str, Iterable[str]] = {},
+        prompts: Mapping[str, Iterable[str]] = {},
+    ) -> None:
+        self.multi_server = multi_server
+        self.servers = list(servers)
+        self._known = set(self.servers)
+        self._tools = self._index(tools)
+        self._prompts = self._index(prompts)
+
+    def _index(self, names: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, str]]:
+        return {
+            public_name(server, name): (server, name)
+            for server, server_names in names.items()
+            for name in server_names
+        }
+
+    def public_tool(self, server: str, name: str) -> str:
+        return public_name(server, name) if self.multi_server else name
+
+    def public_uri(self, server: str, uri: str) -> str:
+        return public_uri(server, uri) if self.multi_server else uri
+
+    def resolve_tool(self, name: str) -> tuple[str, str]:
+        return self._resolve("tool", name, self._tools)
+
+    def resolve_prompt(self, name: str) -> tuple[str, str]:
+        return self._resolve("prompt", name, self._prompts)
+
+    def _resolve(self, kind: str, name: str, index: dict[str, tuple[str, str]]) -> tuple[str, str]:
+        if not self.multi_server:
+            return self.servers[0], name
+        found = index.get(name)
+        if found is not None:
+            return found
+        split = split_name(name)
+        if split is None or split[0] not in self._known:
+            raise UnknownName(kind, name, self.servers)
+        return split
+
+    def resolve_uri(self, uri: str) -> tuple[str, str]:
+        if not self.multi_server:
+            return self.servers[0], uri
+        split = split_uri(uri)
+        if split is None or split[0] not in self._known:
+            raise UnknownName("resource", uri, self.servers)
+        return split
+
+
+# --- URIs inside results -------------------------------------------------------------------------
+
+_URI_MARK: Final = re.compile(rb'"uri"')  # re scans the Raw buffer without copying it
+
+
+def rewrite_result(method: str, server: str, result: msgspec.Raw) -> msgspec.Raw:
+    """Prefix every resource URI a result carries, leaving user data (structuredContent) alone.
+
+    The byte scan keeps the common case (no URI at all) free of any decoding.
+    """
+    walker = _RESULT_WALKERS.get(method)
+    if walker is None or _URI_MARK.search(result) is None:
+        return result
+    body = msgspec.json.decode(result)
+    if not isinstance(body, dict) or not walker(body, server):
+        return result
+    return msgspec.Raw(msgspec.json.encode(body))
+
+
+def _content_blocks(body: dict[str, Any], server: str) -> bool:
+    return _blocks(body.get("content"), server)
+
+
+def _prompt_messages(body: dict[str, Any], server: str) -> bool:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return False
+    changed = False
+    for message in messages:
+        if isinstance(message, dict):
+            changed |= _blocks([message.get("content")], server)
+    return changed
+
+
+def _resource_contents(body: dict[str, Any], server: str) -> bool:
+    contents = body.get("contents")
+    if not isinstance(contents, list):
+        return False
+    return any([_prefix(item, "uri", server) for item in contents])
+
+
+def _blocks(blocks: object, server: str) -> bool:
+    if not isinstance(blocks, list):
+        return False
+    changed = False
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "resource_link":
+            changed |= _prefix(block, "uri", server)
+        elif kind == "resource":
+            changed |= _prefix(block.get("resource"), "uri", server)
+    return changed
+
+
+def _prefix(item: object, key: str, server: str) -> bool:
+    if isinstance(item, dict) and isinstance(item.get(key), str):
+        item[key] = public_uri(server, item[key])
+        return True
+    return False
+
+
+_RESULT_WALKERS: Final = {
+    "tools/call": _content_blocks,
+    "prompts/get": _prompt_messages,
+    "resources/read": _resource_contents,
+}

@@ -1,0 +1,96 @@
+"""The notification actor: rewrites upstream events for clients and fans them out.
+
+Notifications keep their MCP method names (a client does not understand a prefixed method);
+in multi-server mode the source travels in ``params._meta["watchgate/server"]``, log messages get
+the server as (part of) their logger, and resource URIs get the server prefix. ``*/list_changed``
+is not forwarded as such: the router re-lists and announces one change once its cache is fresh,
+so a client that re-lists immediately sees the new list.
+
+Request-scoped notifications (progress, cancellation) do not come here: the upstream actor routes
+them to the one client they belong to, keeping them ordered before that request's response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from msgspec import UNSET
+
+from actors import Actor
+from watchgate import jsonrpc
+from watchgate.catalog import LIST_CHANGED
+from watchgate.jsonrpc import Message
+from watchgate.messages import Broadcast, ClientAttached, ClientDetached, RefreshLists, UpstreamNotification
+from watchgate.namespace import public_uri
+
+if TYPE_CHECKING:
+    from watchgate.client import ClientActor
+    from watchgate.router import RouterActor
+
+NotifierMessage = UpstreamNotification | Broadcast | ClientAttached | ClientDetached
+_log = logging.getLogger("watchgate.notifications")
+
+
+class NotificationActor(Actor[NotifierMessage]):
+    def __init__(self, *, multi_server: bool, mailbox_size: int = 1024) -> None:
+        super().__init__("notifications", mailbox_size=mailbox_size)
+        self._multi = multi_server
+        self._clients: dict[int, ClientActor] = {}
+        self._router: RouterActor | None = None
+
+    def attach_router(self, router: RouterActor) -> None:
+        self._router = router
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    async def handle(self, msg: NotifierMessage) -> None:
+        if isinstance(msg, ClientAttached):
+            self._clients[msg.client.client_id] = msg.client
+        elif isinstance(msg, ClientDetached):
+            self._clients.pop(msg.client_id, None)
+        elif isinstance(msg, Broadcast):
+            await self._broadcast(msg.msg)
+        else:
+            await self._from_upstream(msg.server, msg.msg)
+
+    async def _from_upstream(self, server: str, msg: Message) -> None:
+        assert isinstance(msg.method, str)
+        kinds = LIST_CHANGED.get(msg.method)
+        if kinds is not None:
+            assert self._router is not None
+            await self._router.tell(RefreshLists(server, kinds))
+            return
+        if self._multi:
+            msg = _rewrite(server, msg)
+        await self._broadcast(msg)
+
+    async def _broadcast(self, msg: Message) -> None:
+        line = jsonrpc.encode(msg) + b"\n"
+        for client in list(self._clients.values()):
+            if client.initialized:
+                await client.tell(line)
+
+
+def _rewrite(server: str, msg: Message) -> Message:
+    try:
+        fields = jsonrpc.params_fields(msg)
+    except jsonrpc.JsonRpcError:
+        _log.warning(
+            "[%s] sent %s with params that are not an object; forwarded unchanged", server, msg.method
+        )
+        return msg
+    meta = jsonrpc.load(fields.get("_meta", UNSET))
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta["watchgate/server"] = server
+    fields["_meta"] = jsonrpc.raw(meta)
+    if msg.method == "notifications/message":
+        logger: Any = jsonrpc.load(fields.get("logger", UNSET))
+        fields["logger"] = jsonrpc.raw(f"{server}/{logger}" if isinstance(logger, str) and logger else server)
+    elif msg.method == "notifications/resources/updated":
+        uri = jsonrpc.load(fields.get("uri", UNSET))
+        if isinstance(uri, str):
+            fields["uri"] = jsonrpc.raw(public_uri(server, uri))
+    return msg.with_params(jsonrpc.raw_fields(fields))

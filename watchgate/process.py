@@ -1,0 +1,130 @@
+"""Child processes for stdio upstreams: spawn, capture stderr, and always reap.
+
+Each upstream runs in its own session (process group), so shutting it down reaches the whole
+tree (``npx`` starts ``node``, which may start more): close stdin and wait, then SIGTERM the
+group and wait, then SIGKILL the group, and always ``wait()`` so no zombie is left behind.
+stderr is drained continuously (a full 64 KiB pipe would block the child) into a ring buffer
+that ``ps`` and error messages quote.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import trio
+
+from watchgate.errors import UpstreamStartError
+
+STDERR_LINES = 200
+_log = logging.getLogger("watchgate.process")
+
+
+class StdioProcess:
+    def __init__(self, server: str, process: trio.Process) -> None:
+        self.server = server
+        self._process = process
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def stdin(self) -> trio.abc.SendStream:
+        assert self._process.stdin is not None
+        return self._process.stdin
+
+    @property
+    def stdout(self) -> trio.abc.ReceiveStream:
+        assert self._process.stdout is not None
+        return self._process.stdout
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def describe_exit(self) -> str:
+        """A human reason: 'exited with code 3' / 'killed by SIGKILL', plus the last stderr line."""
+        code = self._process.returncode
+        if code is None:
+            reason = "closed its stdout"
+        elif code < 0:
+            reason = f"killed by {signal.Signals(-code).name}"
+        else:
+            reason = f"exited with code {code}"
+        last = next((line for line in reversed(self.stderr_tail) if line.strip()), None)
+        return f"{reason}; stderr: {last}" if last else reason
+
+    async def pump_stderr(self) -> None:
+        """Drain stderr into the ring buffer and the log until the child closes it."""
+        stream = self._process.stderr
+        assert stream is not None
+        logger = logging.getLogger(f"watchgate.upstream.{self.server}")
+        pending = b""
+        while chunk := await stream.receive_some(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                text = line.decode("utf-8", "replace").rstrip("\r")
+                self.stderr_tail.append(text)
+                logger.info("[%s] stderr: %s", self.server, text)
+        if pending:
+            self.stderr_tail.append(pending.decode("utf-8", "replace"))
+
+    async def shutdown(self, step_timeout: float) -> None:
+        """Close stdin, then SIGTERM, then SIGKILL the process group; always reap."""
+        with trio.CancelScope(shield=True):
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.stdin.aclose()
+            for sig in (None, signal.SIGTERM, signal.SIGKILL):
+                if sig is not None:
+                    self._signal_group(sig)
+                with trio.move_on_after(step_timeout if sig != signal.SIGKILL else 30):
+                    await self._process.wait()
+                    break
+            # the group may outlive its leader (a shell's children): make sure none is left
+            self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+            os.killpg(self._process.pid, sig)
+
+
+@asynccontextmanager
+async def open_stdio_process(
+    server: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    shutdown_timeout: float = 5.0,
+) -> AsyncIterator[StdioProcess]:
+    """Spawn ``argv`` with piped stdio; on exit from the block, shut it down and reap it."""
+    full_env = {**os.environ, **env} if env else None
+    try:
+        process = await trio.lowlevel.open_process(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise UpstreamStartError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    child = StdioProcess(server, process)
+    _log.info("[%s] started pid %d: %s", server, process.pid, " ".join(argv))
+    try:
+        yield child
+    finally:
+        await child.shutdown(shutdown_timeout)

@@ -1,0 +1,393 @@
+"""The router actor: owns the namespace table and the list cache, answers what the gateway can
+answer itself (``initialize``, ``ping``, every ``*/list``), and routes the rest to one upstream.
+
+It never waits on an upstream in its own loop: list fetches run as tasks in its nursery and come
+back as ``ListsFetched`` messages, so one slow server cannot stall routing to the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import trio
+from msgspec import UNSET
+
+from actors import Actor, AskTimeout
+from watchgate import __version__, jsonrpc
+from watchgate.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, decode_page, wants
+from watchgate.errors import JsonRpcError, UpstreamUnavailable
+from watchgate.jsonrpc import Message
+from watchgate.messages import (
+    Broadcast,
+    ClientDetached,
+    ClientGone,
+    ClientNotification,
+    ClientRequest,
+    ForwardCancel,
+    ForwardRequest,
+    InternalRequest,
+    ListsFetched,
+    RefreshLists,
+    UpstreamReady,
+    UpstreamStatus,
+)
+from watchgate.upstream import KNOWN_VERSIONS, PROTOCOL_VERSION, UpstreamActor
+
+if TYPE_CHECKING:
+    from watchgate.client import ClientActor
+    from watchgate.config import ProxyConfig
+    from watchgate.notifications import NotificationActor
+
+
+class _Settle:
+    """startup_wait has passed: answer what waits, with whatever is up by now."""
+
+
+RouterMessage = (
+    ClientRequest
+    | ClientNotification
+    | ClientGone
+    | UpstreamReady
+    | UpstreamStatus
+    | RefreshLists
+    | ListsFetched
+    | _Settle
+)
+_DOWN: Final = {"exited": "crashed", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
+_log = logging.getLogger("watchgate.router")
+
+
+@dataclass
+class UpstreamView:
+    """What the router knows of one upstream, learnt only from messages."""
+
+    actor: UpstreamActor
+    state: str = "starting"
+    last_error: str | None = None
+    ready: UpstreamReady | None = None
+    settled: bool = False
+    latest_fetch: dict[str, int] = field(default_factory=dict)  # per list kind: only the newest counts
+    fetching: int = 0
+
+
+class RouterActor(Actor[RouterMessage]):
+    def __init__(self, config: ProxyConfig, *, notifier: NotificationActor, mailbox_size: int = 1024) -> None:
+        super().__init__("router", mailbox_size=mailbox_size)
+        self._config = config
+        self._notifier = notifier
+        self._multi = config.multi_server
+        names = [u.name for u in config.upstreams]
+        self._catalog = Catalog(multi_server=self._multi, servers=names)
+        self._views: dict[str, UpstreamView] = {}
+        self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
+        self._deferred: list[tuple[ClientActor, int | str, Callable[[], Any]]] = []
+        self._nursery: trio.Nursery | None = None
+        self._fetches = 0
+        self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[None]]] = {
+            "initialize": self._initialize,
+            "ping": self._ping,
+            "tools/call": self._route_by_name("name", "tool"),
+            "prompts/get": self._route_by_name("name", "prompt"),
+            "resources/read": self._route_by_uri,
+            "resources/subscribe": self._route_by_uri,
+            "resources/unsubscribe": self._route_by_uri,
+            "completion/complete": self._route_completion,
+            "logging/setLevel": self._set_level,
+            **{method: self._list for method in BY_METHOD},
+        }
+
+    def attach_upstreams(self, upstreams: dict[str, UpstreamActor]) -> None:
+        self._views = {name: UpstreamView(actor) for name, actor in upstreams.items()}
+
+    def view(self, server: str) -> UpstreamView:
+        return self._views[server]
+
+    def tool_count(self, server: str) -> int:
+        return self._catalog.count(server, "tools")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._settle_deadline)
+            await self._check_settled()
+            await super().run(task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+    async def _settle_deadline(self) -> None:
+        await trio.sleep(self._config.startup_wait)
+        if not self._settled:
+            waiting = [name for name, view in self._views.items() if not view.settled]
+            _log.warning(
+                "still waiting for %s after %g s; answering without them", waiting, self._config.startup_wait
+            )
+            await self.tell(_Settle())
+
+    async def _check_settled(self) -> None:
+        if self._settled or not all(view.settled for view in self._views.values()):
+            return
+        self._settled = True
+        deferred, self._deferred = self._deferred, []
+        for client, request_id, answer in deferred:  # in arrival order
+            await client.send(jsonrpc.result_response(request_id, answer()))
+
+    async def handle(self, msg: RouterMessage) -> None:
+        if isinstance(msg, _Settle):
+            for view in self._views.values():
+                view.settled = True
+            await self._check_settled()
+        elif isinstance(msg, ClientRequest):
+            await self._on_request(msg.client, msg.msg)
+        elif isinstance(msg, ClientNotification):
+            await self._on_client_notification(msg.client, msg.msg)
+        elif isinstance(msg, ClientGone):
+            for view in self._views.values():
+                await view.actor.tell(msg)
+            await self._notifier.tell(ClientDetached(msg.client_id))
+        elif isinstance(msg, UpstreamReady):
+            view = self._views[msg.server]
+            view.state, view.ready, view.last_error = "running", msg, None
+            self._fetch(msg.server, tuple(k for k in LIST_KINDS if wants(msg.capabilities, k)))
+        elif isinstance(msg, UpstreamStatus):
+            await self._on_status(msg)
+        elif isinstance(msg, RefreshLists):
+            view = self._views[msg.server]
+            if view.ready is not None:
+                self._fetch(msg.server, tuple(k for k in msg.kinds if wants(view.ready.capabilities, k)))
+        else:
+            await self._on_lists(msg)
+
+    # --- upstream lifecycle ----------------------------------------------------------------------
+    async def _on_status(self, msg: UpstreamStatus) -> None:
+        view = self._views[msg.server]
+        if msg.kind == "starting":
+            view.state = "starting"
+            return
+        if msg.kind not in _DOWN:
+            return
+        view.state = _DOWN[msg.kind]
+        if msg.reason and msg.reason != "normal":
+            view.last_error = msg.reason
+        view.ready = None
+        view.latest_fetch.clear()  # whatever is still on its way describes a dead incarnation
+        await self._announce(self._catalog.drop(msg.server))
+        await self._mark_settled(view)
+        if msg.kind != "exited":
+            await view.actor.reject_queued(UpstreamUnavailable(msg.server, view.state, view.last_error))
+
+    def _fetch(self, server: str, kinds: tuple[str, ...]) -> None:
+        view = self._views[server]
+        self._fetches += 1
+        for key in kinds:
+            view.latest_fetch[key] = self._fetches
+        view.fetching += 1
+        assert self._nursery is not None
+        self._nursery.start_soon(self._fetch_lists, server, view.actor, self._fetches, kinds)
+
+    async def _fetch_lists(
+        self, server: str, actor: UpstreamActor, fetch_id: int, kinds: tuple[str, ...]
+    ) -> None:
+        lists: dict[str, list[Item]] = {}
+        for key in kinds:
+            try:
+                lists[key] = await _fetch_all(actor, key, actor.config.request_timeout)
+            except (JsonRpcError, AskTimeout, msgspec.DecodeError) as exc:
+                _log.warning("[%s] could not list %s: %s", server, key, exc)
+        await self.tell(ListsFetched(server, fetch_id, lists))
+
+    async def _on_lists(self, msg: ListsFetched) -> None:
+        view = self._views[msg.server]
+        view.fetching -= 1
+        fresh = {key: items for key, items in msg.lists.items() if view.latest_fetch.get(key) == msg.fetch_id}
+        await self._announce(self._catalog.update(msg.server, fresh))
+        if view.fetching == 0:
+            await self._mark_settled(view)
+
+    async def _mark_settled(self, view: UpstreamView) -> None:
+        if not view.settled:
+            view.settled = True
+            await self._check_settled()
+
+    async def _announce(self, kinds: list[str]) -> None:
+        methods = {
+            f"notifications/{'resources' if k == 'resourceTemplates' else k}/list_changed" for k in kinds
+        }
+        for method in sorted(methods):
+            await self._notifier.tell(Broadcast(jsonrpc.notification(method)))
+
+    # --- client requests -------------------------------------------------------------------------
+    async def _on_request(self, client: ClientActor, msg: Message) -> None:
+        assert isinstance(msg.method, str) and msg.id is not None and msg.id is not UNSET
+        route = self._routes.get(msg.method, self._unknown_method)
+        try:
+            await route(client, msg)
+        except JsonRpcError as exc:
+            await client.send(exc.to_response(msg.id))
+
+    async def _after_settle(self, client: ClientActor, msg: Message, answer: Callable[[], Any]) -> None:
+        """Answer now if every upstream had its first start, else once they have, in arrival order."""
+        assert msg.id is not None and msg.id is not UNSET
+        if self._settled:
+            await client.send(jsonrpc.result_response(msg.id, answer()))
+        else:
+            self._deferred.append((client, msg.id, answer))
+
+    async def _initialize(self, client: ClientActor, msg: Message) -> None:
+        params = jsonrpc.load(msg.params) if msg.params is not UNSET else {}
+        if not isinstance(params, dict):
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "initialize params must be an object")
+        requested = params.get("protocolVersion")
+        client.capabilities = params.get("capabilities") or {}
+        client.client_info = params.get("clientInfo") or {}
+        version = requested if requested in KNOWN_VERSIONS else PROTOCOL_VERSION
+        await self._after_settle(client, msg, lambda: self._initialize_result(version))
+
+    def _initialize_result(self, version: str) -> dict[str, Any]:
+        ready = [view.ready for view in self._views.values() if view.ready is not None]
+        upstream_caps = [r.capabilities for r in ready]
+        caps: dict[str, Any] = {"tools": {"listChanged": True}}
+        if any("prompts" in c for c in upstream_caps):
+            caps["prompts"] = {"listChanged": True}
+        if any("resources" in c for c in upstream_caps):
+            subscribe = any(
+                isinstance(c.get("resources"), dict) and c["resources"].get("subscribe")
+                for c in upstream_caps
+            )
+            caps["resources"] = {"subscribe": bool(subscribe), "listChanged": True}
+        for plain in ("logging", "completions"):
+            if any(plain in c for c in upstream_caps):
+                caps[plain] = {}
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": caps,
+            "serverInfo": {"name": "watchgate", "title": "Watchgate MCP gateway", "version": __version__},
+        }
+        texts = [(r.server, r.instructions) for r in ready if r.instructions]
+        if texts:
+            result["instructions"] = (
+                "\n\n".join(f"## Server {name!r} (tools prefixed {name}__)\n{text}" for name, text in texts)
+                if self._multi
+                else texts[0][1]
+            )
+        return result
+
+    async def _unknown_method(self, client: ClientActor, msg: Message) -> None:
+        raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")
+
+    async def _ping(self, client: ClientActor, msg: Message) -> None:
+        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    async def _list(self, client: ClientActor, msg: Message) -> None:
+        assert isinstance(msg.method, str)
+        fields = jsonrpc.params_fields(msg)
+        if jsonrpc.field_str(fields, "cursor") is not None:
+            raise JsonRpcError(
+                jsonrpc.INVALID_PARAMS, "invalid cursor: the gateway returns every item in one page"
+            )
+        key = BY_METHOD[msg.method].key
+        await self._after_settle(client, msg, lambda: self._catalog.result(key))
+
+    def _route_by_name(self, member: str, kind: str) -> Callable[[ClientActor, Message], Awaitable[None]]:
+        async def route(client: ClientActor, msg: Message) -> None:
+            fields = jsonrpc.params_fields(msg)
+            name = jsonrpc.field_str(fields, member)
+            if name is None:
+                raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.{member} is required")
+            table = self._catalog.table
+            server, own = table.resolve_tool(name) if kind == "tool" else table.resolve_prompt(name)
+            if own != name:
+                fields[member] = jsonrpc.raw(own)
+                msg = msg.with_params(jsonrpc.raw_fields(fields))
+            await self._forward(server, client, msg)
+
+        return route
+
+    async def _route_by_uri(self, client: ClientActor, msg: Message) -> None:
+        fields = jsonrpc.params_fields(msg)
+        uri = jsonrpc.field_str(fields, "uri")
+        if uri is None:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
+        server, own = self._catalog.table.resolve_uri(uri)
+        if own != uri:
+            fields["uri"] = jsonrpc.raw(own)
+            msg = msg.with_params(jsonrpc.raw_fields(fields))
+        await self._forward(server, client, msg)
+
+    async def _route_completion(self, client: ClientActor, msg: Message) -> None:
+        fields = jsonrpc.params_fields(msg)
+        ref = jsonrpc.load(fields.get("ref", UNSET))
+        if not isinstance(ref, dict):
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.ref must be an object")
+        table = self._catalog.table
+        if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
+            server, ref["name"] = table.resolve_prompt(ref["name"])
+        elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
+            server, ref["uri"] = table.resolve_uri(ref["uri"])
+        else:
+            raise JsonRpcError(
+                jsonrpc.INVALID_PARAMS,
+                "params.ref must be a ref/prompt with a name or a ref/resource with a uri",
+            )
+        fields["ref"] = jsonrpc.raw(ref)
+        await self._forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)))
+
+    async def _set_level(self, client: ClientActor, msg: Message) -> None:
+        level = jsonrpc.field_str(jsonrpc.params_fields(msg), "level")
+        if level is None:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.level is required")
+        assert self._nursery is not None
+        for name, view in self._views.items():
+            if view.ready is not None and "logging" in view.ready.capabilities:
+                self._nursery.start_soon(_quietly, name, view.actor, "logging/setLevel", {"level": level})
+        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    async def _forward(self, server: str, client: ClientActor, msg: Message) -> None:
+        view = self._views[server]
+        if view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
+            raise UpstreamUnavailable(server, view.state, view.last_error)
+        assert isinstance(msg.method, str)
+        await view.actor.tell(ForwardRequest(client, msg, msg.method))
+
+    async def _on_client_notification(self, client: ClientActor, msg: Message) -> None:
+        if msg.method == "notifications/initialized":
+            client.initialized = True  # from now on it may receive notifications
+            return
+        if msg.method != "notifications/cancelled":
+            return  # roots/list_changed, progress: nothing upstream needs from them
+        fields = jsonrpc.params_fields(msg)
+        request_id = jsonrpc.load(fields.get("requestId", UNSET))
+        if not isinstance(request_id, int | str):
+            return
+        reason = jsonrpc.load(fields.get("reason", UNSET))
+        for view in self._views.values():
+            if view.state == "running":
+                await view.actor.tell(
+                    ForwardCancel(client, request_id, reason if isinstance(reason, str) else None)
+                )
+
+
+async def _fetch_all(actor: UpstreamActor, key: str, timeout: float) -> list[Item]:
+    kind = LIST_KINDS[key]
+    items: list[Item] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(1000):
+        params = {"cursor": cursor} if cursor else {}
+        result: msgspec.Raw = await actor.ask(partial(InternalRequest, kind.method, params), timeout=timeout)
+        page, cursor = decode_page(result, key)
+        items.extend(page)
+        if cursor is None or cursor in seen:
+            break
+        seen.add(cursor)
+    return items
+
+
+async def _quietly(server: str, actor: UpstreamActor, method: str, params: Any) -> None:
+    try:
+        await actor.ask(partial(InternalRequest, method, params), timeout=actor.config.request_timeout)
+    except (JsonRpcError, AskTimeout) as exc:
+        _log.warning("[%s] %s failed: %s", server, method, exc)
