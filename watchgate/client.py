@@ -60,6 +60,10 @@ class ClientActor(Actor[bytes]):
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until the client closes its side; then its session ends and its requests are cancelled."""
+        with self.incarnation():
+            await self._serve(task_status)
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_loop)
             task_status.started()

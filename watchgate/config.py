@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import msgspec
 from msgspec import Meta, Struct
 
+from watchgate.namespace import SERVER_NAME_RE
 from watchgate.yamlsource import (
     Issue,
     YamlDocument,
@@ -51,10 +52,6 @@ __all__ = [
     "parse_config",
 ]
 
-# Letter first and no underscores (DESIGN.md 4, ADR-014): "<server>__<tool>" must split on the
-# first "__" unambiguously, and "<server>+<uri>" must be a valid URI scheme. \Z, not $, so a
-# trailing newline cannot slip through re.match.
-SERVER_NAME_RE: re.Pattern[str] = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}\Z")
 DEFAULT_SINGLE_NAME = "default"
 _NAME_RULE = "letters, digits and '-', starting with a letter, at most 32"
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -136,13 +133,11 @@ class ConfigProblem:
     source: str | None = None
 
     def __str__(self) -> str:
-        where = ":".join(
-            part for part in (self.source, None if self.line is None else str(self.line)) if part
-        )
-        if not self.source and self.line is not None:
-            where = f"line {self.line}"
-        parts = [part for part in (where, self.path, self.message) if part]
-        return ": ".join(parts)
+        if self.source:
+            where = self.source if self.line is None else f"{self.source}:{self.line}"
+        else:
+            where = "" if self.line is None else f"line {self.line}"
+        return ": ".join(part for part in (where, self.path, self.message) if part)
 
 
 class ConfigError(Exception):

@@ -19,8 +19,10 @@ import trio
 from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, SupervisorEvent
 from watchgate.client import ClientActor
 from watchgate.config import GatewayConfig, UpstreamConfig
+from watchgate.connection import Connector
 from watchgate.messages import ClientAttached, UpstreamStatus
 from watchgate.notifications import NotificationActor
+from watchgate.process import stdio_connector
 from watchgate.router import RouterActor
 from watchgate.upstream import UpstreamActor
 
@@ -39,7 +41,7 @@ def restart_policy(config: UpstreamConfig) -> RestartPolicy:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, *, connector: Connector = stdio_connector) -> None:
         proxy = config.proxy
         self.config = config
         self.notifier = NotificationActor(multi_server=proxy.multi_server)
@@ -47,7 +49,11 @@ class Gateway:
         self.notifier.attach_router(self.router)
         self.upstreams = {
             u.name: UpstreamActor(
-                u, router=self.router, notifier=self.notifier, multi_server=proxy.multi_server
+                u,
+                router=self.router,
+                notifier=self.notifier,
+                multi_server=proxy.multi_server,
+                connector=connector,
             )
             for u in proxy.upstreams
         }

@@ -17,7 +17,8 @@ import msgspec
 
 from watchgate.errors import UnknownName
 
-SERVER_NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+# \Z, not $: a trailing newline must not slip through re.match
+SERVER_NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}\Z")
 SEPARATOR: Final = "__"
 MAX_NAME: Final = 64
 _HASH_LEN: Final = 8

@@ -16,11 +16,15 @@ import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import trio
 
 from watchgate.errors import UpstreamStartError
+
+if TYPE_CHECKING:
+    from watchgate.config import UpstreamConfig
 
 STDERR_LINES = 200
 _log = logging.getLogger("watchgate.process")
@@ -97,6 +101,13 @@ class StdioProcess:
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
             os.killpg(self._process.pid, sig)
+
+
+def stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[StdioProcess]:
+    """The connector for ``transport: stdio`` upstreams."""
+    return open_stdio_process(
+        config.name, config.command, env=config.env, cwd=config.cwd, shutdown_timeout=config.shutdown_timeout
+    )
 
 
 @asynccontextmanager

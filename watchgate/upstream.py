@@ -38,11 +38,12 @@ from watchgate.messages import (
     UpstreamReady,
 )
 from watchgate.namespace import rewrite_result
-from watchgate.process import StdioProcess, open_stdio_process
+from watchgate.process import stdio_connector
 
 if TYPE_CHECKING:
     from watchgate.client import ClientActor
     from watchgate.config import UpstreamConfig
+    from watchgate.connection import Connector, UpstreamConnection
     from watchgate.notifications import NotificationActor
     from watchgate.router import RouterActor
 
@@ -68,10 +69,12 @@ class UpstreamActor(Actor[UpstreamMessage]):
         router: RouterActor,
         notifier: NotificationActor,
         multi_server: bool,
+        connector: Connector = stdio_connector,
         mailbox_size: int = 1024,
     ) -> None:
         super().__init__(config.name, mailbox_size=mailbox_size)
         self.config = config
+        self._connect = connector
         self._router = router
         self._notifier = notifier
         self._multi = multi_server
@@ -79,7 +82,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._server_requests: dict[str, tuple[ClientActor, int | str]] = {}
         self._next_server_request = 0
         self._write_lock = trio.StrictFIFOLock()
-        self._process: StdioProcess | None = None
+        self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
         self.stderr_tail: list[str] = []
 
@@ -97,33 +100,27 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     # --- one incarnation -----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._exit_reason = None
-        cfg = self.config
-        try:
-            async with open_stdio_process(
-                cfg.name,
-                cfg.command,
-                env=cfg.env,
-                cwd=cfg.cwd,
-                shutdown_timeout=cfg.shutdown_timeout,
-            ) as process:
-                self._process = process
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(process.pump_stderr)
-                    nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
-                    ready = await self._handshake(process)
-                    task_status.started()
-                    await self._router.tell(ready)
-                    nursery.start_soon(self._expire_loop)
-                    await self._write_loop(process)
-                self.stderr_tail = list(process.stderr_tail)
-        finally:
-            self._process = None
-            await self._fail_everything(self._exit_reason or "stopped")
-        if self._exit_reason is not None and not self._exit_reason.startswith("exited with code 0"):
-            raise UpstreamExited(self._exit_reason)
+        with self.incarnation():
+            self._exit_reason = None
+            try:
+                async with self._connect(self.config) as process:
+                    self._process = process
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(process.pump_stderr)
+                        nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
+                        ready = await self._handshake(process)
+                        task_status.started()
+                        await self._router.tell(ready)
+                        nursery.start_soon(self._expire_loop)
+                        await self._write_loop(process)
+                    self.stderr_tail = list(process.stderr_tail)
+            finally:
+                self._process = None
+                await self._fail_everything(self._exit_reason or "stopped")
+            if self._exit_reason is not None and not self._exit_reason.startswith("exited with code 0"):
+                raise UpstreamExited(self._exit_reason)
 
-    async def _handshake(self, process: StdioProcess) -> UpstreamReady:
+    async def _handshake(self, process: UpstreamConnection) -> UpstreamReady:
         params = {
             "protocolVersion": PROTOCOL_VERSION,
             "capabilities": {"sampling": {}, "elicitation": {}},
@@ -176,7 +173,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 await process.stdin.send_all(data)
 
     # --- client -> upstream --------------------------------------------------------------------
-    async def _write_loop(self, process: StdioProcess) -> None:
+    async def _write_loop(self, process: UpstreamConnection) -> None:
         while True:
             batch = [await self.receive()]
             while len(batch) < _BATCH:
@@ -235,7 +232,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         return b"".join(lines) or None
 
     # --- upstream -> client --------------------------------------------------------------------
-    async def _read_loop(self, process: StdioProcess, scope: trio.CancelScope) -> None:
+    async def _read_loop(self, process: UpstreamConnection, scope: trio.CancelScope) -> None:
         try:
             async for line in LineReader(process.stdout):
                 await self._on_line(line)

@@ -43,7 +43,6 @@ _TYPE_WORDS = {
     "bool": "true or false",
     "null": "null",
 }
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -220,8 +219,7 @@ def convert(data: Any, type_: type[T], *, path: str = "") -> Conversion[T]:
             issues.append(Issue(_render(segments, path), message))
             if drop is None:
                 break
-            if not _delete(work, drop):
-                break
+            _delete(work, drop)
             dropped.add(_render(drop))
     return Conversion(value, issues, frozenset(dropped))
 
@@ -243,22 +241,14 @@ def _parse(path: str) -> list[Segment]:
 
 
 def _get(data: Any, segments: list[Segment]) -> Any:
+    """The value at a path msgspec reported, which therefore exists."""
     for segment in segments:
-        in_dict = isinstance(data, dict) and isinstance(segment, str) and segment in data
-        in_list = isinstance(data, list) and isinstance(segment, int) and segment < len(data)
-        if in_dict or in_list:
-            data = data[segment]
-        else:
-            return _MISSING
+        data = data[segment]
     return data
 
 
-def _delete(data: Any, segments: list[Segment]) -> bool:
-    parent = _get(data, segments[:-1])
-    if not isinstance(parent, dict):
-        return False  # inside a tuple or other value that YAML never produces
-    del parent[segments[-1]]
-    return True
+def _delete(data: Any, segments: list[Segment]) -> None:
+    del _get(data, segments[:-1])[segments[-1]]
 
 
 def _diagnose(text: str, work: Any, type_: type[Any]) -> tuple[list[Segment], str, list[Segment] | None]:
@@ -323,7 +313,7 @@ def _culprit(
                 match = _AT.fullmatch(str(exc))
                 assert match is not None
                 here = _parse(match["path"] or "")[: at + 1] == pattern[: at + 1]
-                if here and bool(match["key"]) == key_error:
+                if here and (bool(match["key"]) or not key_error):
                     return key
     finally:
         table.clear()
@@ -339,10 +329,11 @@ def _ticked(message: str, prefix: str) -> str | None:
 
 def _translate(message: str, value: Any) -> str:
     """msgspec's ``Expected `int` >= 0`` -> ``expected an integer >= 0, got -1``."""
-    text = _GOT.sub("", message) if value is not _MISSING else message
-    text = _TICKED.sub(lambda m: " or ".join(_TYPE_WORDS.get(t, t) for t in m[1].split(" | ")), text)
-    text = text[:1].lower() + text[1:]
-    return f"{text}, got {show(value)}" if value is not _MISSING else text
+    text = _TICKED.sub(
+        lambda m: " or ".join(_TYPE_WORDS.get(t, t) for t in m[1].split(" | ")),
+        _GOT.sub("", message),
+    )
+    return f"{text[:1].lower()}{text[1:]}, got {show(value)}"
 
 
 def _type_at(info: mi.Type, segments: list[Segment]) -> mi.Type | None:

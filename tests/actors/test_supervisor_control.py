@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -73,16 +74,18 @@ async def test_start_child_revives_a_failed_child_with_a_fresh_window(
     autojump_clock: trio.testing.MockClock, log: Log
 ) -> None:
     a = Worker("a", log)
-    sup = Supervisor("sup", [spec(a, max_restarts=0)])
+    sup = Supervisor("sup", [spec(a, max_restarts=1)])
     async with supervising(sup):
+        a.crash()
+        await advance(1.0)
         a.crash()
         await settle()
         assert sup.status("a").state is ChildState.FAILED
         await sup.start_child("a")
         assert sup.status("a").state is ChildState.RUNNING
-        await sup.stop_child("a")
-        a2 = sup.status("a")
-        assert a2.state is ChildState.STOPPED
+        a.crash()  # within the old window, but start_child cleared it
+        await settle()
+        assert sup.status("a").state is ChildState.BACKOFF
 
 
 async def test_restart_child_restarts_a_running_child(
@@ -216,19 +219,23 @@ async def test_shutdown_racing_a_control_call(
     sup = Supervisor("sup", [spec(a)], on_event=recorder)
     errors: list[str] = []
 
-    async def restart() -> None:
+    async def call(control: Callable[[str], Awaitable[None]]) -> None:
         try:
-            await sup.restart_child("a")
+            await control("a")
         except RuntimeError as exc:
             errors.append(str(exc))
 
-    async with trio.open_nursery() as outer:
-        await outer.start(sup.run)
-        async with trio.open_nursery() as callers:
-            callers.start_soon(restart)  # stopping "a" takes 2s ...
-            await settle()
-            outer.cancel_scope.cancel()  # ... and shutdown starts meanwhile
-    assert errors == ["supervisor 'sup' is shutting down"]
+    async with trio.open_nursery() as callers, trio.open_nursery() as running:
+        await running.start(sup.run)
+        callers.start_soon(call, sup.restart_child)  # stopping "a" takes 2s ...
+        await settle()
+        callers.start_soon(call, sup.stop_child)  # (queued for the lock)
+        await settle()
+        running.cancel_scope.cancel()  # ... and shutdown starts meanwhile
+    assert errors[0] == "supervisor 'sup' is shutting down"
+    # the queued call gets the lock during or just after shutdown; refused either way
+    assert len(errors) == 2
+    assert re.fullmatch(r"supervisor 'sup' is (shutting down|not running; call run\(\) first)", errors[1])
     assert recorder.kinds("a")[2:] == ["exited", "stopped"]  # reported once, not twice
     assert log.of("start") == ["a"]
 
@@ -239,14 +246,15 @@ async def test_child_dying_at_startup_during_shutdown_is_not_restarted(
     a = Worker("a", log)
     b = Worker("b", log, cleanup_delay=5.0)
     sup = Supervisor("sup", [spec(a), spec(b)], on_event=recorder)
-    async with trio.open_nursery() as outer:
-        await outer.start(sup.run)
+    async with trio.open_nursery() as callers, trio.open_nursery() as running:
+        await running.start(sup.run)
         a.failing_starts, a.start_delay = 1, 2.0
-        outer.start_soon(sup.restart_child, "a")  # "a" dies at startup 2s from now ...
+        callers.start_soon(sup.restart_child, "a")  # "a" dies at startup 2s from now ...
         await settle()
-        outer.cancel_scope.cancel()  # ... while shutdown is still stopping "b"
-    assert "backoff" not in recorder.kinds("a")
+        running.cancel_scope.cancel()  # ... while shutdown is still stopping "b"
+    assert recorder.kinds("a")[3:] == ["starting", "exited", "stopped"]  # no "backoff"
     assert sup.status("a").state is ChildState.STOPPED
+    assert sup.status("a").last_exit == "RuntimeError: a could not start"
     assert log.of("start") == ["a", "b", "a"]
 
 
@@ -270,21 +278,14 @@ async def test_a_child_cannot_stop_itself_through_the_supervisor(
 async def test_control_calls_during_shutdown_are_refused(
     autojump_clock: trio.testing.MockClock, log: Log
 ) -> None:
-    a = Worker("a", log, cleanup_delay=2.0)
-    sup = Supervisor("sup", [spec(a)])
+    sup = Supervisor("sup", [spec(Worker("a", log, cleanup_delay=2.0))])
     async with trio.open_nursery() as outer:
         await outer.start(sup.run)
         outer.cancel_scope.cancel()
-        await trio.sleep(1.0)  # (cancelled at once) -- let shutdown begin
-    # the shutdown is still waiting for "a" to clean up when we ask for something
-    sup2 = Supervisor("sup2", [spec(Worker("b", log, cleanup_delay=2.0))])
-    async with trio.open_nursery() as outer:
-        await outer.start(sup2.run)
-        outer.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
-            await settle()
-            with pytest.raises(RuntimeError, match="shutting down"):
-                await sup2.stop_child("b")
+            await settle()  # shutdown is now waiting for "a" to clean up
+            with pytest.raises(RuntimeError, match="'sup' is shutting down"):
+                await sup.stop_child("a")
 
 
 async def test_restart_interrupted_by_shutdown_returns_quietly(
@@ -298,12 +299,12 @@ async def test_restart_interrupted_by_shutdown_returns_quietly(
         await sup.restart_child("a")
         done.append("returned")
 
-    async with trio.open_nursery() as outer:
-        await outer.start(sup.run)
+    async with trio.open_nursery() as callers, trio.open_nursery() as running:
+        await running.start(sup.run)
         a.start_delay = 5.0
-        outer.start_soon(restart)  # "a" is STARTING for 5s ...
+        callers.start_soon(restart)  # "a" is STARTING for 5s ...
         await settle()
-        outer.cancel_scope.cancel()  # ... and the supervisor is stopped meanwhile
+        running.cancel_scope.cancel()  # ... and the supervisor is stopped meanwhile
     assert done == ["returned"]
     assert recorder.kinds("a")[-2:] == ["exited", "stopped"]
     assert "backoff" not in recorder.kinds("a")

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors import ChildSpec, ChildState, RestartType, Strategy, Supervisor, SupervisorEvent
+from actors import ChildSpec, ChildState, RestartType, Supervisor, SupervisorEvent
 
 from .helpers import Log, Recorder, Worker, advance, settle, spec, supervising
 
@@ -235,3 +235,18 @@ async def test_nested_supervisors(
         assert outer.status("inner").restarts == 1
         del log[:]
     assert log.of("cancelled") == ["y", "b", "a", "x"]
+
+
+async def test_interrupt_during_shutdown_still_stops_every_child(
+    autojump_clock: trio.testing.MockClock, log: Log
+) -> None:
+    def on_event(event: SupervisorEvent) -> None:
+        if (event.child, event.kind) == ("b", "exited"):
+            raise KeyboardInterrupt  # not an Exception: the supervisor must not swallow it
+
+    sup = Supervisor("sup", [spec(Worker(n, log)) for n in "ab"], on_event=on_event)
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with supervising(sup):
+            pass
+    assert info.group_contains(KeyboardInterrupt)
+    assert log.of("cancelled") == ["b", "a"]  # "a" was not left running behind a shield

@@ -148,10 +148,8 @@ def test_all_problems_are_reported_together_in_file_order() -> None:
         " (letters, digits and '-', starting with a letter, at most 32)",
         "supervisor.yaml:6: proxy.upstreams[0].max_restarts: expected an integer >= 0, got -1",
         "supervisor.yaml:7: proxy.upstreams[0].within_seconds: expected a number > 0.0, got 0",
-        "supervisor.yaml:8: proxy.upstreams[0].comand: unknown key 'comand'"
-        " (did you mean 'command'?)",
-        "supervisor.yaml:9: proxy.upstreams[1].name: a name is required when there is more"
-        " than one upstream",
+        "supervisor.yaml:8: proxy.upstreams[0].comand: unknown key 'comand' (did you mean 'command'?)",
+        "supervisor.yaml:9: proxy.upstreams[1].name: a name is required when there is more than one upstream",
         "supervisor.yaml:12: proxy.upstreams[2].url: must start with http:// or https:// when"
         " transport is http, got 'ftp://x'",
         "supervisor.yaml:13: proxy.upstreams[3].name: duplicate server name 'ok'"
@@ -229,9 +227,7 @@ def test_problem_formatting(problem: ConfigProblem, text: str) -> None:
 
 
 def test_error_fills_in_its_source_and_lists_one_problem_per_line() -> None:
-    err = ConfigError(
-        [ConfigProblem("a", 1, "x"), ConfigProblem("b", 2, "y", "other.yaml")], source="s.yaml"
-    )
+    err = ConfigError([ConfigProblem("a", 1, "x"), ConfigProblem("b", 2, "y", "other.yaml")], source="s.yaml")
     assert [p.source for p in err.problems] == ["s.yaml", "other.yaml"]
     assert str(err) == "s.yaml:1: a: x\nother.yaml:2: b: y"
     assert err.source == "s.yaml"

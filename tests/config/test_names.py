@@ -82,16 +82,12 @@ def test_every_unnamed_upstream_is_reported_when_there_are_several() -> None:
         ("proxy.upstreams[0].name", 3),
         ("proxy.upstreams[2].name", 5),
     ]
-    assert all(
-        p.message == "a name is required when there is more than one upstream" for p in found
-    )
+    assert all(p.message == "a name is required when there is more than one upstream" for p in found)
 
 
 def test_duplicate_name_is_reported_at_the_second_and_names_the_first() -> None:
     found = problems(
-        upstreams_yaml(
-            "{name: fs, command: [a]}", "{name: git, command: [b]}", "{name: fs, command: [c]}"
-        )
+        upstreams_yaml("{name: fs, command: [a]}", "{name: git, command: [b]}", "{name: fs, command: [c]}")
     )
     assert [(p.path, p.line) for p in found] == [("proxy.upstreams[2].name", 5)]
     assert "'fs'" in found[0].message
@@ -126,16 +122,13 @@ def test_invalid_names_are_rejected(name: str) -> None:
     )
     assert [(p.path, p.line) for p in found] == [("proxy.upstreams[0].name", 3)]
     assert found[0].message == (
-        f"{name!r} is not a valid server name "
-        "(letters, digits and '-', starting with a letter, at most 32)"
+        f"{name!r} is not a valid server name (letters, digits and '-', starting with a letter, at most 32)"
     )
 
 
 @pytest.mark.parametrize("name", ["a", "fs", "GitHub", "my-server-2", "a" * 32, "x-"])
 def test_valid_names_are_accepted(name: str) -> None:
-    config = parse_config(
-        upstreams_yaml(f"{{name: {name}, command: [a]}}", "{name: z, command: [b]}")
-    )
+    config = parse_config(upstreams_yaml(f"{{name: {name}, command: [a]}}", "{name: z, command: [b]}"))
     assert config.proxy.upstreams[0].name == name
     assert SERVER_NAME_RE.match(name)
 
@@ -149,9 +142,7 @@ def test_name_regex_matches_the_design() -> None:
 
 def test_name_of_the_wrong_type_is_a_type_error_not_a_naming_error() -> None:
     found = problems(upstreams_yaml("{name: 7, command: [a]}", "{name: b, command: [b]}"))
-    assert [(p.path, p.message) for p in found] == [
-        ("proxy.upstreams[0].name", "expected a string, got 7")
-    ]
+    assert [(p.path, p.message) for p in found] == [("proxy.upstreams[0].name", "expected a string, got 7")]
 
 
 def test_invalid_duplicate_name_is_reported_once() -> None:

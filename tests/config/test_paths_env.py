@@ -75,9 +75,7 @@ def test_without_base_dir_the_current_directory_is_used(
     assert u.cwd == str(tmp_path / "work")
 
 
-def test_relative_base_dir_is_made_absolute(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_relative_base_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert upstream("command: [./srv]", base_dir="conf").command == (str(tmp_path / "conf/srv"),)
 

@@ -175,9 +175,7 @@ def test_startup_wait_must_not_be_negative() -> None:
 
 def test_logging_level_values() -> None:
     for level in ("debug", "info", "warning", "error"):
-        config = parse_config(
-            f"proxy: {{upstream: {{command: [s]}}}}\nlogging: {{level: {level}}}\n"
-        )
+        config = parse_config(f"proxy: {{upstream: {{command: [s]}}}}\nlogging: {{level: {level}}}\n")
         assert config.logging.level == level
     [problem] = problems("proxy: {upstream: {command: [s]}}\nlogging: {level: loud}\n")
     assert (problem.path, problem.line) == ("logging.level", 2)
@@ -306,9 +304,7 @@ def test_bad_transport_does_not_cause_follow_on_transport_errors() -> None:
         ),
     ],
 )
-def test_unknown_keys_are_errors_naming_the_key(
-    text: str, path: str, line: int, message: str
-) -> None:
+def test_unknown_keys_are_errors_naming_the_key(text: str, path: str, line: int, message: str) -> None:
     [problem] = problems(text)
     assert (problem.path, problem.line, problem.message) == (path, line, message)
 
@@ -367,3 +363,14 @@ def test_non_string_top_level_key() -> None:
 def test_section_structs_reject_unknown_fields_themselves() -> None:
     with pytest.raises(msgspec.ValidationError, match="unknown field `nope`"):
         msgspec.convert({"nope": 1}, BackoffConfig)
+
+
+def test_a_flood_of_problems_is_capped_per_section() -> None:
+    keys = "".join(f"  junk{i}: 1\n" for i in range(150))
+    found = problems("proxy:\n  upstream: {command: [s]}\n" + keys)
+    assert len(found) == 100
+    assert found[0].path == "proxy.junk0"
+    upstream_keys = "".join(f"    junk{i}: 1\n" for i in range(150))
+    found = problems("proxy:\n  upstream:\n    command: [s]\n" + upstream_keys)
+    assert len(found) == 100
+    assert {p.path.rsplit(".", 1)[0] for p in found} == {"proxy.upstream"}

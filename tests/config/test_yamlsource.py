@@ -57,9 +57,7 @@ def test_lines_of_keys_and_items() -> None:
             """
         )
     )
-    assert doc.data == {
-        "proxy": {"upstreams": [{"name": "a", "command": ["x", "y"]}, {"name": "b"}]}
-    }
+    assert doc.data == {"proxy": {"upstreams": [{"name": "a", "command": ["x", "y"]}, {"name": "b"}]}}
     assert doc.lines == {
         "": 2,
         "proxy": 2,
@@ -147,9 +145,7 @@ def test_control_characters_are_refused_with_their_line() -> None:
     with pytest.raises(YamlSyntaxError) as info:
         load_yaml("a: 1\nb: \x07\n")
     assert info.value.line == 2
-    assert info.value.message == (
-        "character #x0007 is not allowed: special characters are not allowed"
-    )
+    assert info.value.message == ("character #x0007 is not allowed: special characters are not allowed")
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -184,12 +180,8 @@ def test_show(value: object, text: str) -> None:
 
 
 def test_unknown_key_message() -> None:
-    assert (
-        unknown_key_message("nmae", ["name", "env"]) == "unknown key 'nmae' (did you mean 'name'?)"
-    )
-    assert unknown_key_message("zzz", ["name", "env"]) == (
-        "unknown key 'zzz' (expected one of: name, env)"
-    )
+    assert unknown_key_message("nmae", ["name", "env"]) == "unknown key 'nmae' (did you mean 'name'?)"
+    assert unknown_key_message("zzz", ["name", "env"]) == ("unknown key 'zzz' (expected one of: name, env)")
     assert unknown_key_message(3, ["name"]) == "unknown key 3 (expected one of: name)"
     assert unknown_key_message("x", []) == "unknown key 'x'"
 
@@ -234,9 +226,7 @@ def test_convert_reports_problems_in_every_list_item() -> None:
 
 
 def test_convert_list_element_of_wrong_type() -> None:
-    assert messages({"required": 1, "many": [{}, 3, 4]}) == [
-        ("many[1]", "expected a mapping, got 3")
-    ]
+    assert messages({"required": 1, "many": [{}, 3, 4]}) == [("many[1]", "expected a mapping, got 3")]
 
 
 def test_convert_dict_of_structs_names_the_key() -> None:
@@ -305,6 +295,32 @@ def test_convert_value_error_in_a_nested_dict_of_dicts() -> None:
         table: dict[str, dict[str, int]] = {}
 
     result = convert({"table": {"a": {"x": 1}, "b": {"y": "n"}}}, Deep)
+    assert [(i.path, i.message) for i in result.issues] == [("table.b.y", 'expected an integer, got "n"')]
+
+
+def test_convert_finds_the_bad_entry_even_when_later_fields_are_bad_too() -> None:
+    data = {"labels": {"good": "x", "bad": 1}, "required": "r"}
+    assert messages(data) == [
+        ("labels.bad", "expected a string, got 1"),
+        ("required", 'expected an integer, got "r"'),
+    ]
+
+
+def test_convert_non_string_key_in_a_nested_dict() -> None:
+    class Deep(msgspec.Struct):
+        table: dict[str, dict[str, int]] = {}
+
+    result = convert({"table": {"a": {"x": 1}, "b": {"y": 2, 3: 4}}}, Deep)
     assert [(i.path, i.message) for i in result.issues] == [
-        ("table.b.y", 'expected an integer, got "n"')
+        ("table.b", "invalid key: expected a string, got 3")
+    ]
+
+
+def test_convert_steps_through_the_matching_member_of_a_union() -> None:
+    class Mixed(msgspec.Struct):
+        value: int | list[Inner] = 0
+
+    result = convert({"value": [{"size": 1}, {"sise": 2}]}, Mixed)
+    assert [(i.path, i.message) for i in result.issues] == [
+        ("value[1].sise", "unknown key 'sise' (did you mean 'size'?)")
     ]
