@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from watchgate.config import Transport
+from watchgate.errors import UpstreamStartError
+from watchgate.process import stdio_connector
+
 if TYPE_CHECKING:
     from watchgate.config import UpstreamConfig
 
@@ -39,3 +43,12 @@ class UpstreamConnection(Protocol):
 
 
 Connector = Callable[["UpstreamConfig"], AbstractAsyncContextManager[UpstreamConnection]]
+
+
+def default_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[UpstreamConnection]:
+    """Pick the transport's connector; a transport without one fails that upstream, clearly."""
+    if config.transport == Transport.STDIO:
+        return stdio_connector(config)
+    raise UpstreamStartError(
+        f"transport {config.transport!s} is not supported by this version of Watchgate (only stdio is)"
+    )

@@ -19,10 +19,9 @@ import trio
 from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, SupervisorEvent
 from watchgate.client import ClientActor
 from watchgate.config import GatewayConfig, UpstreamConfig
-from watchgate.connection import Connector
+from watchgate.connection import Connector, default_connector
 from watchgate.messages import ClientAttached, UpstreamStatus
 from watchgate.notifications import NotificationActor
-from watchgate.process import stdio_connector
 from watchgate.router import RouterActor
 from watchgate.upstream import UpstreamActor
 
@@ -41,7 +40,7 @@ def restart_policy(config: UpstreamConfig) -> RestartPolicy:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, connector: Connector = stdio_connector) -> None:
+    def __init__(self, config: GatewayConfig, *, connector: Connector = default_connector) -> None:
         proxy = config.proxy
         self.config = config
         self.notifier = NotificationActor(multi_server=proxy.multi_server)

@@ -9,8 +9,8 @@ tag field, so a message is classified by which members are present; ``UNSET`` te
 
 from __future__ import annotations
 
+import collections
 import enum
-from collections.abc import AsyncIterator
 from typing import Any, Final, Literal
 
 import msgspec
@@ -236,7 +236,8 @@ class LineReader:
     """Newline-delimited framing over a trio stream, reading in large chunks.
 
     Lines are found only in the newly received chunk, so a multi-megabyte message is copied once
-    when it is joined, not rescanned on every read.
+    when it is joined, not rescanned on every read. A plain class rather than an async
+    generator: nothing is left to finalize when a reader stops early.
     """
 
     def __init__(
@@ -249,34 +250,47 @@ class LineReader:
         self._stream = stream
         self._chunk_size = chunk_size
         self._max = max_line_bytes
+        self._ready: collections.deque[bytes] = collections.deque()
         self._pending: list[bytes] = []
         self._pending_len = 0
+        self._eof = False
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._lines()
+    def __aiter__(self) -> LineReader:
+        return self
 
-    async def _lines(self) -> AsyncIterator[bytes]:
-        while True:
+    async def __anext__(self) -> bytes:
+        line = await self.receive_line()
+        if line is None:
+            raise StopAsyncIteration
+        return line
+
+    async def receive_line(self) -> bytes | None:
+        """The next non-blank line without its newline, or None once the stream has ended."""
+        while not self._ready:
+            if self._eof:
+                return None
             chunk = bytes(await self._stream.receive_some(self._chunk_size))
             if not chunk:
+                self._eof = True
                 tail = b"".join(self._pending).strip()
                 self._pending.clear()
                 if tail:
-                    yield tail
-                return
-            if b"\n" not in chunk:
+                    self._ready.append(tail)
+            elif b"\n" not in chunk:
                 self._hold(chunk)
-                continue
-            parts = chunk.split(b"\n")
-            if self._pending:
-                parts[0] = b"".join([*self._pending, parts[0]])
-                self._pending.clear()
-                self._pending_len = 0
-            for line in parts[:-1]:
-                if line.strip():
-                    yield line.rstrip(b"\r")
-            if parts[-1]:
-                self._hold(parts[-1])
+            else:
+                self._split(chunk)
+        return self._ready.popleft()
+
+    def _split(self, chunk: bytes) -> None:
+        parts = chunk.split(b"\n")
+        if self._pending:
+            parts[0] = b"".join([*self._pending, parts[0]])
+            self._pending.clear()
+            self._pending_len = 0
+        self._ready.extend(line.rstrip(b"\r") for line in parts[:-1] if line.strip())
+        if parts[-1]:
+            self._hold(parts[-1])
 
     def _hold(self, piece: bytes) -> None:
         self._pending.append(piece)

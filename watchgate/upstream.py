@@ -19,6 +19,7 @@ from msgspec import UNSET
 
 from actors import Actor
 from watchgate import __version__, jsonrpc
+from watchgate.connection import default_connector
 from watchgate.errors import (
     JsonRpcError,
     UpstreamExited,
@@ -38,7 +39,6 @@ from watchgate.messages import (
     UpstreamReady,
 )
 from watchgate.namespace import rewrite_result
-from watchgate.process import stdio_connector
 
 if TYPE_CHECKING:
     from watchgate.client import ClientActor
@@ -69,7 +69,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         router: RouterActor,
         notifier: NotificationActor,
         multi_server: bool,
-        connector: Connector = stdio_connector,
+        connector: Connector = default_connector,
         mailbox_size: int = 1024,
     ) -> None:
         super().__init__(config.name, mailbox_size=mailbox_size)

@@ -26,7 +26,7 @@ async def test_calls_route_by_prefix_and_ids_come_back(autojump_clock: trio.test
         }
         assert beta.session.methods().count("tools/call") == 1
         assert alpha.session.methods().count("tools/call") == 0
-        sent = [m for m in beta.session.received if m.get("method") == "tools/call"][0]
+        sent = next(m for m in beta.session.received if m.get("method") == "tools/call")
         assert sent["params"]["name"] == "echo" and isinstance(sent["id"], int)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -68,7 +69,8 @@ async def gateway(
     config: Path, stderr: Path | None = None, **session_kwargs: Any
 ) -> AsyncIterator[ClientSession]:
     """An initialized SDK session to ``watchgate run -c config``; the gateway's stderr goes to a file."""
-    params = StdioServerParameters(command=WATCHGATE, args=["run", "-c", str(config)])
+    # the SDK passes only a minimal environment by default; coverage needs its variables in the child
+    params = StdioServerParameters(command=WATCHGATE, args=["run", "-c", str(config)], env=dict(os.environ))
     errlog_path = stderr or config.with_suffix(".stderr.log")
     with errlog_path.open("w") as errlog:
         async with (
