@@ -147,6 +147,28 @@ class Actor(abc.ABC, Generic[M]):
         """Take the next message or raise `trio.WouldBlock`."""
         return self._recv.receive_nowait()
 
+    async def receive_batch(self, limit: int) -> list[M]:
+        """Wait for one message, then take what else is already queued, up to ``limit`` in all.
+
+        An actor that writes to a stream pays one write per batch instead of one per message.
+        """
+        batch = [await self._recv.receive()]
+        while len(batch) < limit:
+            try:
+                batch.append(self._recv.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return batch
+
+    def drain_nowait(self) -> list[M]:
+        """Take every queued message without waiting (to answer them when an incarnation ends)."""
+        drained: list[M] = []
+        while True:
+            try:
+                drained.append(self._recv.receive_nowait())
+            except trio.WouldBlock:
+                return drained
+
     @contextmanager
     def incarnation(self) -> Iterator[trio.CancelScope]:
         """Mark one incarnation of ``run()``; `stop` cancels the yielded scope.

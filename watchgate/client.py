@@ -108,12 +108,7 @@ class ClientActor(Actor[bytes]):
 
     async def _write_loop(self) -> None:
         while True:
-            batch = [await self.receive()]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            batch = await self.receive_batch(_BATCH)
             try:
                 await self._output.send_all(b"".join(batch))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -122,12 +117,7 @@ class ClientActor(Actor[bytes]):
 
     async def _flush(self) -> None:
         """Write what is already queued (answers to requests completed before the client left)."""
-        pending = []
-        while True:
-            try:
-                pending.append(self.receive_nowait())
-            except trio.WouldBlock:
-                break
+        pending = self.drain_nowait()
         if pending:
             with (
                 trio.move_on_after(1),

@@ -103,17 +103,28 @@ class UpstreamActor(Actor[UpstreamMessage]):
         with self.incarnation():
             self._exit_reason = None
             try:
-                async with self._connect(self.config) as process:
-                    self._process = process
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(process.pump_stderr)
-                        nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
-                        ready = await self._handshake(process)
-                        task_status.started()
-                        await self._router.tell(ready)
-                        nursery.start_soon(self._expire_loop)
-                        await self._write_loop(process)
-                    self.stderr_tail = list(process.stderr_tail)
+                try:
+                    async with self._connect(self.config) as process:
+                        self._process = process
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(process.pump_stderr)
+                            nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
+                            ready = await self._handshake(process)
+                            task_status.started()
+                            await self._router.tell(ready)
+                            nursery.start_soon(self._expire_loop)
+                            await self._write_loop(process)
+                        self.stderr_tail = list(process.stderr_tail)
+                except BaseExceptionGroup as group:
+                    # a failed handshake leaves through one or more nurseries: report its own words
+                    start_error = _sole(group)
+                    if not isinstance(start_error, UpstreamStartError):
+                        raise
+                    self._exit_reason = str(start_error)
+                    raise start_error from None
+                except UpstreamStartError as exc:
+                    self._exit_reason = str(exc)
+                    raise
             finally:
                 self._process = None
                 await self._fail_everything(self._exit_reason or "stopped")
@@ -175,12 +186,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
     # --- client -> upstream --------------------------------------------------------------------
     async def _write_loop(self, process: UpstreamConnection) -> None:
         while True:
-            batch = [await self.receive()]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            batch = await self.receive_batch(_BATCH)
             chunks = [data for msg in batch if (data := await self._outgoing(msg))]
             if chunks:
                 await self._write(b"".join(chunks))
@@ -358,11 +364,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         """Answer what waits in the mailbox while no incarnation runs (called by the supervisor hook)."""
         if error is None:
             error = UpstreamUnavailable(self.name, "stopped", self._exit_reason)
-        while True:
-            try:
-                msg = self.receive_nowait()
-            except trio.WouldBlock:
-                return
+        for msg in self.drain_nowait():
             if isinstance(msg, ForwardRequest):
                 assert msg.msg.id is not None and msg.msg.id is not UNSET
                 await msg.client.send(error.to_response(msg.msg.id))
@@ -409,6 +411,14 @@ def _error_from(msg: Message) -> JsonRpcError:
             body.get("data"),
         )
     return JsonRpcError(jsonrpc.INTERNAL_ERROR, "upstream returned a malformed error")
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside nested single-member groups, or the group itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _dict(value: object) -> dict[str, Any]:

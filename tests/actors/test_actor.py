@@ -241,3 +241,20 @@ def test_repr_shows_name_and_depth() -> None:
     store = Store("shown")
     store.tell_nowait(Put(1))
     assert repr(store) == "<Store 'shown' depth=1>"
+
+
+async def test_receive_batch_takes_what_is_queued_up_to_the_limit() -> None:
+    from actors import Actor
+
+    class Quiet(Actor[int]):
+        async def handle(self, msg: int) -> None:  # pragma: no cover - never run
+            raise AssertionError
+
+    actor = Quiet("q", mailbox_size=10)
+    for n in range(5):
+        actor.tell_nowait(n)
+    assert await actor.receive_batch(3) == [0, 1, 2]
+    assert await actor.receive_batch(10) == [3, 4]
+    assert actor.drain_nowait() == []
+    actor.tell_nowait(9)
+    assert actor.drain_nowait() == [9]

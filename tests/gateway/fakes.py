@@ -47,6 +47,14 @@ class FakeSession:
             msg["params"] = params
         await self.send(msg)
 
+    async def send_raw(self, data: bytes) -> None:
+        """Bytes exactly as given: garbage, or a message the helpers would not build."""
+        await self._send.send_all(data)
+
+    def requests(self, method: str) -> list[dict[str, Any]]:
+        """The requests (and notifications) of ``method`` this session received, in order."""
+        return [m for m in self.received if m.get("method") == method]
+
     async def request_client(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """A server-to-client request (sampling, elicitation, roots); returns the whole response."""
         request_id = f"srv-{next(self._ids)}"
@@ -80,6 +88,8 @@ class FakeServer:
         on_initialize: Callable[[FakeSession], Awaitable[None]] | None = None,
         protocol_version: str = "2025-11-25",
         instructions: str | None = None,
+        templates: list[str] | None = None,
+        fail_methods: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.tools = dict(tools or {})
@@ -90,6 +100,8 @@ class FakeServer:
         self.on_initialize = on_initialize
         self.protocol_version = protocol_version
         self.instructions = instructions
+        self.templates = ["tpl://{id}"] if templates is None else list(templates)
+        self.fail_methods = set(fail_methods)  # answered with a -32603 error instead of a result
         self.sessions: list[FakeSession] = []
         self.started = trio.Event()
         self.fail_start: str | None = None
@@ -123,6 +135,10 @@ class FakeServer:
 
     async def _answer(self, session: FakeSession, msg: dict[str, Any]) -> None:
         method, params = msg["method"], msg.get("params") or {}
+        if method in self.fail_methods:
+            error = {"code": -32603, "message": f"{method} is broken"}
+            await session.send({"jsonrpc": "2.0", "id": msg["id"], "error": error})
+            return
         try:
             result = await self._result(session, method, params)
         except LookupError as exc:
@@ -153,7 +169,7 @@ class FakeServer:
         if method == "resources/list":
             return self._page("resources", [{"uri": u, "name": u} for u in self.resources], params)
         if method == "resources/templates/list":
-            return {"resourceTemplates": [{"uriTemplate": "tpl://{id}", "name": "tpl"}]}
+            return {"resourceTemplates": [{"uriTemplate": t, "name": t} for t in self.templates]}
         if method == "resources/read":
             return {"contents": [{"uri": params["uri"], "text": f"content of {params['uri']}"}]}
         if method == "prompts/get":
@@ -331,6 +347,18 @@ class Client:
 
     def notified(self, method: str) -> list[dict[str, Any]]:
         return [n for n in self.notifications if n["method"] == method]
+
+    async def next_request(self, method: str) -> dict[str, Any]:
+        """Wait for a server-to-client request of ``method`` and take it off the list."""
+        while True:
+            for request in self.requests:
+                if request["method"] == method:
+                    self.requests.remove(request)
+                    return request
+            await self._arrived.wait()
+
+    async def answer(self, request_id: Any, result: Any) -> None:
+        await self.send({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     async def close(self) -> None:
         await self._send.aclose()

@@ -1,0 +1,201 @@
+"""Upstreams start, fail, restart and misbehave; the client always gets a clear answer."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+from tests.gateway.fakes import FakeServer, FakeSession, crash, echo, hang, make_config, running_gateway
+
+NO_JITTER = {"initial": 1, "max": 1, "jitter": 0}
+
+
+async def never_answer(session: FakeSession) -> None:
+    await trio.sleep_forever()
+
+
+async def test_initialize_without_answer_fails_start_after_startup_timeout_and_is_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mute = FakeServer("mute", on_initialize=never_answer)
+    config = make_config("mute", startup_timeout=2, backoff=NO_JITTER, startup_wait=100)
+    async with running_gateway(config, mute) as (gateway, _):
+        started = trio.current_time()
+        await _wait(lambda: gateway.upstream_supervisor.status("mute").last_exit is not None)
+        assert trio.current_time() - started == pytest.approx(2, abs=0.02)
+        last_exit = gateway.upstream_supervisor.status("mute").last_exit
+        assert "initialize" in last_exit and "2 s" in last_exit
+        # backoff of 1 s, then a second attempt with its own 2 s
+        await _wait(lambda: len(mute.sessions) == 2)
+        assert trio.current_time() - started == pytest.approx(3, abs=0.02)
+        assert gateway.upstream_supervisor.status("mute").restarts == 1
+
+
+async def test_unsupported_protocol_version_fails_start_naming_the_version(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    future = FakeServer("future", protocol_version="2099-01-01")
+    config = make_config("future", backoff=NO_JITTER)
+    async with running_gateway(config, future) as (gateway, _):
+        await _wait(lambda: gateway.upstream_supervisor.status("future").last_exit is not None)
+        assert "unsupported protocol version '2099-01-01'" in gateway.upstream_supervisor.status(
+            "future"
+        ).last_exit
+        # the handshake never completed: no notifications/initialized was sent
+        assert "notifications/initialized" not in future.session.methods()
+
+
+async def test_start_failures_back_off_then_fail_and_calls_name_state_and_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    broken = FakeServer("broken", tools={"echo": echo})
+    broken.fail_start = "cannot spawn 'nope': No such file or directory"
+    steady = FakeServer("steady", tools={"echo": echo})
+    config = make_config("broken", "steady", max_restarts=2, backoff={"initial": 4, "max": 4, "jitter": 0})
+    async with running_gateway(config, broken, steady) as (gateway, client):
+        await client.initialize()
+        assert gateway.upstream_supervisor.status("broken").state == "backoff"
+        response = await client.request("tools/call", {"name": "broken__echo"})
+        assert response["error"]["code"] == -32003
+        assert "'broken'" in response["error"]["message"]
+        assert "state: backoff" in response["error"]["message"]
+        await _wait(lambda: gateway.upstream_supervisor.status("broken").state == "failed")
+        assert gateway.upstream_supervisor.status("broken").restarts == 2
+        error = (await client.request("tools/call", {"name": "broken__echo"}))["error"]
+        assert error["code"] == -32003
+        assert "state: failed" in error["message"]
+        assert "cannot spawn 'nope'" in error["message"]
+        assert error["data"]["state"] == "failed" and "cannot spawn" in error["data"]["lastError"]
+        # the healthy sibling is untouched
+        result = await client.result("tools/call", {"name": "steady__echo", "arguments": {"text": "ok"}})
+        assert result["content"][0]["text"] == "ok"
+
+
+async def test_clean_exit_under_transient_is_not_restarted(autojump_clock: trio.testing.MockClock) -> None:
+    async def quit_cleanly(session: FakeSession, args: dict[str, object]) -> object:
+        session.crash(0)
+        await trio.sleep_forever()
+
+    done = FakeServer("done", tools={"quit": quit_cleanly, "echo": echo})
+    config = make_config("done", restart="transient", backoff=NO_JITTER)
+    async with running_gateway(config, done) as (gateway, client):
+        await client.initialize()
+        first = await client.request("tools/call", {"name": "quit"})
+        assert first["error"]["code"] == -32003
+        assert "exited with code 0" in first["error"]["message"]
+        await _wait(lambda: gateway.upstream_supervisor.status("done").state == "stopped")
+        await trio.sleep(30)
+        assert len(done.sessions) == 1
+        later = await client.request("tools/call", {"name": "echo"})
+        assert later["error"]["code"] == -32003 and "state: stopped" in later["error"]["message"]
+
+
+async def test_requests_queued_while_starting_are_delivered_once_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow_start(session: FakeSession) -> None:
+        await trio.sleep(5)
+
+    slow = FakeServer("slow", tools={"echo": echo}, on_initialize=slow_start)
+    async with running_gateway(make_config("slow", startup_wait=1), slow) as (gateway, client):
+        started = trio.current_time()
+        await client.initialize()
+        assert trio.current_time() - started == pytest.approx(1)
+        assert gateway.router.view("slow").state == "starting"
+        result = await client.result("tools/call", {"name": "echo", "arguments": {"text": "late"}})
+        assert result["content"][0]["text"] == "late"
+        assert trio.current_time() - started == pytest.approx(5)
+
+
+async def test_request_queued_while_a_start_fails_gets_the_start_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mute = FakeServer("mute", tools={"echo": echo}, on_initialize=never_answer)
+    config = make_config("mute", startup_timeout=5, startup_wait=1, backoff=NO_JITTER)
+    async with running_gateway(config, mute) as (_, client):
+        await client.initialize()
+        started = trio.current_time()
+        error = (await client.request("tools/call", {"name": "echo"}))["error"]
+        assert trio.current_time() - started == pytest.approx(4)
+        assert error["code"] == -32003
+        assert "no answer to initialize within 5 s" in error["message"]
+        assert "tools/call" not in mute.session.methods()
+
+
+async def test_request_to_upstream_in_backoff_fails_fast(autojump_clock: trio.testing.MockClock) -> None:
+    flaky = FakeServer("flaky", tools={"crash": crash, "echo": echo})
+    config = make_config("flaky", backoff={"initial": 50, "max": 50, "jitter": 0})
+    async with running_gateway(config, flaky) as (gateway, client):
+        await client.initialize()
+        await client.request("tools/call", {"name": "crash"})
+        await _wait(lambda: gateway.router.view("flaky").state == "backoff")
+        asked = trio.current_time()
+        error = (await client.request("tools/call", {"name": "echo"}))["error"]
+        assert trio.current_time() - asked < 1
+        assert error["code"] == -32003
+        assert "state: backoff" in error["message"] and "exited with code 3" in error["message"]
+
+
+async def test_garbage_from_upstream_is_logged_and_skipped(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def noisy(session: FakeSession, args: dict[str, object]) -> object:
+        await session.send_raw(b"this is not json\n")
+        await session.send_raw(b'{"jsonrpc": "2.0", "id": 1}\n')
+        return {"content": [{"type": "text", "text": "fine"}]}
+
+    messy = FakeServer("messy", tools={"noisy": noisy, "echo": echo})
+    async with running_gateway(make_config("messy"), messy) as (_, client):
+        await client.initialize()
+        with caplog.at_level(logging.WARNING, logger="watchgate.upstream"):
+            result = await client.result("tools/call", {"name": "noisy"})
+        assert result["content"][0]["text"] == "fine"
+        bad = [r.getMessage() for r in caplog.records if "sent a bad message" in r.getMessage()]
+        assert len(bad) == 2
+        assert "[messy]" in bad[0] and "parse error" in bad[0] and "this is not json" in bad[0]
+        assert "invalid request" in bad[1]
+        again = await client.result("tools/call", {"name": "echo", "arguments": {"text": "still"}})
+        assert again["content"][0]["text"] == "still"
+
+
+async def test_error_answer_to_a_list_call_is_logged_and_treated_as_empty(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    half = FakeServer(
+        "half",
+        tools={"echo": echo},
+        prompts=["greet"],
+        capabilities={"tools": {}, "prompts": {}},
+        fail_methods=("prompts/list",),
+    )
+    with caplog.at_level(logging.WARNING, logger="watchgate.router"):
+        async with running_gateway(make_config("half"), half) as (_, client):
+            await client.initialize()
+            assert await client.result("prompts/list") == {"prompts": []}
+            assert [t["name"] for t in (await client.result("tools/list"))["tools"]] == ["echo"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("[half] could not list prompts" in w and "prompts/list is broken" in w for w in warnings)
+
+
+async def test_request_timeout_frees_the_in_flight_entry(autojump_clock: trio.testing.MockClock) -> None:
+    slow = FakeServer("slow", tools={"hang": hang})
+    async with running_gateway(make_config("slow", request_timeout=3), slow) as (gateway, client):
+        await client.initialize()
+        request_id = await client.start("tools/call", {"name": "hang"})
+        await _wait(lambda: gateway.upstreams["slow"].in_flight == 1)
+        response = await client.response(request_id)
+        assert response["error"]["code"] == -32001
+        assert response["error"]["data"] == {"server": "slow", "timeout": 3}
+        assert gateway.upstreams["slow"].in_flight == 0
+        call = slow.session.requests("tools/call")[0]
+        await _wait(lambda: bool(slow.session.requests("notifications/cancelled")))
+        cancelled = slow.session.requests("notifications/cancelled")
+        assert cancelled[0]["params"] == {"requestId": call["id"], "reason": "timed out in the gateway"}
+
+
+async def _wait(predicate: object) -> None:
+    assert callable(predicate)
+    while not predicate():
+        await trio.sleep(0.01)
