@@ -7,7 +7,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import trio
 
@@ -32,13 +33,25 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchgate", description="A security gateway for MCP servers.")
     parser.add_argument("--version", action="version", version=f"watchgate {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _register_core(commands)
+    for register in _extra_commands():
+        register(commands)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[Any], None]]:
+    """Command groups that live with their feature; each module offers ``register(commands)``
+    adding its sub-commands whose ``func(args) -> int`` is the exit code."""
+    return []
+
+
+def _register_core(commands: Any) -> None:
     run = commands.add_parser("run", help="run one gateway in this process, speaking MCP on stdin/stdout")
     run.add_argument("-c", "--config", required=True, help="the YAML config file")
     run.set_defaults(func=_run)
     validate = commands.add_parser("validate", help="check a config file and print every problem")
     validate.add_argument("-c", "--config", required=True, help="the YAML config file")
     validate.set_defaults(func=_validate)
-    return parser
 
 
 def _load(path: str) -> GatewayConfig | None:
