@@ -24,7 +24,7 @@ $(STAMPS)/node: node_mcp/package.json node_mcp/package-lock.json
 	@touch $@
 
 run: install
-	$(BIN)/watchgate run -c $(CONFIG)
+	$(BIN)/watchgate up --foreground -c $(CONFIG)
 
 lint: $(STAMPS)/python
 	$(BIN)/ruff check watchgate actors tests

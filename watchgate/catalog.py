@@ -71,6 +71,21 @@ class Catalog:
         self._rebuild(changed)
         return changed
 
+    def add_server(self, server: str) -> None:
+        self.servers.append(server)
+        self._lists[server] = {}
+        self._rebuild(["tools", "prompts"])
+
+    def remove_server(self, server: str) -> list[str]:
+        changed = self.drop(server)
+        self.servers.remove(server)
+        del self._lists[server]
+        self._rebuild(["tools", "prompts"])
+        return changed
+
+    def own_names(self, server: str, key: str) -> list[str]:
+        return _names(self._lists[server].get(key, []))
+
     def count(self, server: str, key: str) -> int:
         return len(self._lists[server].get(key, ()))
 

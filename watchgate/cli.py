@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list[Callable[[Any], None]]:
     """Command groups that live with their feature; each module offers ``register(commands)``
     adding its sub-commands whose ``func(args) -> int`` is the exit code."""
-    return []
+    from watchgate import cli_daemon
+
+    return [cli_daemon.register]
 
 
 def _register_core(commands: Any) -> None:

@@ -32,7 +32,7 @@ class UpstreamConnection(Protocol):
     @property
     def stderr_tail(self) -> Sequence[str]: ...
 
-    async def pump_stderr(self) -> None:
+    async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         """Drain the peer's diagnostics until it closes them (a no-op where there are none)."""
 
     async def wait(self) -> int | None:

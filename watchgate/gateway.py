@@ -3,16 +3,18 @@
     root (one_for_one)
     ├── notifications   NotificationActor
     ├── router          RouterActor
-    └── upstreams       Supervisor(one_for_one, parallel start), one UpstreamActor per server
+    ├── upstreams       Supervisor(one_for_one, parallel start), one UpstreamActor per server
+    └── clients         Supervisor(one_for_one), one temporary ClientActor per attach session
 
-Clients are not supervised children here: in ``watchgate run`` the one stdio client *is* the
-session, and when it goes away the gateway shuts down (children stopped in reverse order, every
-process reaped).
+In ``watchgate run`` the one stdio client *is* the session (``serve_stream``): when it goes away
+the gateway shuts down, children stopped in reverse order, every process reaped. The daemon
+runs the tree (``run``) and attaches clients as they come (``attach_client``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import trio
 
@@ -20,7 +22,7 @@ from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, S
 from watchgate.client import ClientActor
 from watchgate.config import GatewayConfig, UpstreamConfig
 from watchgate.connection import Connector, default_connector
-from watchgate.messages import ClientAttached, UpstreamStatus
+from watchgate.messages import AddUpstream, ClientAttached, RemoveUpstream, UpstreamStatus
 from watchgate.notifications import NotificationActor
 from watchgate.router import RouterActor
 from watchgate.upstream import UpstreamActor
@@ -46,38 +48,104 @@ class Gateway:
         self.notifier = NotificationActor(multi_server=proxy.multi_server)
         self.router = RouterActor(proxy, notifier=self.notifier)
         self.notifier.attach_router(self.router)
-        self.upstreams = {
-            u.name: UpstreamActor(
-                u,
-                router=self.router,
-                notifier=self.notifier,
-                multi_server=proxy.multi_server,
-                connector=connector,
-            )
-            for u in proxy.upstreams
-        }
+        self._connector = connector
+        children = [self._upstream_child(u) for u in proxy.upstreams]
+        self.upstreams = {actor.name: actor for actor, _ in children}
         self.router.attach_upstreams(self.upstreams)
         self.upstream_supervisor = Supervisor(
-            "upstreams",
-            [
-                ChildSpec(name, actor.run, restart_policy(actor.config))
-                for name, actor in self.upstreams.items()
-            ],
-            parallel_start=True,
-            on_event=self._on_upstream_event,
+            "upstreams", [spec for _, spec in children], parallel_start=True, on_event=self._on_upstream_event
         )
+        self.clients = Supervisor("clients", on_event=_log_event)
+        self._sessions: dict[str, ClientSession] = {}
         self.root = Supervisor(
             "root",
             [
                 ChildSpec("notifications", self.notifier.run),
                 ChildSpec("router", self.router.run),
                 ChildSpec("upstreams", self.upstream_supervisor.run),
+                ChildSpec("clients", self.clients.run),
             ],
             on_event=_log_event,
         )
+        self.started_at: float | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the tree until cancelled (the daemon); started once every child has started."""
+        self.started_at = trio.current_time()
+        await self.root.run(task_status=task_status)
+
+    async def attach_client(
+        self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream, *, peer_pid: int | None = None
+    ) -> None:
+        """One client session as a temporary child of the clients supervisor; returns when it ends."""
+        client = ClientActor(receive, send, router=self.router)
+        session = ClientSession(client, peer_pid, trio.current_time())
+        self._sessions[client.name] = session
+        await self.notifier.tell(ClientAttached(client))
+
+        async def run_client(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                await client.run(task_status=task_status)
+            finally:
+                session.done.set()
+
+        try:
+            await self.clients.add_child(
+                ChildSpec(client.name, run_client, RestartPolicy(RestartType.TEMPORARY))
+            )
+            await session.done.wait()
+        finally:
+            with trio.CancelScope(shield=True):
+                self._sessions.pop(client.name, None)
+                if client.name in self.clients.names():
+                    await self.clients.remove_child(client.name)
+
+    def sessions(self) -> list[ClientSession]:
+        return list(self._sessions.values())
+
+    def _upstream_child(self, config: UpstreamConfig) -> tuple[UpstreamActor, ChildSpec]:
+        actor = UpstreamActor(
+            config,
+            router=self.router,
+            notifier=self.notifier,
+            multi_server=self.config.proxy.multi_server,
+            connector=self._connector,
+        )
+        return actor, ChildSpec(config.name, actor.run, restart_policy(config))
+
+    async def reload(self, config: GatewayConfig) -> dict[str, list[str]]:
+        """Apply a new config: added servers start, removed ones stop, changed ones restart;
+        untouched servers keep running and their clients notice nothing but a list_changed."""
+        if config.proxy.multi_server != self.config.proxy.multi_server:
+            raise RuntimeError(
+                "reload cannot switch between single- and multi-server mode (every public name would "
+                "change); use `watchgate down` and `watchgate up`"
+            )
+        old = {u.name: u for u in self.config.proxy.upstreams}
+        new = {u.name: u for u in config.proxy.upstreams}
+        removed = [name for name in old if name not in new]
+        added = [name for name in new if name not in old]
+        changed = [name for name in new if name in old and new[name] != old[name]]
+        for name in removed + changed:
+            await self.upstream_supervisor.remove_child(name)
+            await self.router.tell(RemoveUpstream(name))
+            del self.upstreams[name]
+        self.config = config
+        for name in changed + added:
+            actor, spec = self._upstream_child(new[name])
+            self.upstreams[name] = actor
+            await self.router.tell(AddUpstream(actor))
+            await self.upstream_supervisor.add_child(spec)
+        unchanged = [name for name in new if name not in added and name not in changed]
+        _log.info("reloaded: added %s, removed %s, changed %s", added, removed, changed)
+        return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
 
     def _on_upstream_event(self, event: SupervisorEvent) -> None:
         _log_event(event)
+        actor = self.upstreams.get(event.child)
+        if actor is not None and event.kind in ("started", "exited", "backoff", "failed", "stopped"):
+            detail = event.reason or (f"restart in {event.delay:.2f} s" if event.delay is not None else "")
+            actor.log.append(f"{event.kind} {detail}".strip(), "event")
         try:
             self.router.tell_nowait(UpstreamStatus(event.child, event.kind, event.reason))
         except (
@@ -93,6 +161,14 @@ class Gateway:
             await self.notifier.tell(ClientAttached(client))
             await client.run()
             nursery.cancel_scope.cancel()
+
+
+@dataclass
+class ClientSession:
+    client: ClientActor
+    peer_pid: int | None
+    attached_at: float
+    done: trio.Event = field(default_factory=trio.Event)
 
 
 def _log_event(event: SupervisorEvent) -> None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from actors import Reply
     from watchgate.client import ClientActor
     from watchgate.jsonrpc import Message
+    from watchgate.upstream import UpstreamActor
 
 
 # --- client -> router ----------------------------------------------------------------------------
@@ -126,3 +127,14 @@ class ClientAttached:
 @dataclass(frozen=True, slots=True)
 class ClientDetached:
     client_id: int
+
+
+# --- reload -> router ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AddUpstream:
+    actor: UpstreamActor
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveUpstream:
+    server: str

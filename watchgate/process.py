@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -69,8 +69,8 @@ class StdioProcess:
         last = next((line for line in reversed(self.stderr_tail) if line.strip()), None)
         return f"{reason}; stderr: {last}" if last else reason
 
-    async def pump_stderr(self) -> None:
-        """Drain stderr into the ring buffer and the log until the child closes it."""
+    async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
+        """Drain stderr into the ring buffer, the log and ``on_line`` until the child closes it."""
         stream = self._process.stderr
         assert stream is not None
         logger = logging.getLogger(f"watchgate.upstream.{self.server}")
@@ -81,6 +81,8 @@ class StdioProcess:
                 text = line.decode("utf-8", "replace").rstrip("\r")
                 self.stderr_tail.append(text)
                 logger.info("[%s] stderr: %s", self.server, text)
+                if on_line is not None:
+                    on_line(text)
         if pending:
             self.stderr_tail.append(pending.decode("utf-8", "replace"))
 

@@ -23,6 +23,7 @@ from watchgate.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, decode_page,
 from watchgate.errors import JsonRpcError, UpstreamUnavailable
 from watchgate.jsonrpc import Message
 from watchgate.messages import (
+    AddUpstream,
     Broadcast,
     ClientDetached,
     ClientGone,
@@ -33,6 +34,7 @@ from watchgate.messages import (
     InternalRequest,
     ListsFetched,
     RefreshLists,
+    RemoveUpstream,
     UpstreamReady,
     UpstreamStatus,
 )
@@ -56,6 +58,8 @@ RouterMessage = (
     | UpstreamStatus
     | RefreshLists
     | ListsFetched
+    | AddUpstream
+    | RemoveUpstream
     | _Settle
 )
 _DOWN: Final = {"exited": "crashed", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
@@ -110,6 +114,9 @@ class RouterActor(Actor[RouterMessage]):
     def tool_count(self, server: str) -> int:
         return self._catalog.count(server, "tools")
 
+    def tool_names(self, server: str) -> list[str]:
+        return self._catalog.own_names(server, "tools")
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -148,6 +155,12 @@ class RouterActor(Actor[RouterMessage]):
             for view in self._views.values():
                 await view.actor.tell(msg)
             await self._notifier.tell(ClientDetached(msg.client_id))
+        elif isinstance(msg, AddUpstream | RemoveUpstream):
+            await self._reconfigure(msg)
+        elif isinstance(msg, UpstreamReady | UpstreamStatus | RefreshLists | ListsFetched) and (
+            msg.server not in self._views
+        ):
+            _log.debug("ignoring %s for a server that was removed", type(msg).__name__)
         elif isinstance(msg, UpstreamReady):
             view = self._views[msg.server]
             view.state, view.ready, view.last_error = "running", msg, None
@@ -162,6 +175,15 @@ class RouterActor(Actor[RouterMessage]):
             await self._on_lists(msg)
 
     # --- upstream lifecycle ----------------------------------------------------------------------
+    async def _reconfigure(self, msg: AddUpstream | RemoveUpstream) -> None:
+        """Config reload: a server joins or leaves; its clients see only a list_changed."""
+        if isinstance(msg, AddUpstream):
+            self._views[msg.actor.name] = UpstreamView(msg.actor, settled=True)
+            self._catalog.add_server(msg.actor.name)
+        elif msg.server in self._views:
+            del self._views[msg.server]
+            await self._announce(self._catalog.remove_server(msg.server))
+
     async def _on_status(self, msg: UpstreamStatus) -> None:
         view = self._views[msg.server]
         if msg.kind == "starting":

@@ -39,6 +39,7 @@ from watchgate.messages import (
     UpstreamReady,
 )
 from watchgate.namespace import rewrite_result
+from watchgate.serverlog import ServerLog
 
 if TYPE_CHECKING:
     from watchgate.client import ClientActor
@@ -85,6 +86,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
         self.stderr_tail: list[str] = []
+        self.log = ServerLog()
 
     # --- observed state, for ps and errors -----------------------------------------------------
     @property
@@ -94,6 +96,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
+
+    def in_flight_of(self, client_id: int) -> int:
+        return len(self._inflight.of_client(client_id))
 
     async def handle(self, msg: UpstreamMessage) -> None:  # pragma: no cover - run() is overridden
         raise NotImplementedError
@@ -106,14 +111,18 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 try:
                     async with self._connect(self.config) as process:
                         self._process = process
-                        async with trio.open_nursery() as nursery:
-                            nursery.start_soon(process.pump_stderr)
-                            nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
-                            ready = await self._handshake(process)
-                            task_status.started()
-                            await self._router.tell(ready)
-                            nursery.start_soon(self._expire_loop)
-                            await self._write_loop(process)
+                        try:
+                            async with trio.open_nursery() as nursery:
+                                nursery.start_soon(process.pump_stderr, self.log.stderr)
+                                nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
+                                ready = await self._handshake(process)
+                                task_status.started()
+                                await self._router.tell(ready)
+                                nursery.start_soon(self._expire_loop)
+                                await self._write_loop(process)
+                        finally:
+                            if self._exit_reason is None:  # stopped by the gateway: the peer still listens
+                                await self._cancel_client_requests("the gateway stopped this server")
                         self.stderr_tail = list(process.stderr_tail)
                 except BaseExceptionGroup as group:
                     # a failed handshake leaves through one or more nurseries: report its own words
@@ -346,6 +355,13 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 error = UpstreamTimeout(self.name, timeout)
                 await self._answer_error(pending, error)
                 await self._write(_cancel_line(pending.gateway_id, "timed out in the gateway"))
+
+    async def _cancel_client_requests(self, reason: str) -> None:
+        """Tell the upstream to drop the clients' requests before it is closed (they get -32003)."""
+        lines = [_cancel_line(p.gateway_id, reason) for p in self._inflight if p.client is not None]
+        if lines:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await self._write(b"".join(lines))
 
     async def _fail_everything(self, reason: str) -> None:
         """Answer everything in flight or queued with -32003: the incarnation is over."""

@@ -239,7 +239,7 @@ class FakeConnection:
     def stderr_tail(self) -> list[str]:
         return self._session.stderr_tail
 
-    async def pump_stderr(self) -> None:
+    async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         await self._session.closed.wait()
 
     async def wait(self) -> int | None:
@@ -259,8 +259,9 @@ def fake_connector(*servers: FakeServer) -> Callable[[UpstreamConfig], Any]:
 def make_config(*names: str, **upstream_keys: Any) -> Any:
     """A GatewayConfig for fake upstreams (the command is never run)."""
     startup_wait = upstream_keys.pop("startup_wait", 15)
+    single = upstream_keys.pop("single", False)  # leave the one upstream unnamed ("default")
     upstreams = [{"name": name, "command": ["fake"], **upstream_keys} for name in names]
-    if len(names) == 1 and upstream_keys.pop("single", False):
+    if len(names) == 1 and single:
         upstreams[0].pop("name")
     text = yaml.safe_dump({"proxy": {"startup_wait": startup_wait, "upstreams": upstreams}})
     return parse_config(text)
@@ -276,11 +277,13 @@ class Client:
         self.responses: dict[Any, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
+        self.received: list[dict[str, Any]] = []  # everything, in the order it arrived
         self._arrived = trio.Event()
 
     async def pump(self) -> None:
         async for line in LineReader(self._receive):
             msg = json.loads(line)
+            self.received.append(msg)
             if "method" not in msg:
                 self.responses[msg.get("id")] = msg
             elif "id" in msg:

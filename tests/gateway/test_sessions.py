@@ -1,0 +1,248 @@
+"""Ids, progress tokens and cancellations are mapped both ways; server-to-client requests find their client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from tests.gateway.fakes import FakeServer, FakeSession, echo, hang, make_config, running_gateway, text
+
+# --- ids ---------------------------------------------------------------------------------------
+
+
+async def test_same_client_id_to_two_servers_gets_two_answers(autojump_clock: trio.testing.MockClock) -> None:
+    async def slow_echo(session: FakeSession, args: dict[str, Any]) -> Any:
+        await trio.sleep(2)
+        return text(f"{session.server.name}:{args['text']}")
+
+    alpha = FakeServer("alpha", tools={"echo": slow_echo})
+    beta = FakeServer("beta", tools={"echo": echo})
+    async with running_gateway(make_config("alpha", "beta"), alpha, beta) as (_, client):
+        await client.initialize()
+        await client.start("tools/call", {"name": "alpha__echo", "arguments": {"text": "a"}}, request_id=7)
+        await client.start("tools/call", {"name": "beta__echo", "arguments": {"text": "b"}}, request_id=7)
+        answers = []
+        for _ in range(2):
+            answers.append((await client.response(7))["result"]["content"][0]["text"])
+        assert answers == ["b", "alpha:a"]
+
+
+async def test_upstream_sees_gateway_unique_integer_ids(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"echo": echo})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize()
+        for request_id in ("a", 1, "a"):
+            await client.response(await client.start("tools/call", {"name": "echo"}, request_id=request_id))
+        ids = [m["id"] for m in solo.session.received if "id" in m and "method" in m]
+        assert all(isinstance(i, int) for i in ids)
+        assert len(ids) == len(set(ids))
+        calls = solo.session.requests("tools/call")
+        assert len({c["id"] for c in calls}) == 3
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+
+async def _report(session: FakeSession, args: dict[str, Any]) -> Any:
+    received = session.requests("tools/call")[-1]
+    token = received["params"]["_meta"]["progressToken"]
+    await session.notify("notifications/progress", {"progressToken": token, "progress": 1, "total": 2})
+    await session.notify("notifications/progress", {"progressToken": 999999, "progress": 1})
+    return text("done")
+
+
+async def test_progress_token_is_mapped_both_ways_and_arrives_before_the_response(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo", tools={"report": _report})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize()
+        params = {"name": "report", "_meta": {"progressToken": "my-token", "other": 1}}
+        request_id = await client.start("tools/call", params)
+        await client.response(request_id)
+        upstream = solo.session.requests("tools/call")[0]
+        assert upstream["params"]["_meta"] == {"progressToken": upstream["id"], "other": 1}
+        # the one for the unknown token was dropped
+        assert client.notified("notifications/progress") == [
+            {
+                "jsonrpc": "2.0",
+                "method": "notifications/progress",
+                "params": {"progressToken": "my-token", "progress": 1, "total": 2},
+            }
+        ]
+
+
+async def test_progress_comes_before_the_response_on_the_wire(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"report": _report})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize()
+        request_id = await client.start("tools/call", {"name": "report", "_meta": {"progressToken": 5}})
+        await client.response(request_id)
+        order = [m.get("method", m.get("id")) for m in client.received[1:]]
+        assert order == ["notifications/progress", request_id]
+        assert client.notified("notifications/progress")[0]["params"]["progressToken"] == 5
+
+
+async def test_request_without_progress_token_is_forwarded_unchanged(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo", tools={"echo": echo})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize()
+        params = {"name": "echo", "arguments": {"text": "progressToken"}, "_meta": {"x": 1}}
+        await client.result("tools/call", params)
+        assert solo.session.requests("tools/call")[0]["params"] == params
+
+
+# --- cancellation --------------------------------------------------------------------------------
+
+
+async def test_client_cancel_reaches_the_right_upstream_and_late_answer_is_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    release = trio.Event()
+
+    async def wait_then_answer(session: FakeSession, args: dict[str, Any]) -> Any:
+        await release.wait()
+        return text("too late")
+
+    alpha = FakeServer("alpha", tools={"slow": wait_then_answer})
+    beta = FakeServer("beta", tools={"slow": wait_then_answer})
+    async with running_gateway(make_config("alpha", "beta"), alpha, beta) as (gateway, client):
+        await client.initialize()
+        request_id = await client.start("tools/call", {"name": "beta__slow"})
+        await client.wait_for(lambda: gateway.upstreams["beta"].in_flight == 1)
+        await client.notify("notifications/cancelled", {"requestId": request_id, "reason": "user hit stop"})
+        await client.wait_for(lambda: bool(beta.session.requests("notifications/cancelled")))
+        call = beta.session.requests("tools/call")[0]
+        assert beta.session.requests("notifications/cancelled")[0]["params"] == {
+            "requestId": call["id"],
+            "reason": "user hit stop",
+        }
+        assert alpha.session.requests("notifications/cancelled") == []
+        assert gateway.upstreams["beta"].in_flight == 0
+        release.set()
+        await trio.sleep(1)
+        assert request_id not in client.responses
+
+
+async def test_client_disconnect_cancels_its_requests_upstream(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"hang": hang})
+    async with running_gateway(make_config("solo"), solo) as (gateway, client):
+        await client.initialize()
+        await client.start("tools/call", {"name": "hang"})
+        await client.wait_for(lambda: gateway.upstreams["solo"].in_flight == 1)
+        session = solo.session
+        await client.close()
+        # the gateway shuts down: upstream stopped, every supervisor done
+        await client.wait_for(lambda: not gateway.upstreams["solo"].running)
+        assert gateway.upstream_supervisor.status("solo").state == "stopped"
+        call = session.requests("tools/call")[0]
+        cancelled = session.requests("notifications/cancelled")
+        # exactly once: by the client's departure, or by the shutdown it causes, whichever is first
+        assert [c["params"]["requestId"] for c in cancelled] == [call["id"]]
+        assert cancelled[0]["params"]["reason"] in ("client disconnected", "the gateway stopped this server")
+
+
+# --- server-to-client requests -------------------------------------------------------------------
+
+
+async def _ask_for_sampling(session: FakeSession, args: dict[str, Any]) -> Any:
+    answer = await session.request_client("sampling/createMessage", {"messages": [], "maxTokens": 5})
+    return text(repr(answer.get("result") or answer.get("error")))
+
+
+async def test_sampling_reaches_the_client_and_the_answer_goes_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    alpha = FakeServer("alpha", tools={"ask": _ask_for_sampling})
+    beta = FakeServer("beta", tools={"echo": echo})
+    async with running_gateway(make_config("alpha", "beta"), alpha, beta) as (_, client):
+        await client.initialize(capabilities={"sampling": {}})
+        request_id = await client.start("tools/call", {"name": "alpha__ask"})
+        asked = await client.next_request("sampling/createMessage")
+        assert asked["id"] == "wg-alpha-1"
+        assert asked["params"] == {"messages": [], "maxTokens": 5}
+        await client.answer(asked["id"], {"role": "assistant", "content": {"type": "text", "text": "hi"}})
+        result = (await client.response(request_id))["result"]
+        assert result["content"][0]["text"] == repr(
+            {"role": "assistant", "content": {"type": "text", "text": "hi"}}
+        )
+        answer = [m for m in alpha.session.received if "method" not in m][0]
+        assert answer["id"] == "srv-1"
+
+
+async def test_sampling_without_a_request_in_flight_is_refused(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"echo": echo})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize(capabilities={"sampling": {}})
+        answer = await solo.session.request_client("sampling/createMessage", {"messages": []})
+        assert answer["error"]["code"] == -32601
+        assert "no client with the 'sampling' capability has a request in flight on 'solo'" == (
+            answer["error"]["message"]
+        )
+        assert client.requests == []
+
+
+async def test_sampling_for_a_client_without_the_capability_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo", tools={"ask": _ask_for_sampling})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize(capabilities={"roots": {}})
+        result = await client.result("tools/call", {"name": "ask"})
+        refused = result["content"][0]["text"]
+        assert "-32601" in refused and "'sampling' capability" in refused
+        assert client.requests == []
+
+
+async def test_unknown_server_request_is_refused_naming_the_method(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def ask_odd(session: FakeSession, args: dict[str, Any]) -> Any:
+        answer = await session.request_client("tasks/dance", {})
+        return text(answer["error"]["message"])
+
+    solo = FakeServer("solo", tools={"odd": ask_odd})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize(capabilities={"sampling": {}})
+        result = await client.result("tools/call", {"name": "odd"})
+        assert result["content"][0]["text"] == "'tasks/dance' is not a request the gateway forwards to clients"
+
+
+async def test_upstream_ping_is_answered_by_the_gateway(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo")
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize()
+        answer = await solo.session.request_client("ping", {})
+        assert answer == {"jsonrpc": "2.0", "id": "srv-1", "result": {}}
+        assert client.requests == []
+
+
+async def test_server_cancel_of_its_own_request_reaches_the_client_with_its_id(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def ask_then_cancel(session: FakeSession, args: dict[str, Any]) -> Any:
+        request = {"jsonrpc": "2.0", "id": 41, "method": "sampling/createMessage", "params": {}}
+        await session.send(request)
+        await session.notify("notifications/cancelled", {"requestId": 41, "reason": "changed my mind"})
+        await session.notify("notifications/cancelled", {"requestId": 40})  # not one of ours: dropped
+        return text("ok")
+
+    solo = FakeServer("solo", tools={"ask": ask_then_cancel})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize(capabilities={"sampling": {}})
+        await client.result("tools/call", {"name": "ask"})
+        asked = await client.next_request("sampling/createMessage")
+        assert client.notified("notifications/cancelled") == [
+            {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": asked["id"], "reason": "changed my mind"},
+            }
+        ]
+        # a late answer to the cancelled request is not passed upstream
+        await client.answer(asked["id"], {"role": "assistant"})
+        await trio.sleep(1)
+        assert [m for m in solo.session.received if "method" not in m] == []

@@ -1,0 +1,51 @@
+"""``watchgate attach``: what an MCP client launches. It bridges the client's stdin/stdout to one
+session on the daemon, starting the daemon first when none is running (unless told not to).
+
+Bytes pass through untouched in both directions; when the client closes stdin the session ends
+and the daemon cancels that client's in-flight requests upstream.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
+
+from watchgate.control import ATTACH_PATH, MAX_MESSAGE
+from watchgate.paths import RuntimePaths
+
+
+async def bridge(paths: RuntimePaths) -> None:
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
+    stream = await trio.open_unix_socket(str(paths.socket))
+    async with trio.open_nursery() as nursery:
+        ws = await wrap_client_stream(
+            nursery, stream, "localhost", ATTACH_PATH, max_message_size=MAX_MESSAGE, receive_buffer_size=65536
+        )
+        nursery.start_soon(_client_to_daemon, stdin, ws)
+        await _daemon_to_client(ws, stdout)
+        nursery.cancel_scope.cancel()
+
+
+async def _client_to_daemon(stdin: trio.abc.ReceiveStream, ws: WebSocketConnection) -> None:
+    while chunk := await stdin.receive_some(65536):
+        try:
+            await ws.send_message(bytes(chunk))
+        except ConnectionClosed:
+            return
+    await ws.aclose()  # the client is gone: end the session, the daemon cancels its requests
+
+
+async def _daemon_to_client(ws: WebSocketConnection, stdout: trio.abc.SendStream) -> None:
+    while True:
+        try:
+            message = await ws.get_message()
+        except ConnectionClosed:
+            return
+        try:
+            await stdout.send_all(message.encode() if isinstance(message, str) else message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return

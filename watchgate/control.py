@@ -1,0 +1,120 @@
+"""The control protocol: what ``watchgate ps/restart/…`` say to the daemon, as msgspec structs.
+
+Control connections and attach sessions share one Unix socket, told apart by the WebSocket
+resource: ``/control`` carries one JSON request and one JSON reply per message, ``/attach``
+carries raw MCP frames both ways.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, cast
+
+import msgspec
+
+CONTROL_PATH: Final = "/control"
+ATTACH_PATH: Final = "/attach"
+MAX_MESSAGE: Final = 256 * 1024 * 1024  # a 5 MB tool result must pass an attach session whole
+
+
+class Request(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):
+    pass
+
+
+class Ps(Request, tag="ps"):
+    pass
+
+
+class Restart(Request, tag="restart"):
+    names: list[str]
+    all: bool = False
+
+
+class Stop(Request, tag="stop"):
+    names: list[str]
+
+
+class Start(Request, tag="start"):
+    names: list[str]
+
+
+class Logs(Request, tag="logs"):
+    name: str
+    lines: int = 100
+    follow: bool = False
+
+
+class Tools(Request, tag="tools"):
+    name: str
+
+
+class Down(Request, tag="down"):
+    grace: float = 5.0
+
+
+class Reload(Request, tag="reload"):
+    pass
+
+
+AnyRequest = Ps | Restart | Stop | Start | Logs | Tools | Down | Reload
+
+
+class Reply(msgspec.Struct, omit_defaults=True):
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    more: bool = False  # a streaming reply (logs -f): further messages follow
+
+
+class UpstreamRow(msgspec.Struct):
+    name: str
+    transport: str
+    state: str
+    pid: int | None
+    uptime: float | None
+    restarts: int
+    tools: int
+    in_flight: int
+    mailbox: int
+    last_error: str | None
+    next_restart_in: float | None
+
+
+class ClientRow(msgspec.Struct):
+    id: int
+    name: str
+    version: str
+    pid: int | None
+    attached_for: float
+    in_flight: int
+
+
+class PsReport(msgspec.Struct):
+    pid: int
+    config: str | None
+    uptime: float
+    multi_server: bool
+    upstreams: list[UpstreamRow]
+    clients: list[ClientRow]
+
+
+class ToolRow(msgspec.Struct):
+    name: str
+    upstream_name: str
+    shortened: bool
+
+
+_request_decoder: Final = msgspec.json.Decoder(AnyRequest)
+_reply_decoder: Final = msgspec.json.Decoder(Reply)
+_encoder: Final = msgspec.json.Encoder()
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode_request(data: bytes | str) -> AnyRequest:
+    return cast(AnyRequest, _request_decoder.decode(data))
+
+
+def decode_reply(data: bytes | str) -> Reply:
+    return _reply_decoder.decode(data)

@@ -1,0 +1,70 @@
+"""The command side of the control socket: send one request, read the reply (or a stream)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
+
+from watchgate import control
+from watchgate.errors import WatchgateError
+from watchgate.paths import RuntimePaths
+
+
+class DaemonNotRunning(WatchgateError):
+    pass
+
+
+class ControlError(WatchgateError):
+    """The daemon refused the request; the message says why."""
+
+
+@asynccontextmanager
+async def connect(paths: RuntimePaths) -> AsyncIterator[WebSocketConnection]:
+    try:
+        stream = await trio.open_unix_socket(str(paths.socket))
+    except OSError:
+        raise DaemonNotRunning(
+            f"no Watchgate daemon is running (socket {paths.socket}); start one with `watchgate up`"
+        ) from None
+    async with trio.open_nursery() as nursery:
+        ws = await wrap_client_stream(
+            nursery, stream, "localhost", control.CONTROL_PATH, max_message_size=control.MAX_MESSAGE
+        )
+        try:
+            yield ws
+        finally:
+            await ws.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def call(paths: RuntimePaths, request: control.Request) -> Any:
+    """One request, one reply; a refusal raises ControlError with the daemon's reason."""
+    async with connect(paths) as ws:
+        await ws.send_message(control.encode(request).decode())
+        try:
+            reply = control.decode_reply(await ws.get_message())
+        except ConnectionClosed:
+            raise ControlError("the daemon closed the connection before answering") from None
+    if not reply.ok:
+        raise ControlError(reply.error or "request failed")
+    return reply.result
+
+
+async def stream(paths: RuntimePaths, request: control.Request) -> AsyncIterator[Any]:
+    """A request whose reply comes in several messages (``logs -f``)."""
+    async with connect(paths) as ws:
+        await ws.send_message(control.encode(request).decode())
+        while True:
+            try:
+                reply = control.decode_reply(await ws.get_message())
+            except ConnectionClosed:
+                return
+            if not reply.ok:
+                raise ControlError(reply.error or "request failed")
+            yield reply.result
+            if not reply.more:
+                return
