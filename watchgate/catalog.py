@@ -60,7 +60,7 @@ class Catalog:
     def update(self, server: str, lists: dict[str, list[Item]]) -> list[str]:
         """Replace some of ``server``'s lists; return the kinds whose merged answer changed."""
         current = self._lists[server]
-        changed = [key for key, items in lists.items() if current.get(key) != items]
+        changed = [key for key, items in lists.items() if current.get(key, []) != items]
         current.update(lists)
         self._rebuild(changed)
         return changed
@@ -132,6 +132,9 @@ def decode_page(result: msgspec.Raw, key: str) -> tuple[list[Item], str | None]:
     """One page of an upstream's list: its items (members still raw) and the next cursor."""
     body = jsonrpc.object_fields(result, f"the {key} list result")
     items = _items_decoder.decode(body[key]) if key in body else []
+    # an identifying member that is not a string could be neither renamed nor routed: leave it out
+    member = LIST_KINDS[key].field
+    items = [item for item in items if member not in item or bytes(item[member]).startswith(b'"')]
     cursor = jsonrpc.field_str(body, "nextCursor")
     return items, cursor or None
 

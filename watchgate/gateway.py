@@ -13,6 +13,7 @@ runs the tree (``run``) and attaches clients as they come (``attach_client``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -98,7 +99,9 @@ class Gateway:
             with trio.CancelScope(shield=True):
                 self._sessions.pop(client.name, None)
                 if client.name in self.clients.names():
-                    await self.clients.remove_child(client.name)
+                    # RuntimeError: the gateway is shutting down and stops every client itself
+                    with contextlib.suppress(RuntimeError):
+                        await self.clients.remove_child(client.name)
 
     def sessions(self) -> list[ClientSession]:
         return list(self._sessions.values())

@@ -263,9 +263,10 @@ class RouterActor(Actor[RouterMessage]):
         if not isinstance(params, dict):
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "initialize params must be an object")
         requested = params.get("protocolVersion")
-        client.capabilities = params.get("capabilities") or {}
-        client.client_info = params.get("clientInfo") or {}
-        version = requested if requested in KNOWN_VERSIONS else PROTOCOL_VERSION
+        client.capabilities = _dict(params.get("capabilities"))
+        client.client_info = _dict(params.get("clientInfo"))
+        # a list or object here must not reach the frozenset (unhashable: it would crash the router)
+        version = requested if isinstance(requested, str) and requested in KNOWN_VERSIONS else PROTOCOL_VERSION
         await self._after_settle(client, msg, lambda: self._initialize_result(version))
 
     def _initialize_result(self, version: str) -> dict[str, Any]:
@@ -380,7 +381,10 @@ class RouterActor(Actor[RouterMessage]):
             return
         if msg.method != "notifications/cancelled":
             return  # roots/list_changed, progress: nothing upstream needs from them
-        fields = jsonrpc.params_fields(msg)
+        try:
+            fields = jsonrpc.params_fields(msg)
+        except JsonRpcError:
+            return  # a notification cannot be answered; a malformed one must not crash the router
         request_id = jsonrpc.load(fields.get("requestId", UNSET))
         if not isinstance(request_id, int | str):
             return
@@ -390,6 +394,10 @@ class RouterActor(Actor[RouterMessage]):
                 await view.actor.tell(
                     ForwardCancel(client, request_id, reason if isinstance(reason, str) else None)
                 )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 async def _fetch_all(actor: UpstreamActor, key: str, timeout: float) -> list[Item]:

@@ -264,16 +264,15 @@ class UpstreamActor(Actor[UpstreamMessage]):
     async def _on_line(self, line: bytes) -> None:
         try:
             msg = jsonrpc.decode(line)
-        except JsonRpcError as exc:
+            kind = msg.kind
+            if kind is Kind.RESPONSE:
+                await self._on_response(msg)
+            elif kind is Kind.NOTIFICATION:
+                await self._on_notification(msg)
+            else:
+                await self._on_server_request(msg)
+        except JsonRpcError as exc:  # also params the gateway must read (progress, cancelled)
             _log.warning("[%s] sent a bad message (%s): %.200r", self.name, exc.message, line)
-            return
-        kind = msg.kind
-        if kind is Kind.RESPONSE:
-            await self._on_response(msg)
-        elif kind is Kind.NOTIFICATION:
-            await self._on_notification(msg)
-        else:
-            await self._on_server_request(msg)
 
     async def _on_response(self, msg: Message) -> None:
         pending = self._inflight.pop(msg.id) if isinstance(msg.id, int) else None

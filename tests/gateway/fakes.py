@@ -200,13 +200,16 @@ class FakeServer:
         async with trio.open_nursery() as nursery:
 
             async def run_server() -> None:
-                with trio.CancelScope() as scope:
-                    nursery.start_soon(_close_when, session, scope)
-                    await self.serve(session, to_server_receive)
-                if session.exit_code is None:
-                    session.exit_code = 0
-                await to_gateway_send.aclose()
-                session.closed.set()
+                # like a process, the server does not die of the gateway's cancellation: it reads
+                # what it was sent until its stdin closes (or it crashes), then exits
+                with trio.CancelScope(shield=True):
+                    with trio.CancelScope() as scope:
+                        nursery.start_soon(_close_when, session, scope)
+                        await self.serve(session, to_server_receive)
+                    if session.exit_code is None:
+                        session.exit_code = 0
+                    await to_gateway_send.aclose()
+                    session.closed.set()
 
             nursery.start_soon(run_server)
             try:
@@ -400,3 +403,31 @@ async def hang(session: FakeSession, args: dict[str, Any]) -> Any:
 async def crash(session: FakeSession, args: dict[str, Any]) -> Any:
     session.crash(3, "boom: out of memory")
     await trio.sleep_forever()
+
+
+@asynccontextmanager
+async def running_daemon(
+    config: Any, *servers: FakeServer, deadline: float = 600
+) -> AsyncIterator[tuple[Gateway, Callable[[], Awaitable[Client]]]]:
+    """The gateway as the daemon runs it: the tree on its own, clients attaching and leaving.
+
+    Yields the gateway and ``attach()``, which connects one more client and returns it.
+    """
+    gateway = Gateway(config, connector=fake_connector(*servers))
+    with trio.fail_after(deadline):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gateway.run)
+
+            async def attach() -> Client:
+                to_gw_send, to_gw_receive = trio.testing.memory_stream_one_way_pair()
+                to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
+                client = Client(to_gw_send, to_client_receive)
+                before = len(gateway.sessions())
+                nursery.start_soon(gateway.attach_client, to_gw_receive, to_client_send)
+                nursery.start_soon(client.pump)
+                while len(gateway.sessions()) == before:
+                    await trio.sleep(0.01)
+                return client
+
+            yield gateway, attach
+            nursery.cancel_scope.cancel()

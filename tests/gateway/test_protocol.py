@@ -381,3 +381,26 @@ async def test_resource_links_in_tool_results_get_the_prefixed_uri(
         assert result["content"][1]["resource"]["uri"] == "linker+file:///b.txt"
         assert result["content"][2]["text"] == "uri: file:///c.txt"
         assert result["structuredContent"] == {"uri": "file:///untouched"}
+
+
+async def test_malformed_initialize_fields_are_treated_as_absent(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_gateway(make_config("solo"), FakeServer("solo")) as (gateway, client):
+        params = {"protocolVersion": ["2025-06-18"], "capabilities": 5, "clientInfo": "me"}
+        result = await client.result("initialize", params)
+        assert result["protocolVersion"] == "2025-11-25"
+        assert (await client.request("ping"))["result"] == {}
+        assert gateway.root.status("router").restarts == 0
+
+
+async def test_malformed_cancel_notification_is_ignored(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"echo": echo})
+    async with running_gateway(make_config("solo"), solo) as (gateway, client):
+        await client.initialize()
+        await client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": [1]})
+        await client.notify("notifications/cancelled", {"requestId": {"not": "an id"}})
+        result = await client.result("tools/call", {"name": "echo", "arguments": {"text": "alive"}})
+        assert result["content"][0]["text"] == "alive"
+        assert gateway.root.status("router").restarts == 0
+        assert solo.session.requests("notifications/cancelled") == []

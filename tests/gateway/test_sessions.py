@@ -6,7 +6,16 @@ from typing import Any
 
 import trio
 
-from tests.gateway.fakes import FakeServer, FakeSession, echo, hang, make_config, running_gateway, text
+from tests.gateway.fakes import (
+    FakeServer,
+    FakeSession,
+    echo,
+    hang,
+    make_config,
+    running_daemon,
+    running_gateway,
+    text,
+)
 
 # --- ids ---------------------------------------------------------------------------------------
 
@@ -246,3 +255,81 @@ async def test_server_cancel_of_its_own_request_reaches_the_client_with_its_id(
         await client.answer(asked["id"], {"role": "assistant"})
         await trio.sleep(1)
         assert [m for m in solo.session.received if "method" not in m] == []
+
+
+# --- several clients on one gateway (the daemon) -------------------------------------------------
+
+
+async def test_a_client_leaving_cancels_only_its_own_requests(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"hang": hang, "echo": echo})
+    async with running_daemon(make_config("solo"), solo) as (gateway, attach):
+        stays, leaves = await attach(), await attach()
+        await stays.initialize()
+        await leaves.initialize()
+        kept = await stays.start("tools/call", {"name": "hang"}, request_id=1)
+        await leaves.start("tools/call", {"name": "hang"}, request_id=1)
+        await stays.wait_for(lambda: gateway.upstreams["solo"].in_flight == 2)
+        first, second = solo.session.requests("tools/call")
+        await leaves.close()
+        await stays.wait_for(lambda: len(gateway.sessions()) == 1)
+        await stays.wait_for(lambda: bool(solo.session.requests("notifications/cancelled")))
+        assert [c["params"] for c in solo.session.requests("notifications/cancelled")] == [
+            {"requestId": second["id"], "reason": "client disconnected"}
+        ]
+        assert gateway.upstreams["solo"].in_flight == 1
+        assert (await stays.result("tools/call", {"name": "echo", "arguments": {"text": "on"}}))["content"]
+        assert kept not in stays.responses and first["id"] != second["id"]
+
+
+async def test_server_request_goes_to_the_client_with_the_request_in_flight(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo", tools={"ask": _ask_for_sampling, "echo": echo})
+    async with running_daemon(make_config("solo"), solo) as (_, attach):
+        asker, bystander = await attach(), await attach()
+        await asker.initialize(capabilities={"sampling": {}})
+        await bystander.initialize(capabilities={"sampling": {}})
+        await bystander.result("tools/call", {"name": "echo"})  # answered: no longer in flight
+        request_id = await asker.start("tools/call", {"name": "ask"})
+        asked = await asker.next_request("sampling/createMessage")
+        await asker.answer(asked["id"], {"role": "assistant", "content": {"type": "text", "text": "x"}})
+        assert "assistant" in (await asker.response(request_id))["result"]["content"][0]["text"]
+        assert bystander.requests == []
+
+
+async def test_client_leaving_with_a_server_request_unanswered_tells_the_upstream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo", tools={"ask": _ask_for_sampling})
+    async with running_daemon(make_config("solo"), solo) as (gateway, attach):
+        other, asker = await attach(), await attach()
+        await other.initialize()
+        await asker.initialize(capabilities={"sampling": {}})
+        await asker.start("tools/call", {"name": "ask"})
+        await asker.next_request("sampling/createMessage")
+        await asker.close()
+        await other.wait_for(lambda: len(gateway.sessions()) == 1)
+        await other.wait_for(lambda: any("method" not in m for m in solo.session.received))
+        answer = next(m for m in solo.session.received if "method" not in m)
+        assert answer == {
+            "jsonrpc": "2.0",
+            "id": "srv-1",
+            "error": {"code": -32603, "message": "the client that was asked has disconnected"},
+        }
+
+
+async def test_notifications_reach_every_attached_client_until_it_leaves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo")
+    async with running_daemon(make_config("solo"), solo) as (gateway, attach):
+        one, two = await attach(), await attach()
+        await one.initialize()
+        await two.initialize()
+        await solo.session.notify("notifications/message", {"level": "info", "data": 1})
+        await one.wait_for(lambda: bool(one.notifications) and bool(two.notifications))
+        await two.close()
+        await one.wait_for(lambda: gateway.notifier.client_count == 1)
+        await solo.session.notify("notifications/message", {"level": "info", "data": 2})
+        await one.wait_for(lambda: len(one.notifications) == 2)
+        assert [n["params"]["data"] for n in two.notifications] == [1]

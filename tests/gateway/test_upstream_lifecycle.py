@@ -199,3 +199,59 @@ async def _wait(predicate: object) -> None:
     assert callable(predicate)
     while not predicate():
         await trio.sleep(0.01)
+
+
+async def test_restart_by_the_gateway_cancels_in_flight_requests_upstream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo", tools={"hang": hang, "echo": echo})
+    async with running_gateway(make_config("solo"), solo) as (gateway, client):
+        await client.initialize()
+        request_id = await client.start("tools/call", {"name": "hang"})
+        await _wait(lambda: gateway.upstreams["solo"].in_flight == 1)
+        first = solo.session
+        await gateway.upstream_supervisor.restart_child("solo")
+        error = (await client.response(request_id))["error"]
+        assert error["code"] == -32003 and "'solo'" in error["message"]
+        call = first.requests("tools/call")[0]
+        assert [c["params"] for c in first.requests("notifications/cancelled")] == [
+            {"requestId": call["id"], "reason": "the gateway stopped this server"}
+        ]
+        result = await client.result("tools/call", {"name": "echo", "arguments": {"text": "again"}})
+        assert result["content"][0]["text"] == "again" and len(solo.sessions) == 2
+
+
+async def test_tool_with_a_name_that_is_not_a_string_is_left_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    odd = FakeServer("odd", tools={5: echo, "fine": echo})  # type: ignore[dict-item]
+    other = FakeServer("other", tools={"echo": echo})
+    async with running_gateway(make_config("odd", "other"), odd, other) as (gateway, client):
+        started = trio.current_time()
+        await client.initialize()
+        assert trio.current_time() - started < 1  # answered at once, not at startup_wait
+        tools = (await client.result("tools/list"))["tools"]
+        assert [t["name"] for t in tools] == ["odd__fine", "other__echo"]
+        assert gateway.root.status("router").restarts == 0
+        result = await client.result("tools/call", {"name": "odd__fine", "arguments": {"text": "ok"}})
+        assert result["content"][0]["text"] == "ok"
+
+
+async def test_malformed_progress_or_cancel_from_upstream_is_skipped(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def odd(session: FakeSession, args: dict[str, object]) -> object:
+        await session.send({"jsonrpc": "2.0", "method": "notifications/progress", "params": [1]})
+        await session.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": "x"})
+        return {"content": [{"type": "text", "text": "fine"}]}
+
+    messy = FakeServer("messy", tools={"odd": odd})
+    async with running_gateway(make_config("messy"), messy) as (gateway, client):
+        await client.initialize()
+        with caplog.at_level(logging.WARNING, logger="watchgate.upstream"):
+            result = await client.result("tools/call", {"name": "odd", "_meta": {"progressToken": 1}})
+        assert result["content"][0]["text"] == "fine"
+        assert len(messy.sessions) == 1 and gateway.upstream_supervisor.status("messy").restarts == 0
+        assert client.notifications == []
+        bad = [r.getMessage() for r in caplog.records if "sent a bad message" in r.getMessage()]
+        assert len(bad) == 2 and "notifications/progress" in bad[0]

@@ -1,14 +1,19 @@
 """A tiny MCP server for tests (stdlib only, starts in milliseconds).
 
 Tools: ``echo`` (returns its text), ``pid`` (its process id), ``crash`` (writes a last word to
-stderr and exits with code 3 mid-call), ``slow`` (answers after ``seconds``), ``link`` (a
-resource_link). ``--fail-start`` makes it exit before answering ``initialize``.
+stderr and exits with code 3 mid-call), ``slow`` (answers after ``seconds``, in a thread, so the
+server keeps reading and sees a cancellation), ``link`` (a resource_link).
+``--fail-start`` makes it exit before answering ``initialize``; ``--fail-start-if PATH`` does so
+only while PATH exists; ``--record PATH`` appends every line it receives to PATH.
 """
 
 import json
 import os
 import sys
+import threading
 import time
+
+_out = threading.Lock()
 
 TOOLS = [
     {"name": name, "description": f"test tool {name}", "inputSchema": {"type": "object"}}
@@ -19,8 +24,9 @@ TOOLS = [
 def reply(request_id, result=None, error=None):
     msg = {"jsonrpc": "2.0", "id": request_id}
     msg["error" if error else "result"] = error or result
-    sys.stdout.write(json.dumps(msg) + "\n")
-    sys.stdout.flush()
+    with _out:
+        sys.stdout.write(json.dumps(msg) + "\n")
+        sys.stdout.flush()
 
 
 def call(request_id, params):
@@ -35,21 +41,34 @@ def call(request_id, params):
         sys.stderr.flush()
         os._exit(3)
     if name == "slow":
-        time.sleep(float(args.get("seconds", 1)))
-        return reply(request_id, {"content": [{"type": "text", "text": "slept"}]})
+
+        def answer_later():
+            time.sleep(float(args.get("seconds", 1)))
+            reply(request_id, {"content": [{"type": "text", "text": "slept"}]})
+
+        return threading.Thread(target=answer_later, daemon=True).start()
     if name == "link":
         link = {"type": "resource_link", "uri": "file:///tmp/x.txt", "name": "x"}
         return reply(request_id, {"content": [link]})
     return reply(request_id, error={"code": -32602, "message": f"unknown tool {name}"})
 
 
+def option(flag):
+    return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv else None
+
+
 def main():
-    if "--fail-start" in sys.argv:
+    guard = option("--fail-start-if")
+    if "--fail-start" in sys.argv or (guard and os.path.exists(guard)):
         sys.stderr.write("cannot start: missing credentials\n")
         sys.exit(2)
+    record = option("--record")
     for line in sys.stdin:
         if not line.strip():
             continue
+        if record:
+            with open(record, "a") as f:
+                f.write(line)
         msg = json.loads(line)
         method, request_id = msg.get("method"), msg.get("id")
         if request_id is None:

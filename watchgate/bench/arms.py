@@ -1,0 +1,91 @@
+"""The programs a benchmark arm runs: the servers, the gateway in front of them, and the peer proxy.
+
+Every arm is a plain argv run by the same driver, so "direct", "watchgate" and "fastmcp" differ
+only in what sits between the driver and the server.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import watchgate
+from watchgate.bench.driver import BenchError
+
+REPO = Path(watchgate.__file__).resolve().parents[1]
+ECHO_SERVER = REPO / "tests" / "servers" / "echo_server.py"
+EVERYTHING = REPO / "node_mcp" / "node_modules" / ".bin" / "mcp-server-everything"
+PEER_SCRIPT = Path(__file__).resolve().with_name("peer_fastmcp.py")
+
+
+def echo_server(tools: int = 2) -> list[str]:
+    """The in-repo echo server. ``-S`` skips site (and .pth hooks): 50 copies start in ~10 ms each."""
+    if not ECHO_SERVER.is_file():
+        raise BenchError(f"{ECHO_SERVER} not found: the benchmark runs from a source checkout")
+    argv = [sys.executable, "-S", str(ECHO_SERVER)]
+    return [*argv, "--tools", str(tools)] if tools != 2 else argv
+
+
+def everything_server() -> list[str] | None:
+    """server-everything from ``node_mcp/`` (``make install``), or None when it is not installed."""
+    return [str(EVERYTHING), "stdio"] if EVERYTHING.exists() else None
+
+
+def gateway_command(config: Path) -> list[str]:
+    """``watchgate run`` with this interpreter, so the gateway measured is the code in this tree."""
+    return [sys.executable, "-m", "watchgate.cli", "run", "-c", str(config)]
+
+
+def upstream_entry(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "command": list(argv)}
+    if env:
+        entry["env"] = dict(env)
+    if cwd:
+        entry["cwd"] = cwd
+    return entry
+
+
+def write_config(path: Path, upstreams: Sequence[dict[str, Any]], level: str = "info") -> Path:
+    """A gateway config with defaults everywhere except a generous ``startup_wait``.
+
+    Logging stays at the default level: the benchmark measures the gateway as people run it.
+    """
+    proxy = {"startup_wait": 60, "upstreams": list(upstreams)}
+    path.write_text(yaml.safe_dump({"proxy": proxy, "logging": {"level": level}}, sort_keys=False))
+    return path
+
+
+def fastmcp_version() -> str | None:
+    """The installed FastMCP's version, or None when it cannot be imported here."""
+    if importlib.util.find_spec("fastmcp") is None:
+        return None
+    try:
+        return importlib.metadata.version("fastmcp")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def fastmcp_proxy(server: Sequence[str]) -> list[str]:
+    """FastMCP's proxy (a stdio server) in front of ``server``."""
+    return [sys.executable, str(PEER_SCRIPT), "--", *server]
+
+
+def resolve_tool(names: Sequence[str], tool: str) -> str:
+    """The name under which a proxy exposes ``tool``: itself, or with a server prefix."""
+    if tool in names:
+        return tool
+    prefixed = [name for name in names if name.endswith(("_" + tool, "__" + tool))]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    raise BenchError(f"tool {tool!r} not found among {len(names)} tools: {', '.join(sorted(names)[:10])}")

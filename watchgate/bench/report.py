@@ -1,0 +1,196 @@
+"""Turning a results document into the printed table and the verdict on each target.
+
+The JSON written by the harness is the source of truth; the table and the targets are derived
+from it here, so a saved ``bench-results.json`` can be re-rendered and compared later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+NOT_BUILT = "not built yet"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _latency_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for item in results.get("latency", []):
+        if "skipped" in item or "error" in item:
+            rows.append([f"latency {item['server']}", item.get("skipped") or f"ERROR: {item['error']}"])
+            continue
+        direct, gateway, peer = item["direct"], item["gateway"], item.get("fastmcp") or {}
+        for stat in ("p50_us", "p99_us"):
+            rows.append(
+                [
+                    f"latency {item['server']} {stat[:3]} (us)",
+                    _num(direct[stat], 1),
+                    _num(gateway[stat], 1),
+                    _ratio(_div(gateway[stat], direct[stat])),
+                    f"+{gateway[stat] - direct[stat]:,.1f}",
+                    _num(peer.get(stat), 1),
+                    _ratio(_div(peer.get(stat), direct[stat])),
+                ]
+            )
+    return rows
+
+
+def _throughput_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for item in results.get("throughput", []):
+        if "skipped" in item or "error" in item:
+            rows.append([f"throughput {item['server']}", item.get("skipped") or f"ERROR: {item['error']}"])
+            continue
+        direct, gateway, peer = item["direct"], item["gateway"], item.get("fastmcp")
+        rows.append(
+            [
+                f"throughput {item['server']} c={item['concurrency']} (calls/s)",
+                _num(direct),
+                _num(gateway),
+                _ratio(_div(gateway, direct)),
+                "",
+                _num(peer),
+                _ratio(_div(peer, direct)),
+            ]
+        )
+    return rows
+
+
+def _other_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    large = results.get("large", {})
+    if "error" in large:
+        rows.append(["large message", f"ERROR: {large['error']}"])
+    elif large:
+        label = f"large {large['bytes'] / 1e6:g} MB result (MB/s)"
+        rows.append([label, _num(large["direct_mb_s"], 1), _num(large["gateway_mb_s"], 1), _ratio(large["ratio"])])
+    fan = results.get("fanout", {})
+    if "error" in fan:
+        rows.append(["fan-out", f"ERROR: {fan['error']}"])
+    elif fan:
+        shape = f"{fan['upstreams']}x{fan['tools_per_upstream']}"
+        up, listed = fan["startup_s"], fan["tools_list_p50_ms"]
+        rows.append([f"fan-out {shape}: start to all up (s)", _num(up["direct"], 3), _num(up["gateway"], 3)])
+        rows.append([f"fan-out {shape}: warm tools/list p50 (ms)", _num(listed["direct"], 2), _num(listed["gateway"], 2)])
+        rows.append([f"fan-out {shape}: gateway RSS per upstream (MiB)", "-", _num(fan["rss_per_upstream_mib"], 3)])
+    peer = results.get("peer", {})
+    if peer.get("status") != "ok":
+        rows.append(["fastmcp peer", peer.get("note", "not run")])
+    rows.append(["plugins (all built-in security plugins)", results.get("plugins", {}).get("status", NOT_BUILT)])
+    rows.append(["daemon via `watchgate attach`", results.get("daemon", {}).get("status", NOT_BUILT)])
+    return rows
+
+
+HEADER = ["measurement", "direct", "watchgate", "wg/direct", "added", "fastmcp", "fm/direct"]
+
+
+def render_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    """A plain-text table; a row with two cells is a note that spans the value columns."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        if len(row) > 2:
+            for i, cell in enumerate(row):
+                widths[i] = max(widths[i], len(cell))
+    widths[0] = max([widths[0], *(len(row[0]) for row in rows)])
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        if len(row) == 2:
+            lines.append(f"{row[0].ljust(widths[0])}  {row[1]}")
+            continue
+        cells = row + [""] * (len(header) - len(row))
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    return "\n".join(lines)
+
+
+def table(results: dict[str, Any]) -> str:
+    return render_table(_latency_rows(results) + _throughput_rows(results) + _other_rows(results))
+
+
+def _find(items: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for item in items:
+        if all(item.get(k) == v for k, v in match.items()) and "direct" in item:
+            return item
+    return None
+
+
+Check = tuple[str, str, Callable[[dict[str, Any]], float | None], Callable[[float], bool], str]
+
+
+def _echo_latency(results: dict[str, Any], key: str) -> float | None:
+    item = _find(results.get("latency", []), server="echo")
+    return None if item is None else float(item[key])
+
+
+def _min_throughput_ratio(results: dict[str, Any]) -> float | None:
+    ratios = [item["ratio"] for item in results.get("throughput", []) if "ratio" in item]
+    return min(ratios) if ratios else None
+
+
+def _echo32(results: dict[str, Any]) -> float | None:
+    item = _find(results.get("throughput", []), server="echo", concurrency=32)
+    return None if item is None else float(item["gateway"])
+
+
+def _fan(results: dict[str, Any], *path: str) -> float | None:
+    node: Any = results.get("fanout", {})
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node)
+
+
+CHECKS: list[Check] = [
+    ("added p50, echo server", "<= 60 us", lambda r: _echo_latency(r, "added_p50_us"), lambda v: v <= 60, "us"),
+    ("p50 ratio, echo server", "<= 1.15x", lambda r: _echo_latency(r, "ratio_p50"), lambda v: v <= 1.15, "x"),
+    ("throughput vs direct (worst row)", ">= 0.9x", _min_throughput_ratio, lambda v: v >= 0.9, "x"),
+    ("gateway calls/s, echo, c=32", ">= 25,000", _echo32, lambda v: v >= 25000, "calls/s"),
+    ("fan-out warm tools/list", "< 20 ms", lambda r: _fan(r, "tools_list_p50_ms", "gateway"), lambda v: v < 20, "ms"),
+    ("fan-out start to all up", "< 2 s", lambda r: _fan(r, "startup_s", "gateway"), lambda v: v < 2, "s"),
+    ("gateway RSS per idle upstream", "< 2 MiB", lambda r: _fan(r, "rss_per_upstream_mib"), lambda v: v < 2, "MiB"),
+    ("large result vs direct", ">= 0.8x", lambda r: r.get("large", {}).get("ratio"), lambda v: v >= 0.8, "x"),
+]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each DESIGN.md section 10 target with the value reached and whether it is met."""
+    out = []
+    for name, target, value_of, ok, unit in CHECKS:
+        value = value_of(results)
+        out.append(
+            {
+                "name": name,
+                "target": target,
+                "value": None if value is None else round(value, 3),
+                "unit": unit,
+                "met": None if value is None else ok(value),
+            }
+        )
+    return out
+
+
+def _short(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def targets_table(checks: list[dict[str, Any]]) -> str:
+    rows = []
+    for check in checks:
+        value = "-" if check["value"] is None else f"{_short(check['value'])} {check['unit']}"
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
+        rows.append([check["name"], check["target"], value, verdict])
+    return render_table(rows, ["target", "goal", "reached", "verdict"])
