@@ -38,5 +38,11 @@ pytest: install
 
 test: lint typecheck pytest
 
+# Not a test: a ~3 minute measurement, direct vs through the gateway (docs/performance.md).
+# FastMCP, the peer measured alongside, is an optional extra installed here on demand.
+bench: install
+	$(BIN)/python -c 'import fastmcp' 2>/dev/null || $(BIN)/python -m pip install --quiet 'fastmcp>=2'
+	$(BIN)/python -m watchgate.bench --json bench-results.json
+
 clean:
 	rm -rf $(VENV) $(STAMPS) node_mcp/node_modules .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache

@@ -148,7 +148,7 @@ def _start_detached(config: Path, paths: RuntimePaths) -> int:
             return _fail("the daemon exited while starting:\n  " + "\n  ".join(tail))
         if trio.run(is_listening, paths.socket):
             print(
-                f"watchgate: daemon started (pid {process.pid}); socket {paths.socket}; log {paths.log_file}"
+                f"watchgate: daemon started (pid {process.pid}), socket {paths.socket}, log {paths.log_file}"
             )
             return 0
         time.sleep(0.05)

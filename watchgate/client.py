@@ -47,6 +47,7 @@ class ClientActor(Actor[bytes]):
         self.capabilities: dict[str, Any] = {}
         self.client_info: dict[str, Any] = {}
         self.initialized = False
+        self.log_level: str | None = None  # set by the router on logging/setLevel
 
     async def send(self, msg: Message) -> None:
         await self.tell(jsonrpc.encode(msg) + b"\n")
@@ -65,7 +66,7 @@ class ClientActor(Actor[bytes]):
 
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write_loop)
+            nursery.start_soon(self._write_loop, nursery.cancel_scope)
             task_status.started()
             try:
                 await self._read_loop()
@@ -106,13 +107,16 @@ class ClientActor(Actor[bytes]):
                 return
             await upstream.tell(ForwardAnswer(msg))
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, session: trio.CancelScope) -> None:
         while True:
             batch = await self.receive_batch(_BATCH)
             try:
                 await self._output.send_all(b"".join(batch))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                _log.info("[%s] output closed", self.name)
+                # nothing more can reach this client: end the session (its requests are cancelled
+                # upstream), or its mailbox would fill up and stall everyone who sends to it
+                _log.info("[%s] output closed; ending the session", self.name)
+                session.cancel()
                 return
 
     async def _flush(self) -> None:

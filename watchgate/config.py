@@ -38,6 +38,8 @@ from watchgate.yamlsource import (
 __all__ = [
     "DEFAULT_SINGLE_NAME",
     "SERVER_NAME_RE",
+    "AuditConfig",
+    "AuditSinkConfig",
     "BackoffConfig",
     "ConfigError",
     "ConfigProblem",
@@ -117,9 +119,46 @@ class LoggingConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     level: LogLevel = "info"
 
 
+class AuditSinkConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One extra output fed from the same records as the JSON Lines file (for a SIEM).
+
+    csv and cef write to a file; syslog writes RFC 5424 lines to a file or datagrams to a local
+    Unix socket such as ``/dev/log``. The rules live here so ``validate`` reports them.
+    """
+
+    type: Literal["csv", "cef", "syslog"]
+    path: str | None = None
+    socket: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.path is not None and self.socket is not None:
+            raise ValueError("give either 'path' or 'socket' for a sink, not both")
+        if self.socket is not None and self.type != "syslog":
+            raise ValueError(f"'socket' is only for syslog sinks; a {self.type} sink needs 'path'")
+        if self.path is None and self.socket is None:
+            raise ValueError("a sink needs 'path' (a file) or, for syslog, 'socket' (a Unix socket)")
+
+
+class AuditConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The audit log (DESIGN.md section 8). Relative paths are relative to the config file's
+    folder; ``watchgate.audit.resolved_audit_config`` makes them absolute."""
+
+    enabled: bool = True
+    path: str = "watchgate-audit.jsonl"
+    include_payloads: bool = False
+    on_failure: Literal["block", "continue"] = "block"
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval: Positive = 1.0
+    max_bytes: Annotated[int, Meta(ge=4096)] = 10 * 1024 * 1024
+    keep: Annotated[int, Meta(ge=1)] = 10
+    sinks: tuple[AuditSinkConfig, ...] = ()
+    mailbox_size: Annotated[int, Meta(ge=1)] = 1024
+
+
 class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     proxy: ProxyConfig
     logging: LoggingConfig = LoggingConfig()
+    audit: AuditConfig = AuditConfig()
     source: str | None = None  # not a YAML key: where the configuration was read from
 
 

@@ -16,13 +16,13 @@ from actors import ChildState, UnknownChild
 from watchgate import control
 from watchgate.config import ConfigError, load_config
 from watchgate.control import ClientRow, PsReport, Reply, ToolRow, UpstreamRow
+from watchgate.errors import exit_reason
 from watchgate.namespace import public_name
 
 if TYPE_CHECKING:
     from watchgate.daemon import Daemon
 
 _log = logging.getLogger("watchgate.control")
-_REASON_PREFIXES = ("UpstreamExited: ", "UpstreamStartError: ")
 
 
 class ControlOps:
@@ -107,7 +107,7 @@ class ControlOps:
                     tools=gateway.router.tool_count(status.name),
                     in_flight=actor.in_flight,
                     mailbox=actor.mailbox_depth(),
-                    last_error=_reason(status.last_exit),
+                    last_error=exit_reason(status.last_exit),
                     next_restart_in=(
                         max(0.0, status.next_restart_at - now) if status.next_restart_at is not None else None
                     ),
@@ -167,15 +167,6 @@ class ControlOps:
         new = load_config(path)
         changes: dict[str, list[str]] = await self._gateway.reload(new)
         return changes
-
-
-def _reason(last_exit: str | None) -> str | None:
-    if last_exit in (None, "normal", "shutdown"):
-        return None
-    for prefix in _REASON_PREFIXES:
-        if last_exit.startswith(prefix):
-            return last_exit[len(prefix) :]
-    return last_exit
 
 
 async def _send(ws: WebSocketConnection, reply: Reply) -> None:

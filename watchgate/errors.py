@@ -72,3 +72,16 @@ class UpstreamStartError(WatchgateError):
 
 class UpstreamExited(WatchgateError):
     """An upstream's process or connection ended; the message names exit code and stderr tail."""
+
+
+_REASON_PREFIXES = ("UpstreamExited: ", "UpstreamStartError: ")
+
+
+def exit_reason(last_exit: str | None) -> str | None:
+    """A supervisor exit reason for people: None for a clean stop, without our exception names."""
+    if last_exit in (None, "normal", "shutdown"):
+        return None
+    for prefix in _REASON_PREFIXES:
+        if last_exit.startswith(prefix):
+            return last_exit[len(prefix) :]
+    return last_exit

@@ -23,6 +23,7 @@ from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, S
 from watchgate.client import ClientActor
 from watchgate.config import GatewayConfig, UpstreamConfig
 from watchgate.connection import Connector, default_connector
+from watchgate.errors import exit_reason
 from watchgate.messages import AddUpstream, ClientAttached, RemoveUpstream, UpstreamStatus
 from watchgate.notifications import NotificationActor
 from watchgate.router import RouterActor
@@ -147,7 +148,8 @@ class Gateway:
         _log_event(event)
         actor = self.upstreams.get(event.child)
         if actor is not None and event.kind in ("started", "exited", "backoff", "failed", "stopped"):
-            detail = event.reason or (f"restart in {event.delay:.2f} s" if event.delay is not None else "")
+            delay = f"restart in {event.delay:.2f} s" if event.delay is not None else ""
+            detail = exit_reason(event.reason) or delay
             actor.log.append(f"{event.kind} {detail}".strip(), "event")
         try:
             self.router.tell_nowait(UpstreamStatus(event.child, event.kind, event.reason))

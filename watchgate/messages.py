@@ -120,6 +120,14 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscribers:
+    """Who is subscribed to a (public) resource URI now; resources/updated goes only to them."""
+
+    uri: str
+    client_ids: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
 class ClientAttached:
     client: ClientActor
 

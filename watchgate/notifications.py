@@ -13,6 +13,7 @@ them to the one client they belong to, keeping them ordered before that request'
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from msgspec import UNSET
@@ -21,14 +22,22 @@ from actors import Actor
 from watchgate import jsonrpc
 from watchgate.catalog import LIST_CHANGED
 from watchgate.jsonrpc import Message
-from watchgate.messages import Broadcast, ClientAttached, ClientDetached, RefreshLists, UpstreamNotification
+from watchgate.messages import (
+    Broadcast,
+    ClientAttached,
+    ClientDetached,
+    RefreshLists,
+    Subscribers,
+    UpstreamNotification,
+)
 from watchgate.namespace import public_uri
 
 if TYPE_CHECKING:
     from watchgate.client import ClientActor
     from watchgate.router import RouterActor
 
-NotifierMessage = UpstreamNotification | Broadcast | ClientAttached | ClientDetached
+NotifierMessage = UpstreamNotification | Broadcast | ClientAttached | ClientDetached | Subscribers
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _log = logging.getLogger("watchgate.notifications")
 
 
@@ -38,6 +47,7 @@ class NotificationActor(Actor[NotifierMessage]):
         self._multi = multi_server
         self._clients: dict[int, ClientActor] = {}
         self._router: RouterActor | None = None
+        self._subscribers: dict[str, frozenset[int]] = {}
 
     def attach_router(self, router: RouterActor) -> None:
         self._router = router
@@ -51,6 +61,11 @@ class NotificationActor(Actor[NotifierMessage]):
             self._clients[msg.client.client_id] = msg.client
         elif isinstance(msg, ClientDetached):
             self._clients.pop(msg.client_id, None)
+        elif isinstance(msg, Subscribers):
+            if msg.client_ids:
+                self._subscribers[msg.uri] = msg.client_ids
+            else:
+                self._subscribers.pop(msg.uri, None)
         elif isinstance(msg, Broadcast):
             await self._broadcast(msg.msg)
         else:
@@ -65,13 +80,28 @@ class NotificationActor(Actor[NotifierMessage]):
             return
         if self._multi:
             msg = _rewrite(server, msg)
-        await self._broadcast(msg)
+        if msg.method == "notifications/resources/updated":
+            uri = jsonrpc.load(jsonrpc.params_fields(msg).get("uri", UNSET))
+            holders = self._subscribers.get(uri, frozenset()) if isinstance(uri, str) else frozenset()
+            await self._broadcast(msg, lambda client: client.client_id in holders)
+        elif msg.method == "notifications/message":
+            rank = _rank(jsonrpc.load(jsonrpc.params_fields(msg).get("level", UNSET)))
+            await self._broadcast(
+                msg, lambda client: client.log_level is None or rank >= _rank(client.log_level)
+            )
+        else:
+            await self._broadcast(msg)
 
-    async def _broadcast(self, msg: Message) -> None:
+    async def _broadcast(self, msg: Message, wants: Callable[[ClientActor], bool] = lambda _: True) -> None:
         line = jsonrpc.encode(msg) + b"\n"
         for client in list(self._clients.values()):
-            if client.initialized:
+            if client.initialized and wants(client):
                 await client.tell(line)
+
+
+def _rank(level: object) -> int:
+    """Severity order of MCP log levels; an unknown level counts as the most severe (never hidden)."""
+    return LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS)
 
 
 def _rewrite(server: str, msg: Message) -> Message:

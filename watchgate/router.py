@@ -35,9 +35,11 @@ from watchgate.messages import (
     ListsFetched,
     RefreshLists,
     RemoveUpstream,
+    Subscribers,
     UpstreamReady,
     UpstreamStatus,
 )
+from watchgate.notifications import LOG_LEVELS
 from watchgate.upstream import KNOWN_VERSIONS, PROTOCOL_VERSION, UpstreamActor
 
 if TYPE_CHECKING:
@@ -92,14 +94,17 @@ class RouterActor(Actor[RouterMessage]):
         self._deferred: list[tuple[ClientActor, int | str, Callable[[], Any]]] = []
         self._nursery: trio.Nursery | None = None
         self._fetches = 0
+        self._subscriptions: dict[str, set[int]] = {}  # public URI -> subscribed client ids
+        self._levels: dict[int, str] = {}  # client id -> the log level it asked for
+        self._level: str | None = None  # what the upstreams were told: the most verbose asked
         self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[None]]] = {
             "initialize": self._initialize,
             "ping": self._ping,
             "tools/call": self._route_by_name("name", "tool"),
             "prompts/get": self._route_by_name("name", "prompt"),
             "resources/read": self._route_by_uri,
-            "resources/subscribe": self._route_by_uri,
-            "resources/unsubscribe": self._route_by_uri,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
             "completion/complete": self._route_completion,
             "logging/setLevel": self._set_level,
             **{method: self._list for method in BY_METHOD},
@@ -155,6 +160,7 @@ class RouterActor(Actor[RouterMessage]):
             for view in self._views.values():
                 await view.actor.tell(msg)
             await self._notifier.tell(ClientDetached(msg.client_id))
+            await self._forget_client(msg.client_id)
         elif isinstance(msg, AddUpstream | RemoveUpstream):
             await self._reconfigure(msg)
         elif isinstance(msg, UpstreamReady | UpstreamStatus | RefreshLists | ListsFetched) and (
@@ -164,6 +170,8 @@ class RouterActor(Actor[RouterMessage]):
         elif isinstance(msg, UpstreamReady):
             view = self._views[msg.server]
             view.state, view.ready, view.last_error = "running", msg, None
+            if self._level is not None and "logging" in msg.capabilities:
+                self._tell_level(msg.server, view.actor, self._level)
             self._fetch(msg.server, tuple(k for k in LIST_KINDS if wants(msg.capabilities, k)))
         elif isinstance(msg, UpstreamStatus):
             await self._on_status(msg)
@@ -266,7 +274,9 @@ class RouterActor(Actor[RouterMessage]):
         client.capabilities = _dict(params.get("capabilities"))
         client.client_info = _dict(params.get("clientInfo"))
         # a list or object here must not reach the frozenset (unhashable: it would crash the router)
-        version = requested if isinstance(requested, str) and requested in KNOWN_VERSIONS else PROTOCOL_VERSION
+        version = (
+            requested if isinstance(requested, str) and requested in KNOWN_VERSIONS else PROTOCOL_VERSION
+        )
         await self._after_settle(client, msg, lambda: self._initialize_result(version))
 
     def _initialize_result(self, version: str) -> dict[str, Any]:
@@ -358,15 +368,81 @@ class RouterActor(Actor[RouterMessage]):
         fields["ref"] = jsonrpc.raw(ref)
         await self._forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)))
 
+    async def _subscribe(self, client: ClientActor, msg: Message) -> None:
+        """Counted per client: only the first subscriber reaches the upstream."""
+        uri = self._uri_param(msg)
+        holders = self._subscriptions.setdefault(uri, set())
+        first = not holders
+        holders.add(client.client_id)
+        await self._notifier.tell(Subscribers(uri, frozenset(holders)))
+        if first:
+            await self._route_by_uri(client, msg)
+        else:
+            await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    async def _unsubscribe(self, client: ClientActor, msg: Message) -> None:
+        """Only the last subscriber's unsubscribe reaches the upstream."""
+        uri = self._uri_param(msg)
+        holders = self._subscriptions.get(uri, set())
+        if client.client_id in holders:
+            holders.discard(client.client_id)
+            await self._notifier.tell(Subscribers(uri, frozenset(holders)))
+            if not holders:
+                del self._subscriptions[uri]
+                await self._route_by_uri(client, msg)
+                return
+        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    def _uri_param(self, msg: Message) -> str:
+        uri = jsonrpc.field_str(jsonrpc.params_fields(msg), "uri")
+        if uri is None:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
+        self._catalog.table.resolve_uri(uri)  # unknown server: -32602 before anything is counted
+        return uri
+
+    async def _forget_client(self, client_id: int) -> None:
+        """A client left: drop its subscriptions (unsubscribing upstream where it was the last) and
+        its log level (telling upstreams the next most verbose level)."""
+        for uri, holders in list(self._subscriptions.items()):
+            if client_id not in holders:
+                continue
+            holders.discard(client_id)
+            await self._notifier.tell(Subscribers(uri, frozenset(holders)))
+            if holders:
+                continue
+            del self._subscriptions[uri]
+            server, own = self._catalog.table.resolve_uri(uri)
+            view = self._views.get(server)
+            if view is not None and view.ready is not None:
+                assert self._nursery is not None
+                self._nursery.start_soon(_quietly, server, view.actor, "resources/unsubscribe", {"uri": own})
+        if self._levels.pop(client_id, None) is not None:
+            await self._apply_level()
+
     async def _set_level(self, client: ClientActor, msg: Message) -> None:
         level = jsonrpc.field_str(jsonrpc.params_fields(msg), "level")
-        if level is None:
-            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.level is required")
-        assert self._nursery is not None
+        if level not in LOG_LEVELS:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.level must be one of {', '.join(LOG_LEVELS)}")
+        client.log_level = level
+        self._levels[client.client_id] = level
+        await self._apply_level()
+        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    async def _apply_level(self) -> None:
+        """Upstreams log at the most verbose level any client asked for; clients filter the rest."""
+        if not self._levels:
+            return
+        level = min(self._levels.values(), key=LOG_LEVELS.index)
+        if level == self._level:
+            return
+        self._level = level
         for name, view in self._views.items():
             if view.ready is not None and "logging" in view.ready.capabilities:
-                self._nursery.start_soon(_quietly, name, view.actor, "logging/setLevel", {"level": level})
-        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+                self._tell_level(name, view.actor, level)
+
+    def _tell_level(self, server: str, actor: UpstreamActor, level: str) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(_quietly, server, actor, "logging/setLevel", {"level": level})
 
     async def _forward(self, server: str, client: ClientActor, msg: Message) -> None:
         view = self._views[server]

@@ -67,7 +67,9 @@ async def test_other_notifications_only_get_the_source_in_meta(
             "status": "working",
             "_meta": {"watchgate/server": "alpha"},
         }
-        assert client.notified("notifications/custom")[0]["params"] == {"_meta": {"watchgate/server": "alpha"}}
+        assert client.notified("notifications/custom")[0]["params"] == {
+            "_meta": {"watchgate/server": "alpha"}
+        }
 
 
 async def test_notification_with_params_not_an_object_is_forwarded_unchanged(
@@ -227,3 +229,17 @@ async def test_set_level_refused_upstream_is_logged(
             "[loud] logging/setLevel failed: logging/setLevel is broken" in r.getMessage()
             for r in caplog.records
         )
+
+
+async def test_resource_updated_without_a_string_uri_only_gets_meta(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    alpha, beta = _pair()
+    async with running_gateway(make_config("alpha", "beta"), alpha, beta) as (_, client):
+        await client.initialize()
+        await beta.session.notify("notifications/resources/updated", {"uri": 7})
+        await client.wait_for(lambda: bool(client.notified("notifications/resources/updated")))
+        assert client.notified("notifications/resources/updated")[0]["params"] == {
+            "uri": 7,
+            "_meta": {"watchgate/server": "beta"},
+        }

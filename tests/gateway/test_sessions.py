@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 import trio
 
 from tests.gateway.fakes import (
@@ -136,7 +138,9 @@ async def test_client_cancel_reaches_the_right_upstream_and_late_answer_is_dropp
         assert request_id not in client.responses
 
 
-async def test_client_disconnect_cancels_its_requests_upstream(autojump_clock: trio.testing.MockClock) -> None:
+async def test_client_disconnect_cancels_its_requests_upstream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     solo = FakeServer("solo", tools={"hang": hang})
     async with running_gateway(make_config("solo"), solo) as (gateway, client):
         await client.initialize()
@@ -182,14 +186,17 @@ async def test_sampling_reaches_the_client_and_the_answer_goes_back(
         assert answer["id"] == "srv-1"
 
 
-async def test_sampling_without_a_request_in_flight_is_refused(autojump_clock: trio.testing.MockClock) -> None:
+async def test_sampling_without_a_request_in_flight_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     solo = FakeServer("solo", tools={"echo": echo})
     async with running_gateway(make_config("solo"), solo) as (_, client):
         await client.initialize(capabilities={"sampling": {}})
         answer = await solo.session.request_client("sampling/createMessage", {"messages": []})
         assert answer["error"]["code"] == -32601
-        assert "no client with the 'sampling' capability has a request in flight on 'solo'" == (
-            answer["error"]["message"]
+        assert (
+            "no client with the 'sampling' capability has a request in flight on 'solo'"
+            == (answer["error"]["message"])
         )
         assert client.requests == []
 
@@ -217,7 +224,9 @@ async def test_unknown_server_request_is_refused_naming_the_method(
     async with running_gateway(make_config("solo"), solo) as (_, client):
         await client.initialize(capabilities={"sampling": {}})
         result = await client.result("tools/call", {"name": "odd"})
-        assert result["content"][0]["text"] == "'tasks/dance' is not a request the gateway forwards to clients"
+        assert (
+            result["content"][0]["text"] == "'tasks/dance' is not a request the gateway forwards to clients"
+        )
 
 
 async def test_upstream_ping_is_answered_by_the_gateway(autojump_clock: trio.testing.MockClock) -> None:
@@ -333,3 +342,72 @@ async def test_notifications_reach_every_attached_client_until_it_leaves(
         await solo.session.notify("notifications/message", {"level": "info", "data": 2})
         await one.wait_for(lambda: len(one.notifications) == 2)
         assert [n["params"]["data"] for n in two.notifications] == [1]
+
+
+async def test_client_whose_output_is_gone_is_detached_and_its_requests_cancelled(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="watchgate.client")
+    solo = FakeServer("solo", tools={"hang": hang, "echo": echo})
+    async with running_daemon(make_config("solo"), solo) as (gateway, attach):
+        healthy = await attach()
+        await healthy.initialize()
+        to_gateway, gateway_in = trio.testing.memory_stream_one_way_pair()
+        gateway_out, client_in = trio.testing.memory_stream_one_way_pair()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gateway.attach_client, gateway_in, gateway_out)
+            await healthy.wait_for(lambda: len(gateway.sessions()) == 2)
+            await client_in.aclose()  # the peer stopped reading: nothing it is sent can arrive
+            line = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "hang"}}\n'
+            await to_gateway.send_all(line)
+            await to_gateway.send_all(b'{"jsonrpc": "2.0", "id": 2, "method": "ping"}\n')
+            await healthy.wait_for(lambda: len(gateway.sessions()) == 1)
+        await healthy.wait_for(lambda: bool(solo.session.requests("notifications/cancelled")))
+        assert gateway.upstreams["solo"].in_flight == 0
+        assert any("output closed" in r.getMessage() for r in caplog.records)
+        assert (await healthy.result("tools/call", {"name": "echo", "arguments": {"text": "x"}}))["content"]
+
+
+async def test_answer_to_a_request_nobody_sent_is_ignored(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"echo": echo})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize(capabilities={"sampling": {}})
+        await client.answer("wg-solo-99", {"role": "assistant"})
+        await client.answer(5, {})
+        assert (await client.result("tools/call", {"name": "echo", "arguments": {"text": "x"}}))["content"]
+        assert [m for m in solo.session.received if "method" not in m] == []
+
+
+async def test_server_request_pending_when_the_upstream_crashes_is_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def ask_then_die(session: FakeSession, args: dict[str, Any]) -> Any:
+        await session.send({"jsonrpc": "2.0", "id": 1, "method": "sampling/createMessage", "params": {}})
+        await trio.sleep(1)
+        session.crash(2)
+        await trio.sleep_forever()
+
+    solo = FakeServer("solo", tools={"ask": ask_then_die, "echo": echo})
+    config = make_config("solo", backoff={"initial": 1, "max": 1, "jitter": 0})
+    async with running_gateway(config, solo) as (gateway, client):
+        await client.initialize(capabilities={"sampling": {}})
+        error = (await client.request("tools/call", {"name": "ask"}))["error"]
+        assert error["code"] == -32003 and "exited with code 2" in error["message"]
+        asked = await client.next_request("sampling/createMessage")
+        await client.wait_for(lambda: gateway.router.view("solo").state == "running")
+        await client.answer(asked["id"], {"role": "assistant"})  # too late: that session is gone
+        await client.result("tools/call", {"name": "echo"})
+        assert [m for m in solo.session.received if "method" not in m] == []
+
+
+async def test_daemon_shutdown_with_clients_attached_is_clean(autojump_clock: trio.testing.MockClock) -> None:
+    solo = FakeServer("solo", tools={"hang": hang})
+    async with running_daemon(make_config("solo"), solo) as (gateway, attach):
+        first, second = await attach(), await attach()
+        await first.initialize()
+        await second.initialize()
+        await second.start("tools/call", {"name": "hang"})
+        await first.wait_for(lambda: gateway.upstreams["solo"].in_flight == 1)
+    # leaving the block cancelled the daemon: every child stopped, nothing raised
+    assert gateway.upstream_supervisor.status("solo").state == "stopped"
+    assert not gateway.upstreams["solo"].running

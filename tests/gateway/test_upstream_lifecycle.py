@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import msgspec
 import pytest
 import trio
 
-from tests.gateway.fakes import FakeServer, FakeSession, crash, echo, hang, make_config, running_gateway
+from tests.gateway.fakes import (
+    FakeServer,
+    FakeSession,
+    crash,
+    echo,
+    hang,
+    make_config,
+    running_daemon,
+    running_gateway,
+)
 
 NO_JITTER = {"initial": 1, "max": 1, "jitter": 0}
 
@@ -40,9 +51,10 @@ async def test_unsupported_protocol_version_fails_start_naming_the_version(
     config = make_config("future", backoff=NO_JITTER)
     async with running_gateway(config, future) as (gateway, _):
         await _wait(lambda: gateway.upstream_supervisor.status("future").last_exit is not None)
-        assert "unsupported protocol version '2099-01-01'" in gateway.upstream_supervisor.status(
-            "future"
-        ).last_exit
+        assert (
+            "unsupported protocol version '2099-01-01'"
+            in gateway.upstream_supervisor.status("future").last_exit
+        )
         # the handshake never completed: no notifications/initialized was sent
         assert "notifications/initialized" not in future.session.methods()
 
@@ -255,3 +267,114 @@ async def test_malformed_progress_or_cancel_from_upstream_is_skipped(
         assert client.notifications == []
         bad = [r.getMessage() for r in caplog.records if "sent a bad message" in r.getMessage()]
         assert len(bad) == 2 and "notifications/progress" in bad[0]
+
+
+# --- reload (the daemon) ---------------------------------------------------------------------------
+
+
+def _servers(*names: str) -> list[FakeServer]:
+    return [FakeServer(name, tools={"echo": echo, "hang": hang}) for name in names]
+
+
+def _changed(config: Any, name: str, **changes: Any) -> Any:
+    upstreams = tuple(
+        msgspec.structs.replace(u, **changes) if u.name == name else u for u in config.proxy.upstreams
+    )
+    return msgspec.structs.replace(config, proxy=msgspec.structs.replace(config.proxy, upstreams=upstreams))
+
+
+async def test_reload_starts_added_stops_removed_and_restarts_changed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    alpha, beta, gamma, delta = _servers("alpha", "beta", "gamma", "delta")
+    config = make_config("alpha", "beta", "gamma")
+    async with running_daemon(config, alpha, beta, gamma, delta) as (gateway, attach):
+        client = await attach()
+        await client.initialize()
+        in_gamma = await client.start("tools/call", {"name": "gamma__hang"})
+        await _wait(lambda: gateway.upstreams["gamma"].in_flight == 1)
+        new = _changed(make_config("alpha", "beta", "delta"), "beta", request_timeout=30)
+        outcome = await gateway.reload(new)
+        assert outcome == {
+            "added": ["delta"],
+            "removed": ["gamma"],
+            "changed": ["beta"],
+            "unchanged": ["alpha"],
+        }
+        error = (await client.response(in_gamma))["error"]
+        assert error["code"] == -32003 and "'gamma'" in error["message"]
+        await _wait(
+            lambda: gateway.router.tool_count("delta") == 2 and gateway.router.tool_count("beta") == 2
+        )
+        tools = (await client.result("tools/list"))["tools"]
+        assert sorted(t["name"] for t in tools) == [
+            "alpha__echo",
+            "alpha__hang",
+            "beta__echo",
+            "beta__hang",
+            "delta__echo",
+            "delta__hang",
+        ]
+        assert (len(alpha.sessions), len(beta.sessions), len(delta.sessions)) == (1, 2, 1)
+        assert gateway.upstream_supervisor.names() == ["alpha", "beta", "delta"]
+        assert gateway.upstreams["beta"].config.request_timeout == 30
+        error = (await client.request("tools/call", {"name": "gamma__echo"}))["error"]
+        assert error["code"] == -32602 and "known servers: alpha, beta, delta" in error["message"]
+        assert client.notified("notifications/tools/list_changed")
+        result = await client.result("tools/call", {"name": "delta__echo", "arguments": {"text": "new"}})
+        assert result["content"][0]["text"] == "new"
+
+
+async def test_reload_cannot_switch_between_single_and_multi_server_mode(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    alpha, beta = _servers("alpha", "beta")
+    async with running_daemon(make_config("alpha", "beta"), alpha, beta) as (gateway, _):
+        with pytest.raises(RuntimeError, match="single- and multi-server mode"):
+            await gateway.reload(make_config("alpha"))
+        assert gateway.upstream_supervisor.names() == ["alpha", "beta"]
+
+
+async def test_start_timeout_reason_carries_the_last_stderr_line(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def complain(session: FakeSession) -> None:
+        session.stderr_tail.append("error: API_TOKEN is not set")
+        await trio.sleep_forever()
+
+    mute = FakeServer("mute", on_initialize=complain)
+    async with running_gateway(make_config("mute", startup_timeout=1, startup_wait=100), mute) as (gateway, _):
+        await _wait(lambda: gateway.upstream_supervisor.status("mute").last_exit is not None)
+        assert gateway.upstream_supervisor.status("mute").last_exit == (
+            "UpstreamStartError: no answer to initialize within 1 s; stderr: error: API_TOKEN is not set"
+        )
+
+
+async def test_initialize_result_that_is_not_an_object_fails_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def odd_answer(session: FakeSession) -> None:
+        await session.send({"jsonrpc": "2.0", "id": session.received[-1]["id"], "result": 5})
+        await trio.sleep_forever()
+
+    odd = FakeServer("odd", on_initialize=odd_answer)
+    async with running_gateway(make_config("odd", startup_wait=100), odd) as (gateway, _):
+        await _wait(lambda: gateway.upstream_supervisor.status("odd").last_exit is not None)
+        assert "initialize returned a result that is not an object" in (
+            gateway.upstream_supervisor.status("odd").last_exit or ""
+        )
+
+
+async def test_upstream_repeating_a_cursor_does_not_loop_forever(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class Stuck(FakeServer):
+        def _page(self, key: str, items: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+            return {key: items, "nextCursor": "again"}
+
+    stuck = Stuck("stuck", tools={"echo": echo})
+    async with running_gateway(make_config("stuck"), stuck) as (_, client):
+        await client.initialize()
+        tools = (await client.result("tools/list"))["tools"]
+        assert [t["name"] for t in tools] == ["echo", "echo"]  # first page, then the cursor once
+        assert len(stuck.session.requests("tools/list")) == 2

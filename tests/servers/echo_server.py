@@ -25,7 +25,9 @@ def _tools(count):
         tool("echo", "Returns its text argument unchanged.", "text", "string"),
         tool("big", "Returns a text of the requested number of bytes.", "bytes", "integer"),
     ]
-    tools += [tool(f"echo_{i}", f"Echo number {i}: returns its text.", "text", "string") for i in range(2, count)]
+    tools += [
+        tool(f"echo_{i}", f"Echo number {i}: returns its text.", "text", "string") for i in range(2, count)
+    ]
     return tools
 
 

@@ -39,7 +39,7 @@ class BenchError(Exception):
 
 
 class _Incoming(msgspec.Struct):
-    id: int | str | None | UnsetType = UNSET
+    id: int | str | UnsetType | None = UNSET
     method: str | UnsetType = UNSET
     result: Raw | UnsetType = UNSET
     error: Raw | UnsetType = UNSET
@@ -84,7 +84,7 @@ class Connection:
     async def receive_lines(self) -> list[bytes]:
         """Every complete line from the next read(s): at least one."""
         while True:
-            chunk = await self._stdout.receive_some(CHUNK)
+            chunk = bytes(await self._stdout.receive_some(CHUNK))  # os.read gives bytes: no copy
             if not chunk:
                 code = self.process.poll()
                 raise BenchError(f"{self.name}: stdout closed (exit {code}; stderr: {self.stderr_tail()})")
@@ -156,7 +156,9 @@ def call_template(tool: str, arguments: Mapping[str, Any]) -> tuple[bytes, bytes
     return b'{"jsonrpc":"2.0","id":', b',"method":"tools/call","params":' + params + b"}\n"
 
 
-async def run_window(conn: Connection, template: tuple[bytes, bytes], n: int, window: int) -> tuple[int, list[int]]:
+async def run_window(
+    conn: Connection, template: tuple[bytes, bytes], n: int, window: int
+) -> tuple[int, list[int]]:
     """``n`` calls with ``window`` outstanding at once on one connection (pipelined).
 
     Returns the elapsed nanoseconds from the first send to the last response and each call's

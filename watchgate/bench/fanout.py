@@ -118,7 +118,10 @@ async def fanout(counts: FanoutCounts, workdir: Path) -> dict[str, Any]:
         "tools_per_upstream": counts.tools,
         "repeats": counts.repeats,
         "list_calls": counts.list_calls,
-        "startup_s": {"direct": round(statistics.median(direct_up), 4), "gateway": round(statistics.median(gateway_up), 4)},
+        "startup_s": {
+            "direct": round(statistics.median(direct_up), 4),
+            "gateway": round(statistics.median(gateway_up), 4),
+        },
         "tools_list_p50_ms": {
             "direct": round(statistics.median(direct_list), 3),
             "gateway": round(statistics.median(gateway_list), 3),

@@ -16,6 +16,22 @@ from typing import Any
 from watchgate.bench.driver import Connection, call_template, run_window
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One way to reach the server, and the exact call to make through it.
+
+    Arms differ only where they must: a gateway with several upstreams exposes the tool under a
+    namespaced name, so each arm carries its own pre-encoded request.
+    """
+
+    conn: Connection
+    template: tuple[bytes, bytes]
+
+    @classmethod
+    def of(cls, conn: Connection, tool: str, arguments: dict[str, Any]) -> Arm:
+        return cls(conn, call_template(tool, arguments))
+
+
 def percentile(sorted_values: Sequence[int], fraction: float) -> int:
     """Nearest-rank percentile of an already sorted sequence (no interpolation: a real sample)."""
     if not sorted_values:
@@ -60,75 +76,57 @@ class Throughput:
         }
 
 
-Sample = Callable[[Connection], Awaitable[float]]
+Sample = Callable[[Arm], Awaitable[float]]
 
 
-async def interleaved(arms: Sequence[Connection], sample: Sample, repeats: int) -> list[list[float]]:
+async def interleaved(arms: Sequence[Arm], sample: Sample, repeats: int) -> list[list[float]]:
     """``repeats`` samples per arm, one arm after the other within each repeat."""
     results: list[list[float]] = [[] for _ in arms]
     for _ in range(repeats):
-        for i, conn in enumerate(arms):
-            results[i].append(await sample(conn))
+        for i, arm in enumerate(arms):
+            results[i].append(await sample(arm))
     return results
 
 
-async def warm_up(arms: Sequence[Connection], tool: str, arguments: dict[str, Any], calls: int) -> None:
+async def warm_up(arms: Sequence[Arm], calls: int) -> None:
     """Let every arm's interpreter, caches and allocator settle before anything is recorded."""
-    template = call_template(tool, arguments)
-    for conn in arms:
-        await run_window(conn, template, calls, 1)
-        await run_window(conn, template, calls, min(8, calls))
+    for arm in arms:
+        await run_window(arm.conn, arm.template, calls, 1)
+        await run_window(arm.conn, arm.template, calls, min(8, calls))
 
 
-async def latency(
-    arms: Sequence[Connection], tool: str, arguments: dict[str, Any], calls: int, repeats: int
-) -> list[Latency]:
+async def latency(arms: Sequence[Arm], calls: int, repeats: int) -> list[Latency]:
     """Sequential calls (one outstanding): the time a client waits for each answer."""
-    template = call_template(tool, arguments)
     p50s: list[list[float]] = [[] for _ in arms]
     p99s: list[list[float]] = [[] for _ in arms]
     for _ in range(repeats):
-        for i, conn in enumerate(arms):
-            _, samples = await run_window(conn, template, calls, 1)
+        for i, arm in enumerate(arms):
+            _, samples = await run_window(arm.conn, arm.template, calls, 1)
             samples.sort()
             p50s[i].append(percentile(samples, 0.50) / 1000)
             p99s[i].append(percentile(samples, 0.99) / 1000)
     return [
-        Latency(statistics.median(p50s[i]), statistics.median(p99s[i]), calls, repeats) for i in range(len(arms))
+        Latency(statistics.median(p50s[i]), statistics.median(p99s[i]), calls, repeats)
+        for i in range(len(arms))
     ]
 
 
-async def throughput(
-    arms: Sequence[Connection],
-    tool: str,
-    arguments: dict[str, Any],
-    calls: int,
-    concurrency: int,
-    repeats: int,
-) -> list[Throughput]:
+async def throughput(arms: Sequence[Arm], calls: int, concurrency: int, repeats: int) -> list[Throughput]:
     """Calls per second with ``concurrency`` requests pipelined on one connection."""
-    template = call_template(tool, arguments)
 
-    async def sample(conn: Connection) -> float:
-        elapsed_ns, _ = await run_window(conn, template, calls, concurrency)
+    async def sample(arm: Arm) -> float:
+        elapsed_ns, _ = await run_window(arm.conn, arm.template, calls, concurrency)
         return calls / (elapsed_ns / 1e9)
 
     per_arm = await interleaved(arms, sample, repeats)
     return [Throughput(statistics.median(values), concurrency, calls, repeats) for values in per_arm]
 
 
-async def bytes_per_second(
-    arms: Sequence[Connection], size: int, calls: int, repeats: int
-) -> list[float]:
-    """MB/s (10^6 bytes of tool result text per second) of sequential ``big`` calls."""
-    template = call_template("big", {"bytes": size})
+async def bytes_per_second(arms: Sequence[Arm], size: int, calls: int, repeats: int) -> list[float]:
+    """MB/s (10^6 bytes of tool result text per second) of sequential calls returning ``size`` bytes."""
 
-    async def sample(conn: Connection) -> float:
-        elapsed_ns, _ = await run_window(conn, template, calls, 1)
+    async def sample(arm: Arm) -> float:
+        elapsed_ns, _ = await run_window(arm.conn, arm.template, calls, 1)
         return size * calls / (elapsed_ns / 1e9) / 1e6
 
     return [statistics.median(values) for values in await interleaved(arms, sample, repeats)]
-
-
-def ratio(value: float, base: float) -> float | None:
-    return value / base if base else None

@@ -40,7 +40,7 @@ def _latency_rows(results: dict[str, Any]) -> list[list[str]]:
                     _num(direct[stat], 1),
                     _num(gateway[stat], 1),
                     _ratio(_div(gateway[stat], direct[stat])),
-                    f"+{gateway[stat] - direct[stat]:,.1f}",
+                    f"{gateway[stat] - direct[stat]:+,.1f}",
                     _num(peer.get(stat), 1),
                     _ratio(_div(peer.get(stat), direct[stat])),
                 ]
@@ -76,7 +76,9 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(["large message", f"ERROR: {large['error']}"])
     elif large:
         label = f"large {large['bytes'] / 1e6:g} MB result (MB/s)"
-        rows.append([label, _num(large["direct_mb_s"], 1), _num(large["gateway_mb_s"], 1), _ratio(large["ratio"])])
+        rows.append(
+            [label, _num(large["direct_mb_s"], 1), _num(large["gateway_mb_s"], 1), _ratio(large["ratio"])]
+        )
     fan = results.get("fanout", {})
     if "error" in fan:
         rows.append(["fan-out", f"ERROR: {fan['error']}"])
@@ -84,17 +86,33 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         shape = f"{fan['upstreams']}x{fan['tools_per_upstream']}"
         up, listed = fan["startup_s"], fan["tools_list_p50_ms"]
         rows.append([f"fan-out {shape}: start to all up (s)", _num(up["direct"], 3), _num(up["gateway"], 3)])
-        rows.append([f"fan-out {shape}: warm tools/list p50 (ms)", _num(listed["direct"], 2), _num(listed["gateway"], 2)])
-        rows.append([f"fan-out {shape}: gateway RSS per upstream (MiB)", "-", _num(fan["rss_per_upstream_mib"], 3)])
+        rows.append(
+            [
+                f"fan-out {shape}: warm tools/list p50 (ms)",
+                _num(listed["direct"], 2),
+                _num(listed["gateway"], 2),
+            ]
+        )
+        rows.append(
+            [f"fan-out {shape}: gateway RSS per upstream (MiB)", "-", _num(fan["rss_per_upstream_mib"], 3)]
+        )
     peer = results.get("peer", {})
     if peer.get("status") != "ok":
         rows.append(["fastmcp peer", peer.get("note", "not run")])
-    rows.append(["plugins (all built-in security plugins)", results.get("plugins", {}).get("status", NOT_BUILT)])
+    rows.append(
+        ["plugins (all built-in security plugins)", results.get("plugins", {}).get("status", NOT_BUILT)]
+    )
     rows.append(["daemon via `watchgate attach`", results.get("daemon", {}).get("status", NOT_BUILT)])
     return rows
 
 
 HEADER = ["measurement", "direct", "watchgate", "wg/direct", "added", "fastmcp", "fm/direct"]
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    """The label left-aligned, numbers right-aligned."""
+    padded = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+    return "  ".join(padded).rstrip()
 
 
 def render_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
@@ -105,14 +123,12 @@ def render_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
             for i, cell in enumerate(row):
                 widths[i] = max(widths[i], len(cell))
     widths[0] = max([widths[0], *(len(row[0]) for row in rows)])
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    lines.append("  ".join("-" * w for w in widths))
+    lines = [_line(header, widths), "  ".join("-" * w for w in widths)]
     for row in rows:
         if len(row) == 2:
             lines.append(f"{row[0].ljust(widths[0])}  {row[1]}")
-            continue
-        cells = row + [""] * (len(header) - len(row))
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+        else:
+            lines.append(_line(row + [""] * (len(header) - len(row)), widths))
     return "\n".join(lines)
 
 
@@ -155,13 +171,31 @@ def _fan(results: dict[str, Any], *path: str) -> float | None:
 
 
 CHECKS: list[Check] = [
-    ("added p50, echo server", "<= 60 us", lambda r: _echo_latency(r, "added_p50_us"), lambda v: v <= 60, "us"),
+    (
+        "added p50, echo server",
+        "<= 60 us",
+        lambda r: _echo_latency(r, "added_p50_us"),
+        lambda v: v <= 60,
+        "us",
+    ),
     ("p50 ratio, echo server", "<= 1.15x", lambda r: _echo_latency(r, "ratio_p50"), lambda v: v <= 1.15, "x"),
     ("throughput vs direct (worst row)", ">= 0.9x", _min_throughput_ratio, lambda v: v >= 0.9, "x"),
     ("gateway calls/s, echo, c=32", ">= 25,000", _echo32, lambda v: v >= 25000, "calls/s"),
-    ("fan-out warm tools/list", "< 20 ms", lambda r: _fan(r, "tools_list_p50_ms", "gateway"), lambda v: v < 20, "ms"),
+    (
+        "fan-out warm tools/list",
+        "< 20 ms",
+        lambda r: _fan(r, "tools_list_p50_ms", "gateway"),
+        lambda v: v < 20,
+        "ms",
+    ),
     ("fan-out start to all up", "< 2 s", lambda r: _fan(r, "startup_s", "gateway"), lambda v: v < 2, "s"),
-    ("gateway RSS per idle upstream", "< 2 MiB", lambda r: _fan(r, "rss_per_upstream_mib"), lambda v: v < 2, "MiB"),
+    (
+        "gateway RSS per idle upstream",
+        "< 2 MiB",
+        lambda r: _fan(r, "rss_per_upstream_mib"),
+        lambda v: v < 2,
+        "MiB",
+    ),
     ("large result vs direct", ">= 0.8x", lambda r: r.get("large", {}).get("ratio"), lambda v: v >= 0.8, "x"),
 ]
 

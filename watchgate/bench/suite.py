@@ -29,6 +29,7 @@ import watchgate
 from watchgate.bench import arms, measure, report
 from watchgate.bench.driver import BenchError, Connection, spawn
 from watchgate.bench.fanout import FanoutCounts, fanout
+from watchgate.bench.measure import Arm
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,10 @@ async def _open(stack: AsyncExitStack, name: str, argv: Sequence[str], workdir: 
     return conn
 
 
-async def _peer(
-    stack: AsyncExitStack, server: Server, workdir: Path, results: dict[str, Any]
-) -> tuple[Connection, str] | None:
-    """FastMCP's proxy in front of ``server``, or None (with the reason in ``results``)."""
-    peer = results["peer"]
+async def _open_peer(
+    stack: AsyncExitStack, server: Server, workdir: Path, peer: dict[str, Any]
+) -> Arm | None:
+    """FastMCP's proxy in front of ``server``, or None (with the reason in ``peer``)."""
     if peer["fastmcp"] is None:
         return None
     try:
@@ -100,51 +100,73 @@ async def _peer(
         peer["servers"][server.label] = f"failed: {exc}"
         _log(f"fastmcp peer for {server.label} failed, its column stays empty: {exc}")
         return None
-    peer["servers"][server.label] = "ok"
-    return conn, tool
+    return Arm.of(conn, tool, server.arguments)
+
+
+async def _measure_peer(arm: Arm, server: Server, counts: Counts, results: dict[str, Any]) -> None:
+    """The FastMCP column: fewer calls (it is much slower), and a failure never fails the run."""
+    latency_row = results["latency"][-1]
+    throughput_rows = results["throughput"][-len(counts.concurrency) :]
+    try:
+        _log(f"{server.label}: fastmcp peer")
+        await measure.warm_up([arm], min(counts.warmup, counts.peer_calls))
+        (p,) = await measure.latency([arm], counts.peer_calls, counts.repeats)
+        latency_row["fastmcp"] = p.as_json()
+        for item, k in zip(throughput_rows, counts.concurrency, strict=True):
+            calls = max(k, counts.peer_calls)
+            (pt,) = await measure.throughput([arm], calls, k, counts.repeats)
+            item |= {"fastmcp": round(pt.calls_per_s, 1), "fastmcp_calls": calls}
+    except BenchError as exc:
+        results["peer"]["servers"][server.label] = f"failed: {exc}"
+        _log(f"fastmcp peer for {server.label} failed, its column stays incomplete: {exc}")
+        return
+    results["peer"]["servers"][server.label] = "ok"
 
 
 async def _server(server: Server, counts: Counts, workdir: Path, results: dict[str, Any]) -> None:
     """Latency and throughput rows for one server (and the large-message row for the echo one)."""
-    config = arms.write_config(workdir / f"{server.label}.yaml", [arms.upstream_entry(server.label, server.argv)])
+    config = arms.write_config(
+        workdir / f"{server.label}.yaml", [arms.upstream_entry(server.label, server.argv)]
+    )
     async with AsyncExitStack() as stack:
         direct = await _open(stack, f"direct-{server.label}", server.argv, workdir)
         gateway = await _open(stack, f"watchgate-{server.label}", arms.gateway_command(config), workdir)
-        peer = await _peer(stack, server, workdir, results)
-        pair = [direct, gateway]
+        peer = await _open_peer(stack, server, workdir, results["peer"])
+        pair = [Arm.of(conn, server.tool, server.arguments) for conn in (direct, gateway)]
         _log(f"{server.label}: warm-up")
-        await measure.warm_up(pair, server.tool, server.arguments, counts.warmup)
-        if peer is not None:
-            await measure.warm_up([peer[0]], peer[1], server.arguments, min(counts.warmup, counts.peer_calls))
+        await measure.warm_up(pair, counts.warmup)
 
         _log(f"{server.label}: latency")
-        d, g = await measure.latency(pair, server.tool, server.arguments, counts.latency_calls, counts.repeats)
-        row: dict[str, Any] = {"server": server.label, "tool": server.tool, "direct": d.as_json(), "gateway": g.as_json()}
+        d, g = await measure.latency(pair, counts.latency_calls, counts.repeats)
+        row: dict[str, Any] = {
+            "server": server.label,
+            "tool": server.tool,
+            "direct": d.as_json(),
+            "gateway": g.as_json(),
+        }
         row["ratio_p50"] = round(g.p50_us / d.p50_us, 3)
         row["added_p50_us"] = round(g.p50_us - d.p50_us, 1)
         row["ratio_p99"] = round(g.p99_us / d.p99_us, 3)
-        if peer is not None:
-            (p,) = await measure.latency([peer[0]], peer[1], server.arguments, counts.peer_calls, counts.repeats)
-            row["fastmcp"] = p.as_json()
         results["latency"].append(row)
 
         for k in counts.concurrency:
             _log(f"{server.label}: throughput, {k} outstanding")
-            dt, gt = await measure.throughput(
-                pair, server.tool, server.arguments, counts.throughput_calls, k, counts.repeats
-            )
-            item: dict[str, Any] = {"server": server.label, "concurrency": k, "calls": counts.throughput_calls}
+            dt, gt = await measure.throughput(pair, counts.throughput_calls, k, counts.repeats)
+            item: dict[str, Any] = {
+                "server": server.label,
+                "concurrency": k,
+                "calls": counts.throughput_calls,
+            }
             item |= {"direct": round(dt.calls_per_s, 1), "gateway": round(gt.calls_per_s, 1)}
             item["ratio"] = round(gt.calls_per_s / dt.calls_per_s, 3)
-            if peer is not None:
-                calls = max(k, counts.peer_calls)
-                (pt,) = await measure.throughput([peer[0]], peer[1], server.arguments, calls, k, counts.repeats)
-                item |= {"fastmcp": round(pt.calls_per_s, 1), "fastmcp_calls": calls}
             results["throughput"].append(item)
 
         if server.label == "echo":
             _log(f"{server.label}: large result of {counts.large_bytes} bytes")
-            dl, gl = await measure.bytes_per_second(pair, counts.large_bytes, counts.large_calls, counts.repeats)
+            big = [Arm.of(conn, "big", {"bytes": counts.large_bytes}) for conn in (direct, gateway)]
+            dl, gl = await measure.bytes_per_second(
+                big, counts.large_bytes, counts.large_calls, counts.repeats
+            )
             results["large"] = {
                 "bytes": counts.large_bytes,
                 "calls": counts.large_calls,
@@ -153,6 +175,8 @@ async def _server(server: Server, counts: Counts, workdir: Path, results: dict[s
                 "gateway_mb_s": round(gl, 1),
                 "ratio": round(gl / dl, 3),
             }
+        if peer is not None:
+            await _measure_peer(peer, server, counts, results)
 
 
 def _peer_status() -> dict[str, Any]:
@@ -245,7 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m watchgate.bench", description="Benchmark Watchgate against direct connections."
     )
-    parser.add_argument("--quick", action="store_true", help="tiny counts: checks the harness, not the numbers")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny counts: checks the harness, not the numbers"
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results here as JSON")
     args = parser.parse_args(argv)
     counts = QUICK if args.quick else DEFAULT

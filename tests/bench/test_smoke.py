@@ -1,0 +1,95 @@
+"""The benchmark harness runs end to end with tiny counts, so it never rots.
+
+Subprocesses, like a person runs them; no timing is asserted anywhere (the numbers belong in
+docs/performance.md, not in a pass/fail). The FastMCP peer is optional: its column may be empty.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ECHO = [sys.executable, "-S", str(REPO / "tests/servers/echo_server.py")]
+WATCHGATE = REPO / ".venv" / "bin" / "watchgate"
+
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "bench.yaml"
+    upstreams = [{"name": "echo", "command": ECHO}, {"name": "other", "command": [*ECHO, "--tools", "3"]}]
+    path.write_text(yaml.safe_dump({"proxy": {"upstreams": upstreams}, "logging": {"level": "warning"}}))
+    return path
+
+
+def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = run("-m", "watchgate.bench", "--quick", "--json", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for label in ("latency echo p50 (us)", "throughput echo c=32", "large", "fan-out", "plugins", "daemon"):
+        assert label in proc.stdout
+    results = json.loads(out.read_text())
+    expected = {"machine", "latency", "throughput", "large", "fanout", "peer", "plugins", "daemon", "targets"}
+    assert expected <= results.keys()
+    assert results["mode"] == "quick"
+    assert results["errors"] == []
+    echo = next(row for row in results["latency"] if row["server"] == "echo")
+    assert {"direct", "gateway", "ratio_p50", "added_p50_us"} <= echo.keys()
+    assert {"p50_us", "p99_us"} <= echo["gateway"].keys()
+    assert {row["concurrency"] for row in results["throughput"] if row["server"] == "echo"} == {1, 8, 32}
+    assert {"direct_mb_s", "gateway_mb_s", "ratio"} <= results["large"].keys()
+    assert {"startup_s", "tools_list_p50_ms", "rss_per_upstream_mib"} <= results["fanout"].keys()
+    assert results["plugins"]["status"] == results["daemon"]["status"] == "not built yet"
+    assert results["peer"]["status"] in {"ok", "skipped"}
+    assert len(results["targets"]) == 8
+
+
+def test_bench_command_on_a_config(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "one.json"
+    argv = ["-c", str(config), "--server", "echo", "--tool", "echo", "--args", '{"text": "hi"}', "-n", "20"]
+    proc = run("-m", "watchgate.bench.cli", *argv, "--concurrency", "4", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "latency p50 (us)" in proc.stdout
+    assert "throughput c=4 (calls/s)" in proc.stdout
+    results = json.loads(out.read_text())
+    assert {"direct", "gateway"} <= results["latency"].keys()
+    assert [row["concurrency"] for row in results["throughput"]] == [1, 4]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["--server", "nope", "--tool", "echo"], 1, "unknown server 'nope'; the config has: echo, other"),
+        (["--server", "echo", "--tool", "echo", "--args", "{bad"], 2, "--args is not valid JSON"),
+        (["--server", "echo", "--tool", "echo", "--args", "[1]"], 2, "--args must be a JSON object"),
+        (["--server", "echo", "--tool", "echo", "-n", "0"], 2, "must be at least 1"),
+        (["--server", "echo", "--tool", "missing", "-n", "1"], 1, "has no tool 'missing'; it has: echo, big"),
+    ],
+)
+def test_bench_command_errors(config: Path, argv: list[str], code: int, message: str) -> None:
+    proc = run("-m", "watchgate.bench.cli", "-c", str(config), *argv)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert message in proc.stderr
+
+
+def test_bench_command_is_wired_into_watchgate() -> None:
+    """``watchgate bench`` exists once watchgate/cli.py lists ``watchgate.bench.cli.register``."""
+    proc = subprocess.run([str(WATCHGATE), "--help"], capture_output=True, text=True, timeout=30)
+    if "bench" not in proc.stdout:
+        pytest.skip("watchgate bench is not wired into watchgate/cli.py yet")
+    proc = subprocess.run([str(WATCHGATE), "bench", "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0
+    assert "--concurrency" in proc.stdout

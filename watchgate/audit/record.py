@@ -1,0 +1,163 @@
+"""What one audit record is, and how it is sealed into the hash chain.
+
+The chain is only useful if anyone can recompute it from the file alone, years later, with
+nothing but the record. So the bytes that are hashed are defined by the record itself: the
+canonical JSON of the record without its ``hash`` field, produced by one msgspec encoder with
+``order="deterministic"`` (struct fields in declaration order, mapping keys sorted) and
+``omit_defaults`` (absent fields are simply not there). A record read back from the file and
+re-encoded gives exactly those bytes, which is what ``watchgate audit verify`` relies on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from time import time as _wall_clock
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "GENESIS",
+    "RECOVERED",
+    "RESUME",
+    "ROTATE",
+    "AuditEntry",
+    "AuditRecord",
+    "Decision",
+    "Event",
+    "canonical_bytes",
+    "compute_hash",
+    "decode_record",
+    "encode_line",
+    "format_time",
+    "normalize",
+    "seal",
+]
+
+Event = Literal["request", "response", "notification", "decision", "lifecycle"]
+Decision = Literal["allow", "deny", "modify", "error"]
+
+# Lifecycle records the audit writer emits itself; ``method`` carries the lifecycle kind.
+GENESIS = "genesis"
+ROTATE = "rotate"
+RESUME = "resume"
+RECOVERED = "recovered"
+
+
+class AuditEntry(msgspec.Struct, kw_only=True, frozen=True):
+    """What a caller knows about one event; the writer adds ``time`` formatting, ``seq`` and hashes.
+
+    ``at`` is taken when the entry is built, not when it is written, so a record delayed by
+    backpressure still carries the moment the event happened.
+    """
+
+    event: Event
+    client: str | None = None
+    server: str | None = None
+    method: str | None = None
+    tool: str | None = None
+    public_name: str | None = None
+    request_id: int | str | None = None
+    decision: Decision | None = None
+    plugin: str | None = None
+    reason: str | None = None
+    duration_ms: float | None = None
+    request_bytes: int | None = None
+    response_bytes: int | None = None
+    error_code: int | None = None
+    payload: Any = None
+    at: float = msgspec.field(default_factory=_wall_clock)
+
+
+class AuditRecord(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """One line of the JSON Lines log. Field order here is the order on disk and in the hash."""
+
+    time: str
+    seq: int
+    event: Event
+    client: str | None = None
+    server: str | None = None
+    method: str | None = None
+    tool: str | None = None
+    public_name: str | None = None
+    request_id: int | str | None = None
+    decision: Decision | None = None
+    plugin: str | None = None
+    reason: str | None = None
+    duration_ms: float | None = None
+    request_bytes: int | None = None
+    response_bytes: int | None = None
+    error_code: int | None = None
+    payload: Any = None
+    prev_hash: str
+    hash: str = ""
+
+
+def _fallback(obj: Any) -> Any:
+    """Anything the encoder does not know (a Path, an exception, bytes) is logged as its repr."""
+    return repr(obj)
+
+
+_ENCODER = msgspec.json.Encoder(order="deterministic", enc_hook=_fallback)
+_RECORD_DECODER = msgspec.json.Decoder(AuditRecord)
+_ANY_DECODER = msgspec.json.Decoder()
+
+
+def format_time(at: float) -> str:
+    """RFC 3339, UTC, always with microseconds, so records sort and compare as text."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def normalize(value: Any) -> Any:
+    """Plain JSON values (dict, list, str, int, float, bool, None) that survive a round trip.
+
+    Payloads arrive as ``msgspec.Raw`` slices, tuples or structs; hashing those as given would
+    hash bytes that a reader of the file can never reproduce.
+    """
+    return _ANY_DECODER.decode(_ENCODER.encode(value))
+
+
+def canonical_bytes(record: AuditRecord) -> bytes:
+    """The bytes the hash covers: the record's canonical JSON without ``hash``."""
+    return _ENCODER.encode(msgspec.structs.replace(record, hash=""))
+
+
+def compute_hash(record: AuditRecord) -> str:
+    return hashlib.sha256(canonical_bytes(record)).hexdigest()
+
+
+def encode_line(record: AuditRecord) -> bytes:
+    """The record as one line of the log, newline included."""
+    return _ENCODER.encode(record) + b"\n"
+
+
+def decode_record(line: bytes) -> AuditRecord:
+    """Parse one line (without its newline); raises ``msgspec.DecodeError`` if it is not a record."""
+    return _RECORD_DECODER.decode(line)
+
+
+def seal(entry: AuditEntry, *, seq: int, prev_hash: str) -> AuditRecord:
+    """Turn an entry into the next record of the chain.
+
+    The draft goes through one encode/decode round trip first, so what is hashed is exactly
+    what a reader decodes (an int duration becomes a float, NaN becomes absent). An entry that
+    cannot become a valid record (a wrong type from a caller) is kept as an ``error`` record
+    that says why, rather than silently dropped.
+    """
+    fields = msgspec.structs.asdict(entry)
+    at = fields.pop("at")
+    draft = AuditRecord(time=format_time(at), seq=seq, prev_hash=prev_hash, **fields)
+    try:
+        record = _RECORD_DECODER.decode(_ENCODER.encode(draft))
+    except msgspec.ValidationError as exc:
+        record = AuditRecord(
+            time=draft.time,
+            seq=seq,
+            event="lifecycle",
+            method="invalid_entry",
+            decision="error",
+            reason=f"an audit entry could not be recorded as given ({exc}); event {entry.event!r}",
+            prev_hash=prev_hash,
+        )
+    return msgspec.structs.replace(record, hash=compute_hash(record))
