@@ -13,8 +13,9 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
+from msgspec import UNSET
 
-from actors import Actor
+from actors import Actor, MailboxFull
 from watchgate import jsonrpc
 from watchgate.errors import JsonRpcError
 from watchgate.jsonrpc import Kind, LineReader, LineTooLong, Message
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from watchgate.upstream import UpstreamActor
 
 _BATCH: Final = 256
+_END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
 _ids = itertools.count(1)
 _log = logging.getLogger("watchgate.client")
 
@@ -36,8 +38,11 @@ class ClientActor(Actor[bytes]):
         send: trio.abc.SendStream,
         *,
         router: RouterActor,
+        linger: float = 0.0,
         mailbox_size: int = 1024,
     ) -> None:
+        """``linger``: at end of input, how long to wait for the answers still owed (``watchgate
+        run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once."""
         self.client_id = next(_ids)
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._input = receive
@@ -48,9 +53,23 @@ class ClientActor(Actor[bytes]):
         self.client_info: dict[str, Any] = {}
         self.initialized = False
         self.log_level: str | None = None  # set by the router on logging/setLevel
+        self._linger = linger
+        self._owed = 0  # requests read whose answer has not been sent yet
+        self._all_answered = trio.Event()
+        self._all_answered.set()
+        self._written = trio.Event()
 
     async def send(self, msg: Message) -> None:
+        if msg.method is UNSET:  # a response: one fewer answer owed to this client
+            self._owed -= 1
+            if self._owed == 0:
+                self._all_answered.set()
         await self.tell(jsonrpc.encode(msg) + b"\n")
+
+    def _owe(self) -> None:
+        if self._owed == 0:
+            self._all_answered = trio.Event()
+        self._owed += 1
 
     def expect_answer(self, request_id: str, upstream: UpstreamActor) -> None:
         """Route the client's response to ``request_id`` back to the upstream that asked."""
@@ -70,10 +89,13 @@ class ClientActor(Actor[bytes]):
             task_status.started()
             try:
                 await self._read_loop()
+                if self._linger:  # end of input in `watchgate run`: answer what was asked first
+                    with trio.move_on_after(self._linger):
+                        await self._all_answered.wait()
             finally:
                 with trio.CancelScope(shield=True):
                     await self._router.tell(ClientGone(self.client_id))
-                    await self._flush()
+                    await self._finish_writing()
                 nursery.cancel_scope.cancel()
 
     async def _read_loop(self) -> None:
@@ -90,13 +112,16 @@ class ClientActor(Actor[bytes]):
         try:
             msg = jsonrpc.decode(line)
         except jsonrpc.InvalidRequest as exc:
+            self._owe()
             await self.send(exc.to_response(exc.request_id))
             return
         except JsonRpcError as exc:
+            self._owe()
             await self.send(exc.to_response(None))
             return
         kind = msg.kind
         if kind is Kind.REQUEST:
+            self._owe()
             await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
             await self._router.tell(ClientNotification(self, msg))
@@ -111,22 +136,21 @@ class ClientActor(Actor[bytes]):
         while True:
             batch = await self.receive_batch(_BATCH)
             try:
-                await self._output.send_all(b"".join(batch))
+                await self._output.send_all(b"".join(batch))  # the end marker joins as nothing
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 # nothing more can reach this client: end the session (its requests are cancelled
                 # upstream), or its mailbox would fill up and stall everyone who sends to it
                 _log.info("[%s] output closed; ending the session", self.name)
                 session.cancel()
                 return
+            if _END in batch:
+                self._written.set()
+                return
 
-    async def _flush(self) -> None:
-        """Write what is already queued (answers to requests completed before the client left)."""
-        pending = self.drain_nowait()
-        if pending:
-            with (
-                trio.move_on_after(1),
-                contextlib.suppress(
-                    trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError
-                ),
-            ):
-                await self._output.send_all(b"".join(pending))
+    async def _finish_writing(self) -> None:
+        """Let the writer write everything queued before the session ends, within a second: the
+        answers to requests that completed before the client left must not be lost."""
+        with contextlib.suppress(MailboxFull):  # a full mailbox: its client was not reading anyway
+            self.tell_nowait(_END)
+            with trio.move_on_after(1):
+                await self._written.wait()

@@ -162,7 +162,10 @@ class Gateway:
         """Run the whole tree for one client on a byte stream; return when the client leaves."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.root.run)
-            client = ClientActor(receive, send, router=self.router)
+            linger = max((u.request_timeout for u in self.config.proxy.upstreams), default=0.0)
+            client = ClientActor(
+                receive, send, router=self.router, linger=linger + self.config.proxy.startup_wait
+            )
             await self.notifier.tell(ClientAttached(client))
             await client.run()
             nursery.cancel_scope.cancel()

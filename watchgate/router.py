@@ -20,7 +20,7 @@ from msgspec import UNSET
 from actors import Actor, AskTimeout
 from watchgate import __version__, jsonrpc
 from watchgate.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, decode_page, wants
-from watchgate.errors import JsonRpcError, UpstreamUnavailable
+from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
 from watchgate.jsonrpc import Message
 from watchgate.messages import (
     AddUpstream,
@@ -411,7 +411,10 @@ class RouterActor(Actor[RouterMessage]):
             if holders:
                 continue
             del self._subscriptions[uri]
-            server, own = self._catalog.table.resolve_uri(uri)
+            try:
+                server, own = self._catalog.table.resolve_uri(uri)
+            except UnknownName:
+                continue  # its server was removed by a reload: nothing left to unsubscribe
             view = self._views.get(server)
             if view is not None and view.ready is not None:
                 assert self._nursery is not None

@@ -364,7 +364,11 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     async def _fail_everything(self, reason: str) -> None:
         """Answer everything in flight or queued with -32003: the incarnation is over."""
-        error = UpstreamUnavailable(self.name, "crashed" if self._exit_reason else "stopped", reason)
+        if self._exit_reason is None:
+            state = "stopped"
+        else:
+            state = "exited" if self._exit_reason.startswith("exited with code 0") else "crashed"
+        error = UpstreamUnavailable(self.name, state, reason)
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             for pending in self._inflight.drain():
                 await self._answer_error(pending, error)

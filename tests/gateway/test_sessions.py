@@ -142,20 +142,19 @@ async def test_client_disconnect_cancels_its_requests_upstream(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     solo = FakeServer("solo", tools={"hang": hang})
-    async with running_gateway(make_config("solo"), solo) as (gateway, client):
+    async with running_daemon(make_config("solo"), solo) as (gateway, attach):
+        client = await attach()
         await client.initialize()
         await client.start("tools/call", {"name": "hang"})
         await client.wait_for(lambda: gateway.upstreams["solo"].in_flight == 1)
-        session = solo.session
-        await client.close()
-        # the gateway shuts down: upstream stopped, every supervisor done
-        await client.wait_for(lambda: not gateway.upstreams["solo"].running)
-        assert gateway.upstream_supervisor.status("solo").state == "stopped"
-        call = session.requests("tools/call")[0]
-        cancelled = session.requests("notifications/cancelled")
-        # exactly once: by the client's departure, or by the shutdown it causes, whichever is first
+        await client.close()  # an attach session ends: its requests are cancelled at once
+        await client.wait_for(lambda: bool(solo.session.requests("notifications/cancelled")))
+        call = solo.session.requests("tools/call")[0]
+        cancelled = solo.session.requests("notifications/cancelled")
         assert [c["params"]["requestId"] for c in cancelled] == [call["id"]]
-        assert cancelled[0]["params"]["reason"] in ("client disconnected", "the gateway stopped this server")
+        assert cancelled[0]["params"]["reason"] == "client disconnected"
+        assert gateway.upstreams["solo"].in_flight == 0
+        assert gateway.upstream_supervisor.status("solo").state == "running"
 
 
 # --- server-to-client requests -------------------------------------------------------------------
@@ -182,7 +181,7 @@ async def test_sampling_reaches_the_client_and_the_answer_goes_back(
         assert result["content"][0]["text"] == repr(
             {"role": "assistant", "content": {"type": "text", "text": "hi"}}
         )
-        answer = [m for m in alpha.session.received if "method" not in m][0]
+        answer = next(m for m in alpha.session.received if "method" not in m)
         assert answer["id"] == "srv-1"
 
 
@@ -194,10 +193,8 @@ async def test_sampling_without_a_request_in_flight_is_refused(
         await client.initialize(capabilities={"sampling": {}})
         answer = await solo.session.request_client("sampling/createMessage", {"messages": []})
         assert answer["error"]["code"] == -32601
-        assert (
-            "no client with the 'sampling' capability has a request in flight on 'solo'"
-            == (answer["error"]["message"])
-        )
+        message = answer["error"]["message"]
+        assert message == "no client with the 'sampling' capability has a request in flight on 'solo'"
         assert client.requests == []
 
 

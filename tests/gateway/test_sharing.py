@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import trio
 import trio.testing
 
-from tests.gateway.fakes import Client, FakeServer, fake_connector, make_config
-from watchgate.gateway import Gateway
-
-
-@asynccontextmanager
-async def gateway_with_clients(
-    config: Any, *servers: FakeServer, clients: int = 2
-) -> AsyncIterator[list[Client]]:
-    """The daemon's shape in one process: one tree, several attached sessions."""
-    gateway = Gateway(config, connector=fake_connector(*servers))
-    with trio.fail_after(600):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(gateway.run)
-            attached = []
-            for _ in range(clients):
-                to_gw_send, to_gw_receive = trio.testing.memory_stream_one_way_pair()
-                to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
-                nursery.start_soon(gateway.attach_client, to_gw_receive, to_client_send)
-                client = Client(to_gw_send, to_client_receive)
-                nursery.start_soon(client.pump)
-                await client.initialize(capabilities={})
-                attached.append(client)
-            yield attached
-            nursery.cancel_scope.cancel()
+from tests.gateway.fakes import FakeServer, echo, make_config, running_daemon, running_gateway
 
 
 async def test_subscriptions_are_counted_per_client(autojump_clock: trio.testing.MockClock) -> None:
     docs = FakeServer("docs", capabilities={"resources": {"subscribe": True}}, resources=["file:///a"])
     other = FakeServer("other")
-    async with gateway_with_clients(make_config("docs", "other"), docs, other) as (first, second):
+    async with running_daemon(make_config("docs", "other"), docs, other) as (_, attach):
+        first, second = await attach(), await attach()
+        for client in (first, second):
+            await client.initialize()
         for client in (first, second):
             assert await client.result("resources/subscribe", {"uri": "docs+file:///a"}) == {}
         assert docs.session.methods().count("resources/subscribe") == 1
@@ -63,7 +39,10 @@ async def test_log_level_is_the_most_verbose_asked_and_filtered_per_client(
 ) -> None:
     chatty = FakeServer("chatty", capabilities={"tools": {}, "logging": {}})
     quiet = FakeServer("quiet")
-    async with gateway_with_clients(make_config("chatty", "quiet"), chatty, quiet) as (verbose, terse):
+    async with running_daemon(make_config("chatty", "quiet"), chatty, quiet) as (_, attach):
+        verbose, terse = await attach(), await attach()
+        for client in (verbose, terse):
+            await client.initialize()
         await terse.result("logging/setLevel", {"level": "error"})
         await verbose.result("logging/setLevel", {"level": "debug"})
         await terse.wait_for(lambda: _levels(chatty) == ["error", "debug"])
@@ -81,3 +60,31 @@ async def test_log_level_is_the_most_verbose_asked_and_filtered_per_client(
 
 def _levels(server: FakeServer) -> list[str]:
     return [m["params"]["level"] for m in server.session.received if m.get("method") == "logging/setLevel"]
+
+
+async def test_a_subscriber_leaving_after_its_server_was_removed_keeps_the_router_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    docs = FakeServer("docs", capabilities={"resources": {"subscribe": True}}, resources=["file:///a"])
+    other = FakeServer("other")
+    async with running_daemon(make_config("docs", "other"), docs, other) as (gateway, attach):
+        client = await attach()
+        await client.initialize()
+        assert await client.result("resources/subscribe", {"uri": "docs+file:///a"}) == {}
+        await gateway.reload(make_config("other", "third"))
+        await client.close()
+        await client.wait_for(lambda: gateway.sessions() == [])
+        await trio.sleep(1)
+        assert gateway.root.status("router").restarts == 0
+
+
+async def test_run_mode_answers_what_was_asked_before_stdin_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    solo = FakeServer("solo", tools={"echo": echo})
+    async with running_gateway(make_config("solo"), solo) as (_, client):
+        await client.initialize()
+        request = await client.start("tools/call", {"name": "echo", "arguments": {"text": "last words"}})
+        await client.close()  # `echo request | watchgate run`: the answer must still come out
+        response = await client.response(request)
+        assert response["result"]["content"][0]["text"] == "last words"

@@ -343,7 +343,8 @@ async def test_start_timeout_reason_carries_the_last_stderr_line(
         await trio.sleep_forever()
 
     mute = FakeServer("mute", on_initialize=complain)
-    async with running_gateway(make_config("mute", startup_timeout=1, startup_wait=100), mute) as (gateway, _):
+    config = make_config("mute", startup_timeout=1, startup_wait=100)
+    async with running_gateway(config, mute) as (gateway, _):
         await _wait(lambda: gateway.upstream_supervisor.status("mute").last_exit is not None)
         assert gateway.upstream_supervisor.status("mute").last_exit == (
             "UpstreamStartError: no answer to initialize within 1 s; stderr: error: API_TOKEN is not set"
@@ -378,3 +379,20 @@ async def test_upstream_repeating_a_cursor_does_not_loop_forever(
         tools = (await client.result("tools/list"))["tools"]
         assert [t["name"] for t in tools] == ["echo", "echo"]  # first page, then the cursor once
         assert len(stuck.session.requests("tools/list")) == 2
+
+
+async def test_a_clean_exit_mid_request_is_reported_as_exited_not_crashed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from tests.gateway.fakes import hang
+
+    quitter = FakeServer("quitter", tools={"hang": hang})
+    config = make_config("quitter", "other", restart="transient")
+    async with running_gateway(config, quitter, FakeServer("other")) as (_, client):
+        await client.initialize()
+        request = await client.start("tools/call", {"name": "quitter__hang"})
+        await client.wait_for(lambda: bool(quitter.session.requests("tools/call")))
+        quitter.session.crash(0)
+        error = (await client.response(request))["error"]
+        assert error["code"] == -32003 and "state: exited" in error["message"]
+        assert "exited with code 0" in error["message"]

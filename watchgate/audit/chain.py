@@ -113,7 +113,7 @@ class ChainWriter:
             entry = self._continue(fd)
             self._fd, self._size = fd, os.fstat(fd).st_size
             self._records_in_file = 0 if self._size == 0 else 1
-            header = seal(entry, seq=self.seq, prev_hash=self.last_hash)
+            header = self._seal(entry, self.seq, self.last_hash)
             self._commit([encode_line(header)], [header])
         except OSError:
             self._fd = None
@@ -152,14 +152,19 @@ class ChainWriter:
         try:
             record = decode_record(line)
         except msgspec.DecodeError as exc:
-            log.error("audit: the last record of %s cannot be read (%s); starting a new chain", name, exc)
-            notes.append(f"the last record of {name} could not be read ({exc})")
-            return False
-        self.seq, self.last_hash = record.seq + 1, record.hash
-        return True
+            problem = str(exc)
+        else:
+            self.seq, self.last_hash = record.seq + 1, record.hash
+            return True
+        log.error("audit: the last record of %s cannot be read (%s); starting a new chain", name, problem)
+        notes.append(f"the last record of {name} could not be read ({problem})")
+        return False
+
+    def _seal(self, entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
+        return seal(entry, seq=seq, prev_hash=prev_hash, now=self._clock())
 
     def _lifecycle(self, kind: str, notes: list[str]) -> AuditEntry:
-        return AuditEntry(event="lifecycle", method=kind, reason="; ".join(notes), at=self._clock())
+        return AuditEntry(event="lifecycle", method=kind, reason="; ".join(notes))
 
     # -- writing -------------------------------------------------------------
 
@@ -170,15 +175,16 @@ class ChainWriter:
         the file is abandoned (closed) so the next attempt starts from a fresh ``open``.
         """
         result = AppendResult()
+        if self._fd is None:
+            result.error = OSError(f"{self.path} is not open")
+            return result
         lines: list[bytes] = []
         batch: list[AuditRecord] = []
         try:
-            if self._fd is None:
-                raise OSError(f"{self.path} is not open")
             pending = self._size
             for entry in entries:
                 prev_hash = batch[-1].hash if batch else self.last_hash
-                record = seal(entry, seq=self.seq + len(batch), prev_hash=prev_hash)
+                record = self._seal(entry, self.seq + len(batch), prev_hash)
                 line = encode_line(record)
                 rotatable = self._records_in_file + len(batch) > 1
                 if rotatable and pending + len(line) > self.max_bytes:
@@ -187,7 +193,7 @@ class ChainWriter:
                     result.sealed += batch
                     lines, batch = [], []
                     result.records.append(self._rotate())
-                    record = seal(entry, seq=self.seq, prev_hash=self.last_hash)
+                    record = self._seal(entry, self.seq, self.last_hash)
                     line = encode_line(record)
                     pending = self._size
                 lines.append(line)
@@ -233,7 +239,7 @@ class ChainWriter:
         self._size, self._records_in_file = 0, 0
         self._sync_directory()
         notes = [f"continues from {os.path.basename(self.path)}.1, which ends at seq {self.seq - 1}"]
-        header = seal(self._lifecycle(ROTATE, notes), seq=self.seq, prev_hash=self.last_hash)
+        header = self._seal(self._lifecycle(ROTATE, notes), self.seq, self.last_hash)
         self._commit([encode_line(header)], [header])
         return header
 
@@ -259,9 +265,14 @@ class ChainWriter:
         self._close_fd(fd)
 
     def fsync(self) -> None:
-        """Push written records to the disk; raises ``OSError`` like a failed write would."""
-        if self._fd is not None:
+        """Push written records to the disk; a failure abandons the file like a failed write."""
+        if self._fd is None:
+            return
+        try:
             os.fsync(self._fd)
+        except OSError:
+            self._abandon()
+            raise
 
     def close(self, *, sync: bool) -> None:
         """Close the file, syncing it first when asked; errors are logged, closing still happens."""
@@ -272,7 +283,7 @@ class ChainWriter:
             try:
                 os.fsync(fd)
             except OSError as exc:
-                log.error("audit: fsync of %s failed while closing: %s", self.path, exc)
+                log.warning("audit: fsync of %s failed while closing: %s", self.path, exc)
         self._close_fd(fd)
 
     def _close_fd(self, fd: int) -> None:

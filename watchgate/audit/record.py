@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from time import time as _wall_clock
 from typing import Any, Literal
 
 import msgspec
@@ -46,10 +45,11 @@ RECOVERED = "recovered"
 
 
 class AuditEntry(msgspec.Struct, kw_only=True, frozen=True):
-    """What a caller knows about one event; the writer adds ``time`` formatting, ``seq`` and hashes.
+    """What a caller knows about one event; the writer adds ``time``, ``seq`` and the hashes.
 
-    ``at`` is taken when the entry is built, not when it is written, so a record delayed by
-    backpressure still carries the moment the event happened.
+    ``at`` (seconds since the epoch) is normally left out: the writer stamps the record when it
+    seals it, so times in the file never go backwards. Give it to record when something happened
+    rather than when it was logged.
     """
 
     event: Event
@@ -67,7 +67,7 @@ class AuditEntry(msgspec.Struct, kw_only=True, frozen=True):
     response_bytes: int | None = None
     error_code: int | None = None
     payload: Any = None
-    at: float = msgspec.field(default_factory=_wall_clock)
+    at: float | None = None
 
 
 class AuditRecord(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -100,6 +100,7 @@ def _fallback(obj: Any) -> Any:
 
 
 _ENCODER = msgspec.json.Encoder(order="deterministic", enc_hook=_fallback)
+_PLAIN_ENCODER = msgspec.json.Encoder(enc_hook=_fallback)  # takes any key type, unlike _ENCODER
 _RECORD_DECODER = msgspec.json.Decoder(AuditRecord)
 _ANY_DECODER = msgspec.json.Decoder()
 
@@ -115,7 +116,10 @@ def normalize(value: Any) -> Any:
     Payloads arrive as ``msgspec.Raw`` slices, tuples or structs; hashing those as given would
     hash bytes that a reader of the file can never reproduce.
     """
-    return _ANY_DECODER.decode(_ENCODER.encode(value))
+    try:
+        return _ANY_DECODER.decode(_PLAIN_ENCODER.encode(value))
+    except (RuntimeError, TypeError, ValueError):  # a cycle (RecursionError), a repr that raises
+        return f"<payload not representable as JSON: {type(value).__name__}>"
 
 
 def canonical_bytes(record: AuditRecord) -> bytes:
@@ -137,16 +141,19 @@ def decode_record(line: bytes) -> AuditRecord:
     return _RECORD_DECODER.decode(line)
 
 
-def seal(entry: AuditEntry, *, seq: int, prev_hash: str) -> AuditRecord:
+def seal(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> AuditRecord:
     """Turn an entry into the next record of the chain.
 
     The draft goes through one encode/decode round trip first, so what is hashed is exactly
     what a reader decodes (an int duration becomes a float, NaN becomes absent). An entry that
     cannot become a valid record (a wrong type from a caller) is kept as an ``error`` record
-    that says why, rather than silently dropped.
+    that says why, rather than silently dropped. ``now`` is the time when ``entry.at`` is None.
     """
     fields = msgspec.structs.asdict(entry)
     at = fields.pop("at")
+    at = now if at is None else at
+    if fields["payload"] is not None:
+        fields["payload"] = normalize(fields["payload"])
     draft = AuditRecord(time=format_time(at), seq=seq, prev_hash=prev_hash, **fields)
     try:
         record = _RECORD_DECODER.decode(_ENCODER.encode(draft))

@@ -47,14 +47,15 @@ class Latency:
     p50_us: float
     p99_us: float
     calls: int
-    repeats: int
+    p50_samples: tuple[float, ...]  # each repeat's p50, so the spread is on record
 
     def as_json(self) -> dict[str, Any]:
         return {
             "p50_us": round(self.p50_us, 1),
             "p99_us": round(self.p99_us, 1),
             "calls": self.calls,
-            "repeats": self.repeats,
+            "repeats": len(self.p50_samples),
+            "p50_samples_us": [round(v, 1) for v in self.p50_samples],
         }
 
 
@@ -65,14 +66,14 @@ class Throughput:
     calls_per_s: float
     concurrency: int
     calls: int
-    repeats: int
+    samples: tuple[float, ...]  # each repeat's calls/s
 
     def as_json(self) -> dict[str, Any]:
         return {
             "calls_per_s": round(self.calls_per_s, 1),
             "concurrency": self.concurrency,
             "calls": self.calls,
-            "repeats": self.repeats,
+            "samples": [round(v) for v in self.samples],
         }
 
 
@@ -106,7 +107,7 @@ async def latency(arms: Sequence[Arm], calls: int, repeats: int) -> list[Latency
             p50s[i].append(percentile(samples, 0.50) / 1000)
             p99s[i].append(percentile(samples, 0.99) / 1000)
     return [
-        Latency(statistics.median(p50s[i]), statistics.median(p99s[i]), calls, repeats)
+        Latency(statistics.median(p50s[i]), statistics.median(p99s[i]), calls, tuple(p50s[i]))
         for i in range(len(arms))
     ]
 
@@ -119,7 +120,7 @@ async def throughput(arms: Sequence[Arm], calls: int, concurrency: int, repeats:
         return calls / (elapsed_ns / 1e9)
 
     per_arm = await interleaved(arms, sample, repeats)
-    return [Throughput(statistics.median(values), concurrency, calls, repeats) for values in per_arm]
+    return [Throughput(statistics.median(values), concurrency, calls, tuple(values)) for values in per_arm]
 
 
 async def bytes_per_second(arms: Sequence[Arm], size: int, calls: int, repeats: int) -> list[float]:

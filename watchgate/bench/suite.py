@@ -159,6 +159,7 @@ async def _server(server: Server, counts: Counts, workdir: Path, results: dict[s
             }
             item |= {"direct": round(dt.calls_per_s, 1), "gateway": round(gt.calls_per_s, 1)}
             item["ratio"] = round(gt.calls_per_s / dt.calls_per_s, 3)
+            item["samples"] = {"direct": dt.as_json()["samples"], "gateway": gt.as_json()["samples"]}
             results["throughput"].append(item)
 
         if server.label == "echo":
@@ -198,7 +199,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass  # not Linux: the model stays unknown, the rest still describes the machine
     return {
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)),
         "cpu_model": model,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -273,13 +275,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quick", action="store_true", help="tiny counts: checks the harness, not the numbers"
     )
     parser.add_argument("--json", metavar="PATH", help="write the results here as JSON")
+    parser.add_argument(
+        "--cpus",
+        metavar="LIST",
+        help="pin the run (and every child) to these CPUs, e.g. 0 or 0,1: steadier numbers on a VM",
+    )
     args = parser.parse_args(argv)
+    if args.cpus:
+        try:
+            os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
+        except (ValueError, OSError) as exc:
+            parser.error(f"--cpus {args.cpus}: {exc}")
     counts = QUICK if args.quick else DEFAULT
     with tempfile.TemporaryDirectory(prefix="watchgate-bench-") as tmp:
         results = trio.run(run_suite, counts, Path(tmp), args.quick)
     m = results["machine"]
     print(f"Watchgate {m['watchgate']} ({m['commit']}), {results['mode']} run, {results['date']}")
-    print(f"{m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}\n")
+    pinned = "" if len(m["affinity"]) == m["cpus"] else f", pinned to CPUs {m['affinity']}"
+    print(f"{m['cpus']} CPUs ({m['cpu_model']}){pinned}, Python {m['python']}\n")
     print(report.table(results))
     print()
     print(report.targets_table(results["targets"]))

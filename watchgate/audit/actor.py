@@ -1,0 +1,373 @@
+"""The audit actor: the one writer of the audit log.
+
+Everyone else only ``tell``s it entries (or ``write_and_confirm`` one, to hold a response back
+until its record is in the file). One writer means one chain head and no locks; its bounded
+mailbox means a slow disk slows the gateway down instead of losing records or memory.
+
+When the log cannot be written, ``audit.on_failure`` decides: ``block`` refuses every new
+entry with `AuditUnavailable` (the gateway answers the request with that error) until a retry,
+once a second, succeeds; ``continue`` keeps the gateway running and counts the records lost.
+Either way the outage itself is written into the chain as a ``recovered`` record afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+import trio
+
+from actors import Actor, Reply
+from watchgate.audit.chain import AppendResult, ChainWriter
+from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
+from watchgate.audit.sinks import Sink, build_sinks, run_blocking
+from watchgate.config import AuditConfig
+from watchgate.errors import JsonRpcError
+
+__all__ = ["RETRY_INTERVAL", "AuditActor", "AuditMessage", "AuditStatus", "AuditUnavailable", "Confirm"]
+
+log = logging.getLogger("watchgate.audit")
+
+RETRY_INTERVAL = 1.0  # seconds between attempts to write a failing log again
+BATCH_LIMIT = 256
+T = TypeVar("T")
+
+
+class AuditUnavailable(JsonRpcError):
+    """The audit log cannot be written and ``audit.on_failure`` is ``block`` (-32011)."""
+
+    def __init__(self, path: str, error: str) -> None:
+        super().__init__(
+            -32011,
+            f"the audit log {path} cannot be written ({error}); "
+            "requests are refused until it can (audit.on_failure: block)",
+            {"path": path, "error": error},
+        )
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """An entry whose sender waits until its record is written (see `write_and_confirm`)."""
+
+    entry: AuditEntry
+    reply: Reply[AuditRecord | None]
+
+
+AuditMessage = AuditEntry | Confirm
+
+
+class AuditStatus(msgspec.Struct, kw_only=True, frozen=True):
+    """What ``watchgate ps`` shows about the audit log."""
+
+    enabled: bool
+    path: str
+    healthy: bool
+    last_error: str | None
+    records_written: int
+    records_lost: int
+    pending: int
+    mailbox_depth: int
+    sink_errors: int
+
+
+class AuditActor(Actor[AuditMessage]):
+    """Writes JSON Lines with a hash chain, rotates, fsyncs by policy, feeds the sinks.
+
+    ``redact`` is defence in depth: the plugins redact before entries get here, and this is
+    applied to every payload again before it is hashed. ``threaded=False`` does file I/O
+    inline (tests, for deterministic time); ``wall_clock`` stamps the actor's own records.
+    """
+
+    def __init__(
+        self,
+        config: AuditConfig,
+        *,
+        name: str = "audit",
+        redact: Callable[[Any], Any] | None = None,
+        sinks: Sequence[Sink] | None = None,
+        threaded: bool = True,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(name, mailbox_size=config.mailbox_size)
+        self.config = config
+        self.redact = redact
+        self.sinks = build_sinks(config.sinks, threaded=threaded) if sinks is None else list(sinks)
+        self._threaded = threaded
+        self._clock = wall_clock
+        self._writer = ChainWriter(
+            config.path,
+            max_bytes=config.max_bytes,
+            keep=config.keep,
+            sync_on_rotate=config.fsync != "never",
+            clock=wall_clock,
+        )
+        self.last_error: str | None = None
+        self.records_written = 0
+        self.records_lost = 0
+        self.sink_errors = 0
+        self._failing_since: float | None = None  # wall clock, for the ``recovered`` record
+        self._retry_at = 0.0  # trio time
+        self._dirty_since: float | None = None  # trio time of the oldest write not yet synced
+        self._outage_lost = 0
+        self._pending: list[AuditEntry] = []
+        self._failing_sinks: set[str] = set()
+
+    # -- the API the gateway uses ---------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """False while the log cannot be written."""
+        return self._failing_since is None
+
+    async def tell(self, msg: AuditMessage) -> None:
+        """Queue an entry, waiting while the mailbox is full; raises `AuditUnavailable` if blocked."""
+        if self._admit():
+            await super().tell(msg)
+
+    def tell_nowait(self, msg: AuditMessage) -> None:
+        if self._admit():
+            super().tell_nowait(msg)
+
+    async def write_and_confirm(self, entry: AuditEntry, *, timeout: float = 10.0) -> AuditRecord | None:
+        """Return once the record is written (and fsynced under ``fsync: always``).
+
+        Returns the sealed record, or None when it was not written: the log is disabled, or
+        it is failing under ``on_failure: continue``. Raises `AuditUnavailable` when failing
+        under ``block``, and ``AskTimeout`` if the writer does not answer within ``timeout``.
+        """
+        if not self.config.enabled:
+            return None
+        return await self.ask(lambda reply: Confirm(entry, reply), timeout=timeout)
+
+    def status(self) -> AuditStatus:
+        return AuditStatus(
+            enabled=self.config.enabled,
+            path=self.config.path,
+            healthy=self.healthy,
+            last_error=self.last_error,
+            records_written=self.records_written,
+            records_lost=self.records_lost,
+            pending=len(self._pending),
+            mailbox_depth=self.mailbox_depth(),
+            sink_errors=self.sink_errors,
+        )
+
+    def _admit(self) -> bool:
+        if not self.config.enabled:
+            return False
+        if not self.healthy and self.config.on_failure == "block":
+            raise AuditUnavailable(self.config.path, self.last_error or "unknown error")
+        return True
+
+    # -- the writer's loop -----------------------------------------------------
+
+    async def handle(self, msg: AuditMessage) -> None:
+        """Unused: `run` takes messages in batches so a burst costs one write."""
+        raise NotImplementedError
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self.incarnation():
+            if not self.config.enabled:
+                task_status.started()
+                await trio.sleep_forever()
+            try:
+                with trio.CancelScope(shield=True):
+                    await self._feed_sinks(await self._open())
+                task_status.started()
+                while True:
+                    batch: list[AuditMessage] = []
+                    with trio.move_on_at(self._deadline()):
+                        batch = await self.receive_batch(BATCH_LIMIT)
+                    # Taken from the mailbox, so answered, written and copied to every sink even
+                    # if `stop` comes meanwhile: waiting for the mailbox is the only cancel point.
+                    with trio.CancelScope(shield=True):
+                        records = await self._write(batch)
+                        await self._feed_sinks(records)
+                        await self._sync_if_due()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._finish()
+
+    async def _finish(self) -> None:
+        """Write what is still queued, then sync and close; pending entries survive a restart."""
+        records = await self._write(self.drain_nowait())
+        await self._feed_sinks(records)
+        sync = self.config.fsync != "never"
+        await self._blocking(lambda: self._writer.close(sync=sync))
+        for sink in self.sinks:
+            sink.close()
+        if self._pending:
+            log.warning("audit: %d records are still waiting for %s", len(self._pending), self.config.path)
+
+    def _deadline(self) -> float:
+        deadline = self._retry_at if not self.healthy else math.inf
+        if self._dirty_since is not None:
+            deadline = min(deadline, self._dirty_since + self.config.fsync_interval)
+        return deadline
+
+    async def _blocking(self, fn: Callable[[], T]) -> T:
+        return await run_blocking(fn, threaded=self._threaded)
+
+    async def _open(self) -> list[AuditRecord]:
+        try:
+            header = await self._blocking(self._writer.open)
+        except OSError as exc:
+            self._fail(exc)
+            return []
+        self._written([header])
+        return [header]
+
+    async def _write(self, batch: list[AuditMessage]) -> list[AuditRecord]:
+        """Write a batch (after recovering, if it is time to try); return what the sinks get."""
+        records: list[AuditRecord] = []
+        if not self.healthy and trio.current_time() >= self._retry_at:
+            records += await self._recover()
+        if not self.healthy:
+            self._refuse(batch)
+            return records
+        if not batch:
+            return records
+        entries = [self._prepare(m.entry if isinstance(m, Confirm) else m) for m in batch]
+        sync = self.config.fsync == "always"
+        result = await self._blocking(lambda: self._writer.append(entries, sync=sync))
+        self._written(result.records)
+        for msg, record in zip(batch, result.sealed, strict=False):
+            if isinstance(msg, Confirm):
+                msg.reply.set(record)
+        if result.error is not None:
+            self._fail(result.error)
+            self._refuse(batch[len(result.sealed) :])
+        return records + result.records
+
+    async def _recover(self) -> list[AuditRecord]:
+        """One retry: reopen if needed, record the outage, then write what waited."""
+        assert self._failing_since is not None
+        outage = self._clock() - self._failing_since
+        reason = f"the audit log is writable again after {outage:.1f} s (it failed with: {self.last_error})"
+        if self._outage_lost:
+            reason += f"; {self._outage_lost} records were lost (audit.on_failure: continue)"
+        if self._pending:
+            reason += f"; {len(self._pending)} records waited and follow"
+        note = AuditEntry(event="lifecycle", method=RECOVERED, reason=reason)
+        pending, self._pending = self._pending, []
+        sync = self.config.fsync == "always"
+
+        def attempt() -> AppendResult:
+            header = None if self._writer.is_open else self._writer.open()
+            result = self._writer.append([note, *pending], sync=sync)
+            if header is not None:
+                result.records.insert(0, header)
+            return result
+
+        try:
+            result = await self._blocking(attempt)
+        except OSError as exc:
+            self._pending = pending
+            self._fail(exc)
+            return []
+        self._written(result.records)
+        if result.error is not None:
+            self._pending = pending[max(0, len(result.sealed) - 1) :]
+            self._fail(result.error)
+        else:
+            log.warning("audit: %s is writable again after %.1f s", self.config.path, outage)
+            self._failing_since = None
+            self._outage_lost = 0
+        return result.records
+
+    def _prepare(self, entry: AuditEntry) -> AuditEntry:
+        """Drop the payload unless payloads are wanted; otherwise redact it (again) first."""
+        if entry.payload is None:
+            return entry
+        if not self.config.include_payloads:
+            return msgspec.structs.replace(entry, payload=None)
+        if self.redact is None:
+            return entry
+        try:
+            return msgspec.structs.replace(entry, payload=self.redact(normalize(entry.payload)))
+        except Exception as exc:  # user code: its failure must not lose the record, nor leak the payload
+            failure = type(exc).__name__  # only the type: the message could quote the secret
+        log.error("audit: the redact hook failed (%s); the payload is left out", failure)
+        note = f"payload withheld: redaction failed ({failure})"
+        reason = f"{entry.reason}; {note}" if entry.reason else note
+        return msgspec.structs.replace(entry, payload=None, reason=reason)
+
+    def _refuse(self, batch: Sequence[AuditMessage]) -> None:
+        """Entries that cannot be written now: kept for later (block) or counted lost (continue)."""
+        if not batch:
+            return
+        block = self.config.on_failure == "block"
+        lost = 0
+        for msg in batch:
+            if isinstance(msg, Confirm):
+                if block:
+                    msg.reply.fail(AuditUnavailable(self.config.path, self.last_error or "unknown error"))
+                else:
+                    msg.reply.set(None)
+                    lost += 1
+            elif block:
+                self._pending.append(msg)
+            else:
+                lost += 1
+        if lost:
+            self.records_lost += lost
+            self._outage_lost += lost
+            log.error(
+                "audit: %d records lost, %s cannot be written (%s); %d lost in all",
+                lost,
+                self.config.path,
+                self.last_error,
+                self.records_lost,
+            )
+
+    def _written(self, records: list[AuditRecord]) -> None:
+        self.records_written += len(records)
+        if records and self.config.fsync == "interval" and self._dirty_since is None:
+            self._dirty_since = trio.current_time()
+
+    def _fail(self, exc: OSError) -> None:
+        self.last_error = str(exc)
+        self._retry_at = trio.current_time() + RETRY_INTERVAL
+        self._dirty_since = None
+        if self._failing_since is None:
+            self._failing_since = self._clock()
+            log.error(
+                "audit: cannot write %s: %s (audit.on_failure: %s)",
+                self.config.path,
+                exc,
+                self.config.on_failure,
+            )
+
+    async def _sync_if_due(self) -> None:
+        if self._dirty_since is None or trio.current_time() < self._dirty_since + self.config.fsync_interval:
+            return
+        self._dirty_since = None
+        try:
+            await self._blocking(self._writer.fsync)
+        except OSError as exc:
+            self._fail(exc)
+
+    async def _feed_sinks(self, records: list[AuditRecord]) -> None:
+        if not records:
+            return
+        for sink in self.sinks:
+            try:
+                await sink.emit(records)
+            except Exception as exc:  # a sink is a copy: its failure is logged, never fatal to the chain
+                self._sink_failed(sink, exc)
+                continue
+            if sink.name in self._failing_sinks:
+                self._failing_sinks.discard(sink.name)
+                log.warning("audit: sink %s works again", sink.name)
+
+    def _sink_failed(self, sink: Sink, exc: Exception) -> None:
+        """Count every failure, log the first of a run (a dead syslog would flood the log)."""
+        self.sink_errors += 1
+        if sink.name not in self._failing_sinks:
+            self._failing_sinks.add(sink.name)
+            log.error("audit: sink %s failed: %s; its records are skipped until it works", sink.name, exc)
