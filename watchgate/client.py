@@ -133,19 +133,21 @@ class ClientActor(Actor[bytes]):
             await upstream.tell(ForwardAnswer(msg))
 
     async def _write_loop(self, session: trio.CancelScope) -> None:
-        while True:
-            batch = await self.receive_batch(_BATCH)
-            try:
-                await self._output.send_all(b"".join(batch))  # the end marker joins as nothing
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                # nothing more can reach this client: end the session (its requests are cancelled
-                # upstream), or its mailbox would fill up and stall everyone who sends to it
-                _log.info("[%s] output closed; ending the session", self.name)
-                session.cancel()
-                return
-            if _END in batch:
-                self._written.set()
-                return
+        try:
+            while True:
+                batch = await self.receive_batch(_BATCH)
+                data = b"".join(batch)  # the end marker joins as nothing
+                if data:
+                    await self._output.send_all(data)
+                if _END in batch:
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # nothing more can reach this client: end the session (its requests are cancelled
+            # upstream), or its mailbox would fill up and stall everyone who sends to it
+            _log.info("[%s] output closed; ending the session", self.name)
+            session.cancel()
+        finally:
+            self._written.set()
 
     async def _finish_writing(self) -> None:
         """Let the writer write everything queued before the session ends, within a second: the

@@ -17,7 +17,9 @@ from .helpers import Clock, call, lines, records, write_log
 
 
 def writer_for(path: Path, **kwargs: int) -> ChainWriter:
-    return ChainWriter(str(path), max_bytes=kwargs.get("max_bytes", 1 << 20), keep=kwargs.get("keep", 3), clock=Clock())
+    return ChainWriter(
+        str(path), max_bytes=kwargs.get("max_bytes", 1 << 20), keep=kwargs.get("keep", 3), clock=Clock()
+    )
 
 
 def test_a_new_log_starts_with_a_genesis_record_with_a_random_prev_hash(tmp_path: Path) -> None:
@@ -60,7 +62,10 @@ def test_an_incomplete_last_line_is_cut_off_and_noted(tmp_path: Path) -> None:
         stream.write(b'{"time":"2026-')
     header = writer_for(path).open()
     assert header.method == RESUME and header.prev_hash == before.last_hash
-    assert header.reason is not None and "discarded an incomplete last line of 14 bytes (sha256 " in header.reason
+    assert (
+        header.reason is not None
+        and "discarded an incomplete last line of 14 bytes (sha256 " in header.reason
+    )
     assert verify_log(str(path)).ok
 
 
@@ -206,7 +211,9 @@ def test_when_cutting_back_fails_too_the_next_open_repairs_the_tail(
     assert verify_log(str(path)).ok
 
 
-def test_a_failed_rotation_is_retried_by_the_next_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_rotation_is_retried_by_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "audit.jsonl"
     writer = writer_for(path, max_bytes=500)
     writer.open()
@@ -241,7 +248,9 @@ def test_fsync_failure_abandons_the_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.error is not None
 
 
-def test_sync_append_fsyncs_and_a_failure_there_is_returned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_append_fsyncs_and_a_failure_there_is_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     writer = writer_for(tmp_path / "audit.jsonl")
     writer.open()
     synced: list[int] = []
@@ -294,7 +303,9 @@ def test_open_failure_leaves_the_writer_closed(tmp_path: Path, monkeypatch: pyte
 def test_rotation_without_sync_does_not_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     monkeypatch.setattr(chain_module.os, "fsync", synced.append)
-    writer = ChainWriter(str(tmp_path / "audit.jsonl"), max_bytes=500, keep=2, sync_on_rotate=False, clock=Clock())
+    writer = ChainWriter(
+        str(tmp_path / "audit.jsonl"), max_bytes=500, keep=2, sync_on_rotate=False, clock=Clock()
+    )
     writer.open()
     assert writer.append([call(i) for i in range(6)]).error is None
     assert (tmp_path / "audit.jsonl.1").exists() and synced == []

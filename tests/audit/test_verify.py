@@ -32,7 +32,11 @@ def test_an_intact_log_verifies(tmp_path: Path) -> None:
     result = verify_log(str(path))
     every = records(path)
     assert result.ok and result.records == 4 and not result.starts_at_rotation
-    assert (result.first_time, result.last_time, result.last_hash) == (every[0].time, every[-1].time, every[-1].hash)
+    assert (result.first_time, result.last_time, result.last_hash) == (
+        every[0].time,
+        every[-1].time,
+        every[-1].hash,
+    )
     assert result.report() == [
         f"ok: 4 records, first {every[0].time}, last {every[-1].time}",
         f"files: 1, last hash {every[-1].hash}",
@@ -85,7 +89,10 @@ def test_a_deleted_line(tmp_path: Path) -> None:
     path.write_bytes(b"".join(content))
     result = verify_log(str(path))
     assert (result.ok, result.line, result.seq) == (False, 3, 3)
-    assert result.problem == "prev_hash does not match the previous record: a record was removed, reordered or inserted"
+    assert (
+        result.problem
+        == "prev_hash does not match the previous record: a record was removed, reordered or inserted"
+    )
     assert (result.expected, result.found) == (every[1].hash, every[2].hash)
 
 
@@ -129,7 +136,9 @@ def test_oldest_files_removed_by_retention_still_verify(tmp_path: Path) -> None:
     (tmp_path / "audit.jsonl.3").unlink()
     result = verify_log(str(path))
     assert result.ok and result.starts_at_rotation
-    assert result.report()[-1] == "the kept history starts at a rotation: older files were removed (audit.keep)"
+    assert (
+        result.report()[-1] == "the kept history starts at a rotation: older files were removed (audit.keep)"
+    )
 
 
 def test_a_truncated_tail(tmp_path: Path) -> None:
@@ -149,7 +158,11 @@ def test_an_incomplete_line_in_a_rotated_file(tmp_path: Path) -> None:
     older = tmp_path / "audit.jsonl.2"
     older.write_bytes(older.read_bytes()[:-5])
     result = verify_log(str(path))
-    assert (result.ok, result.file, result.problem) == (False, str(older), "an incomplete line in the middle of the log")
+    assert (result.ok, result.file, result.problem) == (
+        False,
+        str(older),
+        "an incomplete line in the middle of the log",
+    )
 
 
 def test_a_line_that_is_not_a_record(tmp_path: Path) -> None:
@@ -203,7 +216,11 @@ def test_a_gap_in_seq_with_intact_hashes(tmp_path: Path) -> None:
     writer.append([call(1)])
     writer.close(sync=False)
     result = verify_log(str(path))
-    assert (result.problem, result.expected, result.found) == ("seq does not follow the previous record", "1", "6")
+    assert (result.problem, result.expected, result.found) == (
+        "seq does not follow the previous record",
+        "1",
+        "6",
+    )
 
 
 def test_no_log_at_all(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ __all__ = ["RETRY_INTERVAL", "AuditActor", "AuditMessage", "AuditStatus", "Audit
 log = logging.getLogger("watchgate.audit")
 
 RETRY_INTERVAL = 1.0  # seconds between attempts to write a failing log again
-BATCH_LIMIT = 256
+BATCH_LIMIT = 256  # at most this many records per write (and at most mailbox_size)
 T = TypeVar("T")
 
 
@@ -115,7 +115,8 @@ class AuditActor(Actor[AuditMessage]):
         self._dirty_since: float | None = None  # trio time of the oldest write not yet synced
         self._outage_lost = 0
         self._pending: list[AuditEntry] = []
-        self._failing_sinks: set[str] = set()
+        self._failing_sinks: set[Sink] = set()
+        self._batch_limit = min(BATCH_LIMIT, config.mailbox_size)
 
     # -- the API the gateway uses ---------------------------------------------
 
@@ -182,7 +183,7 @@ class AuditActor(Actor[AuditMessage]):
                 while True:
                     batch: list[AuditMessage] = []
                     with trio.move_on_at(self._deadline()):
-                        batch = await self.receive_batch(BATCH_LIMIT)
+                        batch = await self.receive_batch(self._batch_limit)
                     # Taken from the mailbox, so answered, written and copied to every sink even
                     # if `stop` comes meanwhile: waiting for the mailbox is the only cancel point.
                     with trio.CancelScope(shield=True):
@@ -361,13 +362,13 @@ class AuditActor(Actor[AuditMessage]):
             except Exception as exc:  # a sink is a copy: its failure is logged, never fatal to the chain
                 self._sink_failed(sink, exc)
                 continue
-            if sink.name in self._failing_sinks:
-                self._failing_sinks.discard(sink.name)
+            if sink in self._failing_sinks:
+                self._failing_sinks.discard(sink)
                 log.warning("audit: sink %s works again", sink.name)
 
     def _sink_failed(self, sink: Sink, exc: Exception) -> None:
         """Count every failure, log the first of a run (a dead syslog would flood the log)."""
         self.sink_errors += 1
-        if sink.name not in self._failing_sinks:
-            self._failing_sinks.add(sink.name)
+        if sink not in self._failing_sinks:
+            self._failing_sinks.add(sink)
             log.error("audit: sink %s failed: %s; its records are skipped until it works", sink.name, exc)

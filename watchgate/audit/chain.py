@@ -107,7 +107,9 @@ class ChainWriter:
         ``rotate`` (the previous file was rotated away), or ``resume`` (the writer restarted
         on an existing file). Returns the header; raises ``OSError`` if the file is unusable.
         """
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        folder = os.path.dirname(self.path) or "."
+        if not os.path.exists(folder):  # a file in its place: let open() say "Not a directory"
+            os.makedirs(folder, exist_ok=True)
         fd = os.open(self.path, _FLAGS, 0o600)
         try:
             entry = self._continue(fd)
