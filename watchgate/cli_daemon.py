@@ -20,7 +20,7 @@ import trio
 from watchgate import control
 from watchgate.attach import bridge
 from watchgate.config import ConfigError, load_config
-from watchgate.control_client import ControlError, DaemonNotRunning, call, stream
+from watchgate.control_client import ControlError, DaemonNotRunning, call, follow
 from watchgate.daemon import Daemon, DaemonAlreadyRunning, is_listening
 from watchgate.errors import WatchgateError
 from watchgate.paths import RuntimePaths, find_config, runtime_paths
@@ -291,9 +291,12 @@ def _act(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     async def logs(paths: RuntimePaths) -> int:
-        async for lines in stream(paths, control.Logs(name=args.name, lines=args.lines, follow=args.follow)):
+        def show(lines: list[str]) -> bool:
             for line in lines:
                 print(line, flush=True)
+            return True
+
+        await follow(paths, control.Logs(name=args.name, lines=args.lines, follow=args.follow), show)
         return 0
 
     return _control(logs)

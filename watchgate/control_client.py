@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -54,17 +54,22 @@ async def call(paths: RuntimePaths, request: control.Request) -> Any:
     return reply.result
 
 
-async def stream(paths: RuntimePaths, request: control.Request) -> AsyncIterator[Any]:
-    """A request whose reply comes in several messages (``logs -f``)."""
+async def follow(paths: RuntimePaths, request: control.Request, on_result: Callable[[Any], bool]) -> None:
+    """A request whose reply comes in several messages (``logs -f``): ``on_result`` gets each
+    result and returns False to stop. A callback, not an async generator: the connection's
+    nursery must not be suspended inside a consumer's loop."""
+    refusal: str | None = None
     async with connect(paths) as ws:
         await ws.send_message(control.encode(request).decode())
         while True:
             try:
                 reply = control.decode_reply(await ws.get_message())
             except ConnectionClosed:
-                return
+                break
             if not reply.ok:
-                raise ControlError(reply.error or "request failed")
-            yield reply.result
-            if not reply.more:
-                return
+                refusal = reply.error or "request failed"
+                break
+            if not on_result(reply.result) or not reply.more:
+                break
+    if refusal is not None:  # raised outside the connection's nursery: callers catch it as itself
+        raise ControlError(refusal)

@@ -19,6 +19,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from watchgate import jsonrpc
 from watchgate.config import GatewayConfig
+from watchgate.connection import Connector, default_connector
 from watchgate.control import ATTACH_PATH, CONTROL_PATH, MAX_MESSAGE
 from watchgate.control_ops import ControlOps
 from watchgate.errors import WatchgateError
@@ -36,12 +37,17 @@ class DaemonAlreadyRunning(WatchgateError):
 
 class Daemon:
     def __init__(
-        self, config: GatewayConfig, paths: RuntimePaths, *, config_path: Path | None = None
+        self,
+        config: GatewayConfig,
+        paths: RuntimePaths,
+        *,
+        config_path: Path | None = None,
+        connector: Connector = default_connector,
     ) -> None:
         self.config = config
         self.paths = paths
         self.config_path = config_path
-        self.gateway = Gateway(config)
+        self.gateway = Gateway(config, connector=connector)
         self.ops = ControlOps(self)
         self._stop = trio.Event()
         self._grace = 5.0

@@ -13,8 +13,10 @@ import trio
 import trio.testing
 
 import watchgate.audit.chain as chain_module
-from watchgate.audit import AuditActor, AuditEntry, AuditUnavailable
-from watchgate.audit.record import RECOVERED
+from actors import Reply, SupervisorEvent
+from watchgate.audit import AuditActor, AuditEntry, AuditUnavailable, lifecycle_entry, supervisor_entry
+from watchgate.audit.actor import Confirm
+from watchgate.audit.record import RECOVERED, AuditRecord
 from watchgate.audit.verify import verify_log
 from watchgate.errors import JsonRpcError
 
@@ -25,7 +27,9 @@ def actor_for(path: Path, *, sinks: list[Any] | None = None, **config: Any) -> A
     return AuditActor(audit_config(path, **config), sinks=sinks or [], threaded=False, wall_clock=Clock())
 
 
-async def test_records_are_written_in_order_and_confirmed(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_records_are_written_in_order_and_confirmed(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(actor_for(path)) as actor:
         for i in range(3):
@@ -34,7 +38,12 @@ async def test_records_are_written_in_order_and_confirmed(tmp_path: Path, autoju
         assert confirmed is not None and confirmed.seq == 4
         assert records(path)[-1] == confirmed  # in the file before write_and_confirm returned
         status = actor.status()
-        assert (status.healthy, status.records_written, status.records_lost, status.pending) == (True, 5, 0, 0)
+        assert (status.healthy, status.records_written, status.records_lost, status.pending) == (
+            True,
+            5,
+            0,
+            0,
+        )
         assert status.mailbox_depth == 0 and status.path == str(path) and status.enabled
     assert [r.request_id for r in records(path)] == [None, 0, 1, 2, 99]
     assert verify_log(str(path)).ok
@@ -49,7 +58,9 @@ async def test_the_real_worker_thread_path(tmp_path: Path) -> None:
     assert len(records(path)) == 3 and verify_log(str(path)).ok
 
 
-async def test_stop_writes_what_is_still_queued(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_stop_writes_what_is_still_queued(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     path = tmp_path / "audit.jsonl"
     slow = MemorySink(delay=1.0)
     actor = actor_for(path, sinks=[slow])
@@ -64,7 +75,9 @@ async def test_stop_writes_what_is_still_queued(tmp_path: Path, autojump_clock: 
     assert len(slow.got) == 5 and slow.closed
 
 
-async def test_records_queued_before_the_actor_starts_are_kept(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_records_queued_before_the_actor_starts_are_kept(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     path = tmp_path / "audit.jsonl"
     actor = actor_for(path)
     actor.tell_nowait(call(1))
@@ -113,7 +126,9 @@ async def test_fsync_always_syncs_before_confirming(
         assert len(fsyncs) == 3
 
 
-async def test_fsync_never(tmp_path: Path, autojump_clock: trio.testing.MockClock, fsyncs: list[float]) -> None:
+async def test_fsync_never(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, fsyncs: list[float]
+) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(actor_for(path, fsync="never", max_bytes=4096)) as actor:
         for i in range(40):  # enough to rotate
@@ -211,9 +226,53 @@ async def test_a_full_disk_mid_stream_keeps_told_records_and_refuses_new_ones(
     assert methods[:2] == [("genesis", None), ("tools/call", 1)]
     assert methods[-3:] == [("resume", None), (RECOVERED, None), ("tools/call", 2)]
     assert all(request_id != 3 for _, request_id in methods)  # refused to its caller, not written
-    recovered = records(path)[-2]
+    recovered, waited = records(path)[-2:]
     assert recovered.reason is not None and "1 records waited and follow" in recovered.reason
+    assert waited.time < recovered.time  # it carries the time it was told, not the time it was written
     assert verify_log(str(path)).ok
+
+
+async def test_stopping_while_records_wait_says_so(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "logs").write_text("a file where the log folder should be")
+    actor = actor_for(tmp_path / "logs" / "audit.jsonl")
+    actor.tell_nowait(call(1))  # queued before the first open fails
+    async with running(actor):
+        await trio.sleep(0.1)
+        assert actor.status().pending == 1
+    assert "audit: 1 records are still waiting for" in caplog.text
+    assert actor.status().pending == 1  # kept for the next incarnation
+
+
+async def test_a_confirm_queued_before_the_failure_is_refused(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    (tmp_path / "logs").write_text("not a folder")
+    actor = actor_for(tmp_path / "logs" / "audit.jsonl")
+    reply: Reply[AuditRecord | None] = Reply()
+    actor.tell_nowait(Confirm(call(1), reply))  # admitted: nothing has failed yet
+    async with running(actor):
+        with pytest.raises(AuditUnavailable, match="Not a directory"):
+            await reply.wait()
+    assert actor.status().pending == 0  # its caller knows; it is not written later
+
+
+async def test_a_restarted_writer_recovers_through_the_retry(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    (tmp_path / "logs").write_text("not a folder")
+    path = tmp_path / "logs" / "audit.jsonl"
+    actor = actor_for(path)
+    async with running(actor):
+        await trio.sleep(0.1)
+    assert not actor.healthy
+    (tmp_path / "logs").unlink()
+    async with running(actor):  # what a supervisor does after a crash: the same actor again
+        assert not actor.healthy  # no second open: the next retry (within a second) reopens
+        await trio.sleep(1.0)
+        assert actor.healthy
+    assert [r.method for r in records(path)] == ["genesis", RECOVERED]
 
 
 async def test_a_retry_that_fails_while_writing_keeps_what_waits(
@@ -248,11 +307,21 @@ async def test_a_retry_that_fails_while_writing_keeps_what_waits(
 
 
 async def test_on_failure_continue_counts_lost_records(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "audit.jsonl"
-    target = tmp_path / "elsewhere.jsonl"
-    path.symlink_to("/dev/full")
+    disk_full = True
+    real = chain_module._write_all
+
+    def write(fd: int, data: bytes) -> None:
+        if disk_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(chain_module, "_write_all", write)
     async with running(actor_for(path, on_failure="continue")) as actor:
         assert not actor.healthy
         await actor.tell(call(1))
@@ -260,22 +329,22 @@ async def test_on_failure_continue_counts_lost_records(
         actor.tell_nowait(call(3))
         await trio.sleep(0.1)
         assert actor.records_lost == 3 and actor.status().records_lost == 3
-        path.unlink()
-        target.touch()
-        path.symlink_to(target)
+        disk_full = False
         await trio.sleep(1.0)
         assert actor.healthy
         assert await actor.write_and_confirm(call(4)) is not None
     assert "3 lost in all" in caplog.text
-    genesis, recovered, last = records(target)
+    _genesis, recovered, last = records(path)
     assert recovered.reason is not None
     assert "3 records were lost (audit.on_failure: continue)" in recovered.reason
     assert "No space left on device" in recovered.reason
     assert last.request_id == 4
-    assert verify_log(str(target)).ok
+    assert verify_log(str(path)).ok
 
 
-async def test_disabled_audit_accepts_and_writes_nothing(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_disabled_audit_accepts_and_writes_nothing(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(actor_for(path, enabled=False)) as actor:
         await actor.tell(call(1))
@@ -313,7 +382,9 @@ async def test_a_slow_sink_slows_the_tellers_and_loses_nothing(
 # -- payloads ---------------------------------------------------------------------------------
 
 
-async def test_payloads_are_left_out_unless_asked_for(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_payloads_are_left_out_unless_asked_for(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(actor_for(path)) as actor:
         await actor.write_and_confirm(call(1, payload={"arguments": {"path": "/etc/passwd"}}))
@@ -342,7 +413,9 @@ async def test_the_redact_hook_runs_on_payloads_before_hashing(
     assert verify_log(str(path)).ok
 
 
-async def test_payloads_are_written_as_given_without_a_hook(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_payloads_are_written_as_given_without_a_hook(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(actor_for(path, include_payloads=True)) as actor:
         record = await actor.write_and_confirm(call(1, payload={"b": 1, "a": [1, 2]}))
@@ -400,5 +473,57 @@ async def test_sinks_come_from_the_config(tmp_path: Path, autojump_clock: trio.t
     config = audit_config(path, sinks=(AuditSinkConfig(type="csv", path=str(tmp_path / "a.csv")),))
     actor = AuditActor(config, threaded=False)
     async with running(actor):
-        await actor.write_and_confirm(AuditEntry(event="notification", server="fs", method="notifications/message"))
+        await actor.write_and_confirm(
+            AuditEntry(event="notification", server="fs", method="notifications/message")
+        )
     assert (tmp_path / "a.csv").read_text().count("\n") == 3  # header row, genesis, notification
+
+
+# -- record_nowait (synchronous callers) -------------------------------------------------------
+
+
+async def test_record_nowait_never_blocks_and_never_drops(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    actor = actor_for(path, mailbox_size=1)
+    actor.tell_nowait(call(1))  # the mailbox is full and nobody is reading it yet
+    actor.record_nowait(lifecycle_entry("config_reloaded", reason="added fs"))
+    async with running(actor):
+        actor.record_nowait(lifecycle_entry("client_attached", client="c9"))
+        await trio.sleep(5)
+    methods = [r.method or "" for r in records(path)]
+    assert methods[0] == "genesis"  # side entries join the next batch, ahead of the mailbox's
+    assert sorted(methods[1:]) == ["client_attached", "config_reloaded", "tools/call"]
+
+
+async def test_record_nowait_follows_on_failure(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    (tmp_path / "logs").write_text("not a folder")
+    blocked = actor_for(tmp_path / "logs" / "a.jsonl")
+    lossy = actor_for(tmp_path / "logs" / "b.jsonl", on_failure="continue")
+    disabled = actor_for(tmp_path / "c.jsonl", enabled=False)
+    async with running(blocked), running(lossy), running(disabled):
+        for actor in (blocked, lossy, disabled):
+            actor.record_nowait(lifecycle_entry("server_started", server="fs"))  # never raises
+        await trio.sleep(0.1)
+        assert (blocked.status().pending, lossy.records_lost) == (1, 1)
+    assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_supervisor_events_become_lifecycle_entries() -> None:
+    crashed = SupervisorEvent("upstreams", "fs", "exited", reason="exit code 1: boom")
+    assert supervisor_entry(crashed, subject="server") == AuditEntry(
+        event="lifecycle", method="server_exited", server="fs", reason="exit code 1: boom"
+    )
+    backoff = SupervisorEvent("upstreams", "fs", "backoff", delay=0.5)
+    assert supervisor_entry(backoff, subject="server").reason == "restart in 0.50 s"
+    left = SupervisorEvent("clients", "client-3", "stopped")
+    assert supervisor_entry(left, subject="client") == AuditEntry(
+        event="lifecycle", method="client_stopped", client="client-3"
+    )
+    router = SupervisorEvent("root", "router", "exited", reason="RuntimeError('x')")
+    assert supervisor_entry(router, subject="actor") == AuditEntry(
+        event="lifecycle", method="actor_exited", reason="root/router; RuntimeError('x')"
+    )

@@ -32,6 +32,19 @@ def test_a_new_log_starts_with_a_genesis_record_with_a_random_prev_hash(tmp_path
     assert records(path) == [header]
 
 
+def test_opening_twice_closes_the_first_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "audit.jsonl"
+    writer = writer_for(path)
+    writer.open()
+    first = writer._fd
+    closed: list[int] = []
+    real_close = os.close
+    monkeypatch.setattr(os, "close", lambda fd: closed.append(fd) or real_close(fd))
+    assert writer.open().method == RESUME
+    assert closed == [first]
+    writer.close(sync=False)
+
+
 def test_records_chain_and_count_up(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     writer = writer_for(path)
@@ -106,8 +119,8 @@ def test_rotation_keeps_the_chain_and_the_newest_files(tmp_path: Path) -> None:
         assert file.stat().st_size <= 1000
     current = records(path)
     assert current[-1].seq == 30 + len(rotates)
-    result = verify_log(str(path))
-    assert result.ok and result.starts_at_rotation
+    verified = verify_log(str(path))
+    assert verified.ok and verified.starts_at_rotation
 
 
 def test_rotation_removes_files_beyond_keep(tmp_path: Path) -> None:
@@ -202,7 +215,7 @@ def test_when_cutting_back_fails_too_the_next_open_repairs_the_tail(
         raise OSError(errno.EIO, "I/O error")
 
     monkeypatch.setattr(chain_module, "_write_all", partial)
-    monkeypatch.setattr(chain_module.os, "ftruncate", no_truncate)
+    monkeypatch.setattr(os, "ftruncate", no_truncate)
     assert writer.append([call(1)]).error is not None
     assert "cannot cut" in caplog.text
     monkeypatch.undo()
@@ -222,10 +235,10 @@ def test_a_failed_rotation_is_retried_by_the_next_open(
     def fail(src: str, dst: str) -> None:
         raise OSError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(chain_module.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)
     result = writer.append([call(i) for i in range(5)])
     assert result.error is not None and not writer.is_open
-    monkeypatch.setattr(chain_module.os, "replace", real)
+    monkeypatch.setattr(os, "replace", real)
     writer.open()
     assert writer.append([call(9)]).error is None
     assert (tmp_path / "audit.jsonl.1").exists()
@@ -239,7 +252,7 @@ def test_fsync_failure_abandons_the_file(tmp_path: Path, monkeypatch: pytest.Mon
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(chain_module.os, "fsync", broken)
+    monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(OSError, match="I/O error"):
         writer.fsync()
     assert not writer.is_open
@@ -254,14 +267,14 @@ def test_sync_append_fsyncs_and_a_failure_there_is_returned(
     writer = writer_for(tmp_path / "audit.jsonl")
     writer.open()
     synced: list[int] = []
-    monkeypatch.setattr(chain_module.os, "fsync", synced.append)
+    monkeypatch.setattr(os, "fsync", synced.append)
     assert writer.append([call(1)], sync=True).error is None
     assert len(synced) == 1
 
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(chain_module.os, "fsync", broken)
+    monkeypatch.setattr(os, "fsync", broken)
     result = writer.append([call(2)], sync=True)
     assert result.error is not None and len(result.sealed) == 1  # in the file, only not synced
 
@@ -276,8 +289,8 @@ def test_close_logs_sync_and_close_failures(
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(chain_module.os, "fsync", broken)
-    monkeypatch.setattr(chain_module.os, "close", broken)
+    monkeypatch.setattr(os, "fsync", broken)
+    monkeypatch.setattr(os, "close", broken)
     fd = writer._fd
     writer.close(sync=True)
     assert "fsync of" in caplog.text and "closing" in caplog.text
@@ -302,7 +315,7 @@ def test_open_failure_leaves_the_writer_closed(tmp_path: Path, monkeypatch: pyte
 
 def test_rotation_without_sync_does_not_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
-    monkeypatch.setattr(chain_module.os, "fsync", synced.append)
+    monkeypatch.setattr(os, "fsync", synced.append)
     writer = ChainWriter(
         str(tmp_path / "audit.jsonl"), max_bytes=500, keep=2, sync_on_rotate=False, clock=Clock()
     )

@@ -12,7 +12,6 @@ import msgspec
 import pytest
 import trio
 
-import watchgate.audit.sinks as sinks_module
 from watchgate import __version__
 from watchgate.audit.record import AuditEntry, AuditRecord, encode_line, seal
 from watchgate.audit.sinks import (
@@ -74,6 +73,7 @@ async def test_csv_sink_writes_the_header_once(tmp_path: Path) -> None:
     await sink.emit([deny()])
     await sink.emit([deny(reason='comma, "quote"\nnewline')])
     sink.close()
+    assert path.stat().st_mode & 0o777 == 0o600
     rows = list(csv.reader(io.StringIO(path.read_text())))
     assert rows[0] == list(CSV_COLUMNS) and len(rows) == 3
     assert rows[2][CSV_COLUMNS.index("reason")] == 'comma, "quote"\nnewline'
@@ -124,8 +124,10 @@ def test_syslog_escapes_structured_data_and_marks_utf8_with_a_bom() -> None:
 
 
 @pytest.mark.parametrize(("name", "expected"), [("my host\u00e9!", "myhost!"), ("  ", "-")])
-def test_syslog_hostname_is_printable_ascii(monkeypatch: pytest.MonkeyPatch, name: str, expected: str) -> None:
-    monkeypatch.setattr(sinks_module.socket, "gethostname", lambda: name)
+def test_syslog_hostname_is_printable_ascii(
+    monkeypatch: pytest.MonkeyPatch, name: str, expected: str
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: name)
     assert SyslogSink("/dev/null")._hostname == expected
 
 
@@ -148,6 +150,8 @@ async def test_syslog_to_a_unix_datagram_socket(tmp_path: Path) -> None:
         first, second = server.recv(65536), server.recv(65536)
         assert first.startswith(b"<108>1 ") and second.startswith(b"<110>1 ")
         assert not first.endswith(b"\n")
+        await sink.emit([deny(decision="error")])  # the same connection
+        assert server.recv(65536).startswith(b"<107>1 ")
         sink.close()
         sink.close()
     finally:
@@ -179,7 +183,12 @@ def test_build_sinks_from_config(tmp_path: Path) -> None:
         ]
     )
     assert [type(s).__name__ for s in built] == ["CsvSink", "CefSink", "SyslogSink", "SyslogSink"]
-    assert [s.name for s in built] == ["CsvSink a.csv", "CefSink a.cef", "SyslogSink a.log", "SyslogSink /dev/log"]
+    assert [s.name for s in built] == [
+        "CsvSink a.csv",
+        "CefSink a.cef",
+        "SyslogSink a.log",
+        "SyslogSink /dev/log",
+    ]
 
 
 async def test_run_blocking_in_a_thread() -> None:

@@ -7,6 +7,7 @@ response must not reach the client before its record is written.
 """
 
 from watchgate.audit.actor import AuditActor, AuditMessage, AuditStatus, AuditUnavailable, Confirm
+from watchgate.audit.events import lifecycle_entry, supervisor_entry
 from watchgate.audit.files import log_files, resolved_audit_config
 from watchgate.audit.record import AuditEntry, AuditRecord, Decision, Event
 from watchgate.audit.sinks import CefSink, CsvSink, Sink, SyslogSink
@@ -27,7 +28,9 @@ __all__ = [
     "Sink",
     "SyslogSink",
     "VerifyResult",
+    "lifecycle_entry",
     "log_files",
     "resolved_audit_config",
+    "supervisor_entry",
     "verify_log",
 ]

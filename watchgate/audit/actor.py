@@ -22,14 +22,22 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
-from actors import Actor, Reply
+from actors import Actor, MailboxFull, Reply
 from watchgate.audit.chain import AppendResult, ChainWriter
 from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
 from watchgate.audit.sinks import Sink, build_sinks, run_blocking
 from watchgate.config import AuditConfig
 from watchgate.errors import JsonRpcError
 
-__all__ = ["RETRY_INTERVAL", "AuditActor", "AuditMessage", "AuditStatus", "AuditUnavailable", "Confirm"]
+__all__ = [
+    "RETRY_INTERVAL",
+    "AuditActor",
+    "AuditMessage",
+    "AuditStatus",
+    "AuditUnavailable",
+    "Confirm",
+    "Wake",
+]
 
 log = logging.getLogger("watchgate.audit")
 
@@ -58,7 +66,11 @@ class Confirm:
     reply: Reply[AuditRecord | None]
 
 
-AuditMessage = AuditEntry | Confirm
+class Wake:
+    """Sent by `record_nowait` so an idle actor looks at its side queue."""
+
+
+AuditMessage = AuditEntry | Confirm | Wake
 
 
 class AuditStatus(msgspec.Struct, kw_only=True, frozen=True):
@@ -115,6 +127,7 @@ class AuditActor(Actor[AuditMessage]):
         self._dirty_since: float | None = None  # trio time of the oldest write not yet synced
         self._outage_lost = 0
         self._pending: list[AuditEntry] = []
+        self._side: list[AuditEntry] = []  # from record_nowait, written with the next batch
         self._failing_sinks: set[Sink] = set()
         self._batch_limit = min(BATCH_LIMIT, config.mailbox_size)
 
@@ -133,6 +146,20 @@ class AuditActor(Actor[AuditMessage]):
     def tell_nowait(self, msg: AuditMessage) -> None:
         if self._admit():
             super().tell_nowait(msg)
+
+    def record_nowait(self, entry: AuditEntry) -> None:
+        """For synchronous callers (a supervisor's ``on_event``): never blocks, raises or drops.
+
+        The entry skips the bounded mailbox, so this is for rare events only (lifecycle); a
+        failing log treats it like any other entry (kept under block, counted lost under continue).
+        """
+        if not self.config.enabled:
+            return
+        self._side.append(entry)
+        try:
+            super().tell_nowait(Wake())
+        except MailboxFull:  # the actor is busy with a full mailbox: it reaches the side queue anyway
+            return
 
     async def write_and_confirm(self, entry: AuditEntry, *, timeout: float = 10.0) -> AuditRecord | None:
         """Return once the record is written (and fsynced under ``fsync: always``).
@@ -177,8 +204,9 @@ class AuditActor(Actor[AuditMessage]):
                 task_status.started()
                 await trio.sleep_forever()
             try:
-                with trio.CancelScope(shield=True):
-                    await self._feed_sinks(await self._open())
+                if self.healthy:  # else an earlier incarnation failed: the retry below reopens
+                    with trio.CancelScope(shield=True):
+                        await self._feed_sinks(await self._open())
                 task_status.started()
                 while True:
                     batch: list[AuditMessage] = []
@@ -223,8 +251,10 @@ class AuditActor(Actor[AuditMessage]):
         self._written([header])
         return [header]
 
-    async def _write(self, batch: list[AuditMessage]) -> list[AuditRecord]:
+    async def _write(self, messages: list[AuditMessage]) -> list[AuditRecord]:
         """Write a batch (after recovering, if it is time to try); return what the sinks get."""
+        side, self._side = self._side, []
+        batch: list[AuditEntry | Confirm] = [*side, *(m for m in messages if not isinstance(m, Wake))]
         records: list[AuditRecord] = []
         if not self.healthy and trio.current_time() >= self._retry_at:
             records += await self._recover()
@@ -259,10 +289,9 @@ class AuditActor(Actor[AuditMessage]):
         sync = self.config.fsync == "always"
 
         def attempt() -> AppendResult:
-            header = None if self._writer.is_open else self._writer.open()
+            header = self._writer.open()  # every failure closed the file: start from a fresh open
             result = self._writer.append([note, *pending], sync=sync)
-            if header is not None:
-                result.records.insert(0, header)
+            result.records.insert(0, header)
             return result
 
         try:
@@ -298,10 +327,8 @@ class AuditActor(Actor[AuditMessage]):
         reason = f"{entry.reason}; {note}" if entry.reason else note
         return msgspec.structs.replace(entry, payload=None, reason=reason)
 
-    def _refuse(self, batch: Sequence[AuditMessage]) -> None:
+    def _refuse(self, batch: Sequence[AuditEntry | Confirm]) -> None:
         """Entries that cannot be written now: kept for later (block) or counted lost (continue)."""
-        if not batch:
-            return
         block = self.config.on_failure == "block"
         lost = 0
         for msg in batch:
@@ -311,8 +338,9 @@ class AuditActor(Actor[AuditMessage]):
                 else:
                     msg.reply.set(None)
                     lost += 1
-            elif block:
-                self._pending.append(msg)
+            elif block:  # stamped now: written after the outage, it still says when it happened
+                at = self._clock() if msg.at is None else msg.at
+                self._pending.append(msgspec.structs.replace(msg, at=at))
             else:
                 lost += 1
         if lost:

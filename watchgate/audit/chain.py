@@ -107,6 +107,7 @@ class ChainWriter:
         ``rotate`` (the previous file was rotated away), or ``resume`` (the writer restarted
         on an existing file). Returns the header; raises ``OSError`` if the file is unusable.
         """
+        self.close(sync=False)  # an earlier incarnation that died mid-way may have left it open
         folder = os.path.dirname(self.path) or "."
         if not os.path.exists(folder):  # a file in its place: let open() say "Not a directory"
             os.makedirs(folder, exist_ok=True)

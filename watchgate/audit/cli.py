@@ -21,7 +21,13 @@ from typing import Any
 
 import msgspec
 
-from watchgate.audit.files import DEFAULT_LOG_PATH, log_files, read_lines, resolved_audit_config
+from watchgate.audit.files import (
+    DEFAULT_LOG_PATH,
+    log_files,
+    read_lines,
+    resolved_audit_config,
+    rotated_files,
+)
 from watchgate.audit.record import AuditRecord, decode_record
 from watchgate.audit.verify import verify_log
 from watchgate.config import ConfigError, load_config
@@ -100,8 +106,9 @@ def format_record(record: AuditRecord) -> str:
         parts.append(f"plugin={record.plugin}")
     if record.duration_ms is not None:
         parts.append(f"{record.duration_ms:.1f}ms")
-    if record.request_bytes is not None or record.response_bytes is not None:
-        parts.append(f"bytes={record.request_bytes or 0}/{record.response_bytes or 0}")
+    sizes = (record.request_bytes, record.response_bytes)
+    if sizes != (None, None):
+        parts.append("bytes=" + "/".join("-" if size is None else str(size) for size in sizes))
     if record.error_code is not None:
         parts.append(f"error={record.error_code}")
     if record.reason:
@@ -198,11 +205,13 @@ def _read_from(path: str, offset: int) -> bytes:
 
 
 def _read_rotated(path: str, inode: int | None, offset: int) -> bytes:
-    """The rest of the file we were following, now renamed to ``path.1`` by a rotation."""
-    rotated = f"{path}.1"
-    if inode is None or _position(rotated)[0] != inode:
-        return b""
-    return _read_from(rotated, offset)
+    """The rest of the file we were following, now renamed by rotation, and any rotated after it."""
+    rotated = rotated_files(path)
+    for number in sorted(rotated):
+        if inode is not None and _position(rotated[number])[0] == inode:
+            newer = [_read_from(rotated[n], 0) for n in range(number - 1, 0, -1) if n in rotated]
+            return _read_from(rotated[number], offset) + b"".join(newer)
+    return b""
 
 
 def _split(data: bytes) -> tuple[list[bytes], bytes]:

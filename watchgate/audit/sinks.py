@@ -210,8 +210,9 @@ class _FileSink(Sink):
         """Nothing to release: the file is opened per batch."""
 
     def _append(self, data: bytes) -> None:
-        with open(self.path, "ab") as stream:
-            if self.header and stream.tell() == 0:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "ab") as stream:  # 0600 like the log: a copy holds the same secrets
+            if self.header and os.fstat(fd).st_size == 0:
                 stream.write(self.header)
             stream.write(data)
 
