@@ -21,7 +21,7 @@ async def bridge(paths: RuntimePaths) -> None:
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
     stream = await trio.open_unix_socket(str(paths.socket))
-    async with trio.open_nursery() as nursery:
+    async with stream, trio.open_nursery() as nursery:
         ws = await wrap_client_stream(
             nursery, stream, "localhost", ATTACH_PATH, max_message_size=MAX_MESSAGE, receive_buffer_size=65536
         )

@@ -43,8 +43,9 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     """Command groups that live with their feature; each module offers ``register(commands)``
     adding its sub-commands whose ``func(args) -> int`` is the exit code."""
     from watchgate import cli_daemon
+    from watchgate.audit import cli as audit_cli
 
-    return [cli_daemon.register]
+    return [cli_daemon.register, audit_cli.register]
 
 
 def _register_core(commands: Any) -> None:

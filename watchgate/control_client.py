@@ -30,7 +30,7 @@ async def connect(paths: RuntimePaths) -> AsyncIterator[WebSocketConnection]:
         raise DaemonNotRunning(
             f"no Watchgate daemon is running (socket {paths.socket}); start one with `watchgate up`"
         ) from None
-    async with trio.open_nursery() as nursery:
+    async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
         ws = await wrap_client_stream(
             nursery, stream, "localhost", control.CONTROL_PATH, max_message_size=control.MAX_MESSAGE
         )

@@ -114,7 +114,7 @@ class Daemon:
 
     async def _session(self, stream: trio.SocketStream, peer_pid: int | None) -> None:
         try:
-            async with trio.open_nursery() as nursery:
+            async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
                 request = await wrap_server_stream(
                     nursery, stream, max_message_size=MAX_MESSAGE, receive_buffer_size=65536
                 )

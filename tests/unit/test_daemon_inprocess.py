@@ -1,0 +1,174 @@
+"""The daemon in this process on a real socket, with fake upstreams, driven by the real commands.
+
+The commands are synchronous (each runs its own ``trio.run``), so they run in a worker thread,
+exactly as a user's ``watchgate ps`` would in another process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import yaml
+from trio_websocket import ConnectionRejected, HandshakeError, wrap_client_stream
+
+from tests.gateway.fakes import FakeServer, echo, fake_connector
+from watchgate import control
+from watchgate.cli import main
+from watchgate.config import load_config
+from watchgate.control_client import ControlError, call, follow
+from watchgate.daemon import Daemon, DaemonAlreadyRunning
+from watchgate.paths import RUNTIME_ENV, RuntimePaths
+
+
+def _write(path: Path, *names: str) -> None:
+    upstreams = [
+        {"name": name, "command": ["fake"], "backoff": {"initial": 0.1, "max": 0.1}} for name in names
+    ]
+    path.write_text(yaml.safe_dump({"proxy": {"startup_wait": 5, "upstreams": upstreams}}))
+
+
+@asynccontextmanager
+async def daemon_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *servers: FakeServer
+) -> AsyncIterator[tuple[Daemon, Callable[..., Any]]]:
+    runtime = Path(tempfile.mkdtemp(prefix="wg-", dir="/tmp"))
+    monkeypatch.setenv(RUNTIME_ENV, str(runtime))
+    config_path = tmp_path / "watchgate.yaml"
+    _write(config_path, *(s.name for s in servers))
+    daemon = Daemon(
+        load_config(config_path),
+        RuntimePaths(runtime),
+        config_path=config_path,
+        connector=fake_connector(*servers),
+    )
+
+    async def cli(*args: str) -> int:
+        code: int = await trio.to_thread.run_sync(main, list(args))
+        return code
+
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(daemon.serve)
+                yield daemon, cli
+                daemon.request_shutdown(grace=1)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+async def test_the_commands_against_a_running_daemon(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha, beta = FakeServer("alpha", tools={"echo": echo}), FakeServer("beta", tools={"echo": echo})
+    async with daemon_with(monkeypatch, tmp_path, alpha, beta) as (daemon, cli):
+        assert await cli("ps") == 0
+        table = capsys.readouterr().out.splitlines()
+        assert table[0].split()[:3] == ["NAME", "TRANSPORT", "STATE"]
+        assert [line.split()[:3] for line in table[1:]] == [
+            ["alpha", "stdio", "running"],
+            ["beta", "stdio", "running"],
+        ]
+
+        assert await cli("ps", "--json") == 0
+        report = json.loads(capsys.readouterr().out)
+        assert [u["tools"] for u in report["upstreams"]] == [1, 1] and report["multi_server"] is True
+
+        assert await cli("ps", "--tools", "alpha") == 0
+        assert "alpha__echo" in capsys.readouterr().out
+        assert await cli("ps", "--tools", "alpha", "--json") == 0
+        assert json.loads(capsys.readouterr().out) == [
+            {"name": "alpha__echo", "upstream_name": "echo", "shortened": False}
+        ]
+        assert await cli("ps", "--clients") == 0
+        assert capsys.readouterr().out.split() == ["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT"]
+
+        assert await cli("stop", "alpha") == 0
+        assert capsys.readouterr().out == "alpha: stopped\n"
+        assert await cli("start", "alpha") == 0
+        assert capsys.readouterr().out == "alpha: running\n"
+        assert await cli("restart", "--all") == 0
+        assert capsys.readouterr().out == "alpha: running\nbeta: running\n"
+        assert len(alpha.sessions) == 3
+        assert await cli("restart") == 2
+        assert "name a server" in capsys.readouterr().err
+        assert await cli("stop", "gamma") == 1
+        assert "unknown server 'gamma' (known: alpha, beta)" in capsys.readouterr().err
+
+        assert await cli("logs", "alpha", "-n", "3") == 0
+        logs = capsys.readouterr().out.splitlines()
+        assert len(logs) == 3 and logs[-1].endswith("event: started")
+        assert await cli("logs", "gamma") == 1
+        assert "unknown server 'gamma'" in capsys.readouterr().err
+
+        _write(daemon.config_path, "beta", "gamma")  # type: ignore[arg-type]
+        gamma = FakeServer("gamma")
+        daemon.gateway._connector = fake_connector(alpha, beta, gamma)
+        assert await cli("reload") == 0
+        assert capsys.readouterr().out == "added: gamma\nremoved: alpha\nchanged: -\nunchanged: beta\n"
+
+        assert await cli("down", "--grace", "1") == 0
+        assert capsys.readouterr().out == "watchgate: daemon stopped\n"
+    assert not daemon.paths.socket.exists() and not daemon.paths.pid_file.exists()
+
+
+async def test_logs_follow_streams_new_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    alpha = FakeServer("alpha")
+    async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, _):
+        batches: list[list[str]] = []
+
+        def collect(lines: list[str]) -> bool:
+            batches.append(lines)
+            if len(batches) == 1:
+                daemon.gateway.upstreams["alpha"].log.stderr("a fresh line")
+            return len(batches) < 2
+
+        await follow(daemon.paths, control.Logs(name="alpha", lines=1, follow=True), collect)
+        assert batches[0][0].endswith("event: started")
+        assert batches[1][0].endswith("stderr: a fresh line")
+
+
+async def test_bad_requests_and_wrong_paths_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
+        from watchgate.control_client import connect
+
+        async with connect(daemon.paths) as ws:
+            await ws.send_message('{"op": "explode"}')
+            reply = control.decode_reply(await ws.get_message())
+        assert not reply.ok and "bad control request" in (reply.error or "")
+
+        with pytest.raises(ControlError, match="unknown server 'nope'"):
+            await call(daemon.paths, control.Tools(name="nope"))
+
+        stream_ = await trio.open_unix_socket(str(daemon.paths.socket))
+        rejected: BaseException | None = None
+        try:  # the rejection surfaces from trio-websocket's reader task, so perhaps in a group
+            async with stream_, trio.open_nursery() as nursery:
+                await wrap_client_stream(nursery, stream_, "localhost", "/nope")
+        except (ConnectionRejected, HandshakeError, BaseExceptionGroup) as exc:
+            rejected = exc
+        assert rejected is not None and "status_code=404" in repr(rejected)
+
+        second = Daemon(daemon.config, daemon.paths)
+        with pytest.raises(DaemonAlreadyRunning, match="already running"):
+            await second.bind()
+
+
+async def test_reload_refuses_to_switch_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha"), FakeServer("beta")) as (daemon, _):
+        _write(daemon.config_path, "alpha")  # type: ignore[arg-type]
+        with pytest.raises(ControlError, match="single- and multi-server"):
+            await call(daemon.paths, control.Reload())
+        daemon.config_path.write_text("proxy: {upstreams: []}\n")  # type: ignore[union-attr]
+        with pytest.raises(ControlError, match=r"proxy\.upstreams"):
+            await call(daemon.paths, control.Reload())
+        assert [u.name for u in daemon.gateway.config.proxy.upstreams] == ["alpha", "beta"]
