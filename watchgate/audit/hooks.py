@@ -1,0 +1,116 @@
+"""The audit log on the message path: the last hook in the chain, so it records what the security
+plugins let through and what they redacted, never the raw secret.
+
+Every request that is routed gets a ``request`` record, each plugin decision a ``decision``
+record, and the answer a ``response`` record that is written (and fsynced if configured) *before*
+the answer is released to the client: a client never holds a response the log does not. When the
+log cannot be written and ``on_failure: block``, the request is refused with -32011 instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import trio
+from msgspec import UNSET, Raw
+
+from watchgate import jsonrpc
+from watchgate.audit.actor import AuditActor
+from watchgate.audit.record import AuditEntry
+from watchgate.hooks import REQUEST_CANCELLED, CallContext
+from watchgate.jsonrpc import Message
+
+
+class AuditHooks:
+    hook_name = "audit"
+
+    def __init__(self, audit: AuditActor, *, include_payloads: bool) -> None:
+        self._audit = audit
+        self._payloads = include_payloads
+
+    async def on_request(self, ctx: CallContext, msg: Message) -> Message:
+        await self._audit.tell(
+            AuditEntry(
+                event="request",
+                client=f"client-{ctx.client_id}",
+                server=ctx.upstream,
+                method=ctx.method,
+                tool=ctx.name,
+                public_name=ctx.public_name,
+                request_id=ctx.request_id,
+                request_bytes=ctx.request_bytes,
+                payload=self._payload(msg.params),
+            )
+        )
+        return msg
+
+    async def on_response(self, ctx: CallContext, msg: Message) -> Message:
+        client = f"client-{ctx.client_id}"
+        for decision in ctx.decisions:
+            await self._audit.tell(
+                AuditEntry(
+                    event="decision",
+                    client=client,
+                    server=ctx.upstream,
+                    method=ctx.method,
+                    tool=ctx.name,
+                    public_name=ctx.public_name,
+                    request_id=ctx.request_id,
+                    decision=decision.action,
+                    plugin=decision.plugin,
+                    reason=decision.reason,
+                )
+            )
+        error_code = _error_code(msg)
+        body = msg.error if msg.is_error else msg.result
+        denied = next((d for d in ctx.decisions if d.action == "deny" and d.enforced), None)
+        await self._audit.write_and_confirm(
+            AuditEntry(
+                event="response",
+                client=client,
+                server=ctx.upstream,
+                method=ctx.method,
+                tool=ctx.name,
+                public_name=ctx.public_name,
+                request_id=ctx.request_id,
+                decision="deny" if denied else ("error" if error_code is not None else "allow"),
+                plugin=denied.plugin if denied else None,
+                reason="cancelled" if error_code == REQUEST_CANCELLED else None,
+                duration_ms=round((trio.current_time() - ctx.started) * 1000, 3),
+                request_bytes=ctx.request_bytes,
+                response_bytes=len(body) if isinstance(body, Raw) else 0,
+                error_code=error_code,
+                payload=self._payload(body),
+            )
+        )
+        return msg
+
+    async def on_notification(self, upstream: str, server: str | None, msg: Message) -> Message | None:
+        await self._audit.tell(
+            AuditEntry(
+                event="notification",
+                server=upstream,
+                method=msg.method if isinstance(msg.method, str) else None,
+                payload=self._payload(msg.params),
+            )
+        )
+        return msg
+
+    async def on_list(
+        self, upstream: str, server: str | None, kind: str, items: list[dict[str, Raw]]
+    ) -> list[dict[str, Raw]]:
+        return items
+
+    def _payload(self, raw: Raw | Any) -> Any:
+        if not self._payloads or raw is UNSET or not isinstance(raw, Raw):
+            return None
+        return msgspec.json.decode(raw)
+
+
+def _error_code(msg: Message) -> int | None:
+    if not msg.is_error:
+        return None
+    body = jsonrpc.load(msg.error)
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else jsonrpc.INTERNAL_ERROR
