@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from watchgate.namespace import SERVER_NAME_RE
 from watchgate.yamlsource import (
@@ -46,6 +46,7 @@ __all__ = [
     "GatewayConfig",
     "LogLevel",
     "LoggingConfig",
+    "PluginConfig",
     "ProxyConfig",
     "Restart",
     "Transport",
@@ -81,6 +82,22 @@ class BackoffConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     jitter: Annotated[float, Meta(ge=0, le=1)] = 0.1
 
 
+class PluginConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One entry of a ``plugins:`` list: the global one, or one under an upstream.
+
+    Keys left out are unset: globally that means the plugin's default; under an upstream it means
+    "as the global entry of that name says" (``config`` is merged key by key over the global
+    one). ``watchgate.plugins.registry`` checks the name, mode and config at load time.
+    """
+
+    name: str
+    enabled: bool | UnsetType = UNSET
+    priority: int | UnsetType = UNSET
+    mode: str | UnsetType = UNSET
+    timeout: Positive | UnsetType = UNSET
+    config: dict[str, Any] | UnsetType = UNSET
+
+
 class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """One upstream MCP server and the policy its supervisor applies to it.
 
@@ -103,6 +120,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     startup_timeout: Positive = 30.0
     request_timeout: Positive = 60.0
     shutdown_timeout: Positive = 5.0
+    plugins: tuple[PluginConfig, ...] = ()  # overrides of the global plugins for this server
 
 
 class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -159,6 +177,7 @@ class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     proxy: ProxyConfig
     logging: LoggingConfig = LoggingConfig()
     audit: AuditConfig = AuditConfig()
+    plugins: tuple[PluginConfig, ...] = ()
     source: str | None = None  # not a YAML key: where the configuration was read from
 
 
@@ -230,6 +249,7 @@ class _Builder:
         self.document = document
         self.base_dir = base_dir
         self.problems: list[ConfigProblem] = []
+        self.upstream_plugins: list[tuple[str, tuple[PluginConfig, ...]]] = []
 
     def add(self, path: str, message: str, line: int | None = None) -> None:
         if line is None:
@@ -265,9 +285,20 @@ class _Builder:
                 converted = convert(data[name], field.type, path=name)
                 self.take(converted.issues)
                 sections[name] = converted.value
+        self.check_plugins(sections.get("plugins") or ())
         if self.problems:
             return None
         return GatewayConfig(**sections, source=source)
+
+    def check_plugins(self, global_plugins: tuple[PluginConfig, ...]) -> None:
+        """Every plugin must load and its config convert, globally and as merged per server."""
+        if not global_plugins and not any(entries for _, entries in self.upstream_plugins):
+            return
+        from watchgate.plugins.registry import check_entries  # plugins import this module
+
+        self.take(check_entries(global_plugins, "plugins"))
+        for path, entries in self.upstream_plugins:
+            self.take(check_entries(entries, join_path(path, "plugins"), base=global_plugins))
 
     def proxy(self, raw: Any) -> ProxyConfig | None:
         if not isinstance(raw, dict):
@@ -338,6 +369,8 @@ class _Builder:
         self.take(converted.issues)
         if converted.value is None:
             return None
+        if "plugins" not in converted.set_aside:
+            self.upstream_plugins.append((path, converted.value.plugins))
         checked = self.check_upstream(path, raw, converted.value, skip | converted.set_aside)
         return None if converted.issues or skip else checked
 

@@ -66,6 +66,23 @@ class UpstreamTimeout(JsonRpcError):
         )
 
 
+class PolicyDenied(JsonRpcError):
+    """A plugin (or another message hook) refused the message (-32010).
+
+    The reason says what was found and where, never the value itself: the error goes back to the
+    client and into logs, and must not leak the secret it stopped.
+    """
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        super().__init__(
+            -32010,
+            f"blocked by plugin {plugin!r}: {reason}",
+            {"plugin": plugin, "reason": reason},
+        )
+        self.plugin = plugin
+        self.reason = reason
+
+
 class UpstreamStartError(WatchgateError):
     """An upstream could not be started or failed its handshake; the supervisor decides what next."""
 

@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 import trio
 
 from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, SupervisorEvent
+from watchgate.catalog import LIST_KINDS
 from watchgate.client import ClientActor
 from watchgate.config import GatewayConfig, UpstreamConfig
 from watchgate.connection import Connector, default_connector
 from watchgate.errors import exit_reason
-from watchgate.messages import AddUpstream, ClientAttached, RemoveUpstream, UpstreamStatus
+from watchgate.hooks import HookChain, MessageHooks
+from watchgate.messages import AddUpstream, ClientAttached, RefreshLists, RemoveUpstream, UpstreamStatus
 from watchgate.notifications import NotificationActor
+from watchgate.plugins.pipeline import build_plugins
 from watchgate.router import RouterActor
 from watchgate.upstream import UpstreamActor
 
@@ -44,11 +49,26 @@ def restart_policy(config: UpstreamConfig) -> RestartPolicy:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, connector: Connector = default_connector) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        connector: Connector = default_connector,
+        hooks: HookChain | None = None,
+        extra_hooks: Sequence[MessageHooks] = (),
+    ) -> None:
+        """``hooks``: the message hooks every actor calls, exactly as given; by default the
+        plugins of ``config`` (rebuilt on reload) followed by ``extra_hooks`` (the audit log)."""
         proxy = config.proxy
         self.config = config
-        self.notifier = NotificationActor(multi_server=proxy.multi_server)
-        self.router = RouterActor(proxy, notifier=self.notifier)
+        self.plugins: MessageHooks | None = None
+        self._owns_plugins = hooks is None
+        if hooks is None:
+            self.plugins = build_plugins(config)
+            hooks = HookChain([*([self.plugins] if self.plugins is not None else []), *extra_hooks])
+        self.hooks = hooks
+        self.notifier = NotificationActor(multi_server=proxy.multi_server, hooks=hooks)
+        self.router = RouterActor(proxy, notifier=self.notifier, hooks=hooks)
         self.notifier.attach_router(self.router)
         self._connector = connector
         children = [self._upstream_child(u) for u in proxy.upstreams]
@@ -114,6 +134,7 @@ class Gateway:
             notifier=self.notifier,
             multi_server=self.config.proxy.multi_server,
             connector=self._connector,
+            hooks=self.hooks,
         )
         return actor, ChildSpec(config.name, actor.run, restart_policy(config))
 
@@ -129,7 +150,9 @@ class Gateway:
         new = {u.name: u for u in config.proxy.upstreams}
         removed = [name for name in old if name not in new]
         added = [name for name in new if name not in old]
-        changed = [name for name in new if name in old and new[name] != old[name]]
+        # a change of a server's plugins alone does not restart it
+        changed = [name for name in new if name in old and _process_of(new[name]) != _process_of(old[name])]
+        replugged = self._reload_plugins(config)
         for name in removed + changed:
             await self.upstream_supervisor.remove_child(name)
             await self.router.tell(RemoveUpstream(name))
@@ -141,8 +164,22 @@ class Gateway:
             await self.router.tell(AddUpstream(actor))
             await self.upstream_supervisor.add_child(spec)
         unchanged = [name for name in new if name not in added and name not in changed]
+        if replugged:  # lists are filtered by plugins: let every running server's lists pass again
+            for name in unchanged:
+                await self.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
         _log.info("reloaded: added %s, removed %s, changed %s", added, removed, changed)
         return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
+
+    def _reload_plugins(self, config: GatewayConfig) -> bool:
+        """Rebuild the plugins from ``config`` (when this gateway built them); True if it did."""
+        if not self._owns_plugins or (
+            not config.plugins and self.plugins is None and not _any_server_plugins(config)
+        ):
+            return False
+        others = [hook for hook in self.hooks.hooks if hook is not self.plugins]
+        self.plugins = build_plugins(config)
+        self.hooks.set([*([self.plugins] if self.plugins is not None else []), *others])
+        return True
 
     def _on_upstream_event(self, event: SupervisorEvent) -> None:
         _log_event(event)
@@ -177,6 +214,15 @@ class ClientSession:
     peer_pid: int | None
     attached_at: float
     done: trio.Event = field(default_factory=trio.Event)
+
+
+def _process_of(config: UpstreamConfig) -> UpstreamConfig:
+    """What running the server depends on: its config without the plugins."""
+    return msgspec.structs.replace(config, plugins=())
+
+
+def _any_server_plugins(config: GatewayConfig) -> bool:
+    return any(u.plugins for u in config.proxy.upstreams)
 
 
 def _log_event(event: SupervisorEvent) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from actors import Reply
     from watchgate.client import ClientActor
+    from watchgate.hooks import CallContext
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class Pending:
     client_request_id: int | str | None = None
     progress_token: Any = None
     reply: Reply[msgspec.Raw] | None = None
+    ctx: CallContext | None = None  # the message hooks' context, when hooks are configured
 
 
 class InFlightTable:
@@ -52,9 +54,12 @@ class InFlightTable:
         client_request_id: int | str | None = None,
         progress_token: Any = None,
         reply: Reply[msgspec.Raw] | None = None,
+        ctx: CallContext | None = None,
     ) -> Pending:
         self._next_id += 1
-        pending = Pending(self._next_id, method, deadline, client, client_request_id, progress_token, reply)
+        pending = Pending(
+            self._next_id, method, deadline, client, client_request_id, progress_token, reply, ctx
+        )
         self._by_id[pending.gateway_id] = pending
         if client is not None and client_request_id is not None:
             self._by_client[(client.client_id, client_request_id)] = pending.gateway_id

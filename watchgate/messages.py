@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from actors import Reply
     from watchgate.client import ClientActor
+    from watchgate.hooks import CallContext
     from watchgate.jsonrpc import Message
     from watchgate.upstream import UpstreamActor
 
@@ -34,11 +35,12 @@ class ClientNotification:
 # --- router/client -> upstream -------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ForwardRequest:
-    """A client's request, already renamed to the upstream's own names."""
+    """A client's request, already renamed to the upstream's own names (and past ``on_request``)."""
 
     client: ClientActor
     msg: Message
     method: str
+    ctx: CallContext | None = None  # None when no message hooks are configured
 
 
 @dataclass(frozen=True, slots=True)

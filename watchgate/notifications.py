@@ -21,6 +21,7 @@ from msgspec import UNSET
 from actors import Actor
 from watchgate import jsonrpc
 from watchgate.catalog import LIST_CHANGED
+from watchgate.hooks import HookChain
 from watchgate.jsonrpc import Message
 from watchgate.messages import (
     Broadcast,
@@ -42,9 +43,12 @@ _log = logging.getLogger("watchgate.notifications")
 
 
 class NotificationActor(Actor[NotifierMessage]):
-    def __init__(self, *, multi_server: bool, mailbox_size: int = 1024) -> None:
+    def __init__(
+        self, *, multi_server: bool, hooks: HookChain | None = None, mailbox_size: int = 1024
+    ) -> None:
         super().__init__("notifications", mailbox_size=mailbox_size)
         self._multi = multi_server
+        self._hooks = hooks if hooks is not None else HookChain()
         self._clients: dict[int, ClientActor] = {}
         self._router: RouterActor | None = None
         self._subscribers: dict[str, frozenset[int]] = {}
@@ -80,6 +84,11 @@ class NotificationActor(Actor[NotifierMessage]):
             return
         if self._multi:
             msg = _rewrite(server, msg)
+        if not self._hooks.empty:
+            checked = await self._hooks.on_notification(server, server if self._multi else None, msg)
+            if checked is None:
+                return
+            msg = checked
         if msg.method == "notifications/resources/updated":
             uri = jsonrpc.load(jsonrpc.params_fields(msg).get("uri", UNSET))
             holders = self._subscribers.get(uri, frozenset()) if isinstance(uri, str) else frozenset()

@@ -21,6 +21,7 @@ from actors import Actor, AskTimeout
 from watchgate import __version__, jsonrpc
 from watchgate.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, decode_page, wants
 from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
+from watchgate.hooks import CallContext, HookChain
 from watchgate.jsonrpc import Message
 from watchgate.messages import (
     AddUpstream,
@@ -82,10 +83,18 @@ class UpstreamView:
 
 
 class RouterActor(Actor[RouterMessage]):
-    def __init__(self, config: ProxyConfig, *, notifier: NotificationActor, mailbox_size: int = 1024) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        *,
+        notifier: NotificationActor,
+        hooks: HookChain | None = None,
+        mailbox_size: int = 1024,
+    ) -> None:
         super().__init__("router", mailbox_size=mailbox_size)
         self._config = config
         self._notifier = notifier
+        self._hooks = hooks if hooks is not None else HookChain()
         self._multi = config.multi_server
         names = [u.name for u in config.upstreams]
         self._catalog = Catalog(multi_server=self._multi, servers=names)
@@ -97,7 +106,7 @@ class RouterActor(Actor[RouterMessage]):
         self._subscriptions: dict[str, set[int]] = {}  # public URI -> subscribed client ids
         self._levels: dict[int, str] = {}  # client id -> the log level it asked for
         self._level: str | None = None  # what the upstreams were told: the most verbose asked
-        self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[None]]] = {
+        self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[object]]] = {
             "initialize": self._initialize,
             "ping": self._ping,
             "tools/call": self._route_by_name("name", "tool"),
@@ -224,9 +233,13 @@ class RouterActor(Actor[RouterMessage]):
         lists: dict[str, list[Item]] = {}
         for key in kinds:
             try:
-                lists[key] = await _fetch_all(actor, key, actor.config.request_timeout)
+                items = await _fetch_all(actor, key, actor.config.request_timeout)
             except (JsonRpcError, AskTimeout, msgspec.DecodeError) as exc:
                 _log.warning("[%s] could not list %s: %s", server, key, exc)
+                continue
+            if not self._hooks.empty:  # plugins hide or pin items before any client can see them
+                items = await self._hooks.on_list(server, server if self._multi else None, key, items)
+            lists[key] = items
         await self.tell(ListsFetched(server, fetch_id, lists))
 
     async def _on_lists(self, msg: ListsFetched) -> None:
@@ -335,11 +348,11 @@ class RouterActor(Actor[RouterMessage]):
             if own != name:
                 fields[member] = jsonrpc.raw(own)
                 msg = msg.with_params(jsonrpc.raw_fields(fields))
-            await self._forward(server, client, msg)
+            await self._forward(server, client, msg, own, name)
 
         return route
 
-    async def _route_by_uri(self, client: ClientActor, msg: Message) -> None:
+    async def _route_by_uri(self, client: ClientActor, msg: Message) -> bool:
         fields = jsonrpc.params_fields(msg)
         uri = jsonrpc.field_str(fields, "uri")
         if uri is None:
@@ -348,7 +361,7 @@ class RouterActor(Actor[RouterMessage]):
         if own != uri:
             fields["uri"] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
-        await self._forward(server, client, msg)
+        return await self._forward(server, client, msg, own, uri)
 
     async def _route_completion(self, client: ClientActor, msg: Message) -> None:
         fields = jsonrpc.params_fields(msg)
@@ -357,16 +370,17 @@ class RouterActor(Actor[RouterMessage]):
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.ref must be an object")
         table = self._catalog.table
         if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
-            server, ref["name"] = table.resolve_prompt(ref["name"])
+            member, (server, own) = "name", table.resolve_prompt(ref["name"])
         elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
-            server, ref["uri"] = table.resolve_uri(ref["uri"])
+            member, (server, own) = "uri", table.resolve_uri(ref["uri"])
         else:
             raise JsonRpcError(
                 jsonrpc.INVALID_PARAMS,
                 "params.ref must be a ref/prompt with a name or a ref/resource with a uri",
             )
+        public, ref[member] = ref[member], own
         fields["ref"] = jsonrpc.raw(ref)
-        await self._forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)))
+        await self._forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public)
 
     async def _subscribe(self, client: ClientActor, msg: Message) -> None:
         """Counted per client: only the first subscriber reaches the upstream."""
@@ -376,9 +390,22 @@ class RouterActor(Actor[RouterMessage]):
         holders.add(client.client_id)
         await self._notifier.tell(Subscribers(uri, frozenset(holders)))
         if first:
-            await self._route_by_uri(client, msg)
+            try:
+                routed = await self._route_by_uri(client, msg)
+            except JsonRpcError:
+                await self._release(uri, client.client_id)  # refused: this client holds nothing
+                raise
+            if not routed:
+                await self._release(uri, client.client_id)
         else:
             await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    async def _release(self, uri: str, client_id: int) -> None:
+        holders = self._subscriptions.get(uri, set())
+        holders.discard(client_id)
+        if not holders:
+            self._subscriptions.pop(uri, None)
+        await self._notifier.tell(Subscribers(uri, frozenset(holders)))
 
     async def _unsubscribe(self, client: ClientActor, msg: Message) -> None:
         """Only the last subscriber's unsubscribe reaches the upstream."""
@@ -447,12 +474,35 @@ class RouterActor(Actor[RouterMessage]):
         assert self._nursery is not None
         self._nursery.start_soon(_quietly, server, actor, "logging/setLevel", {"level": level})
 
-    async def _forward(self, server: str, client: ClientActor, msg: Message) -> None:
+    async def _forward(self, server: str, client: ClientActor, msg: Message, own: str, public: str) -> bool:
+        """Send the request upstream; False if it was answered here instead (down, or refused)."""
         view = self._views[server]
-        if view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
+        method = msg.method
+        assert isinstance(method, str) and msg.id is not None and msg.id is not UNSET
+        ctx: CallContext | None = None
+        if not self._hooks.empty:
+            ctx = CallContext(
+                server=server if self._multi else None,
+                upstream=server,
+                client_id=client.client_id,
+                method=method,
+                name=own,
+                public_name=public,
+                request_id=msg.id,
+                started=trio.current_time(),
+                request_bytes=0 if msg.params is UNSET else len(msg.params),
+            )
+            try:
+                msg = await self._hooks.on_request(ctx, msg)
+                if view.state not in ("running", "starting"):
+                    raise UpstreamUnavailable(server, view.state, view.last_error)
+            except JsonRpcError as exc:
+                await client.send(await self._hooks.on_response(ctx, exc.to_response(ctx.request_id)))
+                return False
+        elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
             raise UpstreamUnavailable(server, view.state, view.last_error)
-        assert isinstance(msg.method, str)
-        await view.actor.tell(ForwardRequest(client, msg, msg.method))
+        await view.actor.tell(ForwardRequest(client, msg, method, ctx))
+        return True
 
     async def _on_client_notification(self, client: ClientActor, msg: Message) -> None:
         if msg.method == "notifications/initialized":

@@ -27,6 +27,7 @@ from watchgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from watchgate.hooks import HookChain, cancelled_response
 from watchgate.inflight import InFlightTable, Pending
 from watchgate.jsonrpc import Kind, LineReader, LineTooLong, Message
 from watchgate.messages import (
@@ -71,6 +72,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         notifier: NotificationActor,
         multi_server: bool,
         connector: Connector = default_connector,
+        hooks: HookChain | None = None,
         mailbox_size: int = 1024,
     ) -> None:
         super().__init__(config.name, mailbox_size=mailbox_size)
@@ -79,6 +81,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._router = router
         self._notifier = notifier
         self._multi = multi_server
+        self._hooks = hooks if hooks is not None else HookChain()
         self._inflight = InFlightTable()
         self._server_requests: dict[str, tuple[ClientActor, int | str]] = {}
         self._next_server_request = 0
@@ -211,6 +214,10 @@ class UpstreamActor(Actor[UpstreamMessage]):
             if cancelled is None:
                 return None
             self._inflight.pop(cancelled.gateway_id)
+            if cancelled.ctx is not None:  # the hooks see every call end, even unanswered ones
+                await self._hooks.on_response(
+                    cancelled.ctx, cancelled_response(cancelled.ctx, "by the client")
+                )
             return _cancel_line(cancelled.gateway_id, msg.reason)
         if isinstance(msg, ForwardAnswer):
             assert isinstance(msg.msg.id, str)
@@ -222,7 +229,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         request = msg.msg
         assert request.id is not None and request.id is not UNSET
         pending = self._inflight.add(
-            msg.method, self._deadline(), client=msg.client, client_request_id=request.id
+            msg.method, self._deadline(), client=msg.client, client_request_id=request.id, ctx=msg.ctx
         )
         out = request.with_id(pending.gateway_id)
         params = request.params
@@ -234,11 +241,12 @@ class UpstreamActor(Actor[UpstreamMessage]):
         return _line(out)
 
     async def _client_gone(self, client_id: int) -> bytes | None:
-        lines = [
-            _cancel_line(pending.gateway_id, "client disconnected")
-            for pending in self._inflight.of_client(client_id)
-            if self._inflight.pop(pending.gateway_id)
-        ]
+        lines = []
+        for pending in self._inflight.of_client(client_id):
+            if self._inflight.pop(pending.gateway_id):
+                lines.append(_cancel_line(pending.gateway_id, "client disconnected"))
+                if pending.ctx is not None:
+                    await self._hooks.on_response(pending.ctx, cancelled_response(pending.ctx, "client left"))
         for request_id, (client, upstream_id) in list(self._server_requests.items()):
             if client.client_id == client_id:
                 del self._server_requests[request_id]
@@ -290,6 +298,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
             result = rewrite_result(pending.method, self.name, msg.result)
             if result is not msg.result:
                 out = out.with_result(result)
+        if pending.ctx is not None:
+            out = await self._hooks.on_response(pending.ctx, out)
         assert pending.client is not None
         await pending.client.send(out)
 
@@ -308,7 +318,13 @@ class UpstreamActor(Actor[UpstreamMessage]):
         if pending is None or pending.client is None or pending.progress_token is None:
             return  # progress for a request that is already answered or cancelled
         fields["progressToken"] = jsonrpc.raw(pending.progress_token)
-        await pending.client.send(msg.with_params(jsonrpc.raw_fields(fields)))
+        out = msg.with_params(jsonrpc.raw_fields(fields))
+        if not self._hooks.empty:
+            checked = await self._hooks.on_notification(self.name, self.name if self._multi else None, out)
+            if checked is None:
+                return
+            out = checked
+        await pending.client.send(out)
 
     async def _on_server_cancel(self, msg: Message) -> None:
         fields = jsonrpc.params_fields(msg)
@@ -386,7 +402,10 @@ class UpstreamActor(Actor[UpstreamMessage]):
         for msg in self.drain_nowait():
             if isinstance(msg, ForwardRequest):
                 assert msg.msg.id is not None and msg.msg.id is not UNSET
-                await msg.client.send(error.to_response(msg.msg.id))
+                answer = error.to_response(msg.msg.id)
+                if msg.ctx is not None:
+                    answer = await self._hooks.on_response(msg.ctx, answer)
+                await msg.client.send(answer)
             elif isinstance(msg, InternalRequest):
                 msg.reply.fail(error)
 
@@ -394,7 +413,10 @@ class UpstreamActor(Actor[UpstreamMessage]):
         if pending.reply is not None:
             pending.reply.fail(error)
         elif pending.client is not None:
-            await pending.client.send(error.to_response(pending.client_request_id))
+            answer = error.to_response(pending.client_request_id)
+            if pending.ctx is not None:
+                answer = await self._hooks.on_response(pending.ctx, answer)
+            await pending.client.send(answer)
 
 
 def _line(msg: Message) -> bytes:

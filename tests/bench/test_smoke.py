@@ -52,7 +52,8 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert {row["concurrency"] for row in results["throughput"] if row["server"] == "echo"} == {1, 8, 32}
     assert {"direct_mb_s", "gateway_mb_s", "ratio"} <= results["large"].keys()
     assert {"startup_s", "tools_list_p50_ms", "rss_per_upstream_mib"} <= results["fanout"].keys()
-    assert results["plugins"]["status"] == results["daemon"]["status"] == "not built yet"
+    assert results["plugins"]["status"] == "not built yet"
+    assert results["daemon"]["status"] in {"ok", "not built yet"}
     assert results["peer"]["status"] in {"ok", "skipped"}
     assert len(results["targets"]) == 8
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,36 @@ def everything_server() -> list[str] | None:
 def gateway_command(config: Path) -> list[str]:
     """``watchgate run`` with this interpreter, so the gateway measured is the code in this tree."""
     return [sys.executable, "-m", "watchgate.cli", "run", "-c", str(config)]
+
+
+def daemon_available() -> bool:
+    """Whether this tree's ``watchgate`` has the daemon (``up``/``attach``): asked, not assumed."""
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-m", "watchgate.cli", "up", "--help"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def daemon_up(config: Path) -> list[str]:
+    """The daemon in the foreground, so the benchmark owns (and reaps) its process."""
+    return [sys.executable, "-m", "watchgate.cli", "up", "--foreground", "-c", str(config)]
+
+
+def daemon_attach() -> list[str]:
+    """What an MCP client launches to reach the daemon: a stdio bridge to its socket."""
+    return [sys.executable, "-m", "watchgate.cli", "attach", "--no-start"]
+
+
+def daemon_socket(runtime_dir: Path) -> Path:
+    from watchgate.paths import RuntimePaths  # only trees with the daemon have it
+
+    return RuntimePaths(runtime_dir).socket
 
 
 def upstream_entry(

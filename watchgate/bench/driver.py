@@ -218,16 +218,18 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-async def reap(process: trio.Process, grace: float = 5.0) -> None:
+async def reap(process: trio.Process, grace: float = 5.0, *, term_first: bool = False) -> None:
     """Close stdin and wait; then SIGTERM the group and wait; then SIGKILL; always ``wait()``.
 
+    ``term_first`` skips the wait after closing stdin, for a daemon that does not read it.
     Shielded, so a cancelled benchmark still leaves no child and no zombie behind.
     """
     with trio.CancelScope(shield=True):
         if process.stdin is not None:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await process.stdin.aclose()
-        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        steps = (signal.SIGTERM, signal.SIGKILL) if term_first else (None, signal.SIGTERM, signal.SIGKILL)
+        for sig in steps:
             if sig is not None:
                 _signal_group(process.pid, sig)
             with trio.move_on_after(grace):
@@ -246,6 +248,7 @@ async def spawn(
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    term_first: bool = False,
 ) -> AsyncIterator[Connection]:
     """Start ``argv`` with piped stdin/stdout (stderr to a file in ``workdir``); reap it on exit."""
     stderr_path = workdir / f"{name.replace('/', '_')}.{time.monotonic_ns()}.stderr"
@@ -266,4 +269,4 @@ async def spawn(
     try:
         yield Connection(name, process, stderr_path)
     finally:
-        await reap(process)
+        await reap(process, term_first=term_first)

@@ -32,19 +32,19 @@ def _latency_rows(results: dict[str, Any]) -> list[list[str]]:
         if "skipped" in item or "error" in item:
             rows.append([f"latency {item['server']}", item.get("skipped") or f"ERROR: {item['error']}"])
             continue
-        direct, gateway, peer = item["direct"], item["gateway"], item.get("fastmcp") or {}
+        direct, gateway = item["direct"], item["gateway"]
         for stat in ("p50_us", "p99_us"):
-            rows.append(
-                [
-                    f"latency {item['server']} {stat[:3]} (us)",
-                    _num(direct[stat], 1),
-                    _num(gateway[stat], 1),
-                    _ratio(_div(gateway[stat], direct[stat])),
-                    f"{gateway[stat] - direct[stat]:+,.1f}",
-                    _num(peer.get(stat), 1),
-                    _ratio(_div(peer.get(stat), direct[stat])),
-                ]
-            )
+            cells = [
+                f"latency {item['server']} {stat[:3]} (us)",
+                _num(direct[stat], 1),
+                _num(gateway[stat], 1),
+                _ratio(_div(gateway[stat], direct[stat])),
+                f"{gateway[stat] - direct[stat]:+,.1f}",
+            ]
+            for name in OPTIONAL:
+                value = (item.get(name) or {}).get(stat)
+                cells += [_num(value, 1), _ratio(_div(value, direct[stat]))]
+            rows.append(cells)
     return rows
 
 
@@ -54,18 +54,17 @@ def _throughput_rows(results: dict[str, Any]) -> list[list[str]]:
         if "skipped" in item or "error" in item:
             rows.append([f"throughput {item['server']}", item.get("skipped") or f"ERROR: {item['error']}"])
             continue
-        direct, gateway, peer = item["direct"], item["gateway"], item.get("fastmcp")
-        rows.append(
-            [
-                f"throughput {item['server']} c={item['concurrency']} (calls/s)",
-                _num(direct),
-                _num(gateway),
-                _ratio(_div(gateway, direct)),
-                "",
-                _num(peer),
-                _ratio(_div(peer, direct)),
-            ]
-        )
+        direct, gateway = item["direct"], item["gateway"]
+        cells = [
+            f"throughput {item['server']} c={item['concurrency']} (calls/s)",
+            _num(direct),
+            _num(gateway),
+            _ratio(_div(gateway, direct)),
+            "",
+        ]
+        for name in OPTIONAL:
+            cells += [_num(item.get(name)), _ratio(_div(item.get(name), direct))]
+        rows.append(cells)
     return rows
 
 
@@ -106,7 +105,18 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-HEADER = ["measurement", "direct", "watchgate", "wg/direct", "added", "fastmcp", "fm/direct"]
+OPTIONAL = ("daemon", "fastmcp")  # columns after the core pair: `watchgate attach`, the FastMCP proxy
+HEADER = [
+    "measurement",
+    "direct",
+    "watchgate",
+    "wg/direct",
+    "added",
+    "daemon",
+    "dm/direct",
+    "fastmcp",
+    "fm/direct",
+]
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
