@@ -95,13 +95,12 @@ async def test_denials_and_errors_are_marked(autojump_clock: trio.testing.MockCl
     assert (failed["decision"], failed["error_code"]) == ("error", -32003)
 
 
-@pytest.mark.skipif(os.getuid() == 0, reason="root can write to a read-only directory")
 async def test_an_unwritable_log_refuses_requests(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    audit = AuditActor(audit_config(locked / "audit.jsonl"), threaded=False, wall_clock=Clock())
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")  # unwritable even for root: its "directory" is a file
+    audit = AuditActor(audit_config(not_a_directory / "audit.jsonl"), threaded=False, wall_clock=Clock())
     hooks = AuditHooks(audit, include_payloads=False)
     async with trio.open_nursery() as nursery:
         await nursery.start(audit.run)
