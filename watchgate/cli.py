@@ -44,8 +44,9 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     adding its sub-commands whose ``func(args) -> int`` is the exit code."""
     from watchgate import cli_daemon
     from watchgate.audit import cli as audit_cli
+    from watchgate.bench import cli as bench_cli
 
-    return [cli_daemon.register, audit_cli.register]
+    return [cli_daemon.register, audit_cli.register, bench_cli.register]
 
 
 def _register_core(commands: Any) -> None:

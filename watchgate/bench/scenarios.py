@@ -1,0 +1,228 @@
+"""The per-server scenario: latency, throughput and large results, direct vs through Watchgate.
+
+The core arms, the server alone and ``watchgate run`` in front of it, are opened together, warmed
+up and measured interleaved (see ``measure.py``). The optional arms, the daemon through
+``watchgate attach`` and FastMCP's proxy, are measured right after with the same calls; each
+one's failure is recorded and never fails the run, because they are not what the run is for.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from watchgate.bench import arms, measure
+from watchgate.bench.driver import BenchError, Connection, spawn
+from watchgate.bench.fanout import FanoutCounts
+from watchgate.bench.measure import Arm
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much work each measurement does; ``calls`` are per repeat and per arm."""
+
+    warmup: int
+    latency_calls: int
+    throughput_calls: int
+    peer_calls: int  # FastMCP is ~10-50x slower per call: the same calls, fewer of them, on record
+    daemon_calls: int  # the daemon arm: the same calls, fewer of them, to keep the run short
+    repeats: int
+    large_bytes: int
+    large_calls: int
+    fanout: FanoutCounts
+    concurrency: tuple[int, ...] = field(default=(1, 8, 32))
+
+
+QUICK = Counts(
+    warmup=10,
+    latency_calls=30,
+    throughput_calls=64,
+    peer_calls=10,
+    daemon_calls=20,
+    repeats=3,
+    large_bytes=200_000,
+    large_calls=2,
+    fanout=FanoutCounts(upstreams=4, tools=10, list_calls=3, repeats=1),
+)
+DEFAULT = Counts(
+    warmup=300,
+    latency_calls=3000,
+    throughput_calls=5000,
+    peer_calls=300,
+    daemon_calls=1500,
+    repeats=5,
+    large_bytes=5_000_000,
+    large_calls=10,
+    fanout=FanoutCounts(upstreams=50, tools=100, list_calls=30, repeats=3),
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    label: str
+    argv: list[str]
+    tool: str
+    arguments: dict[str, Any]
+
+
+_START = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Progress on stderr, with the time since start, so a slow phase is easy to spot."""
+    print(f"[bench {time.monotonic() - _START:6.1f}s] {message}", flush=True, file=sys.stderr)
+
+
+async def _open(
+    stack: AsyncExitStack, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None
+) -> Connection:
+    conn = await stack.enter_async_context(spawn(name, argv, workdir, env=env))
+    await conn.initialize()
+    return conn
+
+
+def optional_arms() -> dict[str, dict[str, Any]]:
+    """The status of the optional arms, filled in per server as they run."""
+    version = arms.fastmcp_version()
+    peer: dict[str, Any]
+    if version is None:
+        note = "skipped: fastmcp is not importable here (pip install 'fastmcp>=2'); its column stays empty"
+        peer = {"status": "skipped", "fastmcp": None, "note": note, "servers": {}}
+    else:
+        peer = {"status": "ok", "fastmcp": version, "note": "FastMCP proxy over stdio", "servers": {}}
+    if arms.daemon_available():
+        daemon = {"status": "ok", "note": "watchgate up --foreground + watchgate attach", "servers": {}}
+    else:
+        daemon = {"status": "not built yet", "note": "this tree has no `watchgate up`", "servers": {}}
+    return {"peer": peer, "daemon": daemon}
+
+
+async def _open_peer(stack: AsyncExitStack, server: Server, workdir: Path) -> Arm:
+    conn = await _open(stack, f"fastmcp-{server.label}", arms.fastmcp_proxy(server.argv), workdir)
+    return Arm.of(conn, arms.resolve_tool(await conn.tool_names(), server.tool), server.arguments)
+
+
+async def _open_daemon(stack: AsyncExitStack, server: Server, config: Path, workdir: Path) -> Arm:
+    """A private daemon (its own runtime directory) and one ``watchgate attach`` session to it."""
+    runtime = workdir / f"run-{server.label}"
+    env = {"WATCHGATE_RUNTIME_DIR": str(runtime)}
+    up = arms.daemon_up(config)
+    daemon = await stack.enter_async_context(
+        spawn(f"daemon-{server.label}", up, workdir, env=env, term_first=True)
+    )
+    socket = arms.daemon_socket(runtime)
+    for _ in range(3000):  # another process creates the socket: nothing to wait on but time
+        if socket.exists():
+            break
+        if daemon.process.poll() is not None:
+            raise BenchError(f"daemon exited with {daemon.process.returncode}: {daemon.stderr_tail()}")
+        await trio.sleep(0.02)
+    else:
+        raise BenchError(f"the daemon did not listen on {socket} within 60 s: {daemon.stderr_tail()}")
+    conn = await _open(stack, f"attach-{server.label}", arms.daemon_attach(), workdir, env=env)
+    return Arm.of(conn, server.tool, server.arguments)
+
+
+async def _measure_optional(
+    name: str, arm: Arm, calls: tuple[int, int], server: Server, counts: Counts, results: dict[str, Any]
+) -> None:
+    """Add an optional arm's column to this server's latency and throughput rows."""
+    latency_calls, throughput_calls = calls
+    row = results["latency"][-1]
+    rows = results["throughput"][-len(counts.concurrency) :]
+    log(f"{server.label}: {name}")
+    await measure.warm_up([arm], min(counts.warmup, latency_calls))
+    (lat,) = await measure.latency([arm], latency_calls, counts.repeats)
+    row[name] = lat.as_json()
+    row[f"{name}_ratio_p50"] = round(lat.p50_us / row["direct"]["p50_us"], 3)
+    for item, k in zip(rows, counts.concurrency, strict=True):
+        n = max(k, throughput_calls)
+        (flow,) = await measure.throughput([arm], n, k, counts.repeats)
+        item |= {name: round(flow.calls_per_s, 1), f"{name}_calls": n}
+        item[f"{name}_ratio"] = round(flow.calls_per_s / item["direct"], 3)
+
+
+Opener = Callable[[AsyncExitStack], Awaitable[Arm]]
+
+
+async def _optional(
+    name: str, status: dict[str, Any], server: Server, counts: Counts, results: dict[str, Any], opener: Opener
+) -> None:
+    if status["status"] != "ok":
+        return
+    per_arm = counts.peer_calls if name == "fastmcp" else counts.daemon_calls
+    calls = (per_arm, per_arm)
+    try:
+        async with AsyncExitStack() as stack:
+            arm = await opener(stack)
+            await _measure_optional(name, arm, calls, server, counts, results)
+    except BenchError as exc:
+        status["servers"][server.label] = f"failed: {exc}"
+        log(f"{name} arm for {server.label} failed (recorded, the run goes on): {exc}")
+        return
+    status["servers"][server.label] = "ok"
+
+
+async def server_scenario(server: Server, counts: Counts, workdir: Path, results: dict[str, Any]) -> None:
+    """Latency and throughput rows for one server (and the large-message row for the echo one)."""
+    entry = arms.upstream_entry(server.label, server.argv)
+    config = arms.write_config(workdir / f"{server.label}.yaml", [entry])
+    async with AsyncExitStack() as stack:
+        direct = await _open(stack, f"direct-{server.label}", server.argv, workdir)
+        gateway = await _open(stack, f"watchgate-{server.label}", arms.gateway_command(config), workdir)
+        pair = [Arm.of(conn, server.tool, server.arguments) for conn in (direct, gateway)]
+        log(f"{server.label}: warm-up")
+        await measure.warm_up(pair, counts.warmup)
+
+        log(f"{server.label}: latency")
+        d, g = await measure.latency(pair, counts.latency_calls, counts.repeats)
+        row: dict[str, Any] = {"server": server.label, "tool": server.tool}
+        row |= {"direct": d.as_json(), "gateway": g.as_json()}
+        row["ratio_p50"] = round(g.p50_us / d.p50_us, 3)
+        row["added_p50_us"] = round(g.p50_us - d.p50_us, 1)
+        row["ratio_p99"] = round(g.p99_us / d.p99_us, 3)
+        results["latency"].append(row)
+
+        for k in counts.concurrency:
+            log(f"{server.label}: throughput, {k} outstanding")
+            dt, gt = await measure.throughput(pair, counts.throughput_calls, k, counts.repeats)
+            item: dict[str, Any] = {
+                "server": server.label,
+                "concurrency": k,
+                "calls": counts.throughput_calls,
+            }
+            item |= {"direct": round(dt.calls_per_s, 1), "gateway": round(gt.calls_per_s, 1)}
+            item["ratio"] = round(gt.calls_per_s / dt.calls_per_s, 3)
+            item["samples"] = {"direct": dt.as_json()["samples"], "gateway": gt.as_json()["samples"]}
+            results["throughput"].append(item)
+
+        if server.label == "echo":
+            log(f"{server.label}: large result of {counts.large_bytes} bytes")
+            big = [Arm.of(conn, "big", {"bytes": counts.large_bytes}) for conn in (direct, gateway)]
+            dl, gl = await measure.bytes_per_second(
+                big, counts.large_bytes, counts.large_calls, counts.repeats
+            )
+            results["large"] = {
+                "bytes": counts.large_bytes,
+                "calls": counts.large_calls,
+                "repeats": counts.repeats,
+                "direct_mb_s": round(dl, 1),
+                "gateway_mb_s": round(gl, 1),
+                "ratio": round(gl / dl, 3),
+            }
+
+    async def open_daemon(stack: AsyncExitStack) -> Arm:
+        return await _open_daemon(stack, server, config, workdir)
+
+    async def open_peer(stack: AsyncExitStack) -> Arm:
+        return await _open_peer(stack, server, workdir)
+
+    await _optional("daemon", results["daemon"], server, counts, results, open_daemon)
+    await _optional("fastmcp", results["peer"], server, counts, results, open_peer)
