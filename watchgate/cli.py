@@ -45,8 +45,9 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     from watchgate import cli_daemon
     from watchgate.audit import cli as audit_cli
     from watchgate.bench import cli as bench_cli
+    from watchgate.plugins import cli as plugins_cli
 
-    return [cli_daemon.register, audit_cli.register, bench_cli.register]
+    return [cli_daemon.register, audit_cli.register, bench_cli.register, plugins_cli.register]
 
 
 def _register_core(commands: Any) -> None:

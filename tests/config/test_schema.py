@@ -264,7 +264,7 @@ def test_bad_transport_does_not_cause_follow_on_transport_errors() -> None:
             "proxy: {upstream: {command: [s]}}\nmetrics: {}\n",
             "metrics",
             2,
-            "unknown key 'metrics' (expected one of: proxy, logging, audit)",
+            "unknown key 'metrics' (expected one of: proxy, logging, audit, plugins)",
         ),
         (
             "proxy: {upstream: {command: [s]}}\nloging: {}\n",
@@ -300,7 +300,7 @@ def test_bad_transport_does_not_cause_follow_on_transport_errors() -> None:
             "proxy: {upstream: {command: [s]}}\nsource: x.yaml\n",
             "source",
             2,
-            "unknown key 'source' (expected one of: proxy, logging, audit)",
+            "unknown key 'source' (expected one of: proxy, logging, audit, plugins)",
         ),
     ],
 )
