@@ -14,7 +14,7 @@ import trio
 
 from watchgate import __version__
 from watchgate.config import ConfigError, GatewayConfig, load_config
-from watchgate.gateway import Gateway
+from watchgate.gateway import Gateway, audit_actor
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -89,7 +89,7 @@ async def _serve_stdio(config: GatewayConfig) -> None:
     """stdout is the protocol: nothing else may ever be written to it, logs go to stderr."""
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
-    gateway = Gateway(config)
+    gateway = Gateway(config, audit=audit_actor(config))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         await gateway.serve_stream(stdin, stdout)

@@ -235,9 +235,19 @@ def _ps(args: argparse.Namespace) -> int:
                 ],
                 [_upstream_row(u) for u in report["upstreams"]],
             )
+            print(_audit_line(report.get("audit")))
         return 0
 
     return _control(ps)
+
+
+def _audit_line(audit: dict[str, Any] | None) -> str:
+    if audit is None or not audit.get("enabled"):
+        return "audit: off"
+    if not audit["healthy"]:
+        return f"audit: FAILING, requests are refused ({audit['last_error']}); log {audit['path']}"
+    lost = f", {audit['records_lost']} lost" if audit["records_lost"] else ""
+    return f"audit: ok, {audit['records_written']} records{lost}; log {audit['path']}"
 
 
 def _upstream_row(u: dict[str, Any]) -> list[Any]:

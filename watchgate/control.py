@@ -11,6 +11,8 @@ from typing import Any, Final, cast
 
 import msgspec
 
+from watchgate.audit import AuditStatus
+
 CONTROL_PATH: Final = "/control"
 ATTACH_PATH: Final = "/attach"
 MAX_MESSAGE: Final = 256 * 1024 * 1024  # a 5 MB tool result must pass an attach session whole
@@ -95,6 +97,7 @@ class PsReport(msgspec.Struct):
     multi_server: bool
     upstreams: list[UpstreamRow]
     clients: list[ClientRow]
+    audit: AuditStatus | None = None  # None: not auditing
 
 
 class ToolRow(msgspec.Struct):

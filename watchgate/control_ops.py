@@ -131,6 +131,7 @@ class ControlOps:
             multi_server=gateway.config.proxy.multi_server,
             upstreams=rows,
             clients=clients,
+            audit=gateway.audit.status() if gateway.audit is not None else None,
         )
 
     def tools(self, name: str) -> list[ToolRow]:

@@ -23,7 +23,7 @@ from watchgate.connection import Connector, default_connector
 from watchgate.control import ATTACH_PATH, CONTROL_PATH, MAX_MESSAGE
 from watchgate.control_ops import ControlOps
 from watchgate.errors import WatchgateError
-from watchgate.gateway import Gateway
+from watchgate.gateway import Gateway, audit_actor
 from watchgate.messages import Broadcast
 from watchgate.paths import RuntimePaths
 from watchgate.wsstream import WebSocketStream
@@ -43,11 +43,12 @@ class Daemon:
         *,
         config_path: Path | None = None,
         connector: Connector = default_connector,
+        audit: bool = True,
     ) -> None:
         self.config = config
         self.paths = paths
         self.config_path = config_path
-        self.gateway = Gateway(config, connector=connector)
+        self.gateway = Gateway(config, connector=connector, audit=audit_actor(config) if audit else None)
         self.ops = ControlOps(self)
         self._stop = trio.Event()
         self._grace = 5.0

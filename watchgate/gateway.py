@@ -1,6 +1,7 @@
 """Builds the supervision tree of DESIGN.md section 3 from a config and runs it.
 
     root (one_for_one)
+    ├── audit           AuditActor (when auditing): first to start, last to stop
     ├── notifications   NotificationActor
     ├── router          RouterActor
     ├── upstreams       Supervisor(one_for_one, parallel start), one UpstreamActor per server
@@ -22,6 +23,8 @@ import msgspec
 import trio
 
 from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, SupervisorEvent
+from watchgate.audit import AuditActor, AuditEntry, lifecycle_entry, resolved_audit_config, supervisor_entry
+from watchgate.audit.hooks import AuditHooks
 from watchgate.catalog import LIST_KINDS
 from watchgate.client import ClientActor
 from watchgate.config import GatewayConfig, UpstreamConfig
@@ -35,6 +38,11 @@ from watchgate.router import RouterActor
 from watchgate.upstream import UpstreamActor
 
 _log = logging.getLogger("watchgate.gateway")
+
+
+def audit_actor(config: GatewayConfig) -> AuditActor | None:
+    """The audit log the config asks for (paths relative to the config file), or None."""
+    return AuditActor(resolved_audit_config(config)) if config.audit.enabled else None
 
 
 def restart_policy(config: UpstreamConfig) -> RestartPolicy:
@@ -56,16 +64,22 @@ class Gateway:
         connector: Connector = default_connector,
         hooks: HookChain | None = None,
         extra_hooks: Sequence[MessageHooks] = (),
+        audit: AuditActor | None = None,
     ) -> None:
         """``hooks``: the message hooks every actor calls, exactly as given; by default the
-        plugins of ``config`` (rebuilt on reload) followed by ``extra_hooks`` (the audit log)."""
+        plugins of ``config`` (rebuilt on reload), then ``extra_hooks``, then the audit log.
+        ``audit``: the audit actor (see ``audit_actor``); None records nothing."""
         proxy = config.proxy
         self.config = config
+        self.audit = audit
         self.plugins: MessageHooks | None = None
         self._owns_plugins = hooks is None
         if hooks is None:
             self.plugins = build_plugins(config)
-            hooks = HookChain([*([self.plugins] if self.plugins is not None else []), *extra_hooks])
+            recorder = [AuditHooks(audit, include_payloads=config.audit.include_payloads)] if audit else []
+            hooks = HookChain(
+                [*([self.plugins] if self.plugins is not None else []), *extra_hooks, *recorder]
+            )
         self.hooks = hooks
         self.notifier = NotificationActor(multi_server=proxy.multi_server, hooks=hooks)
         self.router = RouterActor(proxy, notifier=self.notifier, hooks=hooks)
@@ -77,17 +91,18 @@ class Gateway:
         self.upstream_supervisor = Supervisor(
             "upstreams", [spec for _, spec in children], parallel_start=True, on_event=self._on_upstream_event
         )
-        self.clients = Supervisor("clients", on_event=_log_event)
+        self.clients = Supervisor("clients", on_event=self._on_client_event)
         self._sessions: dict[str, ClientSession] = {}
         self.root = Supervisor(
             "root",
             [
+                *([ChildSpec("audit", audit.run)] if audit else []),
                 ChildSpec("notifications", self.notifier.run),
                 ChildSpec("router", self.router.run),
                 ChildSpec("upstreams", self.upstream_supervisor.run),
                 ChildSpec("clients", self.clients.run),
             ],
-            on_event=_log_event,
+            on_event=self._on_root_event,
         )
         self.started_at: float | None = None
 
@@ -102,6 +117,7 @@ class Gateway:
         """One client session as a temporary child of the clients supervisor; returns when it ends."""
         client = ClientActor(receive, send, router=self.router)
         session = ClientSession(client, peer_pid, trio.current_time())
+        self._record(lifecycle_entry("client_attached", client=client.name, reason=f"pid {peer_pid}"))
         self._sessions[client.name] = session
         await self.notifier.tell(ClientAttached(client))
 
@@ -168,6 +184,8 @@ class Gateway:
             for name in unchanged:
                 await self.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
         _log.info("reloaded: added %s, removed %s, changed %s", added, removed, changed)
+        summary = f"added {added}, removed {removed}, changed {changed}"
+        self._record(lifecycle_entry("config_reloaded", reason=summary))
         return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
 
     def _reload_plugins(self, config: GatewayConfig) -> bool:
@@ -181,8 +199,22 @@ class Gateway:
         self.hooks.set([*([self.plugins] if self.plugins is not None else []), *others])
         return True
 
+    def _record(self, entry: AuditEntry) -> None:
+        if self.audit is not None:
+            self.audit.record_nowait(entry)
+
+    def _on_root_event(self, event: SupervisorEvent) -> None:
+        _log_event(event)
+        self._record(supervisor_entry(event, subject="actor"))
+
+    def _on_client_event(self, event: SupervisorEvent) -> None:
+        _log_event(event)
+        if event.kind in ("started", "exited"):
+            self._record(supervisor_entry(event, subject="client"))
+
     def _on_upstream_event(self, event: SupervisorEvent) -> None:
         _log_event(event)
+        self._record(supervisor_entry(event, subject="server"))
         actor = self.upstreams.get(event.child)
         if actor is not None and event.kind in ("started", "exited", "backoff", "failed", "stopped"):
             delay = f"restart in {event.delay:.2f} s" if event.delay is not None else ""

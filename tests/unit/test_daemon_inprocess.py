@@ -72,7 +72,8 @@ async def test_the_commands_against_a_running_daemon(
         assert await cli("ps") == 0
         table = capsys.readouterr().out.splitlines()
         assert table[0].split()[:3] == ["NAME", "TRANSPORT", "STATE"]
-        assert [line.split()[:3] for line in table[1:]] == [
+        assert table[-1].startswith("audit: ok, ") and table[-1].endswith("watchgate-audit.jsonl")
+        assert [line.split()[:3] for line in table[1:-1]] == [
             ["alpha", "stdio", "running"],
             ["beta", "stdio", "running"],
         ]

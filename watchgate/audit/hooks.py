@@ -64,7 +64,8 @@ class AuditHooks:
             )
         error_code = _error_code(msg)
         body = msg.error if msg.is_error else msg.result
-        denied = next((d for d in ctx.decisions if d.action == "deny" and d.enforced), None)
+        # a plugin that failed closed ("error") blocks as surely as one that said "deny"
+        denied = next((d for d in ctx.decisions if d.action in ("deny", "error") and d.enforced), None)
         await self._audit.write_and_confirm(
             AuditEntry(
                 event="response",
