@@ -372,10 +372,10 @@ class Client:
 
 @asynccontextmanager
 async def running_gateway(
-    config: Any, *servers: FakeServer, deadline: float = 600
+    config: Any, *servers: FakeServer, deadline: float = 600, **gateway_options: Any
 ) -> AsyncIterator[tuple[Gateway, Client]]:
     """A whole gateway in this process over memory streams, with fake upstreams."""
-    gateway = Gateway(config, connector=fake_connector(*servers))
+    gateway = Gateway(config, connector=fake_connector(*servers), **gateway_options)
     client_to_gw_send, client_to_gw_receive = trio.testing.memory_stream_one_way_pair()
     gw_to_client_send, gw_to_client_receive = trio.testing.memory_stream_one_way_pair()
     client = Client(client_to_gw_send, gw_to_client_receive)

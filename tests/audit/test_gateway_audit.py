@@ -1,0 +1,81 @@
+"""The audit log inside a running gateway: what reaches the file, and what happens when it can't."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+import yaml
+
+from tests.audit.helpers import Clock
+from tests.gateway.fakes import FakeServer, FakeSession, echo, running_gateway, text
+from watchgate.audit import AuditActor, resolved_audit_config, verify_log
+from watchgate.config import GatewayConfig, parse_config
+
+FAKE_AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+
+
+def _config(audit_path: Path, **audit: Any) -> GatewayConfig:
+    document = {
+        "proxy": {
+            "upstreams": [{"name": "vault", "command": ["fake"]}, {"name": "other", "command": ["fake"]}]
+        },
+        "plugins": [{"name": "secrets"}],
+        "audit": {"path": str(audit_path), **audit},
+    }
+    return parse_config(yaml.safe_dump(document))
+
+
+def _audit(config: GatewayConfig) -> AuditActor:
+    return AuditActor(resolved_audit_config(config), threaded=False, wall_clock=Clock())
+
+
+async def test_secrets_are_redacted_before_they_reach_the_log(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async def leak(session: FakeSession, args: dict[str, Any]) -> Any:
+        return text(f"the key is {FAKE_AWS_KEY}")
+
+    log = tmp_path / "audit.jsonl"
+    config = _config(log, include_payloads=True)
+    servers = FakeServer("vault", tools={"leak": leak, "echo": echo}), FakeServer("other")
+    async with running_gateway(config, *servers, audit=_audit(config)) as (_, client):
+        await client.initialize()
+        result = await client.result("tools/call", {"name": "vault__leak"})
+        assert FAKE_AWS_KEY not in json.dumps(result) and "[REDACTED:" in json.dumps(result)
+        await client.result(
+            "tools/call", {"name": "vault__echo", "arguments": {"text": f"send {FAKE_AWS_KEY}"}}
+        )
+    content = "".join(p.read_text() for p in tmp_path.glob("audit.jsonl*"))
+    assert FAKE_AWS_KEY not in content
+    records = [json.loads(line) for line in content.splitlines()]
+    responses = [r for r in records if r["event"] == "response"]
+    assert [r["public_name"] for r in responses] == ["vault__leak", "vault__echo"]
+    assert all(r["client"].startswith("client-") and r["duration_ms"] >= 0 for r in responses)
+    assert any(r["event"] == "decision" and r["plugin"] == "secrets" for r in records)
+    assert any(r["event"] == "lifecycle" and r["method"] == "server_started" for r in records)
+    assert verify_log(str(log)).ok
+
+
+async def test_an_unwritable_log_refuses_calls_until_it_is_writable_again(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file where the log directory should be")
+    config = _config(blocker / "audit.jsonl")
+    servers = FakeServer("vault", tools={"echo": echo}), FakeServer("other")
+    async with running_gateway(config, *servers, audit=_audit(config)) as (gateway, client):
+        await client.initialize()
+        refused = await client.request("tools/call", {"name": "vault__echo", "arguments": {"text": "x"}})
+        assert refused["error"]["code"] == -32011 and str(blocker) in refused["error"]["message"]
+        assert gateway.audit is not None and not gateway.audit.status().healthy
+
+        blocker.unlink()
+        blocker.mkdir()
+        await client.wait_for(lambda: gateway.audit is not None and gateway.audit.status().healthy)
+        answer = await client.result("tools/call", {"name": "vault__echo", "arguments": {"text": "back"}})
+        assert answer["content"][0]["text"] == "back"
+    assert verify_log(str(blocker / "audit.jsonl")).ok
