@@ -22,6 +22,7 @@ from actors import Actor
 from watchgate import jsonrpc
 from watchgate.catalog import LIST_CHANGED
 from watchgate.hooks import HookChain
+from watchgate.interest import LOG_LEVELS
 from watchgate.jsonrpc import Message
 from watchgate.messages import (
     Broadcast,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from watchgate.router import RouterActor
 
 NotifierMessage = UpstreamNotification | Broadcast | ClientAttached | ClientDetached | Subscribers
-LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _log = logging.getLogger("watchgate.notifications")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -18,10 +17,13 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor, AskTimeout
-from watchgate import __version__, jsonrpc
-from watchgate.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, decode_page, wants
+from watchgate import jsonrpc
+from watchgate.capabilities import initialize_result
+from watchgate.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
 from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
 from watchgate.hooks import CallContext, HookChain
+from watchgate.interest import LOG_LEVELS, LogLevels, Subscriptions
+from watchgate.internal_calls import call_quietly, fetch_all
 from watchgate.jsonrpc import Message
 from watchgate.messages import (
     AddUpstream,
@@ -32,7 +34,6 @@ from watchgate.messages import (
     ClientRequest,
     ForwardCancel,
     ForwardRequest,
-    InternalRequest,
     ListsFetched,
     RefreshLists,
     RemoveUpstream,
@@ -40,7 +41,6 @@ from watchgate.messages import (
     UpstreamReady,
     UpstreamStatus,
 )
-from watchgate.notifications import LOG_LEVELS
 from watchgate.upstream import KNOWN_VERSIONS, PROTOCOL_VERSION, UpstreamActor
 
 if TYPE_CHECKING:
@@ -103,9 +103,8 @@ class RouterActor(Actor[RouterMessage]):
         self._deferred: list[tuple[ClientActor, int | str, Callable[[], Any]]] = []
         self._nursery: trio.Nursery | None = None
         self._fetches = 0
-        self._subscriptions: dict[str, set[int]] = {}  # public URI -> subscribed client ids
-        self._levels: dict[int, str] = {}  # client id -> the log level it asked for
-        self._level: str | None = None  # what the upstreams were told: the most verbose asked
+        self._subscriptions = Subscriptions()  # public URI -> subscribed client ids
+        self._levels = LogLevels()
         self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[object]]] = {
             "initialize": self._initialize,
             "ping": self._ping,
@@ -179,8 +178,7 @@ class RouterActor(Actor[RouterMessage]):
         elif isinstance(msg, UpstreamReady):
             view = self._views[msg.server]
             view.state, view.ready, view.last_error = "running", msg, None
-            if self._level is not None and "logging" in msg.capabilities:
-                self._tell_level(msg.server, view.actor, self._level)
+            self._tell_level(self._levels.current, only=msg.server)
             self._fetch(msg.server, tuple(k for k in LIST_KINDS if wants(msg.capabilities, k)))
         elif isinstance(msg, UpstreamStatus):
             await self._on_status(msg)
@@ -233,7 +231,7 @@ class RouterActor(Actor[RouterMessage]):
         lists: dict[str, list[Item]] = {}
         for key in kinds:
             try:
-                items = await _fetch_all(actor, key, actor.config.request_timeout)
+                items = await fetch_all(actor, key, actor.config.request_timeout)
             except (JsonRpcError, AskTimeout, msgspec.DecodeError) as exc:
                 _log.warning("[%s] could not list %s: %s", server, key, exc)
                 continue
@@ -294,32 +292,7 @@ class RouterActor(Actor[RouterMessage]):
 
     def _initialize_result(self, version: str) -> dict[str, Any]:
         ready = [view.ready for view in self._views.values() if view.ready is not None]
-        upstream_caps = [r.capabilities for r in ready]
-        caps: dict[str, Any] = {"tools": {"listChanged": True}}
-        if any("prompts" in c for c in upstream_caps):
-            caps["prompts"] = {"listChanged": True}
-        if any("resources" in c for c in upstream_caps):
-            subscribe = any(
-                isinstance(c.get("resources"), dict) and c["resources"].get("subscribe")
-                for c in upstream_caps
-            )
-            caps["resources"] = {"subscribe": bool(subscribe), "listChanged": True}
-        for plain in ("logging", "completions"):
-            if any(plain in c for c in upstream_caps):
-                caps[plain] = {}
-        result: dict[str, Any] = {
-            "protocolVersion": version,
-            "capabilities": caps,
-            "serverInfo": {"name": "watchgate", "title": "Watchgate MCP gateway", "version": __version__},
-        }
-        texts = [(r.server, r.instructions) for r in ready if r.instructions]
-        if texts:
-            result["instructions"] = (
-                "\n\n".join(f"## Server {name!r} (tools prefixed {name}__)\n{text}" for name, text in texts)
-                if self._multi
-                else texts[0][1]
-            )
-        return result
+        return initialize_result(ready, version, multi_server=self._multi)
 
     async def _unknown_method(self, client: ClientActor, msg: Message) -> None:
         raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")
@@ -385,40 +358,33 @@ class RouterActor(Actor[RouterMessage]):
     async def _subscribe(self, client: ClientActor, msg: Message) -> None:
         """Counted per client: only the first subscriber reaches the upstream."""
         uri = self._uri_param(msg)
-        holders = self._subscriptions.setdefault(uri, set())
-        first = not holders
-        holders.add(client.client_id)
-        await self._notifier.tell(Subscribers(uri, frozenset(holders)))
-        if first:
-            try:
-                routed = await self._route_by_uri(client, msg)
-            except JsonRpcError:
-                await self._release(uri, client.client_id)  # refused: this client holds nothing
-                raise
-            if not routed:
-                await self._release(uri, client.client_id)
-        else:
+        first = self._subscriptions.add(uri, client.client_id)
+        await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
+        if not first:
             await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+            return
+        try:
+            routed = await self._route_by_uri(client, msg)
+        except JsonRpcError:
+            await self._release(uri, client.client_id)  # refused: this client holds nothing
+            raise
+        if not routed:
+            await self._release(uri, client.client_id)
 
     async def _release(self, uri: str, client_id: int) -> None:
-        holders = self._subscriptions.get(uri, set())
-        holders.discard(client_id)
-        if not holders:
-            self._subscriptions.pop(uri, None)
-        await self._notifier.tell(Subscribers(uri, frozenset(holders)))
+        self._subscriptions.remove(uri, client_id)
+        await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
 
     async def _unsubscribe(self, client: ClientActor, msg: Message) -> None:
         """Only the last subscriber's unsubscribe reaches the upstream."""
         uri = self._uri_param(msg)
-        holders = self._subscriptions.get(uri, set())
-        if client.client_id in holders:
-            holders.discard(client.client_id)
-            await self._notifier.tell(Subscribers(uri, frozenset(holders)))
-            if not holders:
-                del self._subscriptions[uri]
-                await self._route_by_uri(client, msg)
-                return
-        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+        last = self._subscriptions.remove(uri, client.client_id)
+        if last is not None:
+            await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
+        if last:
+            await self._route_by_uri(client, msg)
+        else:
+            await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
 
     def _uri_param(self, msg: Message) -> str:
         uri = jsonrpc.field_str(jsonrpc.params_fields(msg), "uri")
@@ -430,49 +396,42 @@ class RouterActor(Actor[RouterMessage]):
     async def _forget_client(self, client_id: int) -> None:
         """A client left: drop its subscriptions (unsubscribing upstream where it was the last) and
         its log level (telling upstreams the next most verbose level)."""
-        for uri, holders in list(self._subscriptions.items()):
-            if client_id not in holders:
+        for uri, last in self._subscriptions.forget(client_id):
+            await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
+            if not last:
                 continue
-            holders.discard(client_id)
-            await self._notifier.tell(Subscribers(uri, frozenset(holders)))
-            if holders:
-                continue
-            del self._subscriptions[uri]
             try:
                 server, own = self._catalog.table.resolve_uri(uri)
             except UnknownName:
                 continue  # its server was removed by a reload: nothing left to unsubscribe
             view = self._views.get(server)
             if view is not None and view.ready is not None:
-                assert self._nursery is not None
-                self._nursery.start_soon(_quietly, server, view.actor, "resources/unsubscribe", {"uri": own})
-        if self._levels.pop(client_id, None) is not None:
-            await self._apply_level()
+                self._call_quietly(server, view.actor, "resources/unsubscribe", {"uri": own})
+        self._tell_level(self._levels.forget(client_id))
 
     async def _set_level(self, client: ClientActor, msg: Message) -> None:
         level = jsonrpc.field_str(jsonrpc.params_fields(msg), "level")
         if level not in LOG_LEVELS:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.level must be one of {', '.join(LOG_LEVELS)}")
         client.log_level = level
-        self._levels[client.client_id] = level
-        await self._apply_level()
+        self._tell_level(self._levels.ask(client.client_id, level))
         await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
 
-    async def _apply_level(self) -> None:
+    def _tell_level(self, level: str | None, only: str | None = None) -> None:
         """Upstreams log at the most verbose level any client asked for; clients filter the rest."""
-        if not self._levels:
+        if level is None:
             return
-        level = min(self._levels.values(), key=LOG_LEVELS.index)
-        if level == self._level:
-            return
-        self._level = level
         for name, view in self._views.items():
-            if view.ready is not None and "logging" in view.ready.capabilities:
-                self._tell_level(name, view.actor, level)
+            if (
+                (only is None or name == only)
+                and view.ready is not None
+                and "logging" in view.ready.capabilities
+            ):
+                self._call_quietly(name, view.actor, "logging/setLevel", {"level": level})
 
-    def _tell_level(self, server: str, actor: UpstreamActor, level: str) -> None:
+    def _call_quietly(self, server: str, actor: UpstreamActor, method: str, params: Any) -> None:
         assert self._nursery is not None
-        self._nursery.start_soon(_quietly, server, actor, "logging/setLevel", {"level": level})
+        self._nursery.start_soon(call_quietly, server, actor, method, params)
 
     async def _forward(self, server: str, client: ClientActor, msg: Message, own: str, public: str) -> bool:
         """Send the request upstream; False if it was answered here instead (down, or refused)."""
@@ -527,26 +486,3 @@ class RouterActor(Actor[RouterMessage]):
 
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-async def _fetch_all(actor: UpstreamActor, key: str, timeout: float) -> list[Item]:
-    kind = LIST_KINDS[key]
-    items: list[Item] = []
-    cursor: str | None = None
-    seen: set[str] = set()
-    for _ in range(1000):
-        params = {"cursor": cursor} if cursor else {}
-        result: msgspec.Raw = await actor.ask(partial(InternalRequest, kind.method, params), timeout=timeout)
-        page, cursor = decode_page(result, key)
-        items.extend(page)
-        if cursor is None or cursor in seen:
-            break
-        seen.add(cursor)
-    return items
-
-
-async def _quietly(server: str, actor: UpstreamActor, method: str, params: Any) -> None:
-    try:
-        await actor.ask(partial(InternalRequest, method, params), timeout=actor.config.request_timeout)
-    except (JsonRpcError, AskTimeout) as exc:
-        _log.warning("[%s] %s failed: %s", server, method, exc)
