@@ -407,13 +407,13 @@ async def crash(session: FakeSession, args: dict[str, Any]) -> Any:
 
 @asynccontextmanager
 async def running_daemon(
-    config: Any, *servers: FakeServer, deadline: float = 600
+    config: Any, *servers: FakeServer, deadline: float = 600, **gateway_options: Any
 ) -> AsyncIterator[tuple[Gateway, Callable[[], Awaitable[Client]]]]:
     """The gateway as the daemon runs it: the tree on its own, clients attaching and leaving.
 
     Yields the gateway and ``attach()``, which connects one more client and returns it.
     """
-    gateway = Gateway(config, connector=fake_connector(*servers))
+    gateway = Gateway(config, connector=fake_connector(*servers), **gateway_options)
     with trio.fail_after(deadline):
         async with trio.open_nursery() as nursery:
             await nursery.start(gateway.run)

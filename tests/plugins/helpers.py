@@ -6,11 +6,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import trio
-import trio.testing
 import yaml
 
-from tests.gateway.fakes import Client, FakeServer, FakeSession, fake_connector
+from tests.gateway.fakes import Client, FakeServer, FakeSession, running_daemon
 from watchgate.config import GatewayConfig, parse_config
 from watchgate.gateway import Gateway
 
@@ -76,24 +74,9 @@ async def gateway_with_hooks(
     config: Any, *servers: FakeServer, hooks: Any = None, extra_hooks: Any = (), deadline: float = 600
 ) -> AsyncIterator[tuple[Gateway, Callable[[], Awaitable[Client]]]]:
     """``running_daemon`` of the gateway fakes, with the gateway's message hooks given."""
-    gateway = Gateway(config, connector=fake_connector(*servers), hooks=hooks, extra_hooks=extra_hooks)
-    with trio.fail_after(deadline):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(gateway.run)
-
-            async def attach() -> Client:
-                to_gw_send, to_gw_receive = trio.testing.memory_stream_one_way_pair()
-                to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
-                client = Client(to_gw_send, to_client_receive)
-                before = len(gateway.sessions())
-                nursery.start_soon(gateway.attach_client, to_gw_receive, to_client_send)
-                nursery.start_soon(client.pump)
-                while len(gateway.sessions()) == before:
-                    await trio.sleep(0.01)
-                return client
-
-            yield gateway, attach
-            nursery.cancel_scope.cancel()
+    options = {"hooks": hooks, "extra_hooks": extra_hooks}
+    async with running_daemon(config, *servers, deadline=deadline, **options) as running:
+        yield running
 
 
 def build(

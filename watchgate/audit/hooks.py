@@ -17,7 +17,7 @@ from msgspec import UNSET, Raw
 
 from watchgate import jsonrpc
 from watchgate.audit.actor import AuditActor
-from watchgate.audit.record import AuditEntry
+from watchgate.audit.record import AuditEntry, Event
 from watchgate.hooks import REQUEST_CANCELLED, CallContext
 from watchgate.jsonrpc import Message
 
@@ -31,35 +31,15 @@ class AuditHooks:
 
     async def on_request(self, ctx: CallContext, msg: Message) -> Message:
         await self._audit.tell(
-            AuditEntry(
-                event="request",
-                client=f"client-{ctx.client_id}",
-                server=ctx.upstream,
-                method=ctx.method,
-                tool=ctx.name,
-                public_name=ctx.public_name,
-                request_id=ctx.request_id,
-                request_bytes=ctx.request_bytes,
-                payload=self._payload(msg.params),
-            )
+            _entry(ctx, "request", request_bytes=ctx.request_bytes, payload=self._payload(msg.params))
         )
         return msg
 
     async def on_response(self, ctx: CallContext, msg: Message) -> Message:
-        client = f"client-{ctx.client_id}"
         for decision in ctx.decisions:
             await self._audit.tell(
-                AuditEntry(
-                    event="decision",
-                    client=client,
-                    server=ctx.upstream,
-                    method=ctx.method,
-                    tool=ctx.name,
-                    public_name=ctx.public_name,
-                    request_id=ctx.request_id,
-                    decision=decision.action,
-                    plugin=decision.plugin,
-                    reason=decision.reason,
+                _entry(
+                    ctx, "decision", decision=decision.action, plugin=decision.plugin, reason=decision.reason
                 )
             )
         error_code = _error_code(msg)
@@ -67,14 +47,9 @@ class AuditHooks:
         # a plugin that failed closed ("error") blocks as surely as one that said "deny"
         denied = next((d for d in ctx.decisions if d.action in ("deny", "error") and d.enforced), None)
         await self._audit.write_and_confirm(
-            AuditEntry(
-                event="response",
-                client=client,
-                server=ctx.upstream,
-                method=ctx.method,
-                tool=ctx.name,
-                public_name=ctx.public_name,
-                request_id=ctx.request_id,
+            _entry(
+                ctx,
+                "response",
                 decision="deny" if denied else ("error" if error_code is not None else "allow"),
                 plugin=denied.plugin if denied else None,
                 reason="cancelled" if error_code == REQUEST_CANCELLED else None,
@@ -107,6 +82,20 @@ class AuditHooks:
         if not self._payloads or raw is UNSET or not isinstance(raw, Raw):
             return None
         return msgspec.json.decode(raw)
+
+
+def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
+    """The fields every record about one call shares, plus the event's own."""
+    return AuditEntry(
+        event=event,
+        client=f"client-{ctx.client_id}",
+        server=ctx.upstream,
+        method=ctx.method,
+        tool=ctx.name,
+        public_name=ctx.public_name,
+        request_id=ctx.request_id,
+        **fields,
+    )
 
 
 def _error_code(msg: Message) -> int | None:
