@@ -52,10 +52,24 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert {row["concurrency"] for row in results["throughput"] if row["server"] == "echo"} == {1, 8, 32}
     assert {"direct_mb_s", "gateway_mb_s", "ratio"} <= results["large"].keys()
     assert {"startup_s", "tools_list_p50_ms", "rss_per_upstream_mib"} <= results["fanout"].keys()
-    assert results["plugins"]["status"] == "not built yet"
+    plugins = results["plugins"]
+    assert plugins["status"] == "ok"
+    assert plugins["plugins"] == [
+        "tool_access",
+        "path_guard",
+        "tool_pinning",
+        "secrets",
+        "pii",
+        "prompt_injection",
+    ]
+    assert {"p50_us", "p99_us"} <= plugins["with"].keys() and {"p50_us", "p99_us"} <= plugins[
+        "without"
+    ].keys()
+    assert "added_p50_us" in plugins and "ratio" in plugins["throughput"]
+    assert "plugins added p50" in proc.stdout
     assert results["daemon"]["status"] in {"ok", "not built yet"}
     assert results["peer"]["status"] in {"ok", "skipped"}
-    assert len(results["targets"]) == 8
+    assert len(results["targets"]) == 9
 
 
 def test_bench_command_on_a_config(config: Path, tmp_path: Path) -> None:
@@ -87,10 +101,6 @@ def test_bench_command_errors(config: Path, argv: list[str], code: int, message:
 
 
 def test_bench_command_is_wired_into_watchgate() -> None:
-    """``watchgate bench`` exists once watchgate/cli.py lists ``watchgate.bench.cli.register``."""
-    proc = subprocess.run([str(WATCHGATE), "--help"], capture_output=True, text=True, timeout=30)
-    if "bench" not in proc.stdout:
-        pytest.skip("watchgate bench is not wired into watchgate/cli.py yet")
     proc = subprocess.run([str(WATCHGATE), "bench", "--help"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0
     assert "--concurrency" in proc.stdout

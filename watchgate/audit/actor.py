@@ -4,6 +4,13 @@ Everyone else only ``tell``s it entries (or ``write_and_confirm`` one, to hold a
 until its record is in the file). One writer means one chain head and no locks; its bounded
 mailbox means a slow disk slows the gateway down instead of losing records or memory.
 
+The common case skips the mailbox: when the log is healthy, no worker thread holds the file,
+the batch needs no rotation and ``fsync`` is not ``always``, ``tell`` and `write_and_confirm`
+seal and write their entry in the caller's task (after anything still queued, so the order
+holds) with one ``write`` to the page cache. That keeps a task hop and a thread hop off every
+tool call (ADR-016). What can really block (fsync, rotation, reopening) stays on a worker
+thread in the actor's task.
+
 When the log cannot be written, ``audit.on_failure`` decides: ``block`` refuses every new
 entry with `AuditUnavailable` (the gateway answers the request with that error) until a retry,
 once a second, succeeds; ``continue`` keeps the gateway running and counts the records lost.
@@ -22,7 +29,7 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
-from actors import Actor, MailboxFull, Reply
+from actors import Actor, Reply
 from watchgate.audit.chain import AppendResult, ChainWriter
 from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
 from watchgate.audit.sinks import Sink, build_sinks, run_blocking
@@ -36,7 +43,6 @@ __all__ = [
     "AuditStatus",
     "AuditUnavailable",
     "Confirm",
-    "Wake",
 ]
 
 log = logging.getLogger("watchgate.audit")
@@ -66,11 +72,7 @@ class Confirm:
     reply: Reply[AuditRecord | None]
 
 
-class Wake:
-    """Sent by `record_nowait` so an idle actor looks at its side queue."""
-
-
-AuditMessage = AuditEntry | Confirm | Wake
+AuditMessage = AuditEntry | Confirm
 
 
 class AuditStatus(msgspec.Struct, kw_only=True, frozen=True):
@@ -127,7 +129,12 @@ class AuditActor(Actor[AuditMessage]):
         self._dirty_since: float | None = None  # trio time of the oldest write not yet synced
         self._outage_lost = 0
         self._pending: list[AuditEntry] = []
-        self._side: list[AuditEntry] = []  # from record_nowait, written with the next batch
+        self._side: list[AuditEntry | Confirm] = []  # written with the next batch
+        self._unsunk: list[AuditRecord] = []  # written in a caller's task, not yet given to the sinks
+        self._io_busy = False  # a worker thread holds the file: callers must not write inline
+        # The actor waits on this, never inside the channel's receive: a message handed straight
+        # to a waiting receiver would be invisible to an inline writer, which must write it first.
+        self._work = trio.Event()
         self._failing_sinks: set[Sink] = set()
         self._batch_limit = min(BATCH_LIMIT, config.mailbox_size)
 
@@ -139,13 +146,19 @@ class AuditActor(Actor[AuditMessage]):
         return self._failing_since is None
 
     async def tell(self, msg: AuditMessage) -> None:
-        """Queue an entry, waiting while the mailbox is full; raises `AuditUnavailable` if blocked."""
-        if self._admit():
+        """Write an entry now or queue it, waiting while the mailbox is full; raises
+        `AuditUnavailable` if blocked.
+
+        Written inline when it can be, like `write_and_confirm`: waking the actor for each
+        request's record costs more than the ``write`` (measured: 7.5k vs 10k calls/s)."""
+        if self._admit() and not (isinstance(msg, AuditEntry) and self._write_inline(msg)):
             await super().tell(msg)
+            self._work.set()
 
     def tell_nowait(self, msg: AuditMessage) -> None:
         if self._admit():
             super().tell_nowait(msg)
+            self._work.set()
 
     def record_nowait(self, entry: AuditEntry) -> None:
         """For synchronous callers (a supervisor's ``on_event``): never blocks, raises or drops.
@@ -156,10 +169,7 @@ class AuditActor(Actor[AuditMessage]):
         if not self.config.enabled:
             return
         self._side.append(entry)
-        try:
-            super().tell_nowait(Wake())
-        except MailboxFull:  # the actor is busy with a full mailbox: it reaches the side queue anyway
-            return
+        self._wake()
 
     async def write_and_confirm(self, entry: AuditEntry, *, timeout: float = 10.0) -> AuditRecord | None:
         """Return once the record is written (and fsynced under ``fsync: always``).
@@ -170,6 +180,9 @@ class AuditActor(Actor[AuditMessage]):
         """
         if not self.config.enabled:
             return None
+        reply: Reply[AuditRecord | None] = Reply()
+        if self._write_inline(Confirm(entry, reply)):
+            return await reply.wait()
         return await self.ask(lambda reply: Confirm(entry, reply), timeout=timeout)
 
     def status(self) -> AuditStatus:
@@ -184,6 +197,31 @@ class AuditActor(Actor[AuditMessage]):
             mailbox_depth=self.mailbox_depth(),
             sink_errors=self.sink_errors,
         )
+
+    def _write_inline(self, msg: AuditEntry | Confirm) -> bool:
+        """Write ``msg``, and whatever is queued before it, in the caller's task if that is safe
+        and cheap (see the module docstring); False, having changed nothing, if it is not."""
+        if self._io_busy or not self.healthy or not self._writer.is_open or self.config.fsync == "always":
+            return False
+        if len(self._unsunk) >= self._batch_limit:  # the sinks lag: the mailbox's backpressure applies
+            return False
+        queued = self.drain_nowait()
+        side, self._side = self._side, []
+        batch = [*side, *queued, msg]
+        entries = [self._prepare(m.entry if isinstance(m, Confirm) else m) for m in batch]
+        result = self._writer.append(entries, may_rotate=False)
+        if result.needs_rotation:  # the actor rotates on its worker thread, then writes them
+            self._side = batch
+            self._wake()
+            return True
+        records = self._settle(batch, result)
+        if records and self.sinks:
+            self._unsunk += records
+            self._wake()
+        return True
+
+    def _wake(self) -> None:
+        self._work.set()
 
     def _admit(self) -> bool:
         if not self.config.enabled:
@@ -209,14 +247,17 @@ class AuditActor(Actor[AuditMessage]):
                         await self._feed_sinks(await self._open())
                 task_status.started()
                 while True:
-                    batch: list[AuditMessage] = []
-                    with trio.move_on_at(self._deadline()):
-                        batch = await self.receive_batch(self._batch_limit)
+                    if not (self.mailbox_depth() or self._side or self._unsunk):
+                        with trio.move_on_at(self._deadline()):
+                            await self._work.wait()
+                    self._work = trio.Event()
+                    batch = self._take(self._batch_limit)
                     # Taken from the mailbox, so answered, written and copied to every sink even
                     # if `stop` comes meanwhile: waiting for the mailbox is the only cancel point.
                     with trio.CancelScope(shield=True):
                         records = await self._write(batch)
-                        await self._feed_sinks(records)
+                        unsunk, self._unsunk = self._unsunk, []
+                        await self._feed_sinks(unsunk + records)
                         await self._sync_if_due()
             finally:
                 with trio.CancelScope(shield=True):
@@ -225,13 +266,23 @@ class AuditActor(Actor[AuditMessage]):
     async def _finish(self) -> None:
         """Write what is still queued, then sync and close; pending entries survive a restart."""
         records = await self._write(self.drain_nowait())
-        await self._feed_sinks(records)
+        unsunk, self._unsunk = self._unsunk, []
+        await self._feed_sinks(unsunk + records)
         sync = self.config.fsync != "never"
         await self._blocking(lambda: self._writer.close(sync=sync))
         for sink in self.sinks:
             sink.close()
         if self._pending:
             log.warning("audit: %d records are still waiting for %s", len(self._pending), self.config.path)
+
+    def _take(self, limit: int) -> list[AuditMessage]:
+        batch: list[AuditMessage] = []
+        while len(batch) < limit:
+            try:
+                batch.append(self.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return batch
 
     def _deadline(self) -> float:
         deadline = self._retry_at if not self.healthy else math.inf
@@ -240,7 +291,11 @@ class AuditActor(Actor[AuditMessage]):
         return deadline
 
     async def _blocking(self, fn: Callable[[], T]) -> T:
-        return await run_blocking(fn, threaded=self._threaded)
+        self._io_busy = True
+        try:
+            return await run_blocking(fn, threaded=self._threaded)
+        finally:
+            self._io_busy = False
 
     async def _open(self) -> list[AuditRecord]:
         try:
@@ -254,7 +309,7 @@ class AuditActor(Actor[AuditMessage]):
     async def _write(self, messages: list[AuditMessage]) -> list[AuditRecord]:
         """Write a batch (after recovering, if it is time to try); return what the sinks get."""
         side, self._side = self._side, []
-        batch: list[AuditEntry | Confirm] = [*side, *(m for m in messages if not isinstance(m, Wake))]
+        batch: list[AuditEntry | Confirm] = [*side, *messages]
         records: list[AuditRecord] = []
         if not self.healthy and trio.current_time() >= self._retry_at:
             records += await self._recover()
@@ -265,7 +320,13 @@ class AuditActor(Actor[AuditMessage]):
             return records
         entries = [self._prepare(m.entry if isinstance(m, Confirm) else m) for m in batch]
         sync = self.config.fsync == "always"
-        result = await self._blocking(lambda: self._writer.append(entries, sync=sync))
+        result = self._writer.append(entries, may_rotate=False) if not sync else None
+        if result is None or result.needs_rotation:
+            result = await self._blocking(lambda: self._writer.append(entries, sync=sync))
+        return records + self._settle(batch, result)
+
+    def _settle(self, batch: Sequence[AuditEntry | Confirm], result: AppendResult) -> list[AuditRecord]:
+        """Answer the confirms of what was written; refuse what was not."""
         self._written(result.records)
         for msg, record in zip(batch, result.sealed, strict=False):
             if isinstance(msg, Confirm):
@@ -273,7 +334,7 @@ class AuditActor(Actor[AuditMessage]):
         if result.error is not None:
             self._fail(result.error)
             self._refuse(batch[len(result.sealed) :])
-        return records + result.records
+        return result.records
 
     async def _recover(self) -> list[AuditRecord]:
         """One retry: reopen if needed, record the outage, then write what waited."""
@@ -358,6 +419,7 @@ class AuditActor(Actor[AuditMessage]):
         self.records_written += len(records)
         if records and self.config.fsync == "interval" and self._dirty_since is None:
             self._dirty_since = trio.current_time()
+            self._wake()  # an idle actor waits with no deadline: it must learn the sync is due
 
     def _fail(self, exc: OSError) -> None:
         self.last_error = str(exc)

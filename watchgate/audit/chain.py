@@ -45,6 +45,7 @@ class AppendResult:
     records: list[AuditRecord] = field(default_factory=list)
     sealed: list[AuditRecord] = field(default_factory=list)
     error: OSError | None = None
+    needs_rotation: bool = False  # ``may_rotate=False`` and the batch did not fit: nothing written
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -171,11 +172,15 @@ class ChainWriter:
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, entries: Sequence[AuditEntry], *, sync: bool = False) -> AppendResult:
+    def append(
+        self, entries: Sequence[AuditEntry], *, sync: bool = False, may_rotate: bool = True
+    ) -> AppendResult:
         """Seal and write ``entries`` in order, rotating first whenever the next one would not fit.
 
         Never raises ``OSError``: a failure is returned with what was written before it, and
-        the file is abandoned (closed) so the next attempt starts from a fresh ``open``.
+        the file is abandoned (closed) so the next attempt starts from a fresh ``open``. With
+        ``may_rotate=False`` a batch that would need a rotation writes nothing and comes back
+        with ``needs_rotation`` set: rotating (renames, fsyncs) is for a worker thread.
         """
         result = AppendResult()
         if self._fd is None:
@@ -191,6 +196,9 @@ class ChainWriter:
                 line = encode_line(record)
                 rotatable = self._records_in_file + len(batch) > 1
                 if rotatable and pending + len(line) > self.max_bytes:
+                    if not may_rotate:
+                        result.needs_rotation = True
+                        return result
                     self._commit(lines, batch)
                     result.records += batch
                     result.sealed += batch

@@ -105,9 +105,16 @@ _RECORD_DECODER = msgspec.json.Decoder(AuditRecord)
 _ANY_DECODER = msgspec.json.Decoder()
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted: strftime is slow per record
+
+
 def format_time(at: float) -> str:
     """RFC 3339, UTC, always with microseconds, so records sort and compare as text."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    global _second
+    whole, micros = divmod(round(at * 1_000_000), 1_000_000)
+    if _second[0] != whole:
+        _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{micros:06d}Z"
 
 
 def normalize(value: Any) -> Any:

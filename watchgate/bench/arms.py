@@ -87,14 +87,44 @@ def upstream_entry(
     return entry
 
 
-def write_config(path: Path, upstreams: Sequence[dict[str, Any]], level: str = "info") -> Path:
+def write_config(
+    path: Path,
+    upstreams: Sequence[dict[str, Any]],
+    level: str = "info",
+    *,
+    plugins: Sequence[dict[str, Any]] = (),
+    audit: bool = True,
+) -> Path:
     """A gateway config with defaults everywhere except a generous ``startup_wait``.
 
-    Logging stays at the default level: the benchmark measures the gateway as people run it.
+    Logging stays at the default level: the benchmark measures the gateway as people run it. So
+    does the audit log, on by default (``watchgate-audit.jsonl`` next to the config, that is in
+    the bench's temporary directory); ``audit=False`` turns it off for the plugins row only.
     """
     proxy = {"startup_wait": 60, "upstreams": list(upstreams)}
-    path.write_text(yaml.safe_dump({"proxy": proxy, "logging": {"level": level}}, sort_keys=False))
+    config: dict[str, Any] = {"proxy": proxy, "logging": {"level": level}}
+    if not audit:
+        config["audit"] = {"enabled": False}
+    if plugins:
+        config["plugins"] = list(plugins)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def builtin_plugins(workdir: Path) -> list[dict[str, Any]]:
+    """All six built-in security plugins, each configured to look at the echo call and let it by.
+
+    Default modes everywhere; the rules are real but do not match ``echo``/``big`` or their
+    arguments, so every plugin does its work and allows the call.
+    """
+    return [
+        {"name": "tool_access", "config": {"tools": {"allow": ["echo", "big"], "deny": ["*_admin"]}}},
+        {"name": "path_guard", "config": {"allow": [f"{workdir}/**"], "deny": ["**/.env", "~/.ssh/**"]}},
+        {"name": "tool_pinning", "config": {"state_file": str(workdir / "bench-pins.json")}},
+        {"name": "secrets"},
+        {"name": "pii"},
+        {"name": "prompt_injection"},
+    ]
 
 
 def fastmcp_version() -> str | None:

@@ -98,11 +98,22 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
     peer = results.get("peer", {})
     if peer.get("status") != "ok":
         rows.append(["fastmcp peer", peer.get("note", "not run")])
-    rows.append(
-        ["plugins (all built-in security plugins)", results.get("plugins", {}).get("status", NOT_BUILT)]
-    )
+    rows.append(["plugins (all built-in security plugins)", _plugins_note(results.get("plugins", {}))])
     rows.append(["daemon via `watchgate attach`", results.get("daemon", {}).get("status", NOT_BUILT)])
     return rows
+
+
+def _plugins_note(plugins: dict[str, Any]) -> str:
+    """One spanning line: the gateway without plugins vs with all of them, and the difference."""
+    if plugins.get("status") != "ok":
+        return str(plugins.get("error", plugins.get("status", NOT_BUILT)))
+    off, on, tput = plugins["without"], plugins["with"], plugins["throughput"]
+    return (
+        f"p50 {_num(off['p50_us'], 1)} -> {_num(on['p50_us'], 1)} us ({plugins['added_p50_us']:+,.1f}), "
+        f"p99 {_num(off['p99_us'], 1)} -> {_num(on['p99_us'], 1)} us ({plugins['added_p99_us']:+,.1f}), "
+        f"c={tput['concurrency']} {_num(tput['without']['calls_per_s'])} -> "
+        f"{_num(tput['with']['calls_per_s'])} calls/s ({_ratio(tput['ratio'])})"
+    )
 
 
 OPTIONAL = ("daemon", "fastmcp")  # columns after the core pair: `watchgate attach`, the FastMCP proxy
@@ -205,6 +216,13 @@ CHECKS: list[Check] = [
         lambda r: _fan(r, "rss_per_upstream_mib"),
         lambda v: v < 2,
         "MiB",
+    ),
+    (
+        "plugins added p50 (all built-ins)",
+        "< 100 us",
+        lambda r: r.get("plugins", {}).get("added_p50_us"),
+        lambda v: v < 100,
+        "us",
     ),
     ("large result vs direct", ">= 0.8x", lambda r: r.get("large", {}).get("ratio"), lambda v: v >= 0.8, "x"),
 ]

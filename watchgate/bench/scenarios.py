@@ -226,3 +226,51 @@ async def server_scenario(server: Server, counts: Counts, workdir: Path, results
 
     await _optional("daemon", results["daemon"], server, counts, results, open_daemon)
     await _optional("fastmcp", results["peer"], server, counts, results, open_peer)
+
+
+PLUGINS_AUDIT_NOTE = (
+    "audit log off in both arms of this row, so it isolates the plugins; every other gateway row "
+    "(and the daemon arm) runs with the audit log on, the default"
+)
+
+
+async def plugins_scenario(counts: Counts, workdir: Path) -> dict[str, Any]:
+    """``watchgate run`` on the echo server without plugins vs with all six built-ins.
+
+    The two gateway arms are measured like the direct/watchgate pair (warmed up, interleaved,
+    medians over the repeats); the difference is the cost of the plugin pipeline per call.
+    """
+    server = Server("echo", arms.echo_server(), "echo", {"text": "hello"})
+    entry = arms.upstream_entry(server.label, server.argv)
+    plugins = arms.builtin_plugins(workdir)
+    bare = arms.write_config(workdir / "plugins-off.yaml", [entry], audit=False)
+    full = arms.write_config(workdir / "plugins-on.yaml", [entry], plugins=plugins, audit=False)
+    k = max(counts.concurrency)
+    async with AsyncExitStack() as stack:
+        without = await _open(stack, "watchgate-plugins-off", arms.gateway_command(bare), workdir)
+        with_ = await _open(stack, "watchgate-plugins-on", arms.gateway_command(full), workdir)
+        pair = [Arm.of(conn, server.tool, server.arguments) for conn in (without, with_)]
+        log("plugins: warm-up")
+        await measure.warm_up(pair, counts.warmup)
+        log("plugins: latency")
+        off, on = await measure.latency(pair, counts.latency_calls, counts.repeats)
+        log(f"plugins: throughput, {k} outstanding")
+        off_t, on_t = await measure.throughput(pair, counts.throughput_calls, k, counts.repeats)
+    return {
+        "status": "ok",
+        "server": server.label,
+        "tool": server.tool,
+        "plugins": [plugin["name"] for plugin in plugins],
+        "audit": PLUGINS_AUDIT_NOTE,
+        "without": off.as_json(),
+        "with": on.as_json(),
+        "added_p50_us": round(on.p50_us - off.p50_us, 1),
+        "added_p99_us": round(on.p99_us - off.p99_us, 1),
+        "throughput": {
+            "concurrency": k,
+            "calls": counts.throughput_calls,
+            "without": off_t.as_json(),
+            "with": on_t.as_json(),
+            "ratio": round(on_t.calls_per_s / off_t.calls_per_s, 3),
+        },
+    }

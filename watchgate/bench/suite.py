@@ -1,7 +1,8 @@
 """``python -m watchgate.bench``: the whole benchmark in one run, direct vs through Watchgate.
 
 Per server (the in-repo echo server, server-everything): latency, throughput and (echo) a large
-result, see ``scenarios.py``; then the fan-out scenario, see ``fanout.py``. A failing scenario is
+result, see ``scenarios.py``; then the cost of the built-in security plugins (``plugins_scenario``)
+and the fan-out scenario, see ``fanout.py``. A failing scenario is
 recorded in the JSON and the run goes on; the exit code says whether any failed.
 """
 
@@ -26,7 +27,16 @@ import watchgate
 from watchgate.bench import arms, report
 from watchgate.bench.driver import BenchError
 from watchgate.bench.fanout import fanout
-from watchgate.bench.scenarios import DEFAULT, QUICK, Counts, Server, log, optional_arms, server_scenario
+from watchgate.bench.scenarios import (
+    DEFAULT,
+    QUICK,
+    Counts,
+    Server,
+    log,
+    optional_arms,
+    plugins_scenario,
+    server_scenario,
+)
 
 
 def machine() -> dict[str, Any]:
@@ -86,7 +96,7 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
         "throughput": [],
         "large": {},
         "fanout": {},
-        "plugins": {"status": report.NOT_BUILT},
+        "plugins": {},
         **optional_arms(),
         "errors": [],
     }
@@ -105,6 +115,13 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
             log(f"{server.label}: FAILED: {exc}")
             results["errors"].append(f"{server.label}: {exc}")
             results["latency"].append({"server": server.label, "error": str(exc)})
+    log("plugins: all six built-in security plugins vs none")
+    try:
+        results["plugins"] = await plugins_scenario(counts, workdir)
+    except BenchError as exc:
+        log(f"plugins: FAILED: {exc}")
+        results["errors"].append(f"plugins: {exc}")
+        results["plugins"] = {"status": "error", "error": str(exc)}
     log(f"fan-out: {counts.fanout.upstreams} upstreams x {counts.fanout.tools} tools")
     try:
         results["fanout"] = await fanout(counts.fanout, workdir)
