@@ -59,6 +59,13 @@ class Reply(Generic[R]):
     async def wait(self) -> R:
         """Wait for the answer and return it, or raise the delivered failure."""
         await self._event.wait()
+        return self.get_nowait()
+
+    def get_nowait(self) -> R:
+        """The answer already delivered (or its failure, raised), without a scheduler pass;
+        raises `trio.WouldBlock` if there is none yet."""
+        if not self._event.is_set():
+            raise trio.WouldBlock
         if self._error is not None:
             raise self._error
         return cast("R", self._value)
@@ -136,8 +143,16 @@ class Actor(abc.ABC, Generic[M]):
             await self.on_start()
             task_status.started()
             while True:
-                msg = await self._recv.receive()
-                await self.handle(msg)
+                await self.handle(await self._recv.receive())
+                # What is already queued is handled without a scheduler pass between messages (a
+                # channel's receive always yields): the tasks this actor feeds then see the whole
+                # burst at once and can batch it, instead of being woken once per message.
+                for _ in range(self._mailbox_size):
+                    try:
+                        msg = self._recv.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    await self.handle(msg)
 
     async def on_start(self) -> None:
         """Hook run at the start of every incarnation, before reporting started."""

@@ -224,9 +224,12 @@ async def test_overridden_run_uses_receive_and_stop() -> None:
 async def test_reply_is_one_shot() -> None:
     reply: Reply[int] = Reply()
     assert not reply.done
+    with pytest.raises(trio.WouldBlock):
+        reply.get_nowait()
     reply.set(3)
     assert reply.done
     assert await reply.wait() == 3
+    assert reply.get_nowait() == 3
     with pytest.raises(RuntimeError, match="already"):
         reply.set(4)
     with pytest.raises(RuntimeError, match="already"):
@@ -235,6 +238,8 @@ async def test_reply_is_one_shot() -> None:
     failed.fail(ValueError("bad"))
     with pytest.raises(ValueError, match="bad"):
         await failed.wait()
+    with pytest.raises(ValueError, match="bad"):
+        failed.get_nowait()
 
 
 def test_repr_shows_name_and_depth() -> None:
@@ -258,3 +263,30 @@ async def test_receive_batch_takes_what_is_queued_up_to_the_limit() -> None:
     assert actor.drain_nowait() == []
     actor.tell_nowait(9)
     assert actor.drain_nowait() == [9]
+
+
+class Relay(Actor[int]):
+    """Passes each message on to ``to``: a stage in a pipeline of actors."""
+
+    def __init__(self, to: Actor[int]) -> None:
+        super().__init__("relay")
+        self.to = to
+
+    async def handle(self, msg: int) -> None:
+        self.to.tell_nowait(msg)
+
+
+async def test_a_burst_crosses_an_actor_as_one_burst() -> None:
+    """What is queued is handled without a scheduler pass in between, so the next stage can
+    batch it (one write for the burst instead of one per message)."""
+    pump = Pump()
+    relay = Relay(pump)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pump.run)
+        await nursery.start(relay.run)
+        for i in range(5):
+            relay.tell_nowait(i)
+        await trio.testing.wait_all_tasks_blocked()
+        relay.stop()
+        pump.stop()
+    assert pump.batches == [[0, 1, 2, 3, 4]]

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
-from actors import Actor, Reply
+from actors import Actor, AskTimeout, Reply
 from watchgate.audit.chain import AppendResult, ChainWriter
 from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
 from watchgate.audit.sinks import Sink, build_sinks, run_blocking
@@ -182,7 +182,12 @@ class AuditActor(Actor[AuditMessage]):
             return None
         reply: Reply[AuditRecord | None] = Reply()
         if self._write_inline(Confirm(entry, reply)):
-            return await reply.wait()
+            try:
+                return reply.get_nowait()  # written, or refused: no scheduler pass on the hot path
+            except trio.WouldBlock:  # it waits for a rotation on the worker thread
+                with trio.move_on_after(timeout):
+                    return await reply.wait()
+                raise AskTimeout(f"the audit log did not confirm a record within {timeout}s") from None
         return await self.ask(lambda reply: Confirm(entry, reply), timeout=timeout)
 
     def status(self) -> AuditStatus:
