@@ -15,11 +15,13 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_st
 
 from watchgate.control import ATTACH_PATH, MAX_MESSAGE
 from watchgate.paths import RuntimePaths
+from watchgate.process import widen_pipes
 
 
 async def bridge(paths: RuntimePaths) -> None:
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
+    widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
     stream = await trio.open_unix_socket(str(paths.socket))
     async with stream, trio.open_nursery() as nursery:
         ws = await wrap_client_stream(

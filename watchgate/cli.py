@@ -15,6 +15,7 @@ import trio
 from watchgate import __version__
 from watchgate.config import ConfigError, GatewayConfig, load_config
 from watchgate.gateway import Gateway, audit_actor
+from watchgate.process import widen_pipes
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -89,6 +90,7 @@ async def _serve_stdio(config: GatewayConfig) -> None:
     """stdout is the protocol: nothing else may ever be written to it, logs go to stderr."""
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
+    widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
     gateway = Gateway(config, audit=audit_actor(config))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)

@@ -18,7 +18,7 @@ from msgspec import UNSET
 from actors import Actor, MailboxFull
 from watchgate import jsonrpc
 from watchgate.errors import JsonRpcError
-from watchgate.jsonrpc import Kind, LineReader, LineTooLong, Message
+from watchgate.jsonrpc import Kind, Line, LineReader, LineTooLong, Message
 from watchgate.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ _ids = itertools.count(1)
 _log = logging.getLogger("watchgate.client")
 
 
-class ClientActor(Actor[bytes]):
+class ClientActor(Actor[Line]):
     def __init__(
         self,
         receive: trio.abc.ReceiveStream,
@@ -64,7 +64,7 @@ class ClientActor(Actor[bytes]):
             self._owed -= 1
             if self._owed == 0:
                 self._all_answered.set()
-        await self.tell(jsonrpc.encode(msg) + b"\n")
+        await self.tell(jsonrpc.encode_line(msg))
 
     def _owe(self) -> None:
         if self._owed == 0:
@@ -75,7 +75,7 @@ class ClientActor(Actor[bytes]):
         """Route the client's response to ``request_id`` back to the upstream that asked."""
         self._answers[request_id] = upstream
 
-    async def handle(self, msg: bytes) -> None:  # pragma: no cover - run() is overridden
+    async def handle(self, msg: Line) -> None:  # pragma: no cover - run() is overridden
         raise NotImplementedError
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -136,7 +136,7 @@ class ClientActor(Actor[bytes]):
         try:
             while True:
                 batch = await self.receive_batch(_BATCH)
-                data = b"".join(batch)  # the end marker joins as nothing
+                data = jsonrpc.join_lines(batch)  # the end marker joins as nothing
                 if data:
                     await self._output.send_all(data)
                 if _END in batch:

@@ -162,6 +162,31 @@ def encode(msg: Message) -> bytes:
     return _encoder.encode(msg)
 
 
+_MAX_CHUNK = 1 << 20  # the largest read LineReader grows to (the widest pipe, see process.py)
+_LARGE = 64 * 1024  # payloads from this size are encoded into a presized buffer
+Line = bytes | bytearray  # an encoded message and its newline, ready for a stream
+
+
+def encode_line(msg: Message) -> Line:
+    """The message and its newline, as written to a stream.
+
+    A large payload is copied once: straight into a buffer sized for it, newline included,
+    instead of encoded and then copied again to add the newline.
+    """
+    body = msg.result if msg.result is not UNSET else msg.params
+    if not isinstance(body, Raw) or len(body) < _LARGE:
+        return _encoder.encode(msg) + b"\n"
+    buf = bytearray(len(body) + 1024)
+    _encoder.encode_into(msg, buf)  # truncates the buffer to the message, keeping its capacity
+    buf.append(0x0A)
+    return buf
+
+
+def join_lines(lines: list[Line]) -> Line:
+    """One buffer for one write; a lone (possibly large) line is not copied."""
+    return lines[0] if len(lines) == 1 else b"".join(lines)
+
+
 def encode_value(value: Any) -> bytes:
     return _encoder.encode(value)
 
@@ -248,7 +273,7 @@ class LineReader:
         max_line_bytes: int = 128 * 1024 * 1024,
     ) -> None:
         self._stream = stream
-        self._chunk_size = chunk_size
+        self._min_chunk = self._chunk_size = chunk_size
         self._max = max_line_bytes
         self._ready: collections.deque[bytes] = collections.deque()
         self._pending: list[bytes] = []
@@ -270,6 +295,7 @@ class LineReader:
             if self._eof:
                 return None
             chunk = bytes(await self._stream.receive_some(self._chunk_size))
+            self._adapt(len(chunk))
             if not chunk:
                 self._eof = True
                 tail = b"".join(self._pending).strip()
@@ -281,6 +307,14 @@ class LineReader:
             else:
                 self._split(chunk)
         return self._ready.popleft()
+
+    def _adapt(self, got: int) -> None:
+        """Read bigger while reads come back full (a large message: fewer reads and wake-ups),
+        smaller again once they do not (a big read buffer is costly for small messages)."""
+        if got == self._chunk_size:
+            self._chunk_size = min(self._chunk_size * 2, _MAX_CHUNK)
+        elif got < self._chunk_size // 4:
+            self._chunk_size = max(self._chunk_size // 2, self._min_chunk)
 
     def _split(self, chunk: bytes) -> None:
         parts = chunk.split(b"\n")

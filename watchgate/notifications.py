@@ -102,7 +102,7 @@ class NotificationActor(Actor[NotifierMessage]):
             await self._broadcast(msg)
 
     async def _broadcast(self, msg: Message, wants: Callable[[ClientActor], bool] = lambda _: True) -> None:
-        line = jsonrpc.encode(msg) + b"\n"
+        line = jsonrpc.encode_line(msg)
         for client in list(self._clients.values()):
             if client.initialized and wants(client):
                 await client.tell(line)

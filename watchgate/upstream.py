@@ -29,7 +29,7 @@ from watchgate.errors import (
 )
 from watchgate.hooks import HookChain, cancelled_response
 from watchgate.inflight import InFlightTable, Pending
-from watchgate.jsonrpc import Kind, LineReader, LineTooLong, Message
+from watchgate.jsonrpc import Kind, Line, LineReader, LineTooLong, Message
 from watchgate.messages import (
     ClientGone,
     ForwardAnswer,
@@ -186,7 +186,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
     def _deadline(self) -> float:
         return trio.current_time() + self.config.request_timeout
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: Line) -> None:
         process = self._process
         if process is None:
             return
@@ -201,9 +201,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
             batch = await self.receive_batch(_BATCH)
             chunks = [data for msg in batch if (data := await self._outgoing(msg))]
             if chunks:
-                await self._write(b"".join(chunks))
+                await self._write(jsonrpc.join_lines(chunks))
 
-    async def _outgoing(self, msg: UpstreamMessage) -> bytes | None:
+    async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
         if isinstance(msg, ForwardRequest):
             return self._forward(msg)
         if isinstance(msg, InternalRequest):
@@ -225,7 +225,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             return None if entry is None else _line(msg.msg.with_id(entry[1]))
         return await self._client_gone(msg.client_id)
 
-    def _forward(self, msg: ForwardRequest) -> bytes:
+    def _forward(self, msg: ForwardRequest) -> Line:
         request = msg.msg
         assert request.id is not None and request.id is not UNSET
         pending = self._inflight.add(
@@ -240,8 +240,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 out = out.with_params(new_params)
         return _line(out)
 
-    async def _client_gone(self, client_id: int) -> bytes | None:
-        lines = []
+    async def _client_gone(self, client_id: int) -> Line | None:
+        lines: list[Line] = []
         for pending in self._inflight.of_client(client_id):
             if self._inflight.pop(pending.gateway_id):
                 lines.append(_cancel_line(pending.gateway_id, "client disconnected"))
@@ -419,11 +419,11 @@ class UpstreamActor(Actor[UpstreamMessage]):
             await pending.client.send(answer)
 
 
-def _line(msg: Message) -> bytes:
-    return jsonrpc.encode(msg) + b"\n"
+def _line(msg: Message) -> Line:
+    return jsonrpc.encode_line(msg)
 
 
-def _cancel_line(request_id: int, reason: str | None) -> bytes:
+def _cancel_line(request_id: int, reason: str | None) -> Line:
     params: dict[str, Any] = {"requestId": request_id}
     if reason:
         params["reason"] = reason

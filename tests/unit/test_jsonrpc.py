@@ -129,3 +129,46 @@ async def test_line_reader_refuses_an_endless_line() -> None:
     with pytest.raises(jsonrpc.LineTooLong):
         async for _ in reader:
             pass
+
+
+class CountingStream(trio.abc.ReceiveStream):
+    """Hands out ``data`` as fast as asked, like a full pipe: each read gets what it asks for."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.reads: list[int] = []
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        assert max_bytes is not None
+        self.reads.append(max_bytes)
+        chunk, self.data = bytes(self.data[:max_bytes]), self.data[max_bytes:]
+        return chunk
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_line_reader_reads_a_large_message_in_growing_chunks_then_shrinks_back() -> None:
+    big = b'{"jsonrpc":"2.0","id":1,"result":"' + b"x" * 5_000_000 + b'"}\n'
+    stream = CountingStream(big + b'{"jsonrpc":"2.0","id":2,"result":1}\n' * 8)
+    reader = jsonrpc.LineReader(stream)
+    assert await reader.receive_line() == big[:-1]
+    assert len(stream.reads) < 14  # 5 MB in 64 KiB reads would take 77
+    assert max(stream.reads) == 1 << 20
+    lines = [await reader.receive_line() for _ in range(8)]
+    assert lines[-1] == b'{"jsonrpc":"2.0","id":2,"result":1}'
+    for _ in range(5):  # small reads from here on: the read size falls back to 64 KiB
+        stream.data = memoryview(b'{"jsonrpc":"2.0","id":3,"result":1}\n')
+        await reader.receive_line()
+    assert stream.reads[-1] == 65536
+
+
+def test_a_large_message_is_encoded_with_its_newline_in_one_buffer() -> None:
+    payload = msgspec.Raw(b'"' + b"y" * 100_000 + b'"')
+    msg = jsonrpc.Message("2.0", id=7, result=payload)
+    line = jsonrpc.encode_line(msg)
+    assert isinstance(line, bytearray) and bytes(line) == jsonrpc.encode(msg) + b"\n"
+    small = jsonrpc.encode_line(jsonrpc.Message("2.0", id=7, result=msgspec.Raw(b"1")))
+    assert small == b'{"jsonrpc":"2.0","id":7,"result":1}\n'
+    assert jsonrpc.join_lines([line]) is line  # a lone large line is written without a copy
+    assert jsonrpc.join_lines([small, small]) == small * 2

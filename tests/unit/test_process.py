@@ -83,3 +83,12 @@ def test_transports_without_a_connector_fail_clearly() -> None:
     with pytest.raises(UpstreamStartError) as info:
         default_connector(config.proxy.upstreams[0])
     assert "transport http is not supported" in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="pipe sizes are Linux-only")
+async def test_a_servers_pipes_are_widened_to_a_mebibyte() -> None:
+    import fcntl
+
+    async with open_stdio_process("wide", [sys.executable, "-c", "import sys; sys.stdin.read()"]) as child:
+        for stream in (child.stdin, child.stdout):
+            assert fcntl.fcntl(stream.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20  # type: ignore[attr-defined]
