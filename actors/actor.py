@@ -173,8 +173,14 @@ class Actor(abc.ABC, Generic[M]):
         """Wait for one message, then take what else is already queued, up to ``limit`` in all.
 
         An actor that writes to a stream pays one write per batch instead of one per message.
+        With a message already waiting this returns without a scheduler pass (a channel's
+        ``receive`` always makes one), so it is not a checkpoint then: the caller's loop must
+        have one of its own, as a write to a stream does.
         """
-        batch = [await self._recv.receive()]
+        try:
+            batch = [self._recv.receive_nowait()]
+        except trio.WouldBlock:
+            batch = [await self._recv.receive()]
         while len(batch) < limit:
             try:
                 batch.append(self._recv.receive_nowait())

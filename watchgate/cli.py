@@ -15,6 +15,7 @@ import trio
 from watchgate import __version__
 from watchgate.config import ConfigError, GatewayConfig, load_config
 from watchgate.gateway import Gateway, audit_actor
+from watchgate.pipes import eager_receive, eager_send
 from watchgate.process import widen_pipes
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -94,7 +95,7 @@ async def _serve_stdio(config: GatewayConfig) -> None:
     gateway = Gateway(config, audit=audit_actor(config))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-        await gateway.serve_stream(stdin, stdout)
+        await gateway.serve_stream(eager_receive(stdin), eager_send(stdout))
         nursery.cancel_scope.cancel()
 
 

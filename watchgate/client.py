@@ -122,7 +122,8 @@ class ClientActor(Actor[Line]):
         kind = msg.kind
         if kind is Kind.REQUEST:
             self._owe()
-            await self._router.tell(ClientRequest(self, msg))
+            if not await self._router.route_now(self, msg):
+                await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
             await self._router.tell(ClientNotification(self, msg))
         else:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from watchgate.errors import UpstreamStartError
+from watchgate.pipes import eager_receive, eager_send
 
 if TYPE_CHECKING:
     from watchgate.config import UpstreamConfig
@@ -36,6 +37,9 @@ class StdioProcess:
         self.server = server
         self._process = process
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        assert process.stdin is not None and process.stdout is not None
+        self._stdin = eager_send(process.stdin)
+        self._stdout = eager_receive(process.stdout)
 
     @property
     def pid(self) -> int:
@@ -43,13 +47,11 @@ class StdioProcess:
 
     @property
     def stdin(self) -> trio.abc.SendStream:
-        assert self._process.stdin is not None
-        return self._process.stdin
+        return self._stdin
 
     @property
     def stdout(self) -> trio.abc.ReceiveStream:
-        assert self._process.stdout is not None
-        return self._process.stdout
+        return self._stdout
 
     @property
     def returncode(self) -> int | None:

@@ -82,6 +82,9 @@ class UpstreamView:
     fetching: int = 0
 
 
+FORWARDED = frozenset({"tools/call", "prompts/get", "resources/read", "completion/complete"})
+
+
 class RouterActor(Actor[RouterMessage]):
     def __init__(
         self,
@@ -261,6 +264,18 @@ class RouterActor(Actor[RouterMessage]):
             await self._notifier.tell(Broadcast(jsonrpc.notification(method)))
 
     # --- client requests -------------------------------------------------------------------------
+    async def route_now(self, client: ClientActor, msg: Message) -> bool:
+        """Route a call in the caller's task (the client's reader) if it only needs to be
+        forwarded: one task hop less per tool call. False if it must go through the mailbox.
+
+        Forwarding reads the namespace table and the servers' states, which this actor changes
+        only in synchronous code: no other task can see them halfway changed.
+        """
+        if msg.method not in FORWARDED:
+            return False
+        await self._on_request(client, msg)
+        return True
+
     async def _on_request(self, client: ClientActor, msg: Message) -> None:
         assert isinstance(msg.method, str) and msg.id is not None and msg.id is not UNSET
         route = self._routes.get(msg.method, self._unknown_method)
