@@ -89,6 +89,7 @@ class Actor(abc.ABC, Generic[M]):
         self._mailbox_size = mailbox_size
         self._send, self._recv = trio.open_memory_channel[M](mailbox_size)
         self._scope: trio.CancelScope | None = None
+        self._receiving = False  # waiting in the channel's receive
 
     # -- sending -----------------------------------------------------------
 
@@ -131,6 +132,17 @@ class Actor(abc.ABC, Generic[M]):
         """Number of messages waiting in the mailbox."""
         return self._recv.statistics().current_buffer_used
 
+    @property
+    def has_unreceived(self) -> bool:
+        """True while a message is queued, or was handed straight to this actor waiting for one
+        and it has not run since: `mailbox_depth` does not count that one.
+
+        A sender that may bypass the mailbox (write straight to the stream the actor owns)
+        must do so only when this is False, or it would overtake a message sent before.
+        """
+        stats = self._recv.statistics()
+        return stats.current_buffer_used > 0 or (self._receiving and stats.tasks_waiting_receive == 0)
+
     # -- running -----------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -143,7 +155,7 @@ class Actor(abc.ABC, Generic[M]):
             await self.on_start()
             task_status.started()
             while True:
-                await self.handle(await self._recv.receive())
+                await self.handle(await self._wait_for_message())
                 # What is already queued is handled without a scheduler pass between messages (a
                 # channel's receive always yields): the tasks this actor feeds then see the whole
                 # burst at once and can batch it, instead of being woken once per message.
@@ -163,7 +175,14 @@ class Actor(abc.ABC, Generic[M]):
 
     async def receive(self) -> M:
         """Take the next message, waiting for one (for subclasses overriding ``run``)."""
-        return await self._recv.receive()
+        return await self._wait_for_message()
+
+    async def _wait_for_message(self) -> M:
+        self._receiving = True
+        try:
+            return await self._recv.receive()
+        finally:
+            self._receiving = False
 
     def receive_nowait(self) -> M:
         """Take the next message or raise `trio.WouldBlock`."""
@@ -180,7 +199,7 @@ class Actor(abc.ABC, Generic[M]):
         try:
             batch = [self._recv.receive_nowait()]
         except trio.WouldBlock:
-            batch = [await self._recv.receive()]
+            batch = [await self._wait_for_message()]
         while len(batch) < limit:
             try:
                 batch.append(self._recv.receive_nowait())

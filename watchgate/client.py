@@ -20,6 +20,7 @@ from watchgate import jsonrpc
 from watchgate.errors import JsonRpcError
 from watchgate.jsonrpc import Kind, Line, LineReader, LineTooLong, Message
 from watchgate.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
+from watchgate.outbox import Outbox
 
 if TYPE_CHECKING:
     from watchgate.router import RouterActor
@@ -46,7 +47,8 @@ class ClientActor(Actor[Line]):
         self.client_id = next(_ids)
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._input = receive
-        self._output = send
+        self._outbox = Outbox(send)
+        self._writing = False  # the writer task runs: until then, and after, only it writes
         self._router = router
         self._answers: dict[str, UpstreamActor] = {}
         self.capabilities: dict[str, Any] = {}
@@ -60,11 +62,25 @@ class ClientActor(Actor[Line]):
         self._written = trio.Event()
 
     async def send(self, msg: Message) -> None:
+        """Queue ``msg`` for the client, or write it right away in the caller's task when it is
+        the last answer owed and the writer is idle (see outbox.py): one task hop less for the
+        answer to a lone call. With more answers owed they are queued, to go out in batches."""
+        last = False
         if msg.method is UNSET:  # a response: one fewer answer owed to this client
             self._owed -= 1
             if self._owed == 0:
                 self._all_answered.set()
-        await self.tell(jsonrpc.encode_line(msg))
+                last = True
+        line = jsonrpc.encode_line(msg)
+        if last and self._writing and not self.has_unreceived and self._outbox.can_send_nowait:
+            try:
+                sent = self._outbox.try_send(line)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                sent = 0  # the writer meets the same error with this line and ends the session
+            if sent == len(line):
+                return
+            line = line[sent:]
+        await self.tell(line)
 
     def _owe(self) -> None:
         if self._owed == 0:
@@ -134,12 +150,15 @@ class ClientActor(Actor[Line]):
             await upstream.tell(ForwardAnswer(msg))
 
     async def _write_loop(self, session: trio.CancelScope) -> None:
+        self._writing = True
         try:
             while True:
                 batch = await self.receive_batch(_BATCH)
+                if _END in batch:
+                    self._writing = False  # nothing may be written past the end marker
                 data = jsonrpc.join_lines(batch)  # the end marker joins as nothing
                 if data:
-                    await self._output.send_all(data)
+                    await self._outbox.send_all(data)
                 if _END in batch:
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -148,6 +167,7 @@ class ClientActor(Actor[Line]):
             _log.info("[%s] output closed; ending the session", self.name)
             session.cancel()
         finally:
+            self._writing = False
             self._written.set()
 
     async def _finish_writing(self) -> None:

@@ -87,6 +87,15 @@ class EagerPipeSend(trio.abc.SendStream):
                     raise _translate(exc) from None
         self._streak = 0 if waited else self._streak + 1
 
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Write what the pipe takes right now, without waiting; return how many bytes that was."""
+        try:
+            return os.write(self._stream.fileno(), data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise _translate(exc) from None
+
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
 

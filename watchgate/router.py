@@ -475,7 +475,7 @@ class RouterActor(Actor[RouterMessage]):
                 return False
         elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
             raise UpstreamUnavailable(server, view.state, view.last_error)
-        await view.actor.tell(ForwardRequest(client, msg, method, ctx))
+        await view.actor.forward(ForwardRequest(client, msg, method, ctx))
         return True
 
     async def _on_client_notification(self, client: ClientActor, msg: Message) -> None:

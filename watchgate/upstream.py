@@ -36,10 +36,12 @@ from watchgate.messages import (
     ForwardCancel,
     ForwardRequest,
     InternalRequest,
+    UnsentRest,
     UpstreamNotification,
     UpstreamReady,
 )
 from watchgate.namespace import rewrite_result
+from watchgate.outbox import Outbox
 from watchgate.serverlog import ServerLog
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from watchgate.notifications import NotificationActor
     from watchgate.router import RouterActor
 
-UpstreamMessage = ForwardRequest | InternalRequest | ForwardCancel | ForwardAnswer | ClientGone
+UpstreamMessage = ForwardRequest | InternalRequest | ForwardCancel | ForwardAnswer | ClientGone | UnsentRest
 
 PROTOCOL_VERSION: Final = "2025-11-25"
 KNOWN_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
@@ -85,7 +87,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._inflight = InFlightTable()
         self._server_requests: dict[str, tuple[ClientActor, int | str]] = {}
         self._next_server_request = 0
-        self._write_lock = trio.StrictFIFOLock()
+        self._outbox: Outbox | None = None  # the process's stdin, for one incarnation
+        self._writer_idle = False  # the write loop waits for mail: a lone request may bypass it
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
         self.stderr_tail: list[str] = []
@@ -113,7 +116,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             try:
                 try:
                     async with self._connect(self.config) as process:
-                        self._process = process
+                        self._process, self._outbox = process, Outbox(process.stdin)
                         try:
                             async with trio.open_nursery() as nursery:
                                 nursery.start_soon(process.pump_stderr, self.log.stderr)
@@ -138,7 +141,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                     self._exit_reason = str(exc)
                     raise
             finally:
-                self._process = None
+                self._process = self._outbox = None
                 await self._fail_everything(self._exit_reason or "stopped")
             if self._exit_reason is not None and not self._exit_reason.startswith("exited with code 0"):
                 raise UpstreamExited(self._exit_reason)
@@ -187,25 +190,55 @@ class UpstreamActor(Actor[UpstreamMessage]):
         return trio.current_time() + self.config.request_timeout
 
     async def _write(self, data: Line) -> None:
-        process = self._process
-        if process is None:
+        outbox = self._outbox
+        if outbox is None:
             return
         # a broken pipe means the process is gone: the read loop sees EOF and ends the incarnation
-        async with self._write_lock:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await process.stdin.send_all(data)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await outbox.send_all(data)
 
     # --- client -> upstream --------------------------------------------------------------------
+    async def forward(self, request: ForwardRequest) -> None:
+        """Send a client's request: straight to the process's stdin, in the caller's task, when
+        it is the only call in flight and the writer is idle (one task hop less for a lone call;
+        see outbox.py); through the mailbox otherwise, where requests go out in batches."""
+        outbox = self._outbox
+        if (
+            self._writer_idle
+            and outbox is not None
+            and not self._inflight
+            and not self.has_unreceived
+            and outbox.can_send_nowait
+        ):
+            line = self._forward(request)
+            try:
+                sent = outbox.try_send(line)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the process is gone: the read loop ends the incarnation, failing this call
+            if sent < len(line):
+                await self.tell(UnsentRest(line[sent:]))
+            return
+        await self.tell(request)
+
     async def _write_loop(self, process: UpstreamConnection) -> None:
-        while True:
-            batch = await self.receive_batch(_BATCH)
-            chunks = [data for msg in batch if (data := await self._outgoing(msg))]
-            if chunks:
-                await self._write(jsonrpc.join_lines(chunks))
+        try:
+            while True:
+                self._writer_idle = True
+                batch = await self.receive_batch(_BATCH)
+                # not idle until the batch is written: a request written past it meanwhile could
+                # land between the parts of a line that a full pipe split
+                self._writer_idle = False
+                chunks = [data for msg in batch if (data := await self._outgoing(msg))]
+                if chunks:
+                    await self._write(jsonrpc.join_lines(chunks))
+        finally:
+            self._writer_idle = False
 
     async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
         if isinstance(msg, ForwardRequest):
             return self._forward(msg)
+        if isinstance(msg, UnsentRest):
+            return msg.data
         if isinstance(msg, InternalRequest):
             internal = self._inflight.add(msg.method, self._deadline(), reply=msg.reply)
             return _line(jsonrpc.request(internal.gateway_id, msg.method, msg.params))

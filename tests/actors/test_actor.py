@@ -290,3 +290,20 @@ async def test_a_burst_crosses_an_actor_as_one_burst() -> None:
         relay.stop()
         pump.stop()
     assert pump.batches == [[0, 1, 2, 3, 4]]
+
+
+async def test_has_unreceived_counts_a_message_handed_straight_to_a_waiting_actor() -> None:
+    pump = Pump()
+    assert not pump.has_unreceived
+    pump.tell_nowait(1)
+    assert pump.has_unreceived and pump.mailbox_depth() == 1  # queued
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pump.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not pump.has_unreceived  # taken; the actor waits again
+        pump.tell_nowait(2)  # handed to the waiting actor, which has not run yet
+        assert pump.has_unreceived and pump.mailbox_depth() == 0
+        await trio.testing.wait_all_tasks_blocked()
+        assert not pump.has_unreceived
+        pump.stop()
+    assert pump.batches == [[1], [2]]

@@ -37,9 +37,11 @@ class FakeSession:
         self.closed = trio.Event()
         self._answers: dict[Any, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
+        self._send_lock = trio.Lock()  # answers run as concurrent tasks, like a real server's
 
     async def send(self, msg: dict[str, Any]) -> None:
-        await self._send.send_all(json.dumps(msg).encode() + b"\n")
+        async with self._send_lock:
+            await self._send.send_all(json.dumps(msg).encode() + b"\n")
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
