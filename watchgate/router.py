@@ -1,5 +1,6 @@
 """The router actor: owns the namespace table and the list cache, answers what the gateway can
-answer itself (``initialize``, ``ping``, every ``*/list``), and routes the rest to one upstream.
+answer itself (``initialize``, ``ping``, every ``*/list``), and routes the rest to one upstream
+(``forwarding.py``; the forwarded calls are routed in the client's reader, see `route_now`).
 
 It never waits on an upstream in its own loop: list fetches run as tasks in its nursery and come
 back as ``ListsFetched`` messages, so one slow server cannot stall routing to the others.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -21,7 +22,9 @@ from watchgate import jsonrpc
 from watchgate.capabilities import initialize_result
 from watchgate.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
 from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
-from watchgate.hooks import CallContext, HookChain
+from watchgate.forwarding import Forwarder, UpstreamView
+from watchgate.handshake import KNOWN_VERSIONS, PROTOCOL_VERSION
+from watchgate.hooks import HookChain
 from watchgate.interest import LOG_LEVELS, LogLevels, Subscriptions
 from watchgate.internal_calls import call_quietly, fetch_all
 from watchgate.jsonrpc import Message
@@ -33,7 +36,6 @@ from watchgate.messages import (
     ClientNotification,
     ClientRequest,
     ForwardCancel,
-    ForwardRequest,
     ListsFetched,
     RefreshLists,
     RemoveUpstream,
@@ -41,7 +43,7 @@ from watchgate.messages import (
     UpstreamReady,
     UpstreamStatus,
 )
-from watchgate.upstream import KNOWN_VERSIONS, PROTOCOL_VERSION, UpstreamActor
+from watchgate.upstream import UpstreamActor
 
 if TYPE_CHECKING:
     from watchgate.client import ClientActor
@@ -69,19 +71,6 @@ _DOWN: Final = {"exited": "crashed", "backoff": "backoff", "failed": "failed", "
 _log = logging.getLogger("watchgate.router")
 
 
-@dataclass
-class UpstreamView:
-    """What the router knows of one upstream, learnt only from messages."""
-
-    actor: UpstreamActor
-    state: str = "starting"
-    last_error: str | None = None
-    ready: UpstreamReady | None = None
-    settled: bool = False
-    latest_fetch: dict[str, int] = field(default_factory=dict)  # per list kind: only the newest counts
-    fetching: int = 0
-
-
 FORWARDED = frozenset({"tools/call", "prompts/get", "resources/read", "completion/complete"})
 
 
@@ -102,6 +91,7 @@ class RouterActor(Actor[RouterMessage]):
         names = [u.name for u in config.upstreams]
         self._catalog = Catalog(multi_server=self._multi, servers=names)
         self._views: dict[str, UpstreamView] = {}
+        self._forwarder = Forwarder(self._catalog, self._views, self._hooks, multi_server=self._multi)
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
         self._deferred: list[tuple[ClientActor, int | str, Callable[[], Any]]] = []
         self._nursery: trio.Nursery | None = None
@@ -111,18 +101,19 @@ class RouterActor(Actor[RouterMessage]):
         self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[object]]] = {
             "initialize": self._initialize,
             "ping": self._ping,
-            "tools/call": self._route_by_name("name", "tool"),
-            "prompts/get": self._route_by_name("name", "prompt"),
-            "resources/read": self._route_by_uri,
+            "tools/call": partial(self._forwarder.by_name, member="name", kind="tool"),
+            "prompts/get": partial(self._forwarder.by_name, member="name", kind="prompt"),
+            "resources/read": self._forwarder.by_uri,
             "resources/subscribe": self._subscribe,
             "resources/unsubscribe": self._unsubscribe,
-            "completion/complete": self._route_completion,
+            "completion/complete": self._forwarder.completion,
             "logging/setLevel": self._set_level,
             **{method: self._list for method in BY_METHOD},
         }
 
     def attach_upstreams(self, upstreams: dict[str, UpstreamActor]) -> None:
-        self._views = {name: UpstreamView(actor) for name, actor in upstreams.items()}
+        self._views.clear()  # in place: the forwarder holds this dict
+        self._views.update({name: UpstreamView(actor) for name, actor in upstreams.items()})
 
     def view(self, server: str) -> UpstreamView:
         return self._views[server]
@@ -325,51 +316,6 @@ class RouterActor(Actor[RouterMessage]):
         key = BY_METHOD[msg.method].key
         await self._after_settle(client, msg, lambda: self._catalog.result(key))
 
-    def _route_by_name(self, member: str, kind: str) -> Callable[[ClientActor, Message], Awaitable[None]]:
-        async def route(client: ClientActor, msg: Message) -> None:
-            fields = jsonrpc.params_fields(msg)
-            name = jsonrpc.field_str(fields, member)
-            if name is None:
-                raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.{member} is required")
-            table = self._catalog.table
-            server, own = table.resolve_tool(name) if kind == "tool" else table.resolve_prompt(name)
-            if own != name:
-                fields[member] = jsonrpc.raw(own)
-                msg = msg.with_params(jsonrpc.raw_fields(fields))
-            await self._forward(server, client, msg, own, name)
-
-        return route
-
-    async def _route_by_uri(self, client: ClientActor, msg: Message) -> bool:
-        fields = jsonrpc.params_fields(msg)
-        uri = jsonrpc.field_str(fields, "uri")
-        if uri is None:
-            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
-        server, own = self._catalog.table.resolve_uri(uri)
-        if own != uri:
-            fields["uri"] = jsonrpc.raw(own)
-            msg = msg.with_params(jsonrpc.raw_fields(fields))
-        return await self._forward(server, client, msg, own, uri)
-
-    async def _route_completion(self, client: ClientActor, msg: Message) -> None:
-        fields = jsonrpc.params_fields(msg)
-        ref = jsonrpc.load(fields.get("ref", UNSET))
-        if not isinstance(ref, dict):
-            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.ref must be an object")
-        table = self._catalog.table
-        if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
-            member, (server, own) = "name", table.resolve_prompt(ref["name"])
-        elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
-            member, (server, own) = "uri", table.resolve_uri(ref["uri"])
-        else:
-            raise JsonRpcError(
-                jsonrpc.INVALID_PARAMS,
-                "params.ref must be a ref/prompt with a name or a ref/resource with a uri",
-            )
-        public, ref[member] = ref[member], own
-        fields["ref"] = jsonrpc.raw(ref)
-        await self._forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public)
-
     async def _subscribe(self, client: ClientActor, msg: Message) -> None:
         """Counted per client: only the first subscriber reaches the upstream."""
         uri = self._uri_param(msg)
@@ -379,7 +325,7 @@ class RouterActor(Actor[RouterMessage]):
             await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
             return
         try:
-            routed = await self._route_by_uri(client, msg)
+            routed = await self._forwarder.by_uri(client, msg)
         except JsonRpcError:
             await self._release(uri, client.client_id)  # refused: this client holds nothing
             raise
@@ -397,7 +343,7 @@ class RouterActor(Actor[RouterMessage]):
         if last is not None:
             await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
         if last:
-            await self._route_by_uri(client, msg)
+            await self._forwarder.by_uri(client, msg)
         else:
             await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
 
@@ -447,36 +393,6 @@ class RouterActor(Actor[RouterMessage]):
     def _call_quietly(self, server: str, actor: UpstreamActor, method: str, params: Any) -> None:
         assert self._nursery is not None
         self._nursery.start_soon(call_quietly, server, actor, method, params)
-
-    async def _forward(self, server: str, client: ClientActor, msg: Message, own: str, public: str) -> bool:
-        """Send the request upstream; False if it was answered here instead (down, or refused)."""
-        view = self._views[server]
-        method = msg.method
-        assert isinstance(method, str) and msg.id is not None and msg.id is not UNSET
-        ctx: CallContext | None = None
-        if not self._hooks.empty:
-            ctx = CallContext(
-                server=server if self._multi else None,
-                upstream=server,
-                client_id=client.client_id,
-                method=method,
-                name=own,
-                public_name=public,
-                request_id=msg.id,
-                started=trio.current_time(),
-                request_bytes=0 if msg.params is UNSET else len(msg.params),
-            )
-            try:
-                msg = await self._hooks.on_request(ctx, msg)
-                if view.state not in ("running", "starting"):
-                    raise UpstreamUnavailable(server, view.state, view.last_error)
-            except JsonRpcError as exc:
-                await client.send(await self._hooks.on_response(ctx, exc.to_response(ctx.request_id)))
-                return False
-        elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
-            raise UpstreamUnavailable(server, view.state, view.last_error)
-        await view.actor.forward(ForwardRequest(client, msg, method, ctx))
-        return True
 
     async def _on_client_notification(self, client: ClientActor, msg: Message) -> None:
         if msg.method == "notifications/initialized":

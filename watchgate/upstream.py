@@ -18,7 +18,7 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor
-from watchgate import __version__, jsonrpc
+from watchgate import jsonrpc
 from watchgate.connection import default_connector
 from watchgate.errors import (
     JsonRpcError,
@@ -27,6 +27,7 @@ from watchgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from watchgate.handshake import handshake
 from watchgate.hooks import HookChain, cancelled_response
 from watchgate.inflight import InFlightTable, Pending
 from watchgate.jsonrpc import Kind, Line, LineReader, LineTooLong, Message
@@ -38,14 +39,19 @@ from watchgate.messages import (
     InternalRequest,
     UnsentRest,
     UpstreamNotification,
-    UpstreamReady,
 )
 from watchgate.namespace import rewrite_result
 from watchgate.outbox import Outbox
 from watchgate.serverlog import ServerLog
+from watchgate.upstream_wire import (
+    ServerRequests,
+    cancel_line,
+    cannot_ask,
+    error_from,
+    swap_progress_token,
+)
 
 if TYPE_CHECKING:
-    from watchgate.client import ClientActor
     from watchgate.config import UpstreamConfig
     from watchgate.connection import Connector, UpstreamConnection
     from watchgate.notifications import NotificationActor
@@ -53,15 +59,8 @@ if TYPE_CHECKING:
 
 UpstreamMessage = ForwardRequest | InternalRequest | ForwardCancel | ForwardAnswer | ClientGone | UnsentRest
 
-PROTOCOL_VERSION: Final = "2025-11-25"
-KNOWN_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 _BATCH: Final = 256
 _PROGRESS_MARK: Final = re.compile(rb'"progressToken"')
-_CLIENT_CAPABILITY: Final = {
-    "sampling/createMessage": "sampling",
-    "elicitation/create": "elicitation",
-    "roots/list": "roots",
-}
 _log = logging.getLogger("watchgate.upstream")
 
 
@@ -85,8 +84,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._multi = multi_server
         self._hooks = hooks if hooks is not None else HookChain()
         self._inflight = InFlightTable()
-        self._server_requests: dict[str, tuple[ClientActor, int | str]] = {}
-        self._next_server_request = 0
+        self._asked = ServerRequests(config.name)
         self._outbox: Outbox | None = None  # the process's stdin, for one incarnation
         self._writer_idle = False  # the write loop waits for mail: a lone request may bypass it
         self._process: UpstreamConnection | None = None
@@ -121,7 +119,13 @@ class UpstreamActor(Actor[UpstreamMessage]):
                             async with trio.open_nursery() as nursery:
                                 nursery.start_soon(process.pump_stderr, self.log.stderr)
                                 nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
-                                ready = await self._handshake(process)
+                                ready = await handshake(
+                                    self.name,
+                                    self.config.startup_timeout,
+                                    self._call_now,
+                                    self._write,
+                                    process.stderr_tail,
+                                )
                                 task_status.started()
                                 await self._router.tell(ready)
                                 nursery.start_soon(self._expire_loop)
@@ -145,37 +149,6 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 await self._fail_everything(self._exit_reason or "stopped")
             if self._exit_reason is not None and not self._exit_reason.startswith("exited with code 0"):
                 raise UpstreamExited(self._exit_reason)
-
-    async def _handshake(self, process: UpstreamConnection) -> UpstreamReady:
-        params = {
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {"sampling": {}, "elicitation": {}},
-            "clientInfo": {"name": "watchgate", "version": __version__},
-        }
-        timeout = self.config.startup_timeout
-        raw: msgspec.Raw | None = None
-        with trio.move_on_after(timeout):
-            raw = await self._call_now("initialize", params)
-        if raw is None:
-            reason = f"no answer to initialize within {timeout:g} s"
-            if process.stderr_tail:
-                reason += f"; stderr: {process.stderr_tail[-1]}"
-            raise UpstreamStartError(reason)
-        result = jsonrpc.load(raw)
-        if not isinstance(result, dict):
-            raise UpstreamStartError("initialize returned a result that is not an object")
-        version = result.get("protocolVersion")
-        if version not in KNOWN_VERSIONS:
-            raise UpstreamStartError(f"unsupported protocol version {version!r}")
-        await self._write(jsonrpc.encode(jsonrpc.notification("notifications/initialized")) + b"\n")
-        _log.info("[%s] ready: %s, protocol %s", self.name, _describe(result), version)
-        return UpstreamReady(
-            server=self.name,
-            capabilities=_dict(result.get("capabilities")),
-            server_info=_dict(result.get("serverInfo")),
-            instructions=result.get("instructions") if isinstance(result.get("instructions"), str) else None,
-            protocol_version=version,
-        )
 
     async def _call_now(self, method: str, params: Any) -> msgspec.Raw:
         """Send a request outside the mailbox (the handshake happens before the mailbox opens)."""
@@ -251,11 +224,11 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 await self._hooks.on_response(
                     cancelled.ctx, cancelled_response(cancelled.ctx, "by the client")
                 )
-            return _cancel_line(cancelled.gateway_id, msg.reason)
+            return cancel_line(cancelled.gateway_id, msg.reason)
         if isinstance(msg, ForwardAnswer):
             assert isinstance(msg.msg.id, str)
-            entry = self._server_requests.pop(msg.msg.id, None)
-            return None if entry is None else _line(msg.msg.with_id(entry[1]))
+            upstream_id = self._asked.answered(msg.msg.id)
+            return None if upstream_id is None else _line(msg.msg.with_id(upstream_id))
         return await self._client_gone(msg.client_id)
 
     def _forward(self, msg: ForwardRequest) -> Line:
@@ -267,7 +240,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         out = request.with_id(pending.gateway_id)
         params = request.params
         if params is not UNSET and _PROGRESS_MARK.search(params) is not None:
-            token, new_params = _swap_progress_token(request, pending.gateway_id)
+            token, new_params = swap_progress_token(request, pending.gateway_id)
             if token is not None:
                 pending.progress_token = token
                 out = out.with_params(new_params)
@@ -277,14 +250,12 @@ class UpstreamActor(Actor[UpstreamMessage]):
         lines: list[Line] = []
         for pending in self._inflight.of_client(client_id):
             if self._inflight.pop(pending.gateway_id):
-                lines.append(_cancel_line(pending.gateway_id, "client disconnected"))
+                lines.append(cancel_line(pending.gateway_id, "client disconnected"))
                 if pending.ctx is not None:
                     await self._hooks.on_response(pending.ctx, cancelled_response(pending.ctx, "client left"))
-        for request_id, (client, upstream_id) in list(self._server_requests.items()):
-            if client.client_id == client_id:
-                del self._server_requests[request_id]
-                error = JsonRpcError(jsonrpc.INTERNAL_ERROR, "the client that was asked has disconnected")
-                lines.append(_line(error.to_response(upstream_id)))
+        for upstream_id in self._asked.drop_client(client_id):
+            error = JsonRpcError(jsonrpc.INTERNAL_ERROR, "the client that was asked has disconnected")
+            lines.append(_line(error.to_response(upstream_id)))
         return b"".join(lines) or None
 
     # --- upstream -> client --------------------------------------------------------------------
@@ -322,7 +293,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             return
         if pending.reply is not None:
             if msg.is_error:
-                pending.reply.fail(_error_from(msg))
+                pending.reply.fail(error_from(msg))
             else:
                 pending.reply.set(msg.result)  # type: ignore[arg-type]
             return
@@ -362,11 +333,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
     async def _on_server_cancel(self, msg: Message) -> None:
         fields = jsonrpc.params_fields(msg)
         upstream_id = jsonrpc.load(fields.get("requestId", UNSET))
-        for request_id, (client, their_id) in list(self._server_requests.items()):
-            if their_id == upstream_id:
-                del self._server_requests[request_id]
-                fields["requestId"] = jsonrpc.raw(request_id)
-                await client.send(msg.with_params(jsonrpc.raw_fields(fields)))
+        for client, request_id in self._asked.cancelled(upstream_id):
+            fields["requestId"] = jsonrpc.raw(request_id)
+            await client.send(msg.with_params(jsonrpc.raw_fields(fields)))
 
     async def _on_server_request(self, msg: Message) -> None:
         assert msg.id is not None and msg.id is not UNSET and msg.method is not UNSET
@@ -374,19 +343,12 @@ class UpstreamActor(Actor[UpstreamMessage]):
             await self._write(_line(jsonrpc.result_response(msg.id, {})))
             return
         client = self._inflight.latest_client()
-        capability = _CLIENT_CAPABILITY.get(msg.method)
-        if client is None or capability is None or capability not in client.capabilities:
-            why = (
-                f"no client with the {capability!r} capability has a request in flight on {self.name!r}"
-                if capability
-                else f"{msg.method!r} is not a request the gateway forwards to clients"
-            )
-            error = JsonRpcError(jsonrpc.METHOD_NOT_FOUND, why)
-            await self._write(_line(error.to_response(msg.id)))
+        refusal = cannot_ask(self.name, msg.method, client)
+        if refusal is not None:
+            await self._write(_line(refusal.to_response(msg.id)))
             return
-        self._next_server_request += 1
-        request_id = f"wg-{self.name}-{self._next_server_request}"
-        self._server_requests[request_id] = (client, msg.id)
+        assert client is not None  # refused above when there is none
+        request_id = self._asked.open(client, msg.id)
         client.expect_answer(request_id, self)
         await client.send(msg.with_id(request_id))
 
@@ -402,11 +364,11 @@ class UpstreamActor(Actor[UpstreamMessage]):
             for pending in self._inflight.pop_expired(trio.current_time()):
                 error = UpstreamTimeout(self.name, timeout)
                 await self._answer_error(pending, error)
-                await self._write(_cancel_line(pending.gateway_id, "timed out in the gateway"))
+                await self._write(cancel_line(pending.gateway_id, "timed out in the gateway"))
 
     async def _cancel_client_requests(self, reason: str) -> None:
         """Tell the upstream to drop the clients' requests before it is closed (they get -32003)."""
-        lines = [_cancel_line(p.gateway_id, reason) for p in self._inflight if p.client is not None]
+        lines = [cancel_line(p.gateway_id, reason) for p in self._inflight if p.client is not None]
         if lines:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await self._write(b"".join(lines))
@@ -421,11 +383,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             for pending in self._inflight.drain():
                 await self._answer_error(pending, error)
-            for client, upstream_id in self._server_requests.values():
-                _log.debug(
-                    "[%s] dropping server request %r for client %d", self.name, upstream_id, client.client_id
-                )
-            self._server_requests.clear()
+            self._asked.clear()
             await self.reject_queued(error)
 
     async def reject_queued(self, error: JsonRpcError | None = None) -> None:
@@ -456,49 +414,9 @@ def _line(msg: Message) -> Line:
     return jsonrpc.encode_line(msg)
 
 
-def _cancel_line(request_id: int, reason: str | None) -> Line:
-    params: dict[str, Any] = {"requestId": request_id}
-    if reason:
-        params["reason"] = reason
-    return _line(jsonrpc.notification("notifications/cancelled", params))
-
-
-def _swap_progress_token(request: Message, gateway_id: int) -> tuple[Any, msgspec.Raw]:
-    """Replace the client's progress token with the gateway id; return the client's and new params."""
-    fields = jsonrpc.params_fields(request)
-    meta = msgspec.json.decode(fields["_meta"]) if "_meta" in fields else {}
-    if not isinstance(meta, dict) or "progressToken" not in meta:
-        return None, request.params  # type: ignore[return-value]
-    token = meta["progressToken"]
-    meta["progressToken"] = gateway_id
-    fields["_meta"] = jsonrpc.raw(meta)
-    return token, jsonrpc.raw_fields(fields)
-
-
-def _error_from(msg: Message) -> JsonRpcError:
-    body = jsonrpc.load(msg.error)
-    if isinstance(body, dict):
-        code = body.get("code")
-        return JsonRpcError(
-            code if isinstance(code, int) else jsonrpc.INTERNAL_ERROR,
-            str(body.get("message", "upstream error")),
-            body.get("data"),
-        )
-    return JsonRpcError(jsonrpc.INTERNAL_ERROR, "upstream returned a malformed error")
-
-
 def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one exception inside nested single-member groups, or the group itself."""
     exc: BaseException = group
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _describe(result: dict[str, Any]) -> str:
-    info = _dict(result.get("serverInfo"))
-    return f"{info.get('name', '?')} {info.get('version', '')}".strip()

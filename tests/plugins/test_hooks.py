@@ -10,7 +10,7 @@ import pytest
 import trio
 from msgspec import UNSET, Raw
 
-import watchgate.router
+import watchgate.forwarding
 from tests.gateway.fakes import FakeServer, FakeSession, crash, echo, hang, make_config, running_gateway, text
 from tests.plugins.helpers import gateway_with_hooks
 from watchgate import jsonrpc
@@ -81,7 +81,7 @@ async def test_without_hooks_no_context_is_built(
     def forbidden(**kwargs: Any) -> None:
         raise AssertionError("a CallContext was built without hooks")
 
-    monkeypatch.setattr(watchgate.router, "CallContext", forbidden)
+    monkeypatch.setattr(watchgate.forwarding, "CallContext", forbidden)
     solo = FakeServer("solo", tools={"echo": echo})
     async with running_gateway(make_config("solo"), solo) as (gateway, client):
         await client.initialize()
