@@ -120,6 +120,8 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     startup_timeout: Positive = 30.0
     request_timeout: Positive = 60.0
     shutdown_timeout: Positive = 5.0
+    ping_interval: Annotated[float, Meta(ge=0)] = 30.0  # probe an idle server this often; 0: never
+    ping_timeout: Positive = 10.0  # no answer to the probe within this: hung, restart it
     plugins: tuple[PluginConfig, ...] = ()  # overrides of the global plugins for this server
 
 

@@ -42,6 +42,10 @@ class InFlightTable:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def has_client_requests(self) -> bool:
+        """A client's request is in flight (not only the gateway's own calls)."""
+        return any(pending.client is not None for pending in self._by_id.values())
+
     def __iter__(self) -> Iterator[Pending]:
         return iter(list(self._by_id.values()))
 

@@ -17,7 +17,7 @@ import msgspec
 import trio
 from msgspec import UNSET
 
-from actors import Actor
+from actors import Actor, Reply
 from watchgate import jsonrpc
 from watchgate.connection import default_connector
 from watchgate.errors import (
@@ -129,6 +129,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
                                 task_status.started()
                                 await self._router.tell(ready)
                                 nursery.start_soon(self._expire_loop)
+                                if self.config.ping_interval:
+                                    nursery.start_soon(self._liveness_loop, nursery.cancel_scope)
                                 await self._write_loop(process)
                         finally:
                             if self._exit_reason is None:  # stopped by the gateway: the peer still listens
@@ -152,8 +154,6 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     async def _call_now(self, method: str, params: Any) -> msgspec.Raw:
         """Send a request outside the mailbox (the handshake happens before the mailbox opens)."""
-        from actors import Reply
-
         reply: Reply[msgspec.Raw] = Reply()
         pending = self._inflight.add(method, self._deadline(), reply=reply)
         await self._write(jsonrpc.encode(jsonrpc.request(pending.gateway_id, method, params)) + b"\n")
@@ -365,6 +365,33 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 error = UpstreamTimeout(self.name, timeout)
                 await self._answer_error(pending, error)
                 await self._write(cancel_line(pending.gateway_id, "timed out in the gateway"))
+
+    async def _liveness_loop(self, incarnation: trio.CancelScope) -> None:
+        """Probe the server with ``ping`` while no client's request is in flight; one that does
+        not answer within ``ping_timeout`` is hung (alive, but of no use): end the incarnation,
+        so the supervisor restarts it as after a crash. Any answer, an error too, is a sign of
+        life. A busy server is left alone: a long call may block a server that handles one
+        request at a time, and ``request_timeout`` covers it hanging then."""
+        interval, timeout = self.config.ping_interval, self.config.ping_timeout
+        while True:
+            await trio.sleep(interval)
+            if self._inflight.has_client_requests():
+                continue
+            reply: Reply[msgspec.Raw] = Reply()
+            await self.tell(InternalRequest("ping", {}, reply))
+            with trio.move_on_after(timeout):
+                try:
+                    await reply.wait()
+                except UpstreamTimeout:
+                    pass  # request_timeout shorter than ping_timeout: no answer all the same
+                except JsonRpcError:
+                    continue  # an error answer is an answer
+                else:
+                    continue
+            self._exit_reason = f"did not answer ping within {timeout:g} s"
+            _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
+            incarnation.cancel()
+            return
 
     async def _cancel_client_requests(self, reason: str) -> None:
         """Tell the upstream to drop the clients' requests before it is closed (they get -32003)."""

@@ -46,6 +46,7 @@ def test_defaults() -> None:
         60,
     )
     assert (u.startup_timeout, u.request_timeout, u.shutdown_timeout) == (30, 60, 5)
+    assert (u.ping_interval, u.ping_timeout) == (30, 10)
     assert u.backoff == BackoffConfig(initial=0.5, max=30.0, multiplier=2.0, jitter=0.1)
 
 
@@ -128,6 +129,8 @@ def test_transport_values_are_strings() -> None:
         ("startup_timeout: 0", "startup_timeout", "expected a number > 0.0, got 0"),
         ("request_timeout: 0", "request_timeout", "expected a number > 0.0, got 0"),
         ("shutdown_timeout: 0", "shutdown_timeout", "expected a number > 0.0, got 0"),
+        ("ping_interval: -1", "ping_interval", "expected a number >= 0.0, got -1"),
+        ("ping_timeout: 0", "ping_timeout", "expected a number > 0.0, got 0"),
         ("request_timeout: soon", "request_timeout", 'expected a number, got "soon"'),
         ("backoff: {initial: 0}", "backoff.initial", "expected a number > 0.0, got 0"),
         ("backoff: {max: 0}", "backoff.max", "expected a number > 0.0, got 0"),

@@ -92,6 +92,7 @@ class FakeServer:
         instructions: str | None = None,
         templates: list[str] | None = None,
         fail_methods: tuple[str, ...] = (),
+        silent_methods: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.tools = dict(tools or {})
@@ -104,6 +105,7 @@ class FakeServer:
         self.instructions = instructions
         self.templates = ["tpl://{id}"] if templates is None else list(templates)
         self.fail_methods = set(fail_methods)  # answered with a -32603 error instead of a result
+        self.silent_methods = set(silent_methods)  # never answered: a hung server
         self.sessions: list[FakeSession] = []
         self.started = trio.Event()
         self.fail_start: str | None = None
@@ -137,6 +139,8 @@ class FakeServer:
 
     async def _answer(self, session: FakeSession, msg: dict[str, Any]) -> None:
         method, params = msg["method"], msg.get("params") or {}
+        if method in self.silent_methods:
+            return
         if method in self.fail_methods:
             error = {"code": -32603, "message": f"{method} is broken"}
             await session.send({"jsonrpc": "2.0", "id": msg["id"], "error": error})
