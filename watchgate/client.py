@@ -18,9 +18,10 @@ from msgspec import UNSET
 from actors import Actor, MailboxFull
 from watchgate import jsonrpc
 from watchgate.errors import JsonRpcError
-from watchgate.jsonrpc import Kind, Line, LineReader, LineTooLong, Message
+from watchgate.jsonrpc import Kind, LargeAnswer, Line, LineReader, LineTooLong, Message
 from watchgate.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 from watchgate.outbox import Outbox
+from watchgate.pipes import EagerPipeSend
 
 if TYPE_CHECKING:
     from watchgate.router import RouterActor
@@ -32,7 +33,7 @@ _ids = itertools.count(1)
 _log = logging.getLogger("watchgate.client")
 
 
-class ClientActor(Actor[Line]):
+class ClientActor(Actor[Line | LargeAnswer]):
     def __init__(
         self,
         receive: trio.abc.ReceiveStream,
@@ -48,6 +49,7 @@ class ClientActor(Actor[Line]):
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._input = receive
         self._outbox = Outbox(send)
+        self._zero_copy = isinstance(send, EagerPipeSend)  # a pipe takes views; a WebSocket wants bytes
         self._writing = False  # the writer task runs: until then, and after, only it writes
         self._router = router
         self._answers: dict[str, UpstreamActor] = {}
@@ -71,6 +73,9 @@ class ClientActor(Actor[Line]):
             if self._owed == 0:
                 self._all_answered.set()
                 last = True
+        if self._zero_copy and (large := jsonrpc.large_answer(msg)) is not None:
+            await self.tell(large)
+            return
         line = jsonrpc.encode_line(msg)
         if last and self._writing and not self.has_unreceived and self._outbox.can_send_nowait:
             try:
@@ -91,7 +96,7 @@ class ClientActor(Actor[Line]):
         """Route the client's response to ``request_id`` back to the upstream that asked."""
         self._answers[request_id] = upstream
 
-    async def handle(self, msg: Line) -> None:  # pragma: no cover - run() is overridden
+    async def handle(self, msg: Line | LargeAnswer) -> None:  # pragma: no cover - run() is overridden
         raise NotImplementedError
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -156,9 +161,7 @@ class ClientActor(Actor[Line]):
                 batch = await self.receive_batch(_BATCH)
                 if _END in batch:
                     self._writing = False  # nothing may be written past the end marker
-                data = jsonrpc.join_lines(batch)  # the end marker joins as nothing
-                if data:
-                    await self._outbox.send_all(data)
+                await self._write_batch(batch)
                 if _END in batch:
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -169,6 +172,21 @@ class ClientActor(Actor[Line]):
         finally:
             self._writing = False
             self._written.set()
+
+    async def _write_batch(self, batch: list[Line | LargeAnswer]) -> None:
+        """Lines joined into one write; a large answer's buffers written as they are, in order."""
+        lines: list[Line] = []
+        for item in batch:
+            if isinstance(item, LargeAnswer):
+                if lines:
+                    await self._outbox.send_all(jsonrpc.join_lines(lines))
+                    lines = []
+                for part in item:
+                    await self._outbox.send_all(part)
+            elif item:  # the end marker is empty
+                lines.append(item)
+        if lines:
+            await self._outbox.send_all(jsonrpc.join_lines(lines))
 
     async def _finish_writing(self) -> None:
         """Let the writer write everything queued before the session ends, within a second: the

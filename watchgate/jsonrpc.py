@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 import trio
@@ -180,6 +180,31 @@ def encode_line(msg: Message) -> Line:
     _encoder.encode_into(msg, buf)  # truncates the buffer to the message, keeping its capacity
     buf.append(0x0A)
     return buf
+
+
+class LargeAnswer(NamedTuple):
+    """A response with a large result, as three buffers written one after another: the
+    envelope's start, a view of the server's own bytes for the result, the end. Writing it
+    copies nothing; the one copy the gateway makes of such a result is joining it out of the
+    pipe's chunks (`LineReader`)."""
+
+    head: bytes
+    result: memoryview
+    tail: bytes
+
+
+_ZERO = Raw(b"0")
+
+
+def large_answer(msg: Message) -> LargeAnswer | None:
+    """``msg`` as a `LargeAnswer` if it is a response with a result of at least 64 KiB."""
+    result = msg.result
+    if not isinstance(result, Raw) or len(result) < _LARGE or msg.error is not UNSET:
+        return None
+    envelope = _encoder.encode(msg.with_result(_ZERO))
+    if not envelope.endswith(b'"result":0}'):  # pragma: no cover - the field order guarantees it
+        return None
+    return LargeAnswer(envelope[:-2], memoryview(result), b"}\n")
 
 
 def join_lines(lines: list[Line]) -> Line:

@@ -37,7 +37,7 @@ class Outbox:
             return 0
         return self._nowait(data)
 
-    async def send_all(self, data: Line) -> None:
+    async def send_all(self, data: Line | memoryview) -> None:
         """Write everything, waiting for room; one writer at a time, in arrival order."""
         try:
             self._lock.acquire_nowait()  # uncontended, the common case: no scheduler pass

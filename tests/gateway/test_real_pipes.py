@@ -83,3 +83,60 @@ async def test_a_client_that_stops_reading_ends_its_session() -> None:
     with trio.fail_after(30):
         await Gateway(config).serve_stream(client_in_receive, client_out_send)  # returns: session over
     await client_in_send.aclose()
+
+
+async def test_large_and_small_answers_mixed_in_one_burst() -> None:
+    async with gateway_on_pipes() as (_, client):
+        calls = []
+        for i in range(12):
+            if i % 4 == 0:
+                calls.append(
+                    (
+                        "big",
+                        await client.start(
+                            "tools/call", {"name": "big", "arguments": {"bytes": 200_000 + i}}
+                        ),
+                    )
+                )
+            else:
+                calls.append(
+                    (
+                        "echo",
+                        await client.start("tools/call", {"name": "echo", "arguments": {"text": f"s{i}"}}),
+                    )
+                )
+        for i, (tool, request_id) in enumerate(calls):
+            text = (await client.response(request_id))["result"]["content"][0]["text"]
+            assert len(text) == 200_000 + i if tool == "big" else text == f"s{i}"
+
+
+class _Router:
+    async def tell(self, msg: object) -> None:
+        pass
+
+
+async def test_a_batch_keeps_its_order_around_a_large_answer() -> None:
+    from watchgate import jsonrpc
+    from watchgate.client import ClientActor
+
+    client_in_receive, client_in_send = pipe()
+    out_receive, out_send = pipe()
+    client = ClientActor(client_in_receive, out_send, router=_Router())  # type: ignore[arg-type]
+    big = jsonrpc.decode(b'{"jsonrpc":"2.0","id":2,"result":"' + b"b" * 100_000 + b'"}')
+    messages = [
+        jsonrpc.result_response(1, {"n": 1}),
+        jsonrpc.notification("x/y"),
+        big,
+        jsonrpc.result_response(3, {}),
+    ]
+    for msg in messages:  # queued before the writer runs: one batch
+        await client.send(msg)
+    expected = b"".join(bytes(jsonrpc.encode_line(m)) for m in messages)
+    got = bytearray()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.run)
+            while len(got) < len(expected):
+                got += await out_receive.receive_some()
+            await client_in_send.aclose()  # the client leaves: the session ends
+    assert bytes(got) == expected

@@ -172,3 +172,17 @@ def test_a_large_message_is_encoded_with_its_newline_in_one_buffer() -> None:
     assert small == b'{"jsonrpc":"2.0","id":7,"result":1}\n'
     assert jsonrpc.join_lines([line]) is line  # a lone large line is written without a copy
     assert jsonrpc.join_lines([small, small]) == small * 2
+
+
+def test_a_large_answer_is_written_as_views_that_make_the_same_line() -> None:
+    text = b'"' + b"r" * 100_000 + b'"'
+    line = b'{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":' + text + b"}]}}"
+    msg = jsonrpc.decode(line).with_id("client-7")
+    large = jsonrpc.large_answer(msg)
+    assert large is not None and isinstance(large.result, memoryview)
+    assert b"".join(large) == bytes(jsonrpc.encode_line(msg))
+    assert large.result.obj is not None  # a view of the server's bytes, not a copy
+    small = jsonrpc.decode(b'{"jsonrpc":"2.0","id":3,"result":{"content":[]}}')
+    assert jsonrpc.large_answer(small) is None
+    error = jsonrpc.decode(b'{"jsonrpc":"2.0","id":3,"error":{"code":1,"message":"' + b"e" * 70_000 + b'"}}')
+    assert jsonrpc.large_answer(error) is None
