@@ -44,13 +44,6 @@ class ForwardRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class UnsentRest:
-    """What a pipe did not take of a request written straight to it (see outbox.py)."""
-
-    data: bytes | bytearray
-
-
-@dataclass(frozen=True, slots=True)
 class InternalRequest:
     """A request the gateway itself makes (list calls, setLevel); the answer goes to ``reply``."""
 

@@ -5,8 +5,10 @@ An actor's writer task drains its mailbox and writes each batch; that costs a ta
 scheduler pass) per message when traffic is light, the common case of one call at a time. When
 the writer is idle and nothing waits in its mailbox, the producer may instead write straight to
 the pipe, without waiting: `try_send` writes what the pipe takes at once and says how much that
-was; the rest goes through the mailbox as before, so a slow reader still only ever blocks the
-writer. Writes that wait hold a lock, so two never interleave.
+was. The producer then hands the rest to the writer (the client side, where nothing else writes
+meanwhile) or writes it itself with `send_all` at once (a server's stdin, where the reader may
+answer a ping): `send_all` takes the lock before anything else can run, so nothing lands in the
+middle of the line. Writes that wait hold the lock, so two never interleave.
 """
 
 from __future__ import annotations

@@ -37,7 +37,6 @@ from watchgate.messages import (
     ForwardCancel,
     ForwardRequest,
     InternalRequest,
-    UnsentRest,
     UpstreamNotification,
 )
 from watchgate.namespace import rewrite_result
@@ -57,7 +56,7 @@ if TYPE_CHECKING:
     from watchgate.notifications import NotificationActor
     from watchgate.router import RouterActor
 
-UpstreamMessage = ForwardRequest | InternalRequest | ForwardCancel | ForwardAnswer | ClientGone | UnsentRest
+UpstreamMessage = ForwardRequest | InternalRequest | ForwardCancel | ForwardAnswer | ClientGone
 
 _BATCH: Final = 256
 _PROGRESS_MARK: Final = re.compile(rb'"progressToken"')
@@ -189,7 +188,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the process is gone: the read loop ends the incarnation, failing this call
             if sent < len(line):
-                await self.tell(UnsentRest(line[sent:]))
+                # the rest right away, under the outbox's lock (taken before anything can run):
+                # no other line (a ping answer, a cancellation) may land inside this one
+                await self._write(line[sent:])
             return
         await self.tell(request)
 
@@ -210,8 +211,6 @@ class UpstreamActor(Actor[UpstreamMessage]):
     async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
         if isinstance(msg, ForwardRequest):
             return self._forward(msg)
-        if isinstance(msg, UnsentRest):
-            return msg.data
         if isinstance(msg, InternalRequest):
             internal = self._inflight.add(msg.method, self._deadline(), reply=msg.reply)
             return _line(jsonrpc.request(internal.gateway_id, msg.method, msg.params))
