@@ -15,7 +15,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_st
 
 from watchgate.control import ATTACH_PATH, MAX_MESSAGE
 from watchgate.paths import RuntimePaths
-from watchgate.process import widen_pipes
+from watchgate.pipes import widen_pipes
 
 
 async def bridge(paths: RuntimePaths) -> None:

@@ -15,8 +15,7 @@ import trio
 from watchgate import __version__
 from watchgate.config import ConfigError, GatewayConfig, load_config
 from watchgate.gateway import Gateway, audit_actor
-from watchgate.pipes import eager_receive, eager_send
-from watchgate.process import widen_pipes
+from watchgate.pipes import eager_receive, eager_send, widen_pipes
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from watchgate.errors import UpstreamStartError
-from watchgate.pipes import eager_receive, eager_send
+from watchgate.pipes import eager_receive, eager_send, widen_pipes
 
 if TYPE_CHECKING:
     from watchgate.config import UpstreamConfig
@@ -113,22 +112,6 @@ def stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[Stdio
     return open_stdio_process(
         config.name, config.command, env=config.env, cwd=config.cwd, shutdown_timeout=config.shutdown_timeout
     )
-
-
-PIPE_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size: no privilege needed
-
-
-def widen_pipes(*streams: object) -> None:
-    """Give a server's pipes 1 MiB instead of 64 KiB, so a large message crosses in a few
-    reads and wake-ups instead of ~16 per MiB. Best effort: Linux only, and a lowered
-    ``pipe-max-size`` simply leaves the default."""
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    for stream in streams:
-        fileno = getattr(stream, "fileno", None)
-        if set_size is None or fileno is None:
-            continue
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fileno(), set_size, PIPE_SIZE)
 
 
 @asynccontextmanager
