@@ -17,6 +17,7 @@ from watchgate.audit.record import (
     format_time,
     normalize,
     seal,
+    seal_line,
 )
 
 from .helpers import T0, call
@@ -115,3 +116,20 @@ def test_record_field_order_is_the_documented_one() -> None:
     names = [f.name for f in msgspec.structs.fields(AuditRecord)]
     assert names[:3] == ["time", "seq", "event"]
     assert names[-2:] == ["prev_hash", "hash"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        AuditEntry(event="request", client="c1", server="fs", method="tools/call", tool="read", request_id=7),
+        AuditEntry(event="response", duration_ms=2, request_bytes=10, response_bytes=0, decision="allow"),
+        AuditEntry(event="notification", payload={"b": [1, 2.5, None], "a": "ü"}, reason="x"),
+        AuditEntry(event="decision", request_id="r-1", plugin="secrets", decision="deny"),
+    ],
+)
+def test_the_sealed_line_is_the_record_encoded_and_its_hash_checks(entry: AuditEntry) -> None:
+    record, line = seal_line(entry, seq=3, prev_hash="ab" * 32, now=1_700_000_000.25)
+    assert line == encode_line(record)
+    assert record.hash == compute_hash(record) and record == seal(
+        entry, seq=3, prev_hash="ab" * 32, now=1_700_000_000.25
+    )

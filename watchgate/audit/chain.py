@@ -25,8 +25,7 @@ from watchgate.audit.record import (
     AuditEntry,
     AuditRecord,
     decode_record,
-    encode_line,
-    seal,
+    seal_line,
 )
 
 __all__ = ["AppendResult", "ChainWriter"]
@@ -117,8 +116,8 @@ class ChainWriter:
             entry = self._continue(fd)
             self._fd, self._size = fd, os.fstat(fd).st_size
             self._records_in_file = 0 if self._size == 0 else 1
-            header = self._seal(entry, self.seq, self.last_hash)
-            self._commit([encode_line(header)], [header])
+            header, line = self._seal(entry, self.seq, self.last_hash)
+            self._commit([line], [header])
         except OSError:
             self._fd = None
             os.close(fd)
@@ -164,8 +163,8 @@ class ChainWriter:
         notes.append(f"the last record of {name} could not be read ({problem})")
         return False
 
-    def _seal(self, entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
-        return seal(entry, seq=seq, prev_hash=prev_hash, now=self._clock())
+    def _seal(self, entry: AuditEntry, seq: int, prev_hash: str) -> tuple[AuditRecord, bytes]:
+        return seal_line(entry, seq=seq, prev_hash=prev_hash, now=self._clock())
 
     def _lifecycle(self, kind: str, notes: list[str]) -> AuditEntry:
         return AuditEntry(event="lifecycle", method=kind, reason="; ".join(notes))
@@ -192,8 +191,7 @@ class ChainWriter:
             pending = self._size
             for entry in entries:
                 prev_hash = batch[-1].hash if batch else self.last_hash
-                record = self._seal(entry, self.seq + len(batch), prev_hash)
-                line = encode_line(record)
+                record, line = self._seal(entry, self.seq + len(batch), prev_hash)
                 rotatable = self._records_in_file + len(batch) > 1
                 if rotatable and pending + len(line) > self.max_bytes:
                     if not may_rotate:
@@ -204,8 +202,7 @@ class ChainWriter:
                     result.sealed += batch
                     lines, batch = [], []
                     result.records.append(self._rotate())
-                    record = self._seal(entry, self.seq, self.last_hash)
-                    line = encode_line(record)
+                    record, line = self._seal(entry, self.seq, self.last_hash)
                     pending = self._size
                 lines.append(line)
                 batch.append(record)
@@ -250,8 +247,8 @@ class ChainWriter:
         self._size, self._records_in_file = 0, 0
         self._sync_directory()
         notes = [f"continues from {os.path.basename(self.path)}.1, which ends at seq {self.seq - 1}"]
-        header = self._seal(self._lifecycle(ROTATE, notes), self.seq, self.last_hash)
-        self._commit([encode_line(header)], [header])
+        header, line = self._seal(self._lifecycle(ROTATE, notes), self.seq, self.last_hash)
+        self._commit([line], [header])
         return header
 
     def _sync_directory(self) -> None:

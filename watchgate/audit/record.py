@@ -32,6 +32,7 @@ __all__ = [
     "format_time",
     "normalize",
     "seal",
+    "seal_line",
 ]
 
 Event = Literal["request", "response", "notification", "decision", "lifecycle"]
@@ -149,7 +150,12 @@ def decode_record(line: bytes) -> AuditRecord:
 
 
 def seal(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> AuditRecord:
-    """Turn an entry into the next record of the chain.
+    """Turn an entry into the next record of the chain (see `seal_line`)."""
+    return seal_line(entry, seq=seq, prev_hash=prev_hash, now=now)[0]
+
+
+def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tuple[AuditRecord, bytes]:
+    """Turn an entry into the next record of the chain, and that record's line in the log.
 
     The draft goes through one encode/decode round trip first, so what is hashed is exactly
     what a reader decodes (an int duration becomes a float, NaN becomes absent). An entry that
@@ -174,4 +180,10 @@ def seal(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> AuditRec
             reason=f"an audit entry could not be recorded as given ({exc}); event {entry.event!r}",
             prev_hash=prev_hash,
         )
-    return msgspec.structs.replace(record, hash=compute_hash(record))
+    # The hash covers the record's canonical JSON without ``hash`` (an empty hash is left out),
+    # and ``hash`` is the last field: the line is that same JSON with the hash added at the end,
+    # so the record is encoded once, not once for the hash and again for the line.
+    canonical = _ENCODER.encode(record)
+    digest = hashlib.sha256(canonical).hexdigest()
+    line = b"".join((canonical[:-1], b',"hash":"', digest.encode(), b'"}\n'))
+    return msgspec.structs.replace(record, hash=digest), line
