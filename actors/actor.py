@@ -207,14 +207,16 @@ class Actor(abc.ABC, Generic[M]):
                 break
         return batch
 
-    def drain_nowait(self) -> list[M]:
-        """Take every queued message without waiting (to answer them when an incarnation ends)."""
+    def drain_nowait(self, limit: int | None = None) -> list[M]:
+        """Take every queued message, or the first ``limit``, without waiting (to answer them
+        when an incarnation ends, or to handle them in batches)."""
         drained: list[M] = []
-        while True:
+        while limit is None or len(drained) < limit:
             try:
                 drained.append(self._recv.receive_nowait())
             except trio.WouldBlock:
-                return drained
+                break
+        return drained
 
     @contextmanager
     def incarnation(self) -> Iterator[trio.CancelScope]:

@@ -50,7 +50,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._input = receive
         self._outbox = Outbox(send)
         self._zero_copy = isinstance(send, EagerPipeSend)  # a pipe takes views; a WebSocket wants bytes
-        self._writing = False  # the writer task runs: until then, and after, only it writes
+        self._writer_idle = False  # the writer waits for mail: the last answer owed may bypass it
         self._router = router
         self._answers: dict[str, UpstreamActor] = {}
         self.capabilities: dict[str, Any] = {}
@@ -77,7 +77,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             await self.tell(large)
             return
         line = jsonrpc.encode_line(msg)
-        if last and self._writing and not self.has_unreceived and self._outbox.can_send_nowait:
+        if last and self._writer_idle and not self.has_unreceived and self._outbox.can_send_nowait:
             try:
                 sent = self._outbox.try_send(line)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -155,12 +155,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
             await upstream.tell(ForwardAnswer(msg))
 
     async def _write_loop(self, session: trio.CancelScope) -> None:
-        self._writing = True
         try:
             while True:
+                self._writer_idle = True
                 batch = await self.receive_batch(_BATCH)
-                if _END in batch:
-                    self._writing = False  # nothing may be written past the end marker
+                self._writer_idle = False  # until the batch is written, and for good after the end marker
                 await self._write_batch(batch)
                 if _END in batch:
                     return
@@ -170,7 +169,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             _log.info("[%s] output closed; ending the session", self.name)
             session.cancel()
         finally:
-            self._writing = False
+            self._writer_idle = False
             self._written.set()
 
     async def _write_batch(self, batch: list[Line | LargeAnswer]) -> None:

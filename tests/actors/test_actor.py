@@ -263,6 +263,10 @@ async def test_receive_batch_takes_what_is_queued_up_to_the_limit() -> None:
     assert actor.drain_nowait() == []
     actor.tell_nowait(9)
     assert actor.drain_nowait() == [9]
+    for n in range(4):
+        actor.tell_nowait(n)
+    assert actor.drain_nowait(3) == [0, 1, 2]
+    assert actor.drain_nowait(3) == [3]
 
 
 class Relay(Actor[int]):

@@ -256,7 +256,7 @@ class AuditActor(Actor[AuditMessage]):
                         with trio.move_on_at(self._deadline()):
                             await self._work.wait()
                     self._work = trio.Event()
-                    batch = self._take(self._batch_limit)
+                    batch = self.drain_nowait(self._batch_limit)
                     # Taken from the mailbox, so answered, written and copied to every sink even
                     # if `stop` comes meanwhile: waiting for the mailbox is the only cancel point.
                     with trio.CancelScope(shield=True):
@@ -279,15 +279,6 @@ class AuditActor(Actor[AuditMessage]):
             sink.close()
         if self._pending:
             log.warning("audit: %d records are still waiting for %s", len(self._pending), self.config.path)
-
-    def _take(self, limit: int) -> list[AuditMessage]:
-        batch: list[AuditMessage] = []
-        while len(batch) < limit:
-            try:
-                batch.append(self.receive_nowait())
-            except trio.WouldBlock:
-                break
-        return batch
 
     def _deadline(self) -> float:
         deadline = self._retry_at if not self.healthy else math.inf
