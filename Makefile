@@ -1,21 +1,35 @@
 # The whole set-up on a fresh machine is `make run` or `make test`.
+# What gets installed is exactly the lock files: uv.lock (Python), node_mcp/package-lock.json (node),
+# tools/uv-requirements.txt (uv itself, by hash). `make lock` refreshes uv.lock on purpose (ADR-017).
 # Stamps make repeated runs cheap: installs re-run only when their inputs change.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
 STAMPS := .make-stamps
 CONFIG ?= supervisor.yaml
 
-.PHONY: install run test lint typecheck pytest bench clean
+# uv never fetches an interpreter of its own: the venv is built on $(PYTHON), and only from the lock.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+UV_SYNC := $(UV) sync --frozen --python $(PYTHON) --quiet
+
+.PHONY: install run test lint typecheck pytest bench lock clean
 
 install: $(STAMPS)/python $(STAMPS)/node
 
-$(STAMPS)/python: pyproject.toml
+# uv bootstrapped with pip from a hash-pinned requirement; --isolated ignores machine-wide pip config.
+$(UV): tools/uv-requirements.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --isolated --quiet --disable-pip-version-check \
+		--require-hashes --no-deps -r tools/uv-requirements.txt
+	@touch $@
+
+$(STAMPS)/python: pyproject.toml uv.lock $(UV)
 	@mkdir -p $(STAMPS)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(UV_SYNC) --extra test
 	@touch $@
 
 $(STAMPS)/node: node_mcp/package.json node_mcp/package-lock.json
@@ -27,6 +41,7 @@ run: install
 	$(BIN)/watchgate up --foreground -c $(CONFIG)
 
 lint: $(STAMPS)/python
+	$(UV) lock --check --quiet  # uv.lock still matches pyproject.toml (else: make lock)
 	$(BIN)/ruff check watchgate actors tests
 	$(BIN)/ruff format --check watchgate actors tests
 
@@ -38,11 +53,16 @@ pytest: install
 
 test: lint typecheck pytest
 
+# Re-resolve every Python dependency (runtime, test, bench) to the newest versions pyproject.toml
+# allows. Review the diff of uv.lock and commit it on its own: a refresh is a decision.
+lock: $(UV)
+	$(UV) lock --upgrade
+
 # Not a test: a ~3 minute measurement, direct vs through the gateway (docs/performance.md).
-# FastMCP, the peer measured alongside, is an optional extra installed here on demand.
+# FastMCP, the peer measured alongside, is the locked `bench` extra.
 bench: install
-	$(BIN)/python -c 'import fastmcp' 2>/dev/null || $(BIN)/python -m pip install --quiet 'fastmcp>=2'
+	$(UV_SYNC) --extra test --extra bench
 	$(BIN)/python -m watchgate.bench --json bench-results.json
 
 clean:
-	rm -rf $(VENV) $(STAMPS) node_mcp/node_modules .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(STAMPS) node_mcp/node_modules .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache

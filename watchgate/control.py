@@ -7,7 +7,7 @@ carries raw MCP frames both ways.
 
 from __future__ import annotations
 
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import msgspec
 
@@ -116,7 +116,7 @@ def encode(value: Any) -> bytes:
 
 
 def decode_request(data: bytes | str) -> AnyRequest:
-    return cast(AnyRequest, _request_decoder.decode(data))
+    return _request_decoder.decode(data)
 
 
 def decode_reply(data: bytes | str) -> Reply:

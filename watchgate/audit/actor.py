@@ -210,7 +210,9 @@ class AuditActor(Actor[AuditMessage]):
             return False
         if len(self._unsunk) >= self._batch_limit:  # the sinks lag: the mailbox's backpressure applies
             return False
-        queued = self.drain_nowait()
+        # At most one batch: draining a full mailbox also takes the messages of the tellers
+        # blocked on it, which would let every one of them past a slow sink's backpressure.
+        queued = self.drain_nowait(self._batch_limit)
         side, self._side = self._side, []
         batch = [*side, *queued, msg]
         entries = [self._prepare(m.entry if isinstance(m, Confirm) else m) for m in batch]

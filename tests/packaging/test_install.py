@@ -1,0 +1,54 @@
+"""`pip install .` into an empty venv is how people without the Makefile get Watchgate (README,
+pipx): the wheel must carry every module and the ranges in pyproject.toml must resolve."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def test_pip_install_into_an_empty_venv_gives_a_working_command(tmp_path: Path) -> None:
+    source = tmp_path / "src"  # a copy: building in the clone would leave build/ and egg-info
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "supervisor.yaml"):
+        shutil.copy(REPO / name, source / name)
+    for package in ("watchgate", "actors"):
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    pip = subprocess.run(
+        [
+            env_dir / "bin/python",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert pip.returncode == 0, pip.stderr
+
+    watchgate = env_dir / "bin/watchgate"
+    version = subprocess.run([watchgate, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("watchgate "), version
+    validate = subprocess.run(
+        [watchgate, "validate", "-c", "supervisor.yaml"],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validate.returncode == 0, validate.stderr
+    assert validate.stdout.strip() == "ok: 2 upstream(s) (time, everything)"
