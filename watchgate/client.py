@@ -2,14 +2,20 @@
 
 The mailbox holds encoded lines bound for the client, so senders (upstream readers, the router,
 the notification actor) pay the encode in their own task and the writer just joins and writes in
-large chunks. A client that stops reading fills its mailbox and slows its senders (backpressure).
+large chunks.
+
+Sending to a client never waits (DESIGN.md section 12): the upstream readers, the router and the
+notification actor serve every client, so one that stops reading must not stall them. Lines that
+do not fit the mailbox wait in an overflow of the same size; a client whose queue stays full for
+``stall_timeout`` seconds, or overflows it, is disconnected (its calls are cancelled upstream).
+A send to a session that has ended is dropped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -42,9 +48,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
         router: RouterActor,
         linger: float = 0.0,
         mailbox_size: int = 1024,
+        stall_timeout: float = 10.0,
     ) -> None:
         """``linger``: at end of input, how long to wait for the answers still owed (``watchgate
-        run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once."""
+        run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once.
+        ``stall_timeout``: how long the output queue may stay full before the client is let go."""
         self.client_id = next(_ids)
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._input = receive
@@ -62,6 +70,13 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._all_answered = trio.Event()
         self._all_answered.set()
         self._written = trio.Event()
+        self._overflow: deque[Line | LargeAnswer] = deque()
+        self._overflow_limit = mailbox_size
+        self._stall_timeout = stall_timeout
+        self._stalled_since: float | None = None
+        self._stalled = trio.Event()
+        self._session: trio.CancelScope | None = None
+        self.finished = False  # the session has ended: sends are dropped, queued requests skipped
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
@@ -73,8 +88,10 @@ class ClientActor(Actor[Line | LargeAnswer]):
             if self._owed == 0:
                 self._all_answered.set()
                 last = True
+        if self.finished:
+            return
         if self._zero_copy and (large := jsonrpc.large_answer(msg)) is not None:
-            await self.tell(large)
+            self._queue(large)
             return
         line = jsonrpc.encode_line(msg)
         if last and self._writer_idle and not self.has_unreceived and self._outbox.can_send_nowait:
@@ -85,7 +102,52 @@ class ClientActor(Actor[Line | LargeAnswer]):
             if sent == len(line):
                 return
             line = line[sent:]
-        await self.tell(line)
+        self._queue(line)
+
+    def _queue(self, item: Line | LargeAnswer) -> None:
+        """Into the mailbox, or behind it into the overflow (never waiting, order kept)."""
+        if not self._overflow:
+            try:
+                self.tell_nowait(item)
+            except MailboxFull:
+                self._stalled_since = trio.current_time()
+                self._stalled.set()
+            else:
+                return
+        if len(self._overflow) >= self._overflow_limit:
+            self._let_go(f"{len(self._overflow) + self._overflow_limit} messages unread")
+            return
+        self._overflow.append(item)
+
+    def _refill(self) -> None:
+        """The writer took a batch: move what overflowed into the freed mailbox, in order."""
+        while self._overflow:
+            try:
+                self.tell_nowait(self._overflow[0])
+            except MailboxFull:
+                return
+            self._overflow.popleft()
+        self._stalled_since = None
+
+    async def _watch_stalls(self) -> None:
+        while True:
+            await self._stalled.wait()
+            self._stalled = trio.Event()
+            while (since := self._stalled_since) is not None:
+                await trio.sleep_until(since + self._stall_timeout)
+                if self._stalled_since == since:
+                    self._let_go(f"its output stayed full for {self._stall_timeout:g} s")
+                    return
+
+    def _let_go(self, why: str) -> None:
+        """Disconnect a client that does not read: its pending output is dropped."""
+        if self.finished:
+            return
+        _log.warning("[%s] does not read what it is sent (%s); disconnecting it", self.name, why)
+        self.finished = True
+        self._overflow.clear()
+        if self._session is not None:
+            self._session.cancel()
 
     def _owe(self) -> None:
         if self._owed == 0:
@@ -106,7 +168,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
 
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
+            self._session = nursery.cancel_scope
             nursery.start_soon(self._write_loop, nursery.cancel_scope)
+            nursery.start_soon(self._watch_stalls)
             task_status.started()
             try:
                 await self._read_loop()
@@ -116,7 +180,10 @@ class ClientActor(Actor[Line | LargeAnswer]):
             finally:
                 with trio.CancelScope(shield=True):
                     await self._router.tell(ClientGone(self.client_id))
-                    await self._finish_writing()
+                    if not self.finished:
+                        await self._finish_writing()
+                self.finished = True
+                self._overflow.clear()
                 nursery.cancel_scope.cancel()
 
     async def _read_loop(self) -> None:
@@ -160,6 +227,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 self._writer_idle = True
                 batch = await self.receive_batch(_BATCH)
                 self._writer_idle = False  # until the batch is written, and for good after the end marker
+                self._refill()
                 await self._write_batch(batch)
                 if _END in batch:
                     return
@@ -190,7 +258,6 @@ class ClientActor(Actor[Line | LargeAnswer]):
     async def _finish_writing(self) -> None:
         """Let the writer write everything queued before the session ends, within a second: the
         answers to requests that completed before the client left must not be lost."""
-        with contextlib.suppress(MailboxFull):  # a full mailbox: its client was not reading anyway
-            self.tell_nowait(_END)
-            with trio.move_on_after(1):
-                await self._written.wait()
+        self._queue(_END)  # behind whatever overflowed
+        with trio.move_on_after(1):
+            await self._written.wait()

@@ -116,8 +116,14 @@ def encode(value: Any) -> bytes:
 
 
 def decode_request(data: bytes | str) -> AnyRequest:
-    return _request_decoder.decode(data)
+    try:
+        return _request_decoder.decode(data)
+    except RecursionError:  # msgspec's answer to deep nesting
+        raise msgspec.DecodeError("JSON nested too deeply") from None
 
 
 def decode_reply(data: bytes | str) -> Reply:
-    return _reply_decoder.decode(data)
+    try:
+        return _reply_decoder.decode(data)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply") from None

@@ -130,8 +130,10 @@ class Daemon:
                 else:
                     await request.reject(404, body=b"unknown path: use /attach or /control")
                 nursery.cancel_scope.cancel()
-        except (ConnectionClosed, HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            _log.debug("session ended: %r", exc)
+        except* _CONNECTION_ENDED as group:
+            # raised inside the connection's nursery, so they come grouped; any of them ends only
+            # this connection (a `logs -f` stopped with Ctrl-C, a client that vanished)
+            _log.debug("session ended: %r", group.exceptions)
 
     async def _control(self, ws: WebSocketConnection) -> None:
         while True:
@@ -140,6 +142,9 @@ class Daemon:
             except ConnectionClosed:
                 return
             await self.ops.handle(ws, message)
+
+
+_CONNECTION_ENDED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 async def _bind(paths: RuntimePaths) -> trio.SocketListener:

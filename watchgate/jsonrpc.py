@@ -123,6 +123,8 @@ def decode(line: bytes) -> Message:
         raise _invalid(line, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ParseError(str(exc)) from None
+    except RecursionError:  # msgspec's answer to deep nesting (~1,000 levels), even inside a Raw
+        raise ParseError("JSON nested too deeply") from None
     _check_shape(msg)
     return msg
 
@@ -135,7 +137,7 @@ def _invalid(line: bytes, detail: str) -> InvalidRequest:
         return InvalidRequest("a message must be a JSON object")
     try:
         salvaged = _id_decoder.decode(line).id
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         salvaged = None
     return InvalidRequest(detail.replace("`$.", "`"), salvaged)
 

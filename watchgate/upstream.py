@@ -210,6 +210,10 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
         if isinstance(msg, ForwardRequest):
+            if msg.client.finished:  # queued before its client left: nobody waits for the answer
+                if msg.ctx is not None:
+                    await self._hooks.on_response(msg.ctx, cancelled_response(msg.ctx, "client left"))
+                return None
             return self._forward(msg)
         if isinstance(msg, InternalRequest):
             internal = self._inflight.add(msg.method, self._deadline(), reply=msg.reply)

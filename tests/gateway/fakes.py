@@ -414,7 +414,7 @@ async def crash(session: FakeSession, args: dict[str, Any]) -> Any:
 @asynccontextmanager
 async def running_daemon(
     config: Any, *servers: FakeServer, deadline: float = 600, **gateway_options: Any
-) -> AsyncIterator[tuple[Gateway, Callable[[], Awaitable[Client]]]]:
+) -> AsyncIterator[tuple[Gateway, Callable[..., Awaitable[Client]]]]:
     """The gateway as the daemon runs it: the tree on its own, clients attaching and leaving.
 
     Yields the gateway and ``attach()``, which connects one more client and returns it.
@@ -424,13 +424,19 @@ async def running_daemon(
         async with trio.open_nursery() as nursery:
             await nursery.start(gateway.run)
 
-            async def attach() -> Client:
+            async def attach(*, reading: bool = True) -> Client:
+                """``reading=False``: a client that never reads what it is sent (a lockstep
+                stream: the gateway's writes to it block, as on a pipe nobody drains)."""
                 to_gw_send, to_gw_receive = trio.testing.memory_stream_one_way_pair()
-                to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
+                if reading:
+                    to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
+                else:
+                    to_client_send, to_client_receive = trio.testing.lockstep_stream_pair()
                 client = Client(to_gw_send, to_client_receive)
                 before = len(gateway.sessions())
                 nursery.start_soon(gateway.attach_client, to_gw_receive, to_client_send)
-                nursery.start_soon(client.pump)
+                if reading:
+                    nursery.start_soon(client.pump)
                 while len(gateway.sessions()) == before:
                     await trio.sleep(0.01)
                 return client

@@ -161,6 +161,47 @@ async def test_bad_json_is_32700_with_null_id_and_the_session_goes_on(
         assert (await client.request("ping"))["result"] == {}
 
 
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "words"),
+    [
+        (DEEP, -32600, "batch requests are not supported"),
+        (
+            b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"a":' + DEEP + b"}}",
+            -32700,
+            "too deeply",
+        ),
+        (b'{"jsonrpc":"2.0","id":' + DEEP + b',"method":"ping"}', -32600, "`id`"),
+    ],
+)
+async def test_deeply_nested_json_is_an_error_and_the_session_goes_on(
+    line: bytes, code: int, words: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with running_gateway(make_config("solo"), FakeServer("solo")) as (_, client):
+        await client.initialize()
+        await client.send_raw(line + b"\n")
+        error = (await client.response(None))["error"]
+        assert error["code"] == code and words in error["message"]
+        assert (await client.request("ping"))["result"] == {}
+
+
+async def test_deeply_nested_json_from_a_server_is_skipped_and_it_stays_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def deep(session: FakeSession, args: dict[str, Any]) -> Any:
+        await session.send_raw(b'{"jsonrpc":"2.0","method":"notifications/message","params":' + DEEP + b"}\n")
+        return await echo(session, args)
+
+    server = FakeServer("solo", tools={"deep": deep})
+    async with running_gateway(make_config("solo"), server) as (gateway, client):
+        await client.initialize()
+        result = await client.result("tools/call", {"name": "deep", "arguments": {"text": "after"}})
+        assert result["content"][0]["text"] == "after"
+        assert gateway.root.status("upstreams").restarts == 0 and len(server.sessions) == 1
+
+
 async def test_invalid_request_is_32600_with_the_salvaged_id(autojump_clock: trio.testing.MockClock) -> None:
     async with running_gateway(make_config("solo"), FakeServer("solo")) as (_, client):
         await client.initialize()

@@ -135,6 +135,12 @@ async def test_logs_follow_streams_new_lines(monkeypatch: pytest.MonkeyPatch, tm
         assert batches[0][0].endswith("event: started")
         assert batches[1][0].endswith("stderr: a fresh line")
 
+        # the follower went away (Ctrl-C): the next line ends only that stream, not the daemon
+        daemon.gateway.upstreams["alpha"].log.stderr("written after the follower left")
+        await trio.sleep(0.5)
+        report = await call(daemon.paths, control.Ps())
+        assert [u["state"] for u in report["upstreams"]] == ["running"]
+
 
 async def test_bad_requests_and_wrong_paths_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -146,7 +146,10 @@ def encode_line(record: AuditRecord) -> bytes:
 
 def decode_record(line: bytes) -> AuditRecord:
     """Parse one line (without its newline); raises ``msgspec.DecodeError`` if it is not a record."""
-    return _RECORD_DECODER.decode(line)
+    try:
+        return _RECORD_DECODER.decode(line)
+    except RecursionError:  # a tampered line nested too deeply: not a record either
+        raise msgspec.DecodeError("JSON nested too deeply") from None
 
 
 def seal(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> AuditRecord:
