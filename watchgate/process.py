@@ -5,18 +5,29 @@ tree (``npx`` starts ``node``, which may start more): close stdin and wait, then
 group and wait, then SIGKILL the group, and always ``wait()`` so no zombie is left behind.
 stderr is drained continuously (a full 64 KiB pipe would block the child) into a ring buffer
 that ``ps`` and error messages quote.
+
+A descendant may leave the group (``setsid``) or outlive its parent, so each server's tree is
+also marked: every process started for it inherits ``WATCHGATE_UPSTREAM=<token>`` in its
+environment, and shutdown kills whatever still carries the token (DESIGN.md section 12). The
+gateway is a child subreaper, so such orphans become its children and are reaped here, and each
+server gets SIGKILL from the kernel if the gateway dies (``PR_SET_PDEATHSIG``, ``kill -9``).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
+import itertools
 import logging
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -28,13 +39,70 @@ if TYPE_CHECKING:
     from watchgate.config import UpstreamConfig
 
 STDERR_LINES = 200
+MARK_ENV = "WATCHGATE_UPSTREAM"
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_tokens = itertools.count(1)
 _log = logging.getLogger("watchgate.process")
 
 
+def _prctl(option: int, value: int) -> None:
+    if sys.platform == "linux":  # elsewhere the process group is the only handle on the tree
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants of our servers become our children (so they can be found and reaped)."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child before exec: SIGKILL when the gateway dies, even by ``kill -9``."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the gateway died before the line above
+        os._exit(1)
+
+
+def marked_processes(token: str) -> list[int]:
+    """Every process whose environment carries ``token`` (ours only: others' environ is unreadable)."""
+    needle = f"\0{MARK_ENV}={token}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if needle in b"\0" + environ + b"\0":
+            found.append(int(entry.name))
+    return found
+
+
+def reap_orphans() -> None:
+    """Collect the exit status of adopted orphans (children we did not start), so none stays a
+    zombie; trio's own children are left to trio."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if fields[1] == me and fields[0] == "Z" and int(entry.name) not in _started:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), os.WNOHANG)
+
+
+_started: set[int] = set()  # the pids trio waits for: never reaped behind its back
+
+
 class StdioProcess:
-    def __init__(self, server: str, process: trio.Process) -> None:
+    def __init__(self, server: str, process: trio.Process, token: str = "") -> None:
         self.server = server
         self._process = process
+        self._token = token
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         assert process.stdin is not None and process.stdout is not None
         self._stdin = eager_send(process.stdin)
@@ -101,6 +169,17 @@ class StdioProcess:
                     break
             # the group may outlive its leader (a shell's children): make sure none is left
             self._signal_group(signal.SIGKILL)
+            self.kill_descendants()
+
+    def kill_descendants(self) -> None:
+        """SIGKILL whatever was started for this server and still runs (``setsid`` ones too)."""
+        if not self._token:
+            return
+        for pid in marked_processes(self._token):
+            if pid != self._process.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        reap_orphans()
 
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
@@ -124,7 +203,9 @@ async def open_stdio_process(
     shutdown_timeout: float = 5.0,
 ) -> AsyncIterator[StdioProcess]:
     """Spawn ``argv`` with piped stdio; on exit from the block, shut it down and reap it."""
-    full_env = {**os.environ, **env} if env else None
+    token = f"{os.getpid()}.{next(_tokens)}"
+    full_env = {**os.environ, **(env or {}), MARK_ENV: token}
+    become_subreaper()
     try:
         process = await trio.lowlevel.open_process(
             list(argv),
@@ -134,13 +215,16 @@ async def open_stdio_process(
             env=full_env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=partial(_die_with_parent, os.getpid()),
         )
     except OSError as exc:
         raise UpstreamStartError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    _started.add(process.pid)
     widen_pipes(process.stdin, process.stdout)
-    child = StdioProcess(server, process)
+    child = StdioProcess(server, process, token)
     _log.info("[%s] started pid %d: %s", server, process.pid, " ".join(argv))
     try:
         yield child
     finally:
         await child.shutdown(shutdown_timeout)
+        _started.discard(process.pid)

@@ -118,6 +118,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                             async with trio.open_nursery() as nursery:
                                 nursery.start_soon(process.pump_stderr, self.log.stderr)
                                 nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
+                                nursery.start_soon(self._watch_exit, process, nursery.cancel_scope)
                                 ready = await handshake(
                                     self.name,
                                     self.config.startup_timeout,
@@ -275,6 +276,17 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._exit_reason = process.describe_exit()
         _log.warning("[%s] %s", self.name, self._exit_reason)
         scope.cancel()
+
+    async def _watch_exit(self, process: UpstreamConnection, incarnation: trio.CancelScope) -> None:
+        """See the process end from the process itself: a descendant holding its stdout open
+        would otherwise hide the exit until every call in flight timed out."""
+        await process.wait()
+        await trio.sleep(1)  # normally the reader meets the end of stdout meanwhile and says why
+        self._exit_reason = process.describe_exit()
+        _log.warning(
+            "[%s] %s (its stdout is still held open by a process it started)", self.name, self._exit_reason
+        )
+        incarnation.cancel()
 
     async def _on_line(self, line: bytes) -> None:
         try:

@@ -3,12 +3,17 @@
 Tools: ``echo`` (returns its text), ``pid`` (its process id), ``crash`` (writes a last word to
 stderr and exits with code 3 mid-call), ``slow`` (answers after ``seconds``, in a thread, so the
 server keeps reading and sees a cancellation), ``link`` (a resource_link).
+``orphan`` starts a grandchild in a session of its own that keeps the server's stdout open,
+writes its pid to ``pidfile`` and exits with code 5 (the gateway must see the exit all the same).
+``--stubborn`` ignores SIGTERM and the end of stdin (only SIGKILL ends it).
 ``--fail-start`` makes it exit before answering ``initialize``; ``--fail-start-if PATH`` does so
 only while PATH exists; ``--record PATH`` appends every line it receives to PATH.
 """
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -17,7 +22,7 @@ _out = threading.Lock()
 
 TOOLS = [
     {"name": name, "description": f"test tool {name}", "inputSchema": {"type": "object"}}
-    for name in ("echo", "pid", "crash", "slow", "link")
+    for name in ("echo", "pid", "crash", "slow", "link", "orphan")
 ]
 
 
@@ -47,6 +52,11 @@ def call(request_id, params):
             reply(request_id, {"content": [{"type": "text", "text": "slept"}]})
 
         return threading.Thread(target=answer_later, daemon=True).start()
+    if name == "orphan":
+        grandchild = subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(args["pidfile"], "w") as f:
+            f.write(str(grandchild.pid))
+        os._exit(5)
     if name == "link":
         link = {"type": "resource_link", "uri": "file:///tmp/x.txt", "name": "x"}
         return reply(request_id, {"content": [link]})
@@ -63,6 +73,14 @@ def main():
         sys.stderr.write("cannot start: missing credentials\n")
         sys.exit(2)
     record = option("--record")
+    if "--stubborn" in sys.argv:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    serve(record)
+    while "--stubborn" in sys.argv:
+        time.sleep(1)
+
+
+def serve(record):
     for line in sys.stdin:
         if not line.strip():
             continue
