@@ -18,7 +18,9 @@ from watchgate.paths import RuntimePaths
 from watchgate.pipes import widen_pipes
 
 
-async def bridge(paths: RuntimePaths) -> None:
+async def bridge(paths: RuntimePaths) -> bool:
+    """Relay until one side ends; True if the client ended the session (its stdin closed),
+    False if the daemon did (``watchgate down``, or the daemon died)."""
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
     widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
@@ -27,17 +29,22 @@ async def bridge(paths: RuntimePaths) -> None:
         ws = await wrap_client_stream(
             nursery, stream, "localhost", ATTACH_PATH, max_message_size=MAX_MESSAGE, receive_buffer_size=65536
         )
-        nursery.start_soon(_client_to_daemon, stdin, ws)
+        client_left = trio.Event()
+        nursery.start_soon(_client_to_daemon, stdin, ws, client_left)
         await _daemon_to_client(ws, stdout)
         nursery.cancel_scope.cancel()
+    return client_left.is_set()
 
 
-async def _client_to_daemon(stdin: trio.abc.ReceiveStream, ws: WebSocketConnection) -> None:
+async def _client_to_daemon(
+    stdin: trio.abc.ReceiveStream, ws: WebSocketConnection, client_left: trio.Event
+) -> None:
     while chunk := await stdin.receive_some(65536):
         try:
             await ws.send_message(bytes(chunk))
         except ConnectionClosed:
             return
+    client_left.set()
     await ws.aclose()  # the client is gone: end the session, the daemon cancels its requests
 
 

@@ -185,11 +185,13 @@ def _attach(args: argparse.Namespace) -> int:
         if code:
             return code
     try:
-        trio.run(bridge, paths)
+        client_left = trio.run(bridge, paths)
     except OSError as exc:
         return _fail(f"cannot reach the daemon: {exc}")
     except KeyboardInterrupt:
         return 130
+    if not client_left:  # the daemon went down under the client: say so, and not with status 0
+        return _fail("the Watchgate daemon ended this session (it stopped or was shut down)")
     return 0
 
 

@@ -77,6 +77,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._stalled = trio.Event()
         self._session: trio.CancelScope | None = None
         self.finished = False  # the session has ended: sends are dropped, queued requests skipped
+        self._reading = trio.CancelScope()
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
@@ -154,6 +155,10 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._all_answered = trio.Event()
         self._owed += 1
 
+    def end(self) -> None:
+        """End the session as if the client had left, but write what is queued for it first."""
+        self._reading.cancel()
+
     def expect_answer(self, request_id: str, upstream: UpstreamActor) -> None:
         """Route the client's response to ``request_id`` back to the upstream that asked."""
         self._answers[request_id] = upstream
@@ -173,10 +178,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
             nursery.start_soon(self._watch_stalls)
             task_status.started()
             try:
-                await self._read_loop()
-                if self._linger:  # end of input in `watchgate run`: answer what was asked first
-                    with trio.move_on_after(self._linger):
-                        await self._all_answered.wait()
+                with self._reading:
+                    await self._read_loop()
+                    if self._linger:  # end of input in `watchgate run`: answer what was asked first
+                        with trio.move_on_after(self._linger):
+                            await self._all_answered.wait()
             finally:
                 with trio.CancelScope(shield=True):
                     await self._router.tell(ClientGone(self.client_id))

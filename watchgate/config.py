@@ -122,6 +122,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     shutdown_timeout: Positive = 5.0
     ping_interval: Annotated[float, Meta(ge=0)] = 30.0  # probe an idle server this often; 0: never
     ping_timeout: Positive = 10.0  # no answer to the probe within this: hung, restart it
+    max_timeouts: Annotated[int, Meta(ge=0)] = 3  # this many request timeouts in a row: hung; 0: never
     plugins: tuple[PluginConfig, ...] = ()  # overrides of the global plugins for this server
 
 

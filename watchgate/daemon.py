@@ -99,6 +99,7 @@ class Daemon:
             # in-flight counts change inside many actors: poll them, cheaply
             while any(actor.in_flight for actor in self.gateway.upstreams.values()):  # noqa: ASYNC110
                 await trio.sleep(0.05)
+        await self.gateway.end_sessions("the Watchgate daemon is shutting down")
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         while True:

@@ -140,6 +140,17 @@ class Gateway:
                     with contextlib.suppress(RuntimeError):
                         await self.clients.remove_child(client.name)
 
+    async def end_sessions(self, reason: str, *, within: float = 2.0) -> None:
+        """Answer what is still in flight (-32003 with ``reason``), then end every session once
+        its answers are written (each client gets at most a second for that)."""
+        for actor in self.upstreams.values():
+            await actor.answer_in_flight(reason)
+        for session in self.sessions():
+            session.client.end()
+        with trio.move_on_after(within):
+            for session in self.sessions():
+                await session.done.wait()
+
     def sessions(self) -> list[ClientSession]:
         return list(self._sessions.values())
 

@@ -88,6 +88,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._writer_idle = False  # the write loop waits for mail: a lone request may bypass it
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
+        self._timeouts_in_a_row = 0  # request timeouts since the server last answered anything
         self.stderr_tail: list[str] = []
         self.log = ServerLog()
 
@@ -110,6 +111,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self.incarnation():
             self._exit_reason = None
+            self._timeouts_in_a_row = 0
             try:
                 try:
                     async with self._connect(self.config) as process:
@@ -128,7 +130,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                                 )
                                 task_status.started()
                                 await self._router.tell(ready)
-                                nursery.start_soon(self._expire_loop)
+                                nursery.start_soon(self._expire_loop, nursery.cancel_scope)
                                 if self.config.ping_interval:
                                     nursery.start_soon(self._liveness_loop, nursery.cancel_scope)
                                 await self._write_loop(process)
@@ -302,6 +304,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             _log.warning("[%s] sent a bad message (%s): %.200r", self.name, exc.message, line)
 
     async def _on_response(self, msg: Message) -> None:
+        self._timeouts_in_a_row = 0  # it answers: not hung
         pending = self._inflight.pop(msg.id) if isinstance(msg.id, int) else None
         if pending is None:
             _log.debug("[%s] answer to unknown or cancelled request %r", self.name, msg.id)
@@ -368,7 +371,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         await client.send(msg.with_id(request_id))
 
     # --- endings -------------------------------------------------------------------------------
-    async def _expire_loop(self) -> None:
+    async def _expire_loop(self, incarnation: trio.CancelScope) -> None:
         timeout = self.config.request_timeout
         while True:
             deadline = self._inflight.next_deadline()
@@ -380,6 +383,14 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 error = UpstreamTimeout(self.name, timeout)
                 await self._answer_error(pending, error)
                 await self._write(cancel_line(pending.gateway_id, "timed out in the gateway"))
+                self._timeouts_in_a_row += 1
+            limit = self.config.max_timeouts
+            if limit and self._timeouts_in_a_row >= limit:
+                # busy all the time, so never pinged, and answering nothing: hung (DESIGN.md 12)
+                self._exit_reason = f"{self._timeouts_in_a_row} requests in a row timed out ({timeout:g} s)"
+                _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
+                incarnation.cancel()
+                return
 
     async def _liveness_loop(self, incarnation: trio.CancelScope) -> None:
         """Probe the server with ``ping`` while no client's request is in flight; one that does
@@ -427,6 +438,15 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 await self._answer_error(pending, error)
             self._asked.clear()
             await self.reject_queued(error)
+
+    async def answer_in_flight(self, reason: str) -> None:
+        """Answer every call in flight or queued with -32003 now, and cancel them upstream: the
+        gateway is going down and its clients are about to be let go (``watchgate down``)."""
+        error = UpstreamUnavailable(self.name, "stopping", reason)
+        await self._cancel_client_requests(reason)
+        for pending in self._inflight.drain():
+            await self._answer_error(pending, error)
+        await self.reject_queued(error)
 
     async def reject_queued(self, error: JsonRpcError | None = None) -> None:
         """Answer what waits in the mailbox while no incarnation runs (called by the supervisor hook)."""

@@ -64,3 +64,31 @@ async def test_ping_interval_zero_switches_the_probe_off(autojump_clock: trio.te
         await client.initialize()
         await trio.sleep(500)
         assert len(mute.sessions) == 1 and "ping" not in mute.session.methods()
+
+
+async def test_a_server_that_hangs_while_clients_keep_calling_is_restarted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Busy all the time, so never pinged: consecutive request timeouts reveal it (DESIGN.md 12)."""
+    hung = FakeServer("hung", tools={"hang": hang, "echo": echo}, silent_methods=("ping",))
+    config = make_config("hung", ping_interval=30, ping_timeout=5, request_timeout=10, max_timeouts=3)
+    async with running_gateway(config, hung) as (gateway, client):
+        await client.initialize()
+        for _ in range(3):
+            error = (await client.request("tools/call", {"name": "hang"}))["error"]
+            assert error["code"] == -32001
+        await client.wait_for(lambda: len(hung.sessions) == 2)
+        assert "3 requests in a row timed out (10 s)" in (_status(gateway, "hung").last_exit or "")
+        result = await client.result("tools/call", {"name": "echo", "arguments": {"text": "back"}})
+        assert result["content"][0]["text"] == "back"
+
+
+async def test_an_answer_between_timeouts_resets_the_count(autojump_clock: trio.testing.MockClock) -> None:
+    slowish = FakeServer("slowish", tools={"hang": hang, "echo": echo})
+    config = make_config("slowish", request_timeout=10, max_timeouts=2)
+    async with running_gateway(config, slowish) as (_, client):
+        await client.initialize()
+        for _ in range(3):
+            assert (await client.request("tools/call", {"name": "hang"}))["error"]["code"] == -32001
+            await client.result("tools/call", {"name": "echo", "arguments": {}})
+        assert len(slowish.sessions) == 1

@@ -355,3 +355,40 @@ async def test_reload_starts_added_servers_and_leaves_the_others_running(
                 await trio.sleep(0.05)
             assert [u["name"] for u in (await daemon.ps())["upstreams"]] == ["time", "echo"]
             assert (await daemon.upstream("time"))["pid"] == time_pid
+
+
+async def test_down_answers_an_attached_clients_call_and_attach_exits_1(
+    write_config: Callable[..., Path],
+) -> None:
+    config = write_config(upstream("crashy", CRASHY), upstream("time", TIME))
+    with trio.fail_after(90):
+        async with running_daemon(config) as daemon:
+            client = await trio.lowlevel.open_process(
+                [WATCHGATE, "attach", "--no-start"],
+                env=daemon.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert client.stdin is not None and client.stdout is not None and client.stderr is not None
+            slow = {"name": "crashy__slow", "arguments": {"seconds": 600}}
+            await client.stdin.send_all(
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": slow}).encode()
+                + b"\n"
+            )
+            while (await daemon.upstream("crashy"))["in_flight"] == 0:
+                await trio.sleep(0.05)
+            assert (await daemon.cli("down", "--grace", "1")).returncode == 0
+            out = b""
+            while chunk := await client.stdout.receive_some():
+                out += chunk
+            answer = json.loads(out.splitlines()[0])
+            assert answer["id"] == 1 and answer["error"]["code"] == -32003
+            assert "shutting down" in answer["error"]["message"]
+            assert await client.wait() == 1
+            err = (await client.stderr.receive_some()).decode()
+            assert (
+                err.strip()
+                == "watchgate: the Watchgate daemon ended this session (it stopped or was shut down)"
+            )
+            await client.stdin.aclose()

@@ -19,7 +19,7 @@ import trio
 import yaml
 from trio_websocket import ConnectionRejected, HandshakeError, wrap_client_stream
 
-from tests.gateway.fakes import FakeServer, echo, fake_connector
+from tests.gateway.fakes import FakeServer, echo, fake_connector, hang
 from watchgate import control
 from watchgate.cli import main
 from watchgate.config import load_config
@@ -179,3 +179,26 @@ async def test_reload_refuses_to_switch_modes(monkeypatch: pytest.MonkeyPatch, t
         with pytest.raises(ControlError, match=r"proxy\.upstreams"):
             await call(daemon.paths, control.Reload())
         assert [u.name for u in daemon.gateway.config.proxy.upstreams] == ["alpha", "beta"]
+
+
+async def test_down_answers_calls_still_in_flight_with_32003(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    alpha = FakeServer("alpha", tools={"hang": hang})
+    async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, _):
+        stream_ = await trio.open_unix_socket(str(daemon.paths.socket))
+        async with stream_, trio.open_nursery() as nursery:
+            ws = await wrap_client_stream(nursery, stream_, "localhost", control.ATTACH_PATH)
+            call_line = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "hang"}}
+            await ws.send_message(json.dumps(call_line) + "\n")
+            while daemon.gateway.upstreams["alpha"].in_flight == 0:
+                await trio.sleep(0.01)
+            daemon.request_shutdown(grace=0.2)
+            answers = []
+            with trio.fail_after(10):
+                while not any(a.get("id") == 7 for a in answers):
+                    message = await ws.get_message()
+                    answers += [json.loads(line) for line in message.splitlines()]
+            error = next(a for a in answers if a.get("id") == 7)["error"]
+            assert error["code"] == -32003 and "shutting down" in error["message"]
+            nursery.cancel_scope.cancel()
