@@ -26,10 +26,12 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
+RELATIVE = "a relative path (the server decides where it points; set base_dir to judge it there)"
+
+
 def guard(tree: Path, **config: Any) -> Any:
-    return build(
-        "path_guard", {"allow": [f"{tree}/allowed/**"], "deny": [f"{tree}/allowed/private/**"], **config}
-    )
+    deny = [f"{tree}/allowed/private/**", f"{tree}/allowed/privé/**"]
+    return build("path_guard", {"allow": [f"{tree}/allowed/**"], "deny": deny, **config})
 
 
 def call(plugin: Any, arguments: Any) -> Any:
@@ -56,7 +58,11 @@ def test_allowed_paths_pass(tree: Path) -> None:
         ("{tree}/allowed/PRIVATE/key", "the path is denied (rule '{tree}/allowed/private/**')"),
         ("{tree}/allowed/note.txt\x00.png", "the path contains a NUL character"),
         ("file://{tree}/outside/passwd", "the path is outside the allowed folders"),
-        ("relative/../../x", "the path is outside the allowed folders"),
+        ("relative/../../x", RELATIVE),
+        ("etc/passwd", RELATIVE),
+        ("FILE://{tree}/outside/passwd", "the path is outside the allowed folders"),
+        ("File:{tree}/outside/passwd", "the path is outside the allowed folders"),
+        ("{tree}/allowed/prive\u0301/key", "the path is denied (rule '{tree}/allowed/privé/**')"),
     ],
 )
 def test_escapes_are_refused(tree: Path, argument: str, reason: str) -> None:
@@ -75,6 +81,8 @@ def test_every_path_like_argument_is_checked(tree: Path) -> None:
     assert call(plugin, {"edits": [{"file_path": bad}]}).reason.startswith("arguments.edits[0].file_path:")
     assert call(plugin, {"options": {"outputDir": bad}}).reason.startswith("arguments.options.outputDir:")
     assert call(plugin, {"link": f"file://{bad}"}).reason.startswith("arguments.link:")
+    assert call(plugin, {"link": f"FILE://{bad}"}).reason.startswith("arguments.link:")
+    assert call(plugin, {"paths": [ok, "etc/passwd"]}).reason.startswith("arguments.paths[1]: a relative")
     assert call(plugin, [f"file://{bad}"]).reason.startswith("arguments[0]:")
     assert isinstance(call(plugin, {"path": 5, "paths": [1, 2]}), Allow)
     explicit = guard(tree, arguments=["where"])
@@ -87,10 +95,22 @@ def test_resources_with_file_uris_are_checked(tree: Path) -> None:
     plugin = guard(tree)
     message, ctx = request("resources/read", {"uri": "x"}, name=f"file://{tree}/outside/passwd")
     assert isinstance(plugin.check_request(message, ctx), Deny)
+    message, ctx = request("resources/read", {"uri": "x"}, name=f"File://{tree}/outside/passwd")
+    assert isinstance(plugin.check_request(message, ctx), Deny)
     message, ctx = request("resources/read", {"uri": "x"}, name="demo://not/a/file")
     assert isinstance(plugin.check_request(message, ctx), Allow)
     message, ctx = request("prompts/get", {"name": "p"}, name="p")
     assert isinstance(plugin.check_request(message, ctx), Allow)
+
+
+def test_a_relative_path_is_refused_without_base_dir_even_with_deny_only() -> None:
+    """A filesystem server rooted at / reads etc/passwd as /etc/passwd: judging it against the
+    gateway's working directory would let it past ``deny: [/etc/**]``."""
+    plugin = build("path_guard", {"deny": ["/etc/**"]})
+    verdict = call(plugin, {"path": "etc/passwd"})
+    assert isinstance(verdict, Deny) and verdict.reason == f"arguments.path: {RELATIVE}"
+    assert isinstance(call(plugin, {"paths": ["/srv/a", "etc/passwd"]}), Deny)
+    assert isinstance(call(plugin, {"path": "/srv/a"}), Allow)
 
 
 def test_no_allow_list_means_everything_not_denied(tree: Path) -> None:

@@ -2,14 +2,19 @@
 
 For ``tools/call``, every argument whose key looks like a path (``path``, ``paths``, ``file``,
 ``source``, ``destination``, ``directory``, … at any depth; ``arguments`` lists the keys
-explicitly if you prefer), a ``file://`` URI in any argument, and the URI of a ``resources/read``
-or ``resources/subscribe`` of a ``file://`` resource are resolved before matching: percent-
-decoded (``%2e%2e``, also double-encoded), ``~`` expanded, made absolute against ``base_dir``
-(default: the gateway's working directory), ``..`` resolved and symlinks followed
-(``os.path.realpath``). The path must match an ``allow`` glob (if any are given) and no ``deny``
-glob — checked on the resolved path and on the path as written, so a symlink out of an allowed
-folder and a denied path reached through an allowed-looking spelling are both refused. Deny globs
-ignore case (a case-insensitive file system, as on macOS, would open the file); allow globs don't.
+explicitly if you prefer), a ``file:`` URI in any argument (the scheme in any case), and the URI
+of a ``resources/read`` or ``resources/subscribe`` of a ``file:`` resource are resolved before
+matching: percent-decoded (``%2e%2e``, also double-encoded), ``~`` expanded, made absolute,
+``..`` resolved, symlinks followed (``os.path.realpath``) and Unicode-normalised (NFC, like the
+globs: ``prive\u0301`` is ``privé``). A relative path is judged against ``base_dir`` when one is
+configured and refused otherwise: the server resolves it against roots of its own, which the
+gateway cannot see (judging it against the gateway's directory let ``etc/passwd`` past
+``deny: [/etc/**]`` to a server rooted at ``/``).
+
+The path must match an ``allow`` glob (if any are given) and no ``deny`` glob, checked on the
+resolved path and on the path as written: a symlink out of an allowed folder and a denied path
+reached through an allowed-looking spelling are both refused. Deny globs ignore case (a
+case-insensitive file system, as on macOS, would open the file); allow globs don't.
 
 Globs: ``*`` and ``?`` stay within one path segment, ``**`` spans any number of them, and
 ``dir/**`` also matches ``dir`` itself; a glob starting with ``**/`` matches at any depth
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from typing import Any, ClassVar, Final
 
 import msgspec
@@ -41,7 +47,8 @@ PATH_WORDS: Final = frozenset(
 )
 _WORD_BREAK: Final = re.compile(r"[_\-\s.]+|(?<=[a-z0-9])(?=[A-Z])")
 _WILDCARD: Final = re.compile(r"[*?\[]")
-_FILE_URI: Final = re.compile(r"^file:(?://[^/]*)?")
+_FILE_URI: Final = re.compile(r"^file:(?://[^/]*)?", re.IGNORECASE)
+RELATIVE: Final = "a relative path (the server decides where it points; set base_dir to judge it there)"
 
 
 class PathGuardConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -62,10 +69,12 @@ class PathGuardPlugin(Plugin):
 
     def __init__(self, config: PathGuardConfig, *, mode: str, setup: Any) -> None:
         super().__init__(config, mode=mode, setup=setup)
-        base = os.path.expanduser(config.base_dir) if config.base_dir else os.getcwd()
-        if not os.path.isabs(base) and setup is not None and setup.config_dir is not None:
-            base = os.path.join(setup.config_dir, base)
-        self._base = os.path.abspath(base)
+        self._base: str | None = None  # relative paths are refused unless the admin says where
+        if config.base_dir:
+            base = os.path.expanduser(config.base_dir)
+            if not os.path.isabs(base) and setup is not None and setup.config_dir is not None:
+                base = os.path.join(setup.config_dir, base)
+            self._base = os.path.abspath(base)
         self._allow = [_glob(p) for p in config.allow] if config.allow is not None else None
         self._deny = [_glob(p, fold=True) for p in config.deny]  # case-insensitive file systems
         self._keys = frozenset(config.arguments) if config.arguments is not None else None
@@ -76,7 +85,7 @@ class PathGuardPlugin(Plugin):
             found: list[tuple[str, str]] = []
             _collect(params.get("arguments"), "arguments", self._keys, found)
         elif ctx.method in ("resources/read", "resources/subscribe") and isinstance(ctx.name, str):
-            found = [("uri", ctx.name)] if ctx.name.startswith("file:") else []
+            found = [("uri", ctx.name)] if _is_file_uri(ctx.name) else []
         else:
             return ALLOW
         for where, value in found:
@@ -90,9 +99,13 @@ class PathGuardPlugin(Plugin):
         written = decode_percent(_FILE_URI.sub("", value, count=1))
         if "\x00" in written:
             return "the path contains a NUL character"
-        written = os.path.expanduser(written)
-        absolute = os.path.normpath(os.path.join(self._base, written))
-        real = os.path.realpath(absolute)
+        written = os.path.expanduser(unicodedata.normalize("NFC", written))
+        if not os.path.isabs(written):
+            if self._base is None:
+                return RELATIVE
+            written = os.path.join(self._base, written)
+        absolute = os.path.normpath(written)
+        real = unicodedata.normalize("NFC", os.path.realpath(absolute))
         for form in dict.fromkeys([real, absolute]):
             for pattern, regex in self._deny:
                 if regex.match(form):
@@ -117,8 +130,12 @@ def _collect(value: Any, where: str, keys: frozenset[str] | None, found: list[tu
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _collect(item, f"{where}[{index}]", keys, found)
-    elif isinstance(value, str) and value.startswith("file:"):
+    elif isinstance(value, str) and _is_file_uri(value):
         found.append((where, value))
+
+
+def _is_file_uri(value: str) -> bool:
+    return value[:5].lower() == "file:"  # URI schemes are case-insensitive (RFC 3986)
 
 
 def path_like_key(key: str) -> bool:
@@ -129,7 +146,7 @@ def path_like_key(key: str) -> bool:
 
 def _glob(pattern: str, *, fold: bool = False) -> tuple[str, re.Pattern[str]]:
     """``**`` any depth, ``*``/``?`` within a segment; the literal folder prefix resolved."""
-    pattern = os.path.expanduser(pattern)
+    pattern = unicodedata.normalize("NFC", os.path.expanduser(pattern))
     wild = _WILDCARD.search(pattern)
     literal = pattern if wild is None else pattern[: pattern.rfind("/", 0, wild.start()) + 1]
     rest = pattern[len(literal) :]
