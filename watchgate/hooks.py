@@ -171,6 +171,21 @@ class HookChain:
                 return []
         return items
 
+    async def on_instructions(self, upstream: str, server: str | None, text: str) -> str | None:
+        """A server's ``instructions`` as clients may see them (None: held back), for the hooks
+        that judge them (the plugins); a hook that fails holds them back."""
+        current: str | None = text
+        for hook in self.hooks:
+            judge = getattr(hook, "on_instructions", None)
+            if judge is None or current is None:
+                continue
+            try:
+                current = await judge(upstream, server, current)
+            except Exception:
+                _log.exception("[%s] message hook %s failed on its instructions", upstream, _name(hook))
+                return None
+        return current
+
 
 def _name(hook: object) -> str:
     return getattr(hook, "hook_name", type(hook).__name__)

@@ -8,6 +8,7 @@ back as ``ListsFetched`` messages, so one slow server cannot stall routing to th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -170,6 +171,11 @@ class RouterActor(Actor[RouterMessage]):
         ):
             _log.debug("ignoring %s for a server that was removed", type(msg).__name__)
         elif isinstance(msg, UpstreamReady):
+            if msg.instructions and not self._hooks.empty:  # they reach the model: plugins judge them
+                judged = await self._hooks.on_instructions(
+                    msg.server, msg.server if self._multi else None, msg.instructions
+                )
+                msg = dataclasses.replace(msg, instructions=judged)
             view = self._views[msg.server]
             view.state, view.ready, view.last_error = "running", msg, None
             self._tell_level(self._levels.current, only=msg.server)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PluginPipeline", "build_plugins"]
 
+INSTRUCTIONS: Final = ":instructions"  # the pin of a server's instructions (no tool name has a colon)
 _METHODS: Final[dict[Stage, str]] = {
     "request": "check_request",
     "response": "check_response",
@@ -242,6 +243,32 @@ class PluginPipeline:
         if current is decoded:
             return items
         return [{key: jsonrpc.raw(value) for key, value in item.items()} for item in current]
+
+    async def on_instructions(self, upstream: str, server: str | None, text: str) -> str | None:
+        """A server's ``instructions`` reach the model like a tool description: pinned like a tool
+        (the list stage, kind ``instructions``) and checked like a response's content. None: held
+        back (denied, or changed since approved)."""
+        pseudo = {"name": jsonrpc.raw(INSTRUCTIONS), "description": jsonrpc.raw(text)}
+        items = await self.on_list(upstream, server, "instructions", [pseudo])
+        if not items:
+            return None
+        current = jsonrpc.load(items[0].get("description", UNSET))
+        if not isinstance(current, str):
+            return None
+        steps = self._plans.get(upstream, self._default).response
+        if not steps:
+            return current
+        message = PluginMessage("initialize", "response")
+        message.result = {"instructions": current}
+        denial, changed = await self._apply(
+            steps, message, PluginContext(server, upstream, "initialize"), "response"
+        )
+        if denial is not None:
+            _log.warning("[%s] its instructions are held back: %s", upstream, denial.reason)
+            return None
+        result = message.result if changed else {"instructions": current}
+        held = result.get("instructions") if isinstance(result, dict) else None
+        return held if isinstance(held, str) else None
 
     # --- running plugins ----------------------------------------------------------------------
     async def _apply(

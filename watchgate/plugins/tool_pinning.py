@@ -56,7 +56,7 @@ class ToolPinningPlugin(Plugin):
         self._trust = config.trust_on_first_use
 
     def filter_list(self, kind: str, items: list[dict[str, Any]], ctx: PluginContext) -> list[dict[str, Any]]:
-        if kind != "tools":
+        if kind not in ("tools", "instructions"):  # a server's instructions are pinned as ":instructions"
             return items
         seen = self.store.observe(ctx.upstream, items, trust_new=self._trust)
         kept: list[dict[str, Any]] = []
