@@ -135,6 +135,31 @@ def test_secrets_split_across_sibling_fields_are_found() -> None:
     )
 
 
+def test_a_secret_split_across_two_text_blocks_is_found() -> None:
+    blocks = [
+        {"type": "text", "text": "your key: ghp_a1B2c3D4e5F6g7H8"},
+        {"type": "image", "data": "AAAA", "mimeType": "image/png"},
+        {"type": "text", "text": "i9J0k1L2m3N4o5P6q7R8 (keep it safe)"},
+    ]
+    verdict = build("secrets").check_response(*response("tools/call", {"content": blocks}))
+    assert isinstance(verdict, Modify)
+    texts = [block.get("text") for block in verdict.body["content"]]
+    assert texts == ["[REDACTED:github_token]", None, "[REDACTED:github_token]"]
+    assert verdict.reason == "secret (github_token) found in result.content (split across 2 fields)"
+
+
+def test_a_secret_used_as_an_object_key_is_found() -> None:
+    plugin = build("secrets")
+    verdict = plugin.check_request(*request("tools/call", {"name": "t", "arguments": {AWS: "value", "k": 1}}))
+    assert isinstance(verdict, Modify)
+    assert verdict.body["arguments"] == {"[REDACTED:aws_access_key]": "value", "k": 1}
+    assert verdict.reason == "secret (aws_access_key) found in params.arguments (a key)"
+    blocked = build("secrets", mode="block").check_response(
+        *response("tools/call", {"structuredContent": {GITHUB: 1}})
+    )
+    assert isinstance(blocked, Deny) and GITHUB not in blocked.reason
+
+
 def test_a_secret_inside_one_field_is_not_counted_twice() -> None:
     verdict = build("secrets").check_request(*request("tools/call", {"a": f"x {AWS}", "b": "tail"}))
     assert isinstance(verdict, Modify) and verdict.body == {"a": "x [REDACTED:aws_access_key]", "b": "tail"}

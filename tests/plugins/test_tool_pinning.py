@@ -123,6 +123,17 @@ def test_a_new_tool_waits_for_approval_without_trust(tmp_path: Path) -> None:
     assert item["description"].startswith("[watchgate:")
 
 
+def test_without_trust_a_tool_the_server_never_listed_is_refused(tmp_path: Path) -> None:
+    plugin = build("tool_pinning", {"state_file": str(tmp_path / "p.json"), "trust_on_first_use": False})
+    denied = plugin.check_request(*request("tools/call", {}, name="hidden_admin_tool"))
+    assert isinstance(denied, Deny)
+    assert denied.reason == (
+        "tool 'hidden_admin_tool' was never listed by the server, so it cannot have been approved"
+    )
+    trusting = build("tool_pinning", {"state_file": str(tmp_path / "q.json")})
+    assert isinstance(trusting.check_request(*request("tools/call", {}, name="hidden_admin_tool")), Allow)
+
+
 async def test_a_rug_pull_is_stopped_until_approved(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,13 +1,16 @@
 """The shared machinery of the plugins that look inside payloads (secrets, PII, prompt injection).
 
 Every string of a payload is scanned wherever it sits (arguments, content blocks, resource text,
-structured content, error messages), keys are not. A finding is a span of a string with a kind;
+structured content, error messages), object keys included (a key with a finding is renamed to
+its transformed text). A finding is a span of a string with a kind;
 the plugin then blocks (deny, naming kinds and places, never the value) or rewrites the strings
 (``redact``: the span becomes ``[REDACTED:<kind>]``; a subclass may transform differently). The
 walk copies only what it changes; a payload without findings is returned as the same object.
 
 Sibling strings of one object or list are also scanned joined together (``split_fields``), for
 detectors that opt in: a value cut into pieces across fields is found and every piece redacted.
+So are the ``text`` members of the blocks of one list (content blocks): a value cut across two
+text blocks is found too.
 """
 
 from __future__ import annotations
@@ -124,14 +127,16 @@ class ContentFilter(Plugin):
         out: Any = None
         strings = 0
         minimum = self.min_length
+        renamed = self._renamed_keys(value, path, findings) if isinstance(value, dict) else None
         for key, item in members:
+            label = renamed.get(key, key) if renamed else key  # a place never quotes a finding
             if isinstance(item, str):
                 strings += 1
                 if len(item) < minimum:
                     continue
-                new = self._text(item, (path, key), findings)
+                new = self._text(item, (path, label), findings)
             elif isinstance(item, dict | list):
-                new = self._walk(item, (path, key), findings)
+                new = self._walk(item, (path, label), findings)
             else:
                 continue
             if new is not item:
@@ -139,8 +144,41 @@ class ContentFilter(Plugin):
                     out = dict(value) if isinstance(value, dict) else list(value)
                 out[key] = new
         if strings >= 2 and self.joins:
-            return self._joined(value, out, path, findings)
+            out = self._joined(value, out, path, findings)
+            out = None if out is value else out
+        if renamed:
+            out = _rename(value if out is None else out, renamed)
+        elif isinstance(value, list) and self.joins:
+            out = self._across_blocks(value, out, path, findings)
         return value if out is None else out
+
+    def _renamed_keys(self, value: dict[Any, Any], path: Path, findings: list[Finding]) -> dict[Any, str]:
+        """Object keys are text a peer controls too: a key with a finding is renamed."""
+        renamed: dict[Any, str] = {}
+        for key in value:
+            if not isinstance(key, str) or len(key) < self.min_length:
+                continue
+            spans = self.find(key)
+            if spans:
+                findings.extend(Finding(kind, f"{render(path)} (a key)") for kind in _kinds(spans))
+                renamed[key] = self.transform(key, spans)
+        return renamed
+
+    def _across_blocks(self, value: list[Any], out: Any, path: Path, findings: list[Finding]) -> Any:
+        """The ``text`` of the blocks of one list scanned as one text (a value cut across blocks)."""
+        current = value if out is None else out
+        blocks = [i for i, b in enumerate(current) if isinstance(b, dict) and isinstance(b.get("text"), str)]
+        if len(blocks) < 2:
+            return out
+        texts = {i: current[i]["text"] for i in blocks}
+        joined = self._joined(texts, None, path, findings)
+        if joined is texts:
+            return out
+        fresh = list(current)
+        for i in blocks:
+            if joined[i] is not texts[i]:
+                fresh[i] = {**current[i], "text": joined[i]}
+        return fresh
 
     def _text(self, text: str, path: Path, findings: list[Finding]) -> str:
         spans = self.find(text)
@@ -172,6 +210,16 @@ class ContentFilter(Plugin):
                 out[key] = self.transform(out[key], [Span(0, len(out[key]), span.kind)])
             findings.append(Finding(span.kind, f"{render(path)} (split across {len(involved)} fields)"))
         return value if out is None else out
+
+
+def _rename(value: dict[Any, Any], renamed: dict[Any, str]) -> dict[Any, Any]:
+    fresh: dict[Any, Any] = {}
+    for key, item in value.items():
+        new_key = renamed.get(key, key)
+        while new_key in fresh:  # two keys redacted alike: keep both values
+            new_key += "'"
+        fresh[new_key] = item
+    return fresh
 
 
 def redact(text: str, spans: list[Span]) -> str:

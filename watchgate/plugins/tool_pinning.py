@@ -89,11 +89,16 @@ class ToolPinningPlugin(Plugin):
         if ctx.method != "tools/call" or ctx.name is None:
             return ALLOW
         pin = self.store.get(ctx.upstream, ctx.name)
-        if pin is None or pin.status == "approved":
+        if pin is not None and pin.status == "approved":
             return ALLOW
         self.store.refresh()  # approved since? (`watchgate pin approve` writes the file)
         pin = self.store.get(ctx.upstream, ctx.name)
-        if pin is None or pin.status == "approved":
+        if pin is None:  # never in a list: nothing to trust on first use, nothing approved either
+            if self._trust:
+                return ALLOW
+            reason = f"tool {ctx.name!r} was never listed by the server, so it cannot have been approved"
+            return allow(reason) if self.mode == "annotate" else deny(reason)
+        if pin.status == "approved":
             return ALLOW
         what = "changed since it was approved" if pin.status == "changed" else "has not been approved"
         command = f"watchgate pin approve {_approve_name(ctx, ctx.name)}"
