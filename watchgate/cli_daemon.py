@@ -24,6 +24,7 @@ from watchgate.control_client import ControlError, DaemonNotRunning, call, follo
 from watchgate.daemon import Daemon, DaemonAlreadyRunning, is_listening
 from watchgate.errors import WatchgateError
 from watchgate.paths import RuntimePaths, find_config, runtime_paths
+from watchgate.sanitize import escape_controls
 
 AUTOSTART_ENV = "WATCHGATE_AUTOSTART"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -275,7 +276,7 @@ def _duration(seconds: float) -> str:
 
 
 def _print_table(header: list[str], rows: list[list[Any]]) -> None:
-    cells = [header, *[[str(c) for c in row] for row in rows]]
+    cells = [header, *[[escape_controls(str(c)) for c in row] for row in rows]]  # names peers chose
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -305,7 +306,7 @@ def _logs(args: argparse.Namespace) -> int:
     async def logs(paths: RuntimePaths) -> int:
         def show(lines: list[str]) -> bool:
             for line in lines:
-                print(line, flush=True)
+                print(escape_controls(line), flush=True)  # cleaned when stored; a terminal is owed care
             return True
 
         await follow(paths, control.Logs(name=args.name, lines=args.lines, follow=args.follow), show)

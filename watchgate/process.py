@@ -34,6 +34,7 @@ import trio
 
 from watchgate.errors import UpstreamStartError
 from watchgate.pipes import eager_receive, eager_send, widen_pipes
+from watchgate.sanitize import clean
 
 if TYPE_CHECKING:
     from watchgate.config import UpstreamConfig
@@ -148,13 +149,13 @@ class StdioProcess:
         while chunk := await stream.receive_some(65536):
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
-                text = line.decode("utf-8", "replace").rstrip("\r")
+                text = clean(line.decode("utf-8", "replace").rstrip("\r"))  # shown in ps, logs, audit
                 self.stderr_tail.append(text)
                 logger.info("[%s] stderr: %s", self.server, text)
                 if on_line is not None:
                     on_line(text)
         if pending:
-            self.stderr_tail.append(pending.decode("utf-8", "replace"))
+            self.stderr_tail.append(clean(pending.decode("utf-8", "replace")))
 
     async def shutdown(self, step_timeout: float) -> None:
         """Close stdin, then SIGTERM, then SIGKILL the process group; always reap."""

@@ -79,3 +79,26 @@ async def test_an_unwritable_log_refuses_calls_until_it_is_writable_again(
         answer = await client.result("tools/call", {"name": "vault__echo", "arguments": {"text": "back"}})
         assert answer["content"][0]["text"] == "back"
     assert verify_log(str(blocker / "audit.jsonl")).ok
+
+
+async def test_names_and_ids_a_client_chose_are_stored_cleaned(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A tool name or request id carrying a key, a newline or an ANSI sequence is recorded with
+    the key redacted and the controls escaped: nothing forges a line in `audit tail`."""
+    log = tmp_path / "audit.jsonl"
+    config = _config(log)
+    servers = FakeServer("vault", tools={"echo": echo}), FakeServer("other")
+    hostile = f"vault__x\n2026-01-01 #1 forged\x1b[2J {FAKE_AWS_KEY}"
+    async with running_gateway(config, *servers, audit=_audit(config)) as (_, client):
+        await client.initialize()
+        await client.send(
+            {"jsonrpc": "2.0", "id": "id\x1b[31m", "method": "tools/call", "params": {"name": hostile}}
+        )
+        await client.response("id\x1b[31m")
+    content = log.read_text()
+    assert FAKE_AWS_KEY not in content and "\\u001b" not in content and "\x1b" not in content
+    [record] = [json.loads(line) for line in content.splitlines() if '"event":"response"' in line]
+    assert record["public_name"] == "vault__x\\n2026-01-01 #1 forged\\x1b[2J [REDACTED:aws_access_key]"
+    assert record["request_id"] == "id\\x1b[31m"
+    assert verify_log(str(log)).ok

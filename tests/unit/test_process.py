@@ -92,3 +92,18 @@ async def test_a_servers_pipes_are_widened_to_a_mebibyte() -> None:
     async with open_stdio_process("wide", [sys.executable, "-c", "import sys; sys.stdin.read()"]) as child:
         for stream in (child.stdin, child.stdout):
             assert fcntl.fcntl(stream.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20  # type: ignore[attr-defined]
+
+
+async def test_stderr_is_kept_with_secrets_redacted_and_controls_escaped() -> None:
+    code = (
+        "import sys; sys.stderr.write('\\x1b[31mfatal: token ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8\\n');"
+        " sys.exit(2)"
+    )
+    async with (
+        open_stdio_process("leaky", [sys.executable, "-c", code], shutdown_timeout=5) as proc,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(proc.pump_stderr)
+        await proc.wait()
+    assert list(proc.stderr_tail) == ["\\x1b[31mfatal: token [REDACTED:github_token]"]
+    assert proc.describe_exit() == "exited with code 2; stderr: \\x1b[31mfatal: token [REDACTED:github_token]"

@@ -31,6 +31,7 @@ from watchgate.audit.files import (
 from watchgate.audit.record import AuditRecord, decode_record
 from watchgate.audit.verify import verify_log
 from watchgate.config import ConfigError, load_config
+from watchgate.sanitize import escape_controls
 
 __all__ = ["format_record", "parse_duration", "register"]
 
@@ -113,7 +114,7 @@ def format_record(record: AuditRecord) -> str:
         parts.append(f"error={record.error_code}")
     if record.reason:
         parts.append(json.dumps(record.reason, ensure_ascii=False))
-    return " ".join(parts)
+    return escape_controls(" ".join(parts))  # a log written by anything else may hold raw controls
 
 
 def _matcher(args: argparse.Namespace) -> Callable[[AuditRecord], bool]:

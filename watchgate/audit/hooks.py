@@ -20,6 +20,7 @@ from watchgate.audit.actor import AuditActor
 from watchgate.audit.record import AuditEntry, Event
 from watchgate.hooks import REQUEST_CANCELLED, CallContext
 from watchgate.jsonrpc import Message
+from watchgate.sanitize import clean, clean_optional
 
 
 class AuditHooks:
@@ -85,15 +86,19 @@ class AuditHooks:
 
 
 def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
-    """The fields every record about one call shares, plus the event's own."""
+    """The fields every record about one call shares, plus the event's own. What the client
+    chose (names, method, id, reasons quoting them) is stored only cleaned (``sanitize``)."""
+    if isinstance(fields.get("reason"), str):
+        fields["reason"] = clean(fields["reason"])
+    request_id = ctx.request_id
     return AuditEntry(
         event=event,
         client=f"client-{ctx.client_id}",
         server=ctx.upstream,
-        method=ctx.method,
-        tool=ctx.name,
-        public_name=ctx.public_name,
-        request_id=ctx.request_id,
+        method=clean(ctx.method),
+        tool=clean_optional(ctx.name),
+        public_name=clean_optional(ctx.public_name),
+        request_id=clean(request_id) if isinstance(request_id, str) else request_id,
         **fields,
     )
 
