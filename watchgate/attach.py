@@ -24,6 +24,7 @@ async def bridge(paths: RuntimePaths) -> bool:
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
     widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
+    paths.verify_socket()  # never hand the client's session to a socket someone else put there
     stream = await trio.open_unix_socket(str(paths.socket))
     async with stream, trio.open_nursery() as nursery:
         ws = await wrap_client_stream(

@@ -14,6 +14,7 @@ import trio
 
 from watchgate import __version__
 from watchgate.config import ConfigError, GatewayConfig, load_config
+from watchgate.errors import WatchgateError
 from watchgate.gateway import Gateway, audit_actor
 from watchgate.pipes import eager_receive, eager_send, widen_pipes
 
@@ -26,7 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except WatchgateError as exc:  # a refusal the command did not word itself: one line, no traceback
+        print(f"watchgate: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -23,7 +23,7 @@ from watchgate.config import ConfigError, load_config
 from watchgate.control_client import ControlError, DaemonNotRunning, call, follow
 from watchgate.daemon import Daemon, DaemonAlreadyRunning, is_listening
 from watchgate.errors import WatchgateError
-from watchgate.paths import RuntimePaths, find_config, runtime_paths
+from watchgate.paths import RuntimePaths, find_config, open_private, runtime_paths
 from watchgate.sanitize import escape_controls
 
 AUTOSTART_ENV = "WATCHGATE_AUTOSTART"
@@ -133,7 +133,7 @@ async def _shutdown_on_signal(daemon: Daemon) -> None:
 
 def _start_detached(config: Path, paths: RuntimePaths) -> int:
     paths.ensure()
-    with paths.log_file.open("ab") as log:
+    with open_private(paths.log_file, append=True) as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "watchgate.cli", "up", "--foreground", "-c", str(config)],
             stdin=subprocess.DEVNULL,

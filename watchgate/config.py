@@ -109,6 +109,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     transport: Transport = Transport.STDIO
     command: tuple[str, ...] = ()
     env: dict[str, str] = {}
+    pass_env: tuple[str, ...] = ()  # the gateway's variables a server also gets (beyond the minimal set)
     cwd: str | None = None
     url: str | None = None
     headers: dict[str, str] = {}
@@ -426,7 +427,7 @@ class _Builder:
                 what = "is empty" if "command" in raw else "is required for a stdio upstream"
                 self.add(join_path(path, "command"), f"the command {what}")
         else:
-            forbidden, other = ("command", "env", "cwd"), "stdio"
+            forbidden, other = ("command", "env", "pass_env", "cwd"), "stdio"
             if u.url is None and "url" not in skip:
                 message = f"a url is required when transport is {u.transport}"
                 self.add(join_path(path, "url"), message)

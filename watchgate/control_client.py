@@ -24,6 +24,7 @@ class ControlError(WatchgateError):
 
 @asynccontextmanager
 async def connect(paths: RuntimePaths) -> AsyncIterator[WebSocketConnection]:
+    paths.verify_socket()  # never speak to a socket someone else put there
     try:
         stream = await trio.open_unix_socket(str(paths.socket))
     except OSError:

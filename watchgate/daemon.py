@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import stat
 import struct
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from watchgate.control_ops import ControlOps
 from watchgate.errors import WatchgateError
 from watchgate.gateway import Gateway, audit_actor
 from watchgate.messages import Broadcast
-from watchgate.paths import RuntimePaths
+from watchgate.paths import RuntimePaths, open_private
 from watchgate.wsstream import WebSocketStream
 
 _log = logging.getLogger("watchgate.daemon")
@@ -70,7 +71,8 @@ class Daemon:
         listener = self._listener
         assert listener is not None
         try:
-            self.paths.pid_file.write_text(f"{os.getpid()}\n")
+            with open_private(self.paths.pid_file, append=False) as pid_file:
+                pid_file.write(f"{os.getpid()}\n".encode())
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.gateway.run)
                 nursery.start_soon(self._accept_loop, listener, nursery)
@@ -148,8 +150,22 @@ class Daemon:
 _CONNECTION_ENDED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
+class CannotListen(WatchgateError):
+    """The control socket cannot be created where the runtime directory says."""
+
+
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
+
+
 async def _bind(paths: RuntimePaths) -> trio.SocketListener:
     path = paths.socket
+    if len(os.fsencode(path)) > _SUN_PATH_MAX:
+        raise CannotListen(
+            f"the socket path {path} is {len(os.fsencode(path))} bytes, more than a Unix socket allows "
+            f"({_SUN_PATH_MAX}); set WATCHGATE_RUNTIME_DIR to a shorter directory"
+        )
+    if path.is_symlink() or (path.exists() and not stat.S_ISSOCK(path.lstat().st_mode)):
+        raise CannotListen(f"{path} exists and is not a socket; remove it if nothing else needs it")
     if path.exists():
         if await is_listening(path):
             pid = paths.pid_file.read_text().strip() if paths.pid_file.exists() else "?"

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 STDERR_LINES = 200
 MARK_ENV = "WATCHGATE_UPSTREAM"
+# What a server gets of the gateway's environment unless the config names more (DESIGN.md 12):
+# enough to find programs and a home, never the daemon's credentials.
+MINIMAL_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "USER", "LOGNAME")
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _tokens = itertools.count(1)
@@ -190,7 +193,12 @@ class StdioProcess:
 def stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[StdioProcess]:
     """The connector for ``transport: stdio`` upstreams."""
     return open_stdio_process(
-        config.name, config.command, env=config.env, cwd=config.cwd, shutdown_timeout=config.shutdown_timeout
+        config.name,
+        config.command,
+        env=config.env,
+        pass_env=config.pass_env,
+        cwd=config.cwd,
+        shutdown_timeout=config.shutdown_timeout,
     )
 
 
@@ -200,12 +208,16 @@ async def open_stdio_process(
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
+    pass_env: Sequence[str] = (),
     cwd: str | None = None,
     shutdown_timeout: float = 5.0,
 ) -> AsyncIterator[StdioProcess]:
-    """Spawn ``argv`` with piped stdio; on exit from the block, shut it down and reap it."""
+    """Spawn ``argv`` with piped stdio; on exit from the block, shut it down and reap it.
+
+    The child's environment: the minimal set and ``pass_env`` taken from ours, then ``env``."""
     token = f"{os.getpid()}.{next(_tokens)}"
-    full_env = {**os.environ, **(env or {}), MARK_ENV: token}
+    inherited = {name: os.environ[name] for name in (*MINIMAL_ENV, *pass_env) if name in os.environ}
+    full_env = {**inherited, **(env or {}), MARK_ENV: token}
     become_subreaper()
     try:
         process = await trio.lowlevel.open_process(

@@ -11,7 +11,7 @@ import trio
 
 from watchgate.errors import UpstreamStartError
 from watchgate.jsonrpc import LineReader
-from watchgate.process import open_stdio_process
+from watchgate.process import MINIMAL_ENV, open_stdio_process
 
 
 def _gone(pid: int) -> bool:
@@ -107,3 +107,28 @@ async def test_stderr_is_kept_with_secrets_redacted_and_controls_escaped() -> No
         await proc.wait()
     assert list(proc.stderr_tail) == ["\\x1b[31mfatal: token [REDACTED:github_token]"]
     assert proc.describe_exit() == "exited with code 2; stderr: \\x1b[31mfatal: token [REDACTED:github_token]"
+
+
+async def test_a_server_gets_a_minimal_environment_plus_what_the_config_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "daemon-only")
+    monkeypatch.setenv("GITHUB_TOKEN", "passed-on-purpose")
+    async with open_stdio_process(
+        "env", ["env"], env={"MODE": "test"}, pass_env=("GITHUB_TOKEN", "NOT_SET_ANYWHERE")
+    ) as proc:
+        seen = dict(
+            line.split("=", 1) for line in (await _read_all(proc.stdout)).decode().splitlines() if "=" in line
+        )
+    assert "AWS_SECRET_ACCESS_KEY" not in seen
+    assert seen["GITHUB_TOKEN"] == "passed-on-purpose" and seen["MODE"] == "test"
+    assert seen["PATH"] == os.environ["PATH"] and seen["HOME"] == os.environ["HOME"]
+    assert "NOT_SET_ANYWHERE" not in seen
+    assert set(seen) <= {*MINIMAL_ENV, "GITHUB_TOKEN", "MODE", "WATCHGATE_UPSTREAM"}
+
+
+async def _read_all(stream: trio.abc.ReceiveStream) -> bytes:
+    data = b""
+    while chunk := await stream.receive_some():
+        data += chunk
+    return data
