@@ -13,6 +13,7 @@ from typing import Any
 import trio
 
 from watchgate import __version__
+from watchgate.audit import AuditActor
 from watchgate.config import ConfigError, GatewayConfig, load_config
 from watchgate.errors import WatchgateError
 from watchgate.gateway import Gateway, audit_actor
@@ -59,6 +60,12 @@ def _extra_commands() -> list[Callable[[Any], None]]:
 def _register_core(commands: Any) -> None:
     run = commands.add_parser("run", help="run one gateway in this process, speaking MCP on stdin/stdout")
     run.add_argument("-c", "--config", required=True, help="the YAML config file")
+    run.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="write the audit log here instead of the config's audit.path (one log has one writer: "
+        "use this to run beside a daemon on the same config)",
+    )
     run.set_defaults(func=_run)
     validate = commands.add_parser("validate", help="check a config file and print every problem")
     validate.add_argument("-c", "--config", required=True, help="the YAML config file")
@@ -87,16 +94,17 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
-    trio.run(_serve_stdio, config, restrict_keyboard_interrupt_to_checkpoints=True)
+    audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
+    trio.run(_serve_stdio, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
     return 0
 
 
-async def _serve_stdio(config: GatewayConfig) -> None:
+async def _serve_stdio(config: GatewayConfig, audit: AuditActor | None) -> None:
     """stdout is the protocol: nothing else may ever be written to it, logs go to stderr."""
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
     widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
-    gateway = Gateway(config, audit=audit_actor(config))
+    gateway = Gateway(config, audit=audit)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         await gateway.serve_stream(eager_receive(stdin), eager_send(stdout))

@@ -23,7 +23,7 @@ from watchgate.config import ConfigError, load_config
 from watchgate.control_client import ControlError, DaemonNotRunning, call, follow
 from watchgate.daemon import Daemon, DaemonAlreadyRunning, is_listening
 from watchgate.errors import WatchgateError
-from watchgate.paths import RuntimePaths, find_config, open_private, runtime_paths
+from watchgate.paths import CONFIG_ENV, RuntimePaths, find_config, open_private, runtime_paths
 from watchgate.sanitize import escape_controls
 
 AUTOSTART_ENV = "WATCHGATE_AUTOSTART"
@@ -63,8 +63,7 @@ def register(commands: Any) -> None:
     ):
         parser = commands.add_parser(verb, help=helptext)
         parser.add_argument("names", nargs="*", metavar="NAME")
-        if verb == "restart":
-            parser.add_argument("--all", action="store_true", help="every server")
+        parser.add_argument("--all", action="store_true", help="every server")
         parser.set_defaults(func=_act, verb=verb)
 
     logs = commands.add_parser("logs", help="a server's stderr and lifecycle events")
@@ -117,7 +116,11 @@ def _up(args: argparse.Namespace) -> int:
 
 async def _serve(daemon: Daemon) -> None:
     """Run until ``down`` or SIGINT/SIGTERM; both take the same graceful path."""
-    await daemon.bind()  # outside the nursery: "already running" arrives as itself, not in a group
+    try:
+        await daemon.bind()  # outside the nursery: "already running" arrives as itself, not in a group
+    except BaseException:
+        daemon.release()
+        raise
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_shutdown_on_signal, daemon)
         await daemon.serve()
@@ -171,6 +174,23 @@ def _down(args: argparse.Namespace) -> int:
 
 
 # --- attach ----------------------------------------------------------------------------------------
+async def _running_config(paths: RuntimePaths) -> str | None:
+    config: str | None = (await call(paths, control.Ps())).get("config")
+    return config
+
+
+def _other_config(paths: RuntimePaths, wanted: Path) -> str | None:
+    """Why attaching would be wrong: the running daemon serves another config than the one this
+    client names (it would silently get other servers and other policies)."""
+    running = trio.run(_running_config, paths)
+    if running is None or Path(running).resolve() == wanted:
+        return None
+    return (
+        f"the running daemon serves {running}, not {wanted}; attach without -c to use it, "
+        "or `watchgate down` and attach again to start one on this config"
+    )
+
+
 def _attach(args: argparse.Namespace) -> int:
     paths = runtime_paths()
     if not trio.run(is_listening, paths.socket):
@@ -185,6 +205,10 @@ def _attach(args: argparse.Namespace) -> int:
         code = _start_detached(config, paths)
         if code:
             return code
+    elif args.config or os.environ.get(CONFIG_ENV):
+        refusal = _other_config(paths, Path(find_config(args.config)).resolve())
+        if refusal:
+            return _fail(refusal)
     try:
         client_left = trio.run(bridge, paths)
     except OSError as exc:
@@ -283,17 +307,20 @@ def _print_table(header: list[str], rows: list[list[Any]]) -> None:
 
 
 def _act(args: argparse.Namespace) -> int:
-    if not args.names and not getattr(args, "all", False):
+    if not args.names and not args.all:
         return _fail(f"{args.verb}: name a server (or --all)", 2)
-    request: control.Request
-    if args.verb == "restart":
-        request = control.Restart(names=args.names, all=args.all)
-    elif args.verb == "stop":
-        request = control.Stop(names=args.names)
-    else:
-        request = control.Start(names=args.names)
 
     async def act(paths: RuntimePaths) -> int:
+        request: control.Request
+        names = args.names
+        if args.all and args.verb != "restart":  # every server the daemon has now
+            names = [u["name"] for u in (await call(paths, control.Ps()))["upstreams"]]
+        if args.verb == "restart":
+            request = control.Restart(names=names, all=args.all)
+        elif args.verb == "stop":
+            request = control.Stop(names=names)
+        else:
+            request = control.Start(names=names)
         states = await call(paths, request)
         for name, state in states.items():
             print(f"{name}: {state}")

@@ -406,6 +406,8 @@ class _Builder:
         env = {k: self.expand(v, join_path(env_path, k), tilde=True) for k, v in u.env.items()}
         headers = {k: self.expand(v, join_path(headers_path, k)) for k, v in u.headers.items()}
         cwd = u.cwd and self.resolve(self.expand(u.cwd, join_path(path, "cwd"), tilde=True))
+        if cwd is None and u.transport is Transport.STDIO:
+            cwd = self.base_dir  # one rule for `up` and `run`: a server starts in the config's folder
         url = u.url and self.expand(u.url, join_path(path, "url"))
         if url is not None and u.transport in _URL_SCHEMES and "transport" not in skip:
             schemes = _URL_SCHEMES[u.transport]

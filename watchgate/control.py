@@ -57,7 +57,13 @@ class Reload(Request, tag="reload"):
     pass
 
 
-AnyRequest = Ps | Restart | Stop | Start | Logs | Tools | Down | Reload
+class Relist(Request, tag="relist"):
+    """Fetch these servers' lists again (after `watchgate pin approve`): clients see the change."""
+
+    names: list[str]
+
+
+AnyRequest = Ps | Restart | Stop | Start | Logs | Tools | Down | Reload | Relist
 
 
 class Reply(msgspec.Struct, omit_defaults=True):

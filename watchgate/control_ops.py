@@ -14,9 +14,11 @@ from trio_websocket import WebSocketConnection
 
 from actors import ChildState, UnknownChild
 from watchgate import control
+from watchgate.catalog import LIST_KINDS
 from watchgate.config import ConfigError, load_config
 from watchgate.control import ClientRow, PsReport, Reply, ToolRow, UpstreamRow
 from watchgate.errors import exit_reason
+from watchgate.messages import RefreshLists
 from watchgate.namespace import public_name
 
 if TYPE_CHECKING:
@@ -76,6 +78,11 @@ class ControlOps:
         if isinstance(request, control.Down):
             self._daemon.request_shutdown(request.grace)
             return "stopping"
+        if isinstance(request, control.Relist):
+            names = [name for name in request.names if name in self._gateway.upstreams]
+            for name in names:
+                await self._gateway.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
+            return names
         assert isinstance(request, control.Reload)
         return await self._reload()
 

@@ -55,6 +55,11 @@ class Daemon:
         self._grace = 5.0
         self._listener: trio.SocketListener | None = None
 
+    def release(self) -> None:
+        """Give up what the constructor claimed (the audit log) when the daemon never serves."""
+        if self.gateway.audit is not None:
+            self.gateway.audit.release()
+
     async def bind(self) -> None:
         """Claim the socket (replacing a stale one); DaemonAlreadyRunning if a daemon answers on it."""
         self.paths.ensure()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,9 +41,18 @@ from watchgate.upstream import UpstreamActor
 _log = logging.getLogger("watchgate.gateway")
 
 
-def audit_actor(config: GatewayConfig) -> AuditActor | None:
-    """The audit log the config asks for (paths relative to the config file), or None."""
-    return AuditActor(resolved_audit_config(config)) if config.audit.enabled else None
+def audit_actor(config: GatewayConfig, *, path: str | None = None) -> AuditActor | None:
+    """The audit log the config asks for (paths relative to the config file), or None; ``path``
+    puts it elsewhere (`watchgate run --audit-log`). Claimed at once: a log another gateway
+    writes raises `AuditLogInUse` before anything starts."""
+    if not config.audit.enabled:
+        return None
+    audit_config = resolved_audit_config(config)
+    if path is not None:
+        audit_config = msgspec.structs.replace(audit_config, path=os.path.abspath(os.path.expanduser(path)))
+    actor = AuditActor(audit_config)
+    actor.claim()
+    return actor
 
 
 def restart_policy(config: UpstreamConfig) -> RestartPolicy:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from watchgate.config import ConfigError, ConfigProblem, UpstreamConfig, parse_config
+from watchgate.config import ConfigError, ConfigProblem, UpstreamConfig, load_config, parse_config
 
 
 def upstream(*lines: str, base_dir: str | None = "/etc/watchgate") -> UpstreamConfig:
@@ -175,3 +175,15 @@ def test_unset_variable_in_command_string_points_at_the_command(
 def test_empty_variable_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WG_EMPTY", "")
     assert upstream("command: [srv, 'x${WG_EMPTY}y']").command == ("srv", "xy")
+
+
+def test_a_server_without_cwd_starts_in_the_config_files_folder(tmp_path: Path) -> None:
+    """One rule for `up` and `run`, wherever the command is started from."""
+    path = tmp_path / "conf" / "wg.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        "proxy:\n  upstreams:\n    - {name: a, command: [cat]}\n    - {name: b, url: 'https://x.example/mcp', transport: http}\n"
+    )
+    config = load_config(str(path))
+    assert config.proxy.upstreams[0].cwd == str(tmp_path / "conf")
+    assert config.proxy.upstreams[1].cwd is None  # remote: no process, no folder

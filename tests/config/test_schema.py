@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import msgspec
@@ -38,7 +39,7 @@ def test_defaults() -> None:
     assert config.source is None
     [u] = config.proxy.upstreams
     assert u.transport is Transport.STDIO
-    assert (u.env, u.cwd, u.url, u.headers) == ({}, None, None, {})
+    assert (u.env, u.cwd, u.url, u.headers) == ({}, os.getcwd(), None, {})  # no file: its folder is here
     assert (u.restart, u.max_restarts, u.within_seconds, u.reset_after) == (
         "permanent",
         5,

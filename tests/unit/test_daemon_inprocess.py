@@ -97,7 +97,11 @@ async def test_the_commands_against_a_running_daemon(
         assert capsys.readouterr().out == "alpha: running\n"
         assert await cli("restart", "--all") == 0
         assert capsys.readouterr().out == "alpha: running\nbeta: running\n"
-        assert len(alpha.sessions) == 3
+        assert await cli("stop", "--all") == 0
+        assert capsys.readouterr().out == "alpha: stopped\nbeta: stopped\n"
+        assert await cli("start", "--all") == 0
+        assert capsys.readouterr().out == "alpha: running\nbeta: running\n"
+        assert len(alpha.sessions) == 4
         assert await cli("restart") == 2
         assert "name a server" in capsys.readouterr().err
         assert await cli("stop", "gamma") == 1
@@ -165,7 +169,7 @@ async def test_bad_requests_and_wrong_paths_are_refused(
             rejected = exc
         assert rejected is not None and "status_code=404" in repr(rejected)
 
-        second = Daemon(daemon.config, daemon.paths)
+        second = Daemon(daemon.config, daemon.paths, audit=False)
         with pytest.raises(DaemonAlreadyRunning, match="already running"):
             await second.bind()
 
@@ -202,3 +206,38 @@ async def test_down_answers_calls_still_in_flight_with_32003(
             error = next(a for a in answers if a.get("id") == 7)["error"]
             assert error["code"] == -32003 and "shutting down" in error["message"]
             nursery.cancel_scope.cancel()
+
+
+async def test_attach_with_another_config_refuses_to_join_the_running_daemon(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, cli):
+        other = tmp_path / "other.yaml"
+        _write(other, "beta")
+        assert await cli("attach", "--no-start", "-c", str(other)) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"watchgate: the running daemon serves {daemon.config_path}, not {other}; attach without -c "
+            "to use it, or `watchgate down` and attach again to start one on this config\n"
+        )
+
+
+async def test_pin_approve_makes_the_daemon_list_the_server_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = FakeServer("alpha", tools={"echo": echo})
+    async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, cli):
+        pins = tmp_path / "pins.json"
+        monkeypatch.setenv("WATCHGATE_STATE_DIR", str(tmp_path))
+        from watchgate.plugins.pins import PinStore
+
+        PinStore(tmp_path / "watchgate-pins.json").observe("alpha", [{"name": "echo"}], trust_new=False)
+        before = alpha.session.methods().count("tools/list")
+        assert await cli("pin", "approve", "alpha__echo") == 0
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "calls use the approval at once; the daemon lists alpha again now"
+        )
+        while alpha.session.methods().count("tools/list") == before:
+            await trio.sleep(0.01)
+        assert await call(daemon.paths, control.Relist(names=["nope"])) == []
+        assert not pins.exists()

@@ -30,7 +30,7 @@ import msgspec
 import trio
 
 from actors import Actor, AskTimeout, Reply
-from watchgate.audit.chain import AppendResult, ChainWriter
+from watchgate.audit.chain import AppendResult, AuditLogInUse, ChainWriter
 from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
 from watchgate.audit.sinks import Sink, build_sinks, run_blocking
 from watchgate.config import AuditConfig
@@ -189,6 +189,22 @@ class AuditActor(Actor[AuditMessage]):
                     return await reply.wait()
                 raise AskTimeout(f"the audit log did not confirm a record within {timeout}s") from None
         return await self.ask(lambda reply: Confirm(entry, reply), timeout=timeout)
+
+    def claim(self) -> None:
+        """Become the log's one writer now, at start-up: `AuditLogInUse` if another gateway is.
+        A log that cannot be reached yet is left to the writer (it retries, -32011 meanwhile)."""
+        if not self.config.enabled:
+            return
+        try:
+            self._writer.claim()
+        except AuditLogInUse:
+            raise
+        except OSError as exc:
+            log.warning("audit: cannot lock %s yet: %s", self.config.path, exc)
+
+    def release(self) -> None:
+        """Give the log up without running (a gateway that never started)."""
+        self._writer.close(sync=False)
 
     def status(self) -> AuditStatus:
         return AuditStatus(

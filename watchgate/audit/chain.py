@@ -8,6 +8,8 @@ the partial bytes of a failed write are cut off again before the file is abandon
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -27,6 +29,7 @@ from watchgate.audit.record import (
     decode_record,
     seal_line,
 )
+from watchgate.errors import WatchgateError
 
 __all__ = ["AppendResult", "ChainWriter"]
 
@@ -71,6 +74,13 @@ def _read_tail(fd: int, size: int) -> tuple[bytes | None, bytes]:
     return None, buf
 
 
+class AuditLogInUse(WatchgateError, OSError):
+    """Another process writes this log: two chains in one file would look like tampering.
+
+    An ``OSError`` too, so a writer that meets it while reopening treats it like any other
+    unwritable log (-32011 under ``on_failure: block``)."""
+
+
 class ChainWriter:
     """The one owner of the current log file and of the chain's head."""
 
@@ -89,6 +99,7 @@ class ChainWriter:
         self.sync_on_rotate = sync_on_rotate
         self._clock = clock
         self._fd: int | None = None
+        self._lock_fd: int | None = None  # flock on <path>.lock: one writer per log, held until release()
         self._size = 0
         self._records_in_file = 0
         self.seq = 0
@@ -107,10 +118,11 @@ class ChainWriter:
         ``rotate`` (the previous file was rotated away), or ``resume`` (the writer restarted
         on an existing file). Returns the header; raises ``OSError`` if the file is unusable.
         """
-        self.close(sync=False)  # an earlier incarnation that died mid-way may have left it open
+        self._close_file(sync=False)  # an earlier incarnation that died mid-way may have left it open
         folder = os.path.dirname(self.path) or "."
         if not os.path.exists(folder):  # a file in its place: let open() say "Not a directory"
             os.makedirs(folder, exist_ok=True)
+        self.claim()
         fd = os.open(self.path, _FLAGS, 0o600)
         try:
             entry = self._continue(fd)
@@ -123,6 +135,30 @@ class ChainWriter:
             os.close(fd)
             raise
         return header
+
+    def claim(self) -> None:
+        """Become the log's one writer: an exclusive ``flock`` on the current file, held on a
+        descriptor of its own (taken again on the new file after a rotation); `AuditLogInUse`
+        if another process holds it."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AuditLogInUse(
+                f"the audit log {self.path} is in use by another Watchgate: one log has one writer; "
+                "stop that one, or give this gateway a log of its own (`--audit-log PATH`)"
+            ) from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Give up the log (after the last `close`): another writer may take it."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing drops the flock
 
     def _continue(self, fd: int) -> AuditEntry:
         """Set ``seq``/``last_hash`` from what is on disk; return the header entry that explains it."""
@@ -244,6 +280,8 @@ class ChainWriter:
                 os.replace(rotated[number], f"{self.path}.{number + 1}")
         os.replace(self.path, f"{self.path}.1")
         self._fd = os.open(self.path, _FLAGS, 0o600)
+        self.release()  # the lock was on the file that is now .1
+        self.claim()
         self._size, self._records_in_file = 0, 0
         self._sync_directory()
         notes = [f"continues from {os.path.basename(self.path)}.1, which ends at seq {self.seq - 1}"]
@@ -283,7 +321,12 @@ class ChainWriter:
             raise
 
     def close(self, *, sync: bool) -> None:
-        """Close the file, syncing it first when asked; errors are logged, closing still happens."""
+        """Close the file, syncing it first when asked, and give the log up (`release`); errors
+        are logged, closing still happens."""
+        self._close_file(sync=sync)
+        self.release()
+
+    def _close_file(self, *, sync: bool) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return

@@ -38,9 +38,11 @@ def everything_server() -> list[str] | None:
     return [str(EVERYTHING), "stdio"] if EVERYTHING.exists() else None
 
 
-def gateway_command(config: Path) -> list[str]:
-    """``watchgate run`` with this interpreter, so the gateway measured is the code in this tree."""
-    return [sys.executable, "-m", "watchgate.cli", "run", "-c", str(config)]
+def gateway_command(config: Path, audit_log: Path | None = None) -> list[str]:
+    """``watchgate run`` with this interpreter, so the gateway measured is the code in this tree;
+    ``audit_log`` keeps a measurement out of the user's own audit log."""
+    argv = [sys.executable, "-m", "watchgate.cli", "run", "-c", str(config)]
+    return [*argv, "--audit-log", str(audit_log)] if audit_log is not None else argv
 
 
 def daemon_available() -> bool:

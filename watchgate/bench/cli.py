@@ -133,7 +133,8 @@ async def _bench(
             raise BenchError(
                 f"server {upstream.name!r} has no tool {args.tool!r}; it has: {', '.join(tools)}"
             )
-        gateway_argv = arms.gateway_command(args.config_path)
+        # audit on, as the user runs it, but into a log of the measurement's own
+        gateway_argv = arms.gateway_command(args.config_path, audit_log=workdir / "bench-audit.jsonl")
         gateway = await stack.enter_async_context(spawn("watchgate", gateway_argv, workdir))
         await gateway.initialize(timeout=wait)
         await _probe(direct, args.tool, arguments)

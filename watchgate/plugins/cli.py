@@ -121,13 +121,31 @@ def _approve(args: argparse.Namespace) -> int:
         store.approve(server, tool)
         print(f"approved {server}/{tool}")
     if targets:
-        print(
-            "calls use the approval at once; a tool hidden from the list returns at the next re-list "
-            "(`watchgate reload`, or restart the client's session)"
-        )
+        print(_relist(sorted({server for server, _ in targets})))
     else:
         print("nothing to approve")
     return 0
+
+
+def _relist(servers: list[str]) -> str:
+    """Ask a running daemon to list these servers again, so an approved tool reappears at once."""
+    import trio
+
+    from watchgate import control
+    from watchgate.control_client import call
+    from watchgate.errors import WatchgateError
+    from watchgate.paths import runtime_paths
+
+    try:
+        listed = trio.run(call, runtime_paths(), control.Relist(names=servers))
+    except (WatchgateError, OSError, RuntimeError):  # RuntimeError: called inside a trio run (tests)
+        listed = []
+    if listed:
+        return f"calls use the approval at once; the daemon lists {', '.join(listed)} again now"
+    return (
+        "calls use the approval at once; a hidden tool is listed again when its gateway lists that "
+        "server next (a daemon not running now: at its start; `watchgate run`: when restarted)"
+    )
 
 
 def _find(pins: dict[str, dict[str, Any]], name: str) -> tuple[str, str] | str:
