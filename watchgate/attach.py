@@ -11,9 +11,10 @@ import os
 import sys
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
+from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from watchgate.control import ATTACH_PATH, MAX_MESSAGE
+from watchgate.control import ATTACH_PATH
+from watchgate.control_client import connect
 from watchgate.paths import RuntimePaths
 from watchgate.pipes import widen_pipes
 
@@ -24,12 +25,7 @@ async def bridge(paths: RuntimePaths) -> bool:
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
     widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
-    paths.verify_socket()  # never hand the client's session to a socket someone else put there
-    stream = await trio.open_unix_socket(str(paths.socket))
-    async with stream, trio.open_nursery() as nursery:
-        ws = await wrap_client_stream(
-            nursery, stream, "localhost", ATTACH_PATH, max_message_size=MAX_MESSAGE, receive_buffer_size=65536
-        )
+    async with connect(paths, ATTACH_PATH, receive_buffer_size=65536) as ws, trio.open_nursery() as nursery:
         client_left = trio.Event()
         nursery.start_soon(_client_to_daemon, stdin, ws, client_left)
         await _daemon_to_client(ws, stdout)

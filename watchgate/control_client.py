@@ -7,7 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    wrap_client_stream,
+)
 
 from watchgate import control
 from watchgate.errors import WatchgateError
@@ -22,8 +28,18 @@ class ControlError(WatchgateError):
     """The daemon refused the request; the message says why."""
 
 
+class DaemonRefused(WatchgateError):
+    """The daemon would not take this connection (another user's daemon), or never answered."""
+
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
 @asynccontextmanager
-async def connect(paths: RuntimePaths) -> AsyncIterator[WebSocketConnection]:
+async def connect(
+    paths: RuntimePaths, path: str = control.CONTROL_PATH, **options: Any
+) -> AsyncIterator[WebSocketConnection]:
+    """A WebSocket to the daemon's ``path``; refusals and silence end in one clear error."""
     paths.verify_socket()  # never speak to a socket someone else put there
     try:
         stream = await trio.open_unix_socket(str(paths.socket))
@@ -31,15 +47,24 @@ async def connect(paths: RuntimePaths) -> AsyncIterator[WebSocketConnection]:
         raise DaemonNotRunning(
             f"no Watchgate daemon is running (socket {paths.socket}); start one with `watchgate up`"
         ) from None
-    async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
-        ws = await wrap_client_stream(
-            nursery, stream, "localhost", control.CONTROL_PATH, max_message_size=control.MAX_MESSAGE
-        )
-        try:
-            yield ws
-        finally:
-            await ws.aclose()
-            nursery.cancel_scope.cancel()
+    try:
+        async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
+                ws = await wrap_client_stream(
+                    nursery, stream, "localhost", path, max_message_size=control.MAX_MESSAGE, **options
+                )
+            try:
+                yield ws
+            finally:
+                await ws.aclose()
+                nursery.cancel_scope.cancel()
+    except* ConnectionRejected as group:
+        rejected = group.exceptions[0]
+        assert isinstance(rejected, ConnectionRejected)
+        body = (rejected.body or b"").decode(errors="replace").strip()
+        raise DaemonRefused(f"the daemon at {paths.socket} refused this connection: {body}") from None
+    except* (HandshakeError, trio.TooSlowError):
+        raise DaemonRefused(f"the daemon at {paths.socket} did not complete the handshake") from None
 
 
 async def call(paths: RuntimePaths, request: control.Request) -> Any:

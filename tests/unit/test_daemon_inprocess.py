@@ -241,3 +241,18 @@ async def test_pin_approve_makes_the_daemon_list_the_server_again(
             await trio.sleep(0.01)
         assert await call(daemon.paths, control.Relist(names=["nope"])) == []
         assert not pins.exists()
+
+
+async def test_a_peer_of_another_uid_is_told_why_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import watchgate.daemon as daemon_module
+    from watchgate.control_client import DaemonRefused
+
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
+        monkeypatch.setattr(daemon_module, "_peer_credentials", lambda stream: (1, 4242))
+        with trio.fail_after(5), pytest.raises(DaemonRefused, match="belongs to another user"):
+            await call(daemon.paths, control.Ps())
+        monkeypatch.undo()
+        monkeypatch.setenv(RUNTIME_ENV, str(daemon.paths.directory))
+        assert (await call(daemon.paths, control.Ps()))["upstreams"][0]["name"] == "alpha"
