@@ -204,7 +204,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
 
     async def _on_line(self, line: bytes) -> None:
         try:
-            msg = jsonrpc.decode(line)
+            msg = jsonrpc.decode(line, check_utf8=True)  # what a client sends goes on to servers
         except jsonrpc.InvalidRequest as exc:
             self._owe()
             await self.send(exc.to_response(exc.request_id))

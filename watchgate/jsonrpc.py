@@ -115,8 +115,16 @@ _fields_decoder: Final = msgspec.json.Decoder(dict[str, Raw])
 _encoder: Final = msgspec.json.Encoder()
 
 
-def decode(line: bytes) -> Message:
-    """Decode and validate one message; raises ParseError or InvalidRequest (both JsonRpcError)."""
+def decode(line: bytes, *, check_utf8: bool = False) -> Message:
+    """Decode and validate one message; raises ParseError or InvalidRequest (both JsonRpcError).
+
+    ``check_utf8``: refuse invalid UTF-8 anywhere in the line, even inside members kept raw
+    (msgspec checks only the strings it decodes); cheap for the ASCII lines of the common case."""
+    if check_utf8 and not line.isascii():
+        try:
+            line.decode()
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"invalid UTF-8 at byte {exc.start}") from None
     try:
         msg = _decoder.decode(line)
     except msgspec.ValidationError as exc:

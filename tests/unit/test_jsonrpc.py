@@ -186,3 +186,11 @@ def test_a_large_answer_is_written_as_views_that_make_the_same_line() -> None:
     assert jsonrpc.large_answer(small) is None
     error = jsonrpc.decode(b'{"jsonrpc":"2.0","id":3,"error":{"code":1,"message":"' + b"e" * 70_000 + b'"}}')
     assert jsonrpc.large_answer(error) is None
+
+
+def test_invalid_utf8_inside_a_raw_member_is_a_parse_error_when_asked() -> None:
+    line = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"x":"\xff\xfe"}}'
+    assert jsonrpc.decode(line).method == "tools/call"  # servers' lines: passed on as they are
+    with pytest.raises(jsonrpc.ParseError, match="invalid UTF-8 at byte 61"):
+        jsonrpc.decode(line, check_utf8=True)
+    assert jsonrpc.decode('{"jsonrpc":"2.0","id":1,"method":"é"}'.encode(), check_utf8=True).method == "é"
