@@ -41,6 +41,7 @@ from watchgate.messages import (
 )
 from watchgate.namespace import rewrite_result
 from watchgate.outbox import Outbox
+from watchgate.sanitize import clean
 from watchgate.serverlog import ServerLog
 from watchgate.upstream_wire import (
     ServerRequests,
@@ -301,7 +302,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
             else:
                 await self._on_server_request(msg)
         except JsonRpcError as exc:  # also params the gateway must read (progress, cancelled)
-            _log.warning("[%s] sent a bad message (%s): %.200r", self.name, exc.message, line)
+            quoted = clean(repr(line[:200]))  # what a server sent reaches the log only cleaned
+            _log.warning("[%s] sent a bad message (%s): %s", self.name, exc.message, quoted)
 
     async def _on_response(self, msg: Message) -> None:
         self._timeouts_in_a_row = 0  # it answers: not hung
