@@ -14,7 +14,7 @@ import trio
 
 from watchgate import __version__
 from watchgate.audit import AuditActor
-from watchgate.config import ConfigError, GatewayConfig, load_config
+from watchgate.config import ConfigError, GatewayConfig, Transport, load_config
 from watchgate.errors import WatchgateError
 from watchgate.gateway import Gateway, audit_actor
 from watchgate.pipes import eager_receive, eager_send, widen_pipes
@@ -86,6 +86,13 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     names = ", ".join(u.name for u in config.proxy.upstreams)
     print(f"ok: {len(config.proxy.upstreams)} upstream(s) ({names})")
+    for upstream in config.proxy.upstreams:
+        if upstream.transport is Transport.STDIO and not (upstream.sandbox and upstream.sandbox.enabled):
+            print(
+                f"warning: {upstream.name!r} runs without a sandbox: it can read, write and send "
+                "whatever you can (add `sandbox: {enabled: true, paths: [...]}`; docs/security.md)",
+                file=sys.stderr,
+            )
     return 0
 
 

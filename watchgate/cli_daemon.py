@@ -258,6 +258,7 @@ def _ps(args: argparse.Namespace) -> int:
                     "RESTARTS",
                     "TOOLS",
                     "IN-FLIGHT",
+                    "SANDBOX",
                     "LAST ERROR",
                 ],
                 [_upstream_row(u) for u in report["upstreams"]],
@@ -290,6 +291,7 @@ def _upstream_row(u: dict[str, Any]) -> list[Any]:
         u["restarts"],
         u["tools"],
         u["in_flight"],
+        u.get("sandbox", "-"),
         (u["last_error"] or "-")[:80],
     ]
 

@@ -17,7 +17,7 @@ import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -82,6 +82,46 @@ class BackoffConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     jitter: Annotated[float, Meta(ge=0, le=1)] = 0.1
 
 
+class SandboxConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """An OS sandbox for a stdio server (watchgate/sandbox.py, ADR-018)."""
+
+    enabled: bool = False
+    paths: tuple[str, ...] = ()  # folders it may read and write (the home directory is hidden)
+    read_only: tuple[str, ...] = ()  # folders it may read
+    network: bool = True
+    tmp: Literal["private", "shared"] = "private"
+    required: bool = True  # False: where bwrap cannot run, start unsandboxed (ps says so)
+
+
+_SIZE_RE: Final = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+class LimitsConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """rlimits of a stdio server's process tree."""
+
+    memory: int | str | None = None  # bytes, or "512M", "2G" (RLIMIT_DATA: heap and private mappings)
+    cpu_seconds: Annotated[int, Meta(ge=1)] | None = None
+    open_files: Annotated[int, Meta(ge=16)] | None = None
+    processes: Annotated[int, Meta(ge=1)] | None = None
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_size(self.memory) if self.memory is not None else None
+
+
+def parse_size(value: int | str) -> int:
+    """``512M`` → 536870912; ``ValueError`` for what is not a size."""
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a size must be positive, got {value}")
+        return value
+    match = _SIZE_RE.match(value)
+    if match is None:
+        raise ValueError(f"expected a size such as 512M or 2G, got {value!r}")
+    power: int = " kmgt".index((match[2] or " ").lower())
+    return int(match[1]) << (10 * power)
+
+
 class PluginConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """One entry of a ``plugins:`` list: the global one, or one under an upstream.
 
@@ -109,7 +149,10 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     transport: Transport = Transport.STDIO
     command: tuple[str, ...] = ()
     env: dict[str, str] = {}
+    env_files: tuple[str, ...] = ()  # KEY=VALUE files read at every start (env wins over them)
     pass_env: tuple[str, ...] = ()  # the gateway's variables a server also gets (beyond the minimal set)
+    sandbox: SandboxConfig | None = None  # None: proxy.sandbox
+    limits: LimitsConfig | None = None
     cwd: str | None = None
     url: str | None = None
     headers: dict[str, str] = {}
@@ -130,6 +173,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     upstreams: tuple[UpstreamConfig, ...]
     startup_wait: Annotated[float, Meta(ge=0)] = 15.0
+    sandbox: SandboxConfig = SandboxConfig()  # every stdio server's, unless it has its own
 
     @property
     def multi_server(self) -> bool:
@@ -333,8 +377,30 @@ class _Builder:
         upstreams = [self.upstream(path, item) for path, item in items]
         if converted.value is None:
             return None
+        default = self.sandbox(converted.value.sandbox, "proxy.sandbox")
         return msgspec.structs.replace(
-            converted.value, upstreams=tuple(u for u in upstreams if u is not None)
+            converted.value,
+            sandbox=default,
+            upstreams=tuple(
+                u
+                if u.sandbox is not None or u.transport is not Transport.STDIO
+                else msgspec.structs.replace(u, sandbox=default)
+                for u in upstreams
+                if u is not None
+            ),
+        )
+
+    def sandbox(self, sandbox: SandboxConfig, path: str) -> SandboxConfig:
+        """Folders as absolute paths (``~`` expanded, relative to the config file)."""
+
+        def resolve(key: str, folders: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(
+                self.resolve(self.expand(folder, join_path(path, f"{key}[{i}]"), tilde=True))
+                for i, folder in enumerate(folders)
+            )
+
+        return msgspec.structs.replace(
+            sandbox, paths=resolve("paths", sandbox.paths), read_only=resolve("read_only", sandbox.read_only)
         )
 
     def check_names(self, items: list[tuple[str, Any]]) -> None:
@@ -405,6 +471,16 @@ class _Builder:
         env_path, headers_path = join_path(path, "env"), join_path(path, "headers")
         env = {k: self.expand(v, join_path(env_path, k), tilde=True) for k, v in u.env.items()}
         headers = {k: self.expand(v, join_path(headers_path, k)) for k, v in u.headers.items()}
+        sandbox = u.sandbox and self.sandbox(u.sandbox, join_path(path, "sandbox"))
+        env_files = tuple(
+            self.resolve(self.expand(f, join_path(path, f"env_files[{i}]"), tilde=True))
+            for i, f in enumerate(u.env_files)
+        )
+        if u.limits is not None and u.limits.memory is not None:
+            try:
+                parse_size(u.limits.memory)
+            except ValueError as exc:
+                self.add(join_path(path, "limits.memory"), str(exc))
         cwd = u.cwd and self.resolve(self.expand(u.cwd, join_path(path, "cwd"), tilde=True))
         if cwd is None and u.transport is Transport.STDIO:
             cwd = self.base_dir  # one rule for `up` and `run`: a server starts in the config's folder
@@ -418,7 +494,16 @@ class _Builder:
                 self.add(join_path(path, "url"), message)
         if len(self.problems) > before:
             return None
-        return msgspec.structs.replace(u, command=tuple(command), env=env, headers=headers, cwd=cwd, url=url)
+        return msgspec.structs.replace(
+            u,
+            command=tuple(command),
+            env=env,
+            env_files=env_files,
+            headers=headers,
+            cwd=cwd,
+            url=url,
+            sandbox=sandbox,
+        )
 
     def check_transport(self, path: str, raw: dict[Any, Any], u: UpstreamConfig, skip: set[str]) -> None:
         """stdio spawns a command; http and websocket connect to a url. Never a mix."""
@@ -429,7 +514,10 @@ class _Builder:
                 what = "is empty" if "command" in raw else "is required for a stdio upstream"
                 self.add(join_path(path, "command"), f"the command {what}")
         else:
-            forbidden, other = ("command", "env", "pass_env", "cwd"), "stdio"
+            forbidden, other = (
+                ("command", "env", "env_files", "pass_env", "cwd", "sandbox", "limits"),
+                "stdio",
+            )
             if u.url is None and "url" not in skip:
                 message = f"a url is required when transport is {u.transport}"
                 self.add(join_path(path, "url"), message)

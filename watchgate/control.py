@@ -85,6 +85,7 @@ class UpstreamRow(msgspec.Struct):
     mailbox: int
     last_error: str | None
     next_restart_in: float | None
+    sandbox: str = "-"  # "bwrap", "bwrap net:off", "UNSANDBOXED" (required: false, bwrap unusable)
 
 
 class ClientRow(msgspec.Struct):

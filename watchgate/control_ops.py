@@ -115,6 +115,7 @@ class ControlOps:
                     in_flight=actor.in_flight,
                     mailbox=actor.mailbox_depth(),
                     last_error=exit_reason(status.last_exit),
+                    sandbox=actor.sandbox,
                     next_restart_in=(
                         max(0.0, status.next_restart_at - now) if status.next_restart_at is not None else None
                     ),

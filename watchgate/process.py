@@ -34,10 +34,11 @@ import trio
 
 from watchgate.errors import UpstreamStartError
 from watchgate.pipes import eager_receive, eager_send, widen_pipes
+from watchgate.sandbox import apply_limits, bwrap_problem, confine, over_limit, read_env_files
 from watchgate.sanitize import clean
 
 if TYPE_CHECKING:
-    from watchgate.config import UpstreamConfig
+    from watchgate.config import LimitsConfig, SandboxConfig, UpstreamConfig
 
 STDERR_LINES = 200
 MARK_ENV = "WATCHGATE_UPSTREAM"
@@ -60,11 +61,12 @@ def become_subreaper() -> None:
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-def _die_with_parent(parent: int) -> None:
-    """In the child before exec: SIGKILL when the gateway dies, even by ``kill -9``."""
+def _in_child(parent: int, limits: LimitsConfig | None) -> None:
+    """In the child before exec: SIGKILL when the gateway dies, even by ``kill -9``; rlimits."""
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the gateway died before the line above
         os._exit(1)
+    apply_limits(limits)
 
 
 def marked_processes(token: str) -> list[int]:
@@ -103,10 +105,20 @@ _started: set[int] = set()  # the pids trio waits for: never reaped behind its b
 
 
 class StdioProcess:
-    def __init__(self, server: str, process: trio.Process, token: str = "") -> None:
+    def __init__(
+        self,
+        server: str,
+        process: trio.Process,
+        token: str = "",
+        *,
+        sandbox: str = "-",
+        limits: LimitsConfig | None = None,
+    ) -> None:
         self.server = server
         self._process = process
         self._token = token
+        self.sandbox = sandbox  # what ps shows: "-", "bwrap", "bwrap net:off", "UNSANDBOXED"
+        self._limits = limits
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         assert process.stdin is not None and process.stdout is not None
         self._stdin = eager_send(process.stdin)
@@ -141,7 +153,9 @@ class StdioProcess:
         else:
             reason = f"exited with code {code}"
         last = next((line for line in reversed(self.stderr_tail) if line.strip()), None)
-        return f"{reason}; stderr: {last}" if last else reason
+        described = f"{reason}; stderr: {last}" if last else reason
+        limit = over_limit(self._limits, described) if code is not None and code != 0 else None
+        return f"{limit}: {described}" if limit else described
 
     async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         """Drain stderr into the ring buffer, the log and ``on_line`` until the child closes it."""
@@ -196,9 +210,12 @@ def stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[Stdio
         config.name,
         config.command,
         env=config.env,
+        env_files=config.env_files,
         pass_env=config.pass_env,
         cwd=config.cwd,
         shutdown_timeout=config.shutdown_timeout,
+        sandbox=config.sandbox,
+        limits=config.limits,
     )
 
 
@@ -208,33 +225,42 @@ async def open_stdio_process(
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
+    env_files: Sequence[str] = (),
     pass_env: Sequence[str] = (),
     cwd: str | None = None,
     shutdown_timeout: float = 5.0,
+    sandbox: SandboxConfig | None = None,
+    limits: LimitsConfig | None = None,
 ) -> AsyncIterator[StdioProcess]:
     """Spawn ``argv`` with piped stdio; on exit from the block, shut it down and reap it.
 
-    The child's environment: the minimal set and ``pass_env`` taken from ours, then ``env``."""
+    The child's environment: the minimal set and ``pass_env`` taken from ours, then what
+    ``env_files`` say, then ``env``. ``sandbox`` and ``limits``: see sandbox.py."""
     token = f"{os.getpid()}.{next(_tokens)}"
     inherited = {name: os.environ[name] for name in (*MINIMAL_ENV, *pass_env) if name in os.environ}
-    full_env = {**inherited, **(env or {}), MARK_ENV: token}
+    full_env = {**inherited, **read_env_files(env_files), **(env or {}), MARK_ENV: token}
+    if sandbox is not None and sandbox.enabled:
+        await trio.to_thread.run_sync(bwrap_problem)  # probed once, off the event loop
+    confined = confine(server, argv, sandbox)
+    if confined.label == "UNSANDBOXED":
+        _log.warning("[%s] runs UNSANDBOXED (sandbox.required: false): %s", server, bwrap_problem())
     become_subreaper()
     try:
         process = await trio.lowlevel.open_process(
-            list(argv),
+            confined.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=partial(_die_with_parent, os.getpid()),
+            preexec_fn=partial(_in_child, os.getpid(), limits),
         )
     except OSError as exc:
         raise UpstreamStartError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
     _started.add(process.pid)
     widen_pipes(process.stdin, process.stdout)
-    child = StdioProcess(server, process, token)
+    child = StdioProcess(server, process, token, sandbox=confined.label, limits=limits)
     _log.info("[%s] started pid %d: %s", server, process.pid, " ".join(argv))
     try:
         yield child

@@ -99,6 +99,17 @@ class UpstreamActor(Actor[UpstreamMessage]):
         return self._process.pid if self._process else None
 
     @property
+    def sandbox(self) -> str:
+        """How the server is confined, for ps: what the running process says, else the config."""
+        label = getattr(self._process, "sandbox", None)
+        if isinstance(label, str):
+            return label
+        sandbox = getattr(self.config, "sandbox", None)
+        if sandbox is None or not sandbox.enabled:
+            return "-"
+        return "bwrap" if sandbox.network else "bwrap net:off"
+
+    @property
     def in_flight(self) -> int:
         return len(self._inflight)
 

@@ -15,6 +15,7 @@ from watchgate.config import (
     GatewayConfig,
     LoggingConfig,
     ProxyConfig,
+    SandboxConfig,
     Transport,
     UpstreamConfig,
     parse_config,
@@ -96,8 +97,10 @@ def test_every_key_is_read() -> None:
         startup_timeout=3,
         request_timeout=4,
         shutdown_timeout=0.5,
+        sandbox=SandboxConfig(),  # proxy.sandbox, off unless set
     )
     assert remote.transport is Transport.WEBSOCKET
+    assert remote.sandbox is None
     assert remote.command == ()
     assert remote.url == "wss://example.org/mcp"
     assert remote.headers == {"Authorization": "Bearer x"}

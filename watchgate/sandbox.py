@@ -1,0 +1,151 @@
+"""An OS sandbox and resource limits for a stdio server (ADR-018).
+
+A third-party server (``npx some-server``) runs with the user's full rights unless it is
+fenced in. With ``sandbox.enabled`` the server runs under bubblewrap (``bwrap``): a mount
+namespace with the whole system read-only, the home directory replaced by an empty one except
+the folders the config lists, credential folders (``~/.ssh``, ``~/.aws``, …) hidden even inside
+a listed folder, a private ``/tmp``, no network when ``network: false``, and a PID namespace of
+its own, so the server's whole tree dies with it (``--die-with-parent``).
+
+Where bwrap is missing or cannot create namespaces, the server does not start (a clear error
+naming the cause and the fix) unless ``sandbox.required: false``, which runs it unsandboxed and
+says so in ``ps``. Resource limits are rlimits set in the child before ``exec``.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from watchgate.errors import UpstreamStartError
+
+if TYPE_CHECKING:
+    from watchgate.config import LimitsConfig, SandboxConfig
+
+# Always hidden, even inside a folder the config lists (DESIGN.md section 12).
+CREDENTIAL_DIRS: Final = (
+    ".ssh", ".aws", ".azure", ".gnupg", ".kube", ".docker", ".config/gcloud", ".config/gh",
+    ".local/share/keyrings", ".password-store", ".netrc", ".git-credentials", ".npmrc", ".pypirc",
+)  # fmt: skip
+FIX: Final = "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), or set sandbox.required: false"
+
+
+class Confinement:
+    """How one start of a server is wrapped; ``label`` is what ``ps`` shows."""
+
+    def __init__(self, argv: list[str], label: str) -> None:
+        self.argv = argv
+        self.label = label
+
+
+def confine(server: str, argv: Sequence[str], sandbox: SandboxConfig | None) -> Confinement:
+    """The command line that runs ``argv`` inside the sandbox (or as it is, when there is none)."""
+    if sandbox is None or not sandbox.enabled:
+        return Confinement(list(argv), "-")
+    problem = bwrap_problem()
+    if problem is not None:
+        if sandbox.required:
+            raise UpstreamStartError(f"sandbox: {problem}; {FIX}")
+        return Confinement(list(argv), "UNSANDBOXED")
+    label = "bwrap" if sandbox.network else "bwrap net:off"
+    return Confinement([*bwrap_argv(sandbox, home=Path.home()), "--", *argv], label)
+
+
+@functools.cache
+def bwrap_problem() -> str | None:
+    """Why bwrap cannot sandbox here (None: it can), found once by trying it."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bwrap is not installed"
+    probe = subprocess.run(
+        [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode == 0:
+        return None
+    said = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else f"exit {probe.returncode}"
+    return (
+        f"bwrap cannot create namespaces here ({said}); where unprivileged user namespaces are "
+        "restricted (Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0) allow them"
+    )
+
+
+def bwrap_argv(sandbox: SandboxConfig, *, home: Path) -> list[str]:
+    """bwrap's options: later mounts win, so hiding comes first and credential folders last."""
+    args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    if sandbox.tmp == "private":
+        args += ["--tmpfs", "/tmp"]
+    if str(home) != "/":
+        args += ["--tmpfs", str(home)]
+    for path in sandbox.read_only:
+        args += ["--ro-bind-try", path, path]
+    for path in sandbox.paths:
+        args += ["--bind-try", path, path]
+    for name in CREDENTIAL_DIRS:
+        hidden = home / name
+        if hidden.is_dir():
+            args += ["--tmpfs", str(hidden)]
+        elif hidden.exists():
+            args += ["--ro-bind", "/dev/null", str(hidden)]
+    if not sandbox.network:
+        args.append("--unshare-net")
+    return args  # the working directory is kept where it is visible (listed, or outside home and /tmp)
+
+
+def apply_limits(limits: LimitsConfig | None) -> None:
+    """In the child before ``exec``: the rlimits the config asks for (inherited by the tree)."""
+    if limits is None:
+        return
+    for which, value in (
+        (resource.RLIMIT_DATA, limits.memory_bytes),
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_NPROC, limits.processes),
+    ):
+        if value is not None:
+            resource.setrlimit(which, (value, value))
+
+
+def over_limit(limits: LimitsConfig | None, reason: str) -> str | None:
+    """Which limit an exit looks like it hit, for ``ps`` (None: none that we can tell)."""
+    if limits is None:
+        return None
+    lowered = reason.lower()
+    if limits.memory_bytes is not None and any(
+        sign in lowered for sign in ("memoryerror", "out of memory", "cannot allocate", "sigsegv", "sigabrt")
+    ):
+        return f"over its memory limit ({limits.memory})"
+    if limits.cpu_seconds is not None and "sigxcpu" in lowered:
+        return f"over its CPU limit ({limits.cpu_seconds} s)"
+    return None
+
+
+def read_env_files(files: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``#`` comments, blank lines, optional quotes, ``export``), read at
+    every start so a rotated secret is picked up by a restart; a file that cannot be read
+    stops the start, naming it."""
+    found: dict[str, str] = {}
+    for name in files:
+        try:
+            text = Path(name).read_text()
+        except OSError as exc:
+            raise UpstreamStartError(f"cannot read env_files entry {name}: {exc.strerror or exc}") from exc
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, _, value = line.removeprefix("export ").partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            found[key.strip()] = value
+    return found
