@@ -1,0 +1,80 @@
+"""The sandbox's rules without running bwrap: the mounts it asks for, the limits, env files."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from watchgate import sandbox as sandbox_module
+from watchgate.config import LimitsConfig, SandboxConfig
+from watchgate.errors import UpstreamStartError
+from watchgate.process import open_stdio_process
+from watchgate.sandbox import bwrap_argv, over_limit, read_env_files
+
+
+def test_credentials_are_hidden_after_the_listed_folders(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".netrc").write_text("machine x password y")
+    args = bwrap_argv(SandboxConfig(enabled=True, paths=(str(home),), network=False, tmp="shared"), home=home)
+    assert args.index("--bind-try") < args.index(str(home / ".ssh"))  # hidden after home is bound
+    assert args[args.index(str(home / ".ssh")) - 1] == "--tmpfs"
+    assert args[args.index(str(home / ".netrc")) - 2 : args.index(str(home / ".netrc"))] == [
+        "--ro-bind",
+        "/dev/null",
+    ]
+    assert "--unshare-net" in args
+    assert "/tmp" not in args  # tmp: shared
+
+
+def test_an_exit_is_blamed_on_the_limit_it_looks_like() -> None:
+    limits = LimitsConfig(memory="64M", cpu_seconds=5)
+    assert over_limit(limits, "exited with code 1; stderr: MemoryError") == "over its memory limit (64M)"
+    assert over_limit(limits, "killed by SIGXCPU") == "over its CPU limit (5 s)"
+    assert over_limit(limits, "exited with code 2; stderr: usage") is None
+    assert over_limit(None, "killed by SIGXCPU") is None
+
+
+def test_env_files_are_read_with_comments_quotes_and_export(tmp_path: Path) -> None:
+    env = tmp_path / "server.env"
+    env.write_text("# a comment\n\nexport TOKEN='abc def'\nPLAIN=1\nQUOTED=\"x\"\nnot a line\n")
+    assert read_env_files([str(env)]) == {"TOKEN": "abc def", "PLAIN": "1", "QUOTED": "x"}
+    with pytest.raises(UpstreamStartError, match=r"cannot read env_files entry .*missing\.env"):
+        read_env_files([str(tmp_path / "missing.env")])
+
+
+def test_a_bwrap_that_cannot_create_namespaces_is_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: str(fake))
+    sandbox_module.bwrap_problem.cache_clear()
+    try:
+        problem = sandbox_module.bwrap_problem()
+        assert problem is not None and problem.startswith(
+            "bwrap cannot create namespaces here (bwrap: setting up uid map: Permission denied)"
+        )
+        assert "kernel.apparmor_restrict_unprivileged_userns=0" in problem
+    finally:
+        sandbox_module.bwrap_problem.cache_clear()
+
+
+async def test_limits_and_env_files_reach_the_process(tmp_path: Path) -> None:
+    env = tmp_path / "server.env"
+    env.write_text("FROM_FILE=yes\nOVERRIDDEN=file\n")
+    script = 'ulimit -n; echo "$FROM_FILE $OVERRIDDEN"'
+    async with open_stdio_process(
+        "limited",
+        ["sh", "-c", script],
+        env={"OVERRIDDEN": "env"},
+        env_files=[str(env)],
+        limits=LimitsConfig(open_files=64),
+    ) as proc:
+        out = b""
+        while chunk := await proc.stdout.receive_some():
+            out += chunk
+    assert out.decode().split("\n")[:2] == ["64", "yes env"]
