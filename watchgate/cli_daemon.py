@@ -18,7 +18,7 @@ import msgspec
 import trio
 
 from watchgate import control
-from watchgate.attach import bridge
+from watchgate.attach import bridge, hand_over
 from watchgate.config import ConfigError, load_config
 from watchgate.control_client import ControlError, DaemonNotRunning, call, follow
 from watchgate.daemon import Daemon, DaemonAlreadyRunning, is_listening
@@ -210,7 +210,8 @@ def _attach(args: argparse.Namespace) -> int:
         if refusal:
             return _fail(refusal)
     try:
-        client_left = trio.run(bridge, paths)
+        handed = hand_over(paths)  # the fast path: the daemon serves the client's own pipes
+        client_left = handed if handed is not None else trio.run(bridge, paths)
     except OSError as exc:
         return _fail(f"cannot reach the daemon: {exc}")
     except KeyboardInterrupt:

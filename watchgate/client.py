@@ -77,6 +77,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._stalled = trio.Event()
         self._session: trio.CancelScope | None = None
         self.finished = False  # the session has ended: sends are dropped, queued requests skipped
+        self.client_left = False  # the session ended because the client closed its input
         self._reading = trio.CancelScope()
 
     async def send(self, msg: Message) -> None:
@@ -200,6 +201,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             _log.warning("[%s] %s; closing the session", self.name, exc)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        self.client_left = True  # not cancelled: its input ended (`down` and let-go cancel instead)
         _log.info("[%s] disconnected", self.name)
 
     async def _on_line(self, line: bytes) -> None:

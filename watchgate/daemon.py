@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, wrap_server_stream
 
-from watchgate import jsonrpc
+from watchgate import handoff, jsonrpc
 from watchgate.config import GatewayConfig
 from watchgate.connection import Connector, default_connector
 from watchgate.control import ATTACH_PATH, CONTROL_PATH, MAX_MESSAGE
@@ -27,6 +27,7 @@ from watchgate.errors import WatchgateError
 from watchgate.gateway import Gateway, audit_actor
 from watchgate.messages import Broadcast
 from watchgate.paths import RuntimePaths, open_private
+from watchgate.pipes import eager_receive, eager_send, widen_pipes
 from watchgate.wsstream import WebSocketStream
 
 _log = logging.getLogger("watchgate.daemon")
@@ -122,6 +123,9 @@ class Daemon:
             nursery.start_soon(self._session, stream, peer[0] if peer else None)
 
     async def _session(self, stream: trio.SocketStream, peer_pid: int | None) -> None:
+        if await stream.socket.recv(len(handoff.HELLO), socket.MSG_PEEK) == handoff.HELLO:
+            await self._handed_over(stream, peer_pid)
+            return
         try:
             async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
                 request = await wrap_server_stream(
@@ -143,6 +147,38 @@ class Daemon:
             # this connection (a `logs -f` stopped with Ctrl-C, a client that vanished)
             _log.debug("session ended: %r", group.exceptions)
 
+    async def _handed_over(self, stream: trio.SocketStream, peer_pid: int | None) -> None:
+        """Serve a client on the stdin and stdout its ``attach`` handed over (handoff.py)."""
+        async with stream:
+            try:
+                _, ancillary, _, _ = await stream.socket.recvmsg(
+                    len(handoff.HELLO), socket.CMSG_SPACE(handoff.FDS * 8)
+                )
+            except OSError as exc:
+                _log.debug("handoff failed: %r", exc)
+                return
+            fds = handoff.unpack_fds(ancillary)
+            if len(fds) != handoff.FDS:
+                for fd in fds:
+                    os.close(fd)
+                return
+            receive, send = (trio.lowlevel.FdStream(fd) for fd in fds)
+            widen_pipes(receive, send)
+            try:
+                await stream.send_all(handoff.ACCEPTED)
+                # from here the client talks to the daemon on its own pipes: an attach that dies
+                # does not end the session, the client's end of its stdin does
+                ended_by_client = await self.gateway.attach_client(
+                    eager_receive(receive), eager_send(send), peer_pid=peer_pid
+                )
+                status = handoff.CLIENT_LEFT if ended_by_client else handoff.DAEMON_ENDED
+                with trio.CancelScope(shield=True), contextlib.suppress(*_STREAM_GONE):
+                    await stream.send_all(status)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await receive.aclose()
+                    await send.aclose()
+
     async def _refuse(self, stream: trio.SocketStream) -> None:
         """Tell a peer of another uid why it is turned away (403), so it fails instead of waiting."""
         with trio.move_on_after(5):
@@ -163,6 +199,7 @@ class Daemon:
             await self.ops.handle(ws, message)
 
 
+_STREAM_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 _CONNECTION_ENDED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 

@@ -123,8 +123,9 @@ class Gateway:
 
     async def attach_client(
         self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream, *, peer_pid: int | None = None
-    ) -> None:
-        """One client session as a temporary child of the clients supervisor; returns when it ends."""
+    ) -> bool:
+        """One client session as a temporary child of the clients supervisor; returns when it
+        ends, True if the client ended it (closed its input), False if the gateway did."""
         client = ClientActor(receive, send, router=self.router)
         session = ClientSession(client, peer_pid, trio.current_time())
         self._record(lifecycle_entry("client_attached", client=client.name, reason=f"pid {peer_pid}"))
@@ -142,6 +143,7 @@ class Gateway:
                 ChildSpec(client.name, run_client, RestartPolicy(RestartType.TEMPORARY))
             )
             await session.done.wait()
+            return client.client_left
         finally:
             with trio.CancelScope(shield=True):
                 self._sessions.pop(client.name, None)

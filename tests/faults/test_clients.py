@@ -3,6 +3,7 @@ is let go, and nothing it does reaches another client, a server, or the audit ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,6 +57,12 @@ async def calm_and_rude(
         calm = await gw.client()
         await calm.initialize()
         yield gw, calm, await gw.client(reading=False)
+
+
+async def send_until_cut_off(client: RawClient, data: bytes) -> None:
+    """Send, until the daemon lets the (non-reading) client go and its pipe breaks."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await client.send_raw(data)
 
 
 def echo_line(text: str) -> bytes:
@@ -115,7 +122,7 @@ async def test_a_flood_then_disconnect_leaves_the_daemon_and_its_other_clients_u
         async with calm_and_rude(tmp_path, marker, request_timeout=30) as (gw, calm, flood):
             line = echo_line("x" * 2000)
             async with trio.open_nursery() as sending:  # backpressure stalls the sender: as it should
-                sending.start_soon(flood.send_raw, line * 5000)
+                sending.start_soon(send_until_cut_off, flood, line * 5000)
                 with trio.move_on_after(30):
                     while (
                         max(
@@ -125,10 +132,15 @@ async def test_a_flood_then_disconnect_leaves_the_daemon_and_its_other_clients_u
                         < 50
                     ):
                         await trio.sleep(0.05)
-                flood.process.kill()  # kill -9 of the attach process, mid-flood
+                # the client dies mid-flood: kill -9 of its attach, and its pipes close
                 sending.cancel_scope.cancel()
+            flood.process.kill()
+            await flood.close()
+            assert flood.process.stdout is not None
+            await flood.process.stdout.aclose()
             for n in range(3):
                 echoed = await calm.call(n, "ok__echo", {"text": "calm"}, timeout=30)
+                assert "result" in echoed, echoed
                 assert echoed["result"]["content"][0]["text"] == "calm"
             with trio.fail_after(30):
                 while (ps := json.loads((await gw.cli("ps", "--json")).stdout))["clients"] and len(
@@ -153,7 +165,7 @@ async def test_a_client_that_never_reads_is_let_go_and_nobody_waits_for_it(tmp_p
 
             async def send_all() -> None:
                 with sending:  # ~24 MB of answers it will never read; its sends stall in the end
-                    await deaf.send_raw(line * 3000)
+                    await send_until_cut_off(deaf, line * 3000)
 
             gw.nursery.start_soon(send_all)
             log = tmp_path / "daemon.log"

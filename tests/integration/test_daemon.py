@@ -233,6 +233,11 @@ async def test_a_client_that_vanishes_mid_call_is_cancelled_upstream(
             clients = (await daemon.ps())["clients"]
             assert [c["name"] for c in clients] == ["doomed"] and clients[0]["in_flight"] == 1
 
+            # the client dies: its pipes close (attach handed them to the daemon, which sees the
+            # end of the client's stdin), and its attach process goes with it
+            await attach.stdin.aclose()
+            assert attach.stdout is not None
+            await attach.stdout.aclose()
             attach.kill()
             await attach.wait()
             while '"notifications/cancelled"' not in record.read_text():

@@ -55,6 +55,11 @@ def probe(name: str, **keys: Any) -> dict[str, Any]:
     return {"name": name, "command": PROBE, "startup_timeout": 20, **keys}
 
 
+def sandboxed(**keys: Any) -> dict[str, Any]:
+    """The sandbox block with this repository readable (a clone may live under /tmp or ~)."""
+    return {"enabled": True, **keys, "read_only": [str(REPO), *keys.get("read_only", ())]}
+
+
 def text_of(response: dict[str, Any]) -> str:
     return "".join(block.get("text", "") for block in response["result"]["content"])
 
@@ -65,7 +70,7 @@ async def test_a_sandboxed_filesystem_server_cannot_read_outside_its_paths(tmp_p
     outside.mkdir()
     (inside / "note.txt").write_text("visible")
     (outside / "secret.txt").write_text("top secret")
-    fs = {"name": "fs", "command": [FILESYSTEM, "/"], "sandbox": {"enabled": True, "paths": [str(inside)]}}
+    fs = {"name": "fs", "command": [FILESYSTEM, "/"], "sandbox": sandboxed(paths=[str(inside)])}
     async with gateway_with(tmp_path, fs, probe("other")) as (_, client):  # no path_guard at all
         ok = await client.request(
             "tools/call", {"name": "fs__read_text_file", "arguments": {"path": str(inside / "note.txt")}}
@@ -83,8 +88,8 @@ async def test_network_off_means_no_tcp_connection_even_to_loopback(tmp_path: Pa
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        offline = probe("offline", sandbox={"enabled": True, "network": False})
-        online = probe("online", sandbox={"enabled": True})
+        offline = probe("offline", sandbox=sandboxed(network=False))
+        online = probe("online", sandbox=sandboxed())
         async with gateway_with(tmp_path, offline, online) as (gateway, client):
             refused = await client.request(
                 "tools/call", {"name": "offline__connect", "arguments": {"port": port}}
@@ -108,9 +113,10 @@ async def test_credential_folders_are_hidden_even_inside_a_listed_home(
     (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
     (home / "notes.txt").write_text("mine")
     monkeypatch.setenv("HOME", str(home))
-    async with gateway_with(
-        tmp_path, probe("p", sandbox={"enabled": True, "paths": [str(home)]}), probe("q")
-    ) as (_, client):
+    async with gateway_with(tmp_path, probe("p", sandbox=sandboxed(paths=[str(home)])), probe("q")) as (
+        _,
+        client,
+    ):
         assert (
             text_of(
                 await client.request("tools/call", {"name": "p__read", "arguments": {"path": "~/notes.txt"}})
@@ -129,7 +135,7 @@ async def test_credential_folders_are_hidden_even_inside_a_listed_home(
 
 async def test_a_setsid_grandchild_dies_with_the_sandbox(tmp_path: Path) -> None:
     marker = f"wg-sandbox-{tmp_path.name}"
-    async with gateway_with(tmp_path, probe("p", sandbox={"enabled": True}), probe("q")) as (_, client):
+    async with gateway_with(tmp_path, probe("p", sandbox=sandboxed()), probe("q")) as (_, client):
         assert (
             text_of(await client.request("tools/call", {"name": "p__spawn", "arguments": {"marker": marker}}))
             == "spawned"
@@ -161,8 +167,8 @@ async def test_without_bwrap_a_sandboxed_server_does_not_start_and_says_why(
     monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
     sandbox_module.bwrap_problem.cache_clear()
     try:
-        strict = probe("strict", sandbox={"enabled": True}, max_restarts=0)
-        lenient = probe("lenient", sandbox={"enabled": True, "required": False})
+        strict = probe("strict", sandbox=sandboxed(), max_restarts=0)
+        lenient = probe("lenient", sandbox=sandboxed(required=False))
         async with gateway_with(tmp_path, strict, lenient) as (gateway, client):
             refused = await client.request(
                 "tools/call", {"name": "strict__read", "arguments": {"path": "/etc/hostname"}}
