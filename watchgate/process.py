@@ -108,7 +108,7 @@ class StdioProcess:
     def __init__(
         self,
         server: str,
-        process: trio.Process,
+        process: Child,
         token: str = "",
         *,
         sandbox: str = "-",
@@ -204,6 +204,42 @@ class StdioProcess:
             os.killpg(self._process.pid, sig)
 
 
+class Child:
+    """A child process spawned from the event loop's own thread, with trio streams on its pipes.
+
+    Not ``trio.lowlevel.open_process``: trio forks in a worker thread, and the parent-death
+    signal (``PR_SET_PDEATHSIG``) fires when the *thread* that forked exits, so every server
+    died of SIGKILL when that idle worker retired. Forking here blocks the loop for the
+    fork+exec (about a millisecond), once per server start. Its end is awaited on a pidfd.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        pipes = [pipe for pipe in (popen.stdin, popen.stdout, popen.stderr) if pipe is not None]
+        self.stdin, self.stdout, self.stderr = (trio.lowlevel.FdStream(os.dup(p.fileno())) for p in pipes)
+        for pipe in pipes:
+            pipe.close()
+
+    async def aclose(self) -> None:
+        """Close our ends of its pipes (after it has been reaped)."""
+        for stream in (self.stdin, self.stdout, self.stderr):
+            await stream.aclose()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    async def wait(self) -> int:
+        if self._popen.returncode is None:
+            pidfd = os.pidfd_open(self.pid)
+            try:
+                await trio.lowlevel.wait_readable(pidfd)
+            finally:
+                os.close(pidfd)
+        return self._popen.wait()  # it has ended: this reaps it without blocking
+
+
 def stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[StdioProcess]:
     """The connector for ``transport: stdio`` upstreams."""
     return open_stdio_process(
@@ -246,15 +282,17 @@ async def open_stdio_process(
         _log.warning("[%s] runs UNSANDBOXED (sandbox.required: false): %s", server, bwrap_problem())
     become_subreaper()
     try:
-        process = await trio.lowlevel.open_process(
-            confined.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=partial(_in_child, os.getpid(), limits),
+        process = Child(
+            subprocess.Popen(  # noqa: ASYNC220 - in this thread on purpose (see Child)
+                confined.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=partial(_in_child, os.getpid(), limits),
+            )
         )
     except OSError as exc:
         raise UpstreamStartError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
@@ -267,3 +305,5 @@ async def open_stdio_process(
     finally:
         await child.shutdown(shutdown_timeout)
         _started.discard(process.pid)
+        with trio.CancelScope(shield=True):
+            await process.aclose()

@@ -132,3 +132,19 @@ async def _read_all(stream: trio.abc.ReceiveStream) -> bytes:
     while chunk := await stream.receive_some():
         data += chunk
     return data
+
+
+async def test_a_server_outlives_the_thread_that_started_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PR_SET_PDEATHSIG fires when the *thread* that forked exits: a server forked in one of
+    trio's worker threads died of SIGKILL when that idle thread retired (after 10 s)."""
+    import trio._core._thread_cache as thread_cache
+
+    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.05)  # idle worker threads retire at once
+    async with open_stdio_process("cat", ["cat"], shutdown_timeout=5) as proc:
+        for _ in range(4):  # give any worker thread time to retire, and trio reasons to start more
+            await trio.to_thread.run_sync(lambda: None)
+            await trio.sleep(0.2)
+        await proc.stdin.send_all(b"still alive\n")
+        with trio.fail_after(5):
+            assert await LineReader(proc.stdout).receive_line() == b"still alive"
+    assert proc.returncode == 0
