@@ -127,7 +127,11 @@ class ContentFilter(Plugin):
         out: Any = None
         strings = 0
         minimum = self.min_length
-        renamed = self._renamed_keys(value, path, findings) if isinstance(value, dict) else None
+        renamed = (  # JSON keys are strings; most are shorter than anything a detector finds
+            self._renamed_keys(value, path, findings)
+            if isinstance(value, dict) and max(map(len, value), default=0) >= minimum
+            else None
+        )
         for key, item in members:
             label = renamed.get(key, key) if renamed else key  # a place never quotes a finding
             if isinstance(item, str):
@@ -148,7 +152,7 @@ class ContentFilter(Plugin):
             out = None if out is value else out
         if renamed:
             out = _rename(value if out is None else out, renamed)
-        elif isinstance(value, list) and self.joins:
+        elif self.joins and isinstance(value, list) and len(value) >= 2:
             out = self._across_blocks(value, out, path, findings)
         return value if out is None else out
 
