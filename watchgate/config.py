@@ -150,6 +150,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     command: tuple[str, ...] = ()
     env: dict[str, str] = {}
     env_files: tuple[str, ...] = ()  # KEY=VALUE files read at every start (env wins over them)
+    env_keyring: dict[str, str] = {}  # VAR: "service/username" in the OS keyring, read at every start
     pass_env: tuple[str, ...] = ()  # the gateway's variables a server also gets (beyond the minimal set)
     sandbox: SandboxConfig | None = None  # None: proxy.sandbox
     limits: LimitsConfig | None = None
@@ -515,7 +516,7 @@ class _Builder:
                 self.add(join_path(path, "command"), f"the command {what}")
         else:
             forbidden, other = (
-                ("command", "env", "env_files", "pass_env", "cwd", "sandbox", "limits"),
+                ("command", "env", "env_files", "env_keyring", "pass_env", "cwd", "sandbox", "limits"),
                 "stdio",
             )
             if u.url is None and "url" not in skip:

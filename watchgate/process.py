@@ -34,7 +34,7 @@ import trio
 
 from watchgate.errors import UpstreamStartError
 from watchgate.pipes import eager_receive, eager_send, widen_pipes
-from watchgate.sandbox import apply_limits, bwrap_problem, confine, over_limit, read_env_files
+from watchgate.sandbox import apply_limits, bwrap_problem, confine, over_limit, read_env_files, read_keyring
 from watchgate.sanitize import clean
 
 if TYPE_CHECKING:
@@ -247,6 +247,7 @@ def stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[Stdio
         config.command,
         env=config.env,
         env_files=config.env_files,
+        env_keyring=config.env_keyring,
         pass_env=config.pass_env,
         cwd=config.cwd,
         shutdown_timeout=config.shutdown_timeout,
@@ -262,6 +263,7 @@ async def open_stdio_process(
     *,
     env: Mapping[str, str] | None = None,
     env_files: Sequence[str] = (),
+    env_keyring: Mapping[str, str] | None = None,
     pass_env: Sequence[str] = (),
     cwd: str | None = None,
     shutdown_timeout: float = 5.0,
@@ -274,7 +276,8 @@ async def open_stdio_process(
     ``env_files`` say, then ``env``. ``sandbox`` and ``limits``: see sandbox.py."""
     token = f"{os.getpid()}.{next(_tokens)}"
     inherited = {name: os.environ[name] for name in (*MINIMAL_ENV, *pass_env) if name in os.environ}
-    full_env = {**inherited, **read_env_files(env_files), **(env or {}), MARK_ENV: token}
+    from_keyring = await trio.to_thread.run_sync(read_keyring, env_keyring or {}) if env_keyring else {}
+    full_env = {**inherited, **read_env_files(env_files), **from_keyring, **(env or {}), MARK_ENV: token}
     if sandbox is not None and sandbox.enabled:
         await trio.to_thread.run_sync(bwrap_problem)  # probed once, off the event loop
     confined = confine(server, argv, sandbox)

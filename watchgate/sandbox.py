@@ -18,7 +18,7 @@ import functools
 import resource
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -127,6 +127,34 @@ def over_limit(limits: LimitsConfig | None, reason: str) -> str | None:
     if limits.cpu_seconds is not None and "sigxcpu" in lowered:
         return f"over its CPU limit ({limits.cpu_seconds} s)"
     return None
+
+
+def read_keyring(entries: Mapping[str, str]) -> dict[str, str]:
+    """``{VAR: "service/username"}`` looked up in the OS keyring (the ``keyring`` package, the
+    ``keyring`` extra); blocking (D-Bus, Keychain): call it off the event loop. A missing
+    package or entry stops the start, naming the variable."""
+    if not entries:
+        return {}
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise UpstreamStartError(
+            "env_keyring needs the keyring package: pip install 'watchgate[keyring]'"
+        ) from None
+    found: dict[str, str] = {}
+    for var, entry in entries.items():
+        service, _, username = entry.rpartition("/")
+        try:
+            secret = keyring.get_password(service, username)
+        except keyring.errors.KeyringError as exc:
+            raise UpstreamStartError(f"env_keyring.{var}: the keyring failed: {exc}") from None
+        if secret is None:
+            raise UpstreamStartError(
+                f"env_keyring.{var}: no keyring entry for service {service!r}, user {username!r}"
+            )
+        found[var] = secret
+    return found
 
 
 def read_env_files(files: Sequence[str]) -> dict[str, str]:

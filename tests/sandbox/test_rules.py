@@ -5,13 +5,15 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
 
 from watchgate import sandbox as sandbox_module
 from watchgate.config import LimitsConfig, SandboxConfig
 from watchgate.errors import UpstreamStartError
 from watchgate.process import open_stdio_process
-from watchgate.sandbox import bwrap_argv, over_limit, read_env_files
+from watchgate.sandbox import bwrap_argv, over_limit, read_env_files, read_keyring
 
 
 def test_credentials_are_hidden_after_the_listed_folders(tmp_path: Path) -> None:
@@ -78,3 +80,42 @@ async def test_limits_and_env_files_reach_the_process(tmp_path: Path) -> None:
         while chunk := await proc.stdout.receive_some():
             out += chunk
     assert out.decode().split("\n")[:2] == ["64", "yes env"]
+
+
+class MemoryKeyring(KeyringBackend):
+    """An OS keyring stand-in: the tests never touch the machine's real one."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.entries.pop((service, username), None)
+
+
+async def test_secrets_come_from_the_os_keyring_at_every_start() -> None:
+    previous = keyring.get_keyring()
+    memory = MemoryKeyring()
+    memory.set_password("github.com/api", "me", "ghp_from_the_keyring")
+    keyring.set_keyring(memory)
+    try:
+        entries = {"GITHUB_TOKEN": "github.com/api/me"}
+        async with open_stdio_process("k", ["sh", "-c", 'echo "$GITHUB_TOKEN"'], env_keyring=entries) as proc:
+            out = b""
+            while chunk := await proc.stdout.receive_some():
+                out += chunk
+        assert out == b"ghp_from_the_keyring\n"
+        with pytest.raises(
+            UpstreamStartError, match=r"env_keyring\.NOPE: no keyring entry for service 'x', user 'y'"
+        ):
+            read_keyring({"NOPE": "x/y"})
+    finally:
+        keyring.set_keyring(previous)
