@@ -123,7 +123,13 @@ class Daemon:
             nursery.start_soon(self._session, stream, peer[0] if peer else None)
 
     async def _session(self, stream: trio.SocketStream, peer_pid: int | None) -> None:
-        if await stream.socket.recv(len(handoff.HELLO), socket.MSG_PEEK) == handoff.HELLO:
+        try:
+            first = await stream.socket.recv(len(handoff.HELLO), socket.MSG_PEEK)
+        except OSError as exc:  # reset before it said anything: ends this connection only
+            _log.debug("connection dropped: %r", exc)
+            await stream.aclose()
+            return
+        if first == handoff.HELLO:
             await self._handed_over(stream, peer_pid)
             return
         try:
@@ -165,7 +171,10 @@ class Daemon:
             receive, send = (trio.lowlevel.FdStream(fd) for fd in fds)
             widen_pipes(receive, send)
             try:
-                await stream.send_all(handoff.ACCEPTED)
+                try:
+                    await stream.send_all(handoff.ACCEPTED)
+                except _STREAM_GONE:
+                    return  # attach vanished before the session began: nothing to serve
                 # from here the client talks to the daemon on its own pipes: an attach that dies
                 # does not end the session, the client's end of its stdin does
                 ended_by_client = await self.gateway.attach_client(

@@ -256,3 +256,27 @@ async def test_a_peer_of_another_uid_is_told_why_instead_of_hanging(
         monkeypatch.undo()
         monkeypatch.setenv(RUNTIME_ENV, str(daemon.paths.directory))
         assert (await call(daemon.paths, control.Ps()))["upstreams"][0]["name"] == "alpha"
+
+
+async def test_a_malformed_hand_over_ends_only_that_connection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import socket as stdlib_socket
+
+    from watchgate import handoff
+
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
+        for fds in ([0], []):  # one descriptor instead of two; none at all
+            sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+            await sock.connect(str(daemon.paths.socket))
+            await sock.sendmsg([handoff.HELLO], handoff.pack_fds(fds) if fds else [])
+            with trio.fail_after(5):
+                assert await sock.recv(1) == b""  # closed, not accepted
+            sock.close()
+        sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+        await sock.connect(str(daemon.paths.socket))
+        sock.setsockopt(
+            stdlib_socket.SOL_SOCKET, stdlib_socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
+        sock.close()  # gone before a word
+        assert (await call(daemon.paths, control.Ps()))["upstreams"][0]["name"] == "alpha"
