@@ -118,6 +118,7 @@ class StdioProcess:
         self._process = process
         self._token = token
         self.sandbox = sandbox  # what ps shows: "-", "bwrap", "bwrap net:off", "UNSANDBOXED"
+        self.stderr_closed = trio.Event()  # its last words are in stderr_tail
         self._limits = limits
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         assert process.stdin is not None and process.stdout is not None
@@ -162,6 +163,14 @@ class StdioProcess:
         stream = self._process.stderr
         assert stream is not None
         logger = logging.getLogger(f"watchgate.upstream.{self.server}")
+        try:
+            await self._pump(stream, logger, on_line)
+        finally:
+            self.stderr_closed.set()
+
+    async def _pump(
+        self, stream: trio.abc.ReceiveStream, logger: logging.Logger, on_line: Callable[[str], None] | None
+    ) -> None:
         pending = b""
         while chunk := await stream.receive_some(65536):
             *lines, pending = (pending + chunk).split(b"\n")

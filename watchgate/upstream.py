@@ -287,15 +287,24 @@ class UpstreamActor(Actor[UpstreamMessage]):
             return
         with trio.move_on_after(self.config.shutdown_timeout):
             await process.wait()
+        await self._last_words(process)
         self._exit_reason = process.describe_exit()
         _log.warning("[%s] %s", self.name, self._exit_reason)
         scope.cancel()
+
+    async def _last_words(self, process: UpstreamConnection) -> None:
+        """Let stderr be read to its end (a moment) so the exit reason quotes the last line."""
+        closed = getattr(process, "stderr_closed", None)
+        if isinstance(closed, trio.Event):
+            with trio.move_on_after(1):
+                await closed.wait()
 
     async def _watch_exit(self, process: UpstreamConnection, incarnation: trio.CancelScope) -> None:
         """See the process end from the process itself: a descendant holding its stdout open
         would otherwise hide the exit until every call in flight timed out."""
         await process.wait()
         await trio.sleep(1)  # normally the reader meets the end of stdout meanwhile and says why
+        await self._last_words(process)
         self._exit_reason = process.describe_exit()
         _log.warning(
             "[%s] %s (its stdout is still held open by a process it started)", self.name, self._exit_reason

@@ -86,6 +86,8 @@ class Connection:
         while True:
             chunk = bytes(await self._stdout.receive_some(CHUNK))  # os.read gives bytes: no copy
             if not chunk:
+                with trio.move_on_after(2):  # stdout can close a moment before the exit is seen
+                    await self.process.wait()
                 code = self.process.poll()
                 raise BenchError(f"{self.name}: stdout closed (exit {code}; stderr: {self.stderr_tail()})")
             if b"\n" not in chunk:
