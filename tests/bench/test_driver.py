@@ -151,3 +151,31 @@ def test_arms_find_a_proxied_tool_and_carry_env_and_cwd() -> None:
         arms.resolve_tool(["a_echo", "b__echo"], "echo")
     entry = arms.upstream_entry("s", ["srv"], env={"K": "v"}, cwd="/tmp")
     assert entry == {"name": "s", "command": ["srv"], "env": {"K": "v"}, "cwd": "/tmp"}
+
+
+def test_the_daemon_path_is_judged_against_run_in_the_same_run() -> None:
+    results = {
+        "latency": [
+            {
+                "server": "echo",
+                "direct": {"p50_us": 90},
+                "gateway": {"p50_us": 400},
+                "added_p50_us": 310,
+                "ratio_p50": 4.4,
+                "daemon": {"p50_us": 376},
+            }
+        ],
+        "throughput": [
+            {"server": "echo", "concurrency": 32, "direct": 1e5, "gateway": 12_000, "daemon": 9_000}
+        ],
+    }
+    checks = {c["name"]: c for c in report.targets(results)}
+    assert checks["daemon p50 / run p50, echo"] == {
+        "name": "daemon p50 / run p50, echo",
+        "target": "<= 1.15x",
+        "value": 0.94,
+        "unit": "x",
+        "met": True,
+    }
+    assert checks["daemon calls/s / run, echo, c=32"]["value"] == 0.75
+    assert checks["daemon calls/s / run, echo, c=32"]["met"] is False

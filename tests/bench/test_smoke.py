@@ -69,7 +69,7 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert "plugins added p50" in proc.stdout
     assert results["daemon"]["status"] in {"ok", "not built yet"}
     assert results["peer"]["status"] in {"ok", "skipped"}
-    assert len(results["targets"]) == 9
+    assert len(results["targets"]) == 11
 
 
 def test_bench_command_on_a_config(config: Path, tmp_path: Path) -> None:

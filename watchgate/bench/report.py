@@ -182,6 +182,21 @@ def _echo32(results: dict[str, Any]) -> float | None:
     return None if item is None else float(item["gateway"])
 
 
+def _daemon_vs_run_p50(results: dict[str, Any]) -> float | None:
+    """The daemon path (a client on `attach`) against `watchgate run`, in one run."""
+    item = _find(results.get("latency", []), server="echo")
+    if item is None or "daemon" not in item:
+        return None
+    return float(item["daemon"]["p50_us"]) / float(item["gateway"]["p50_us"])
+
+
+def _daemon_vs_run_calls(results: dict[str, Any]) -> float | None:
+    item = _find(results.get("throughput", []), server="echo", concurrency=32)
+    if item is None or "daemon" not in item:
+        return None
+    return float(item["daemon"]) / float(item["gateway"])
+
+
 def _fan(results: dict[str, Any], *path: str) -> float | None:
     node: Any = results.get("fanout", {})
     for key in path:
@@ -225,6 +240,8 @@ CHECKS: list[Check] = [
         "us",
     ),
     ("large result vs direct", ">= 0.8x", lambda r: r.get("large", {}).get("ratio"), lambda v: v >= 0.8, "x"),
+    ("daemon p50 / run p50, echo", "<= 1.15x", _daemon_vs_run_p50, lambda v: v <= 1.15, "x"),
+    ("daemon calls/s / run, echo, c=32", ">= 0.9x", _daemon_vs_run_calls, lambda v: v >= 0.9, "x"),
 ]
 
 
