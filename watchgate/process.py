@@ -24,7 +24,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -69,29 +69,27 @@ def _in_child(parent: int, limits: LimitsConfig | None) -> None:
     apply_limits(limits)
 
 
+def _processes() -> Iterator[Path]:
+    """The /proc entry of every process (one may be gone by the time it is read)."""
+    return (entry for entry in Path("/proc").iterdir() if entry.name.isdigit())
+
+
 def marked_processes(token: str) -> list[int]:
     """Every process whose environment carries ``token`` (ours only: others' environ is unreadable)."""
     needle = f"\0{MARK_ENV}={token}\0".encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:  # gone meanwhile, or not ours
-            continue
-        if needle in b"\0" + environ + b"\0":
-            found.append(int(entry.name))
+    for entry in _processes():
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours
+            if needle in b"\0" + (entry / "environ").read_bytes() + b"\0":
+                found.append(int(entry.name))
     return found
 
 
 def reap_orphans() -> None:
     """Collect the exit status of adopted orphans (children we did not start), so none stays a
-    zombie; trio's own children are left to trio."""
+    zombie; the servers we started are reaped by their own `Child.wait`."""
     me = str(os.getpid())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry in _processes():
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
         except OSError:
@@ -101,7 +99,7 @@ def reap_orphans() -> None:
                 os.waitpid(int(entry.name), os.WNOHANG)
 
 
-_started: set[int] = set()  # the pids trio waits for: never reaped behind its back
+_started: set[int] = set()  # the pids a Child waits for: never reaped behind its back
 
 
 class StdioProcess:
@@ -289,7 +287,7 @@ async def open_stdio_process(
     full_env = {**inherited, **read_env_files(env_files), **from_keyring, **(env or {}), MARK_ENV: token}
     if sandbox is not None and sandbox.enabled:
         await trio.to_thread.run_sync(bwrap_problem)  # probed once, off the event loop
-    confined = confine(server, argv, sandbox)
+    confined = confine(argv, sandbox)
     if confined.label == "UNSANDBOXED":
         _log.warning("[%s] runs UNSANDBOXED (sandbox.required: false): %s", server, bwrap_problem())
     become_subreaper()

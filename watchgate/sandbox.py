@@ -43,7 +43,7 @@ class Confinement:
         self.label = label
 
 
-def confine(server: str, argv: Sequence[str], sandbox: SandboxConfig | None) -> Confinement:
+def confine(argv: Sequence[str], sandbox: SandboxConfig | None) -> Confinement:
     """The command line that runs ``argv`` inside the sandbox (or as it is, when there is none)."""
     if sandbox is None or not sandbox.enabled:
         return Confinement(list(argv), "-")

@@ -47,5 +47,9 @@ def clean(text: str) -> str:
     return escape_controls(redact(text, spans) if spans else text)
 
 
+# Names (tools, methods) repeat on every call: the detector runs once per distinct name.
+clean_name = functools.lru_cache(maxsize=4096)(clean)
+
+
 def clean_optional(text: str | None) -> str | None:
-    return None if text is None else clean(text)
+    return None if text is None else clean_name(text)

@@ -45,6 +45,16 @@ class DaemonHandle:
     async def upstream(self, name: str) -> dict[str, Any]:
         return next(u for u in (await self.ps())["upstreams"] if u["name"] == name)
 
+    async def raw_attach(self, **options: Any) -> trio.Process:
+        """`watchgate attach` on pipes, for a test that speaks raw JSON-RPC."""
+        return await trio.lowlevel.open_process(
+            [WATCHGATE, "attach", "--no-start"],
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            **options,
+        )
+
     async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The command as a user runs it; output decoded."""
         done = await trio.run_process(
@@ -201,12 +211,7 @@ async def test_a_client_that_vanishes_mid_call_is_cancelled_upstream(
     config = write_config(upstream("slowpoke", [*CRASHY, "--record", str(record)]), upstream("time", TIME))
     with trio.fail_after(90):
         async with running_daemon(config) as daemon:
-            attach = await trio.lowlevel.open_process(
-                [WATCHGATE, "attach", "--no-start"],
-                env=daemon.env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
+            attach = await daemon.raw_attach()
             assert attach.stdin is not None
             lines = [
                 {
@@ -373,13 +378,7 @@ async def test_down_answers_an_attached_clients_call_and_attach_exits_1(
     config = write_config(upstream("crashy", CRASHY), upstream("time", TIME))
     with trio.fail_after(90):
         async with running_daemon(config) as daemon:
-            client = await trio.lowlevel.open_process(
-                [WATCHGATE, "attach", "--no-start"],
-                env=daemon.env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
+            client = await daemon.raw_attach(stderr=subprocess.PIPE)
             assert client.stdin is not None and client.stdout is not None and client.stderr is not None
             slow = {"name": "crashy__slow", "arguments": {"seconds": 600}}
             await client.stdin.send_all(

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import stub
+
 MODES = (
     "crash",  # act: exit 3 mid-call, with a last word on stderr
     "hang",  # act: never answered
@@ -76,21 +78,19 @@ def main():
         subprocess.Popen(SLEEPER, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
     if MODE == "ignoreterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, request_id = msg.get("method"), msg.get("id")
-        if request_id is None:
-            continue
+    for method, request_id, params in stub.requests():
         if method == "initialize":
             if MODE != "noinit":
-                info = {"name": f"misbehaving-{MODE}", "version": "1"}
-                result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": info}
-                send({"jsonrpc": "2.0", "id": request_id, "result": result})
+                send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": request_id,
+                        "result": stub.initialize_result(f"misbehaving-{MODE}"),
+                    }
+                )
         elif method == "tools/list":
-            tools = [{"name": n, "inputSchema": {"type": "object"}} for n in ("act", "echo")]
-            send({"jsonrpc": "2.0", "id": request_id, "result": {"tools": tools}})
+            send({"jsonrpc": "2.0", "id": request_id, "result": stub.tools_result(("act", "echo"))})
         elif method == "tools/call":
-            params = msg.get("params") or {}
             if params.get("name") == "act":
                 act(request_id)
             else:

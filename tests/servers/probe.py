@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 
+import stub
+
 
 def text(value, error=False):
     return {"content": [{"type": "text", "text": value}], "isError": error}
@@ -38,23 +40,12 @@ def call(name, args):
 
 
 def main():
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, request_id = msg.get("method"), msg.get("id")
-        if request_id is None:
-            continue
+    for method, request_id, params in stub.requests():
         if method == "initialize":
-            info = {"name": "probe", "version": "1"}
-            result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": info}
+            result = stub.initialize_result("probe")
         elif method == "tools/list":
-            result = {
-                "tools": [
-                    {"name": n, "inputSchema": {"type": "object"}}
-                    for n in ("read", "connect", "spawn", "alloc")
-                ]
-            }
+            result = stub.tools_result(("read", "connect", "spawn", "alloc"))
         elif method == "tools/call":
-            params = msg.get("params") or {}
             result = call(params.get("name"), params.get("arguments") or {})
         else:
             result = {}

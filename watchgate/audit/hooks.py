@@ -20,7 +20,7 @@ from watchgate.audit.actor import AuditActor
 from watchgate.audit.record import AuditEntry, Event
 from watchgate.hooks import REQUEST_CANCELLED, CallContext
 from watchgate.jsonrpc import Message
-from watchgate.sanitize import clean, clean_optional
+from watchgate.sanitize import clean, clean_name, clean_optional
 
 
 class AuditHooks:
@@ -95,7 +95,7 @@ def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
         event=event,
         client=f"client-{ctx.client_id}",
         server=ctx.upstream,
-        method=clean(ctx.method),
+        method=clean_name(ctx.method),
         tool=clean_optional(ctx.name),
         public_name=clean_optional(ctx.public_name),
         request_id=clean(request_id) if isinstance(request_id, str) else request_id,
