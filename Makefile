@@ -58,11 +58,21 @@ test: lint typecheck pytest
 lock: $(UV)
 	$(UV) lock --upgrade
 
-# Not a test: a ~3 minute measurement, direct vs through the gateway (docs/performance.md).
-# FastMCP, the peer measured alongside, is the locked `bench` extra.
-bench: install
+# Not a test: a ~4 minute measurement, direct vs through the gateway (docs/performance.md).
+# The peers measured alongside: FastMCP is the locked `bench` extra; Gatekit gets a venv of its
+# own from a hash-pinned requirements file (its dependencies would fight Watchgate's lock).
+GATEKIT := .bench-peers/gatekit
+
+$(STAMPS)/gatekit: tools/gatekit-requirements.txt $(UV)
+	@mkdir -p $(STAMPS)
+	rm -rf $(GATEKIT)
+	$(UV) venv --quiet --python $(PYTHON) $(GATEKIT)
+	VIRTUAL_ENV=$(GATEKIT) $(UV) pip install --quiet --require-hashes --no-deps -r tools/gatekit-requirements.txt
+	@touch $@
+
+bench: install $(STAMPS)/gatekit
 	$(UV_SYNC) --extra test --extra bench
 	$(BIN)/python -m watchgate.bench --json bench-results.json
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(STAMPS) node_mcp/node_modules .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(STAMPS) .bench-peers node_mcp/node_modules .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache

@@ -322,6 +322,15 @@ class LineReader:
             raise StopAsyncIteration
         return line
 
+    @property
+    def buffered(self) -> bool:
+        """Whether a whole line is already read: ``next_buffered`` returns it without I/O."""
+        return bool(self._ready)
+
+    def next_buffered(self) -> bytes:
+        """The next line already read (see ``buffered``)."""
+        return self._ready.popleft()
+
     async def receive_line(self) -> bytes | None:
         """The next non-blank line without its newline, or None once the stream has ended."""
         while not self._ready:

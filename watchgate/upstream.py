@@ -19,6 +19,7 @@ from msgspec import UNSET
 
 from actors import Actor, Reply
 from watchgate import jsonrpc
+from watchgate.answer_group import answer_group, current_group
 from watchgate.connection import default_connector
 from watchgate.errors import (
     JsonRpcError,
@@ -278,9 +279,16 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     # --- upstream -> client --------------------------------------------------------------------
     async def _read_loop(self, process: UpstreamConnection, scope: trio.CancelScope) -> None:
+        reader = LineReader(process.stdout)
         try:
-            async for line in LineReader(process.stdout):
-                await self._on_line(line)
+            while (line := await reader.receive_line()) is not None:
+                if self._hooks.empty:
+                    await self._on_line(line)
+                    continue
+                async with answer_group():  # a burst's records written at once (group commit)
+                    await self._on_line(line)
+                    while reader.buffered:
+                        await self._on_line(reader.next_buffered())
         except LineTooLong as exc:
             self._exit_reason = f"protocol error: {exc}"
             scope.cancel()
@@ -342,10 +350,20 @@ class UpstreamActor(Actor[UpstreamMessage]):
             result = rewrite_result(pending.method, self.name, msg.result)
             if result is not msg.result:
                 out = out.with_result(result)
+        client = pending.client
+        assert client is not None
         if pending.ctx is not None:
             out = await self._hooks.on_response(pending.ctx, out)
-        assert pending.client is not None
-        await pending.client.send(out)
+            group = current_group()
+            if group is not None:
+                request_id = pending.client_request_id
+
+                async def release(error: JsonRpcError | None) -> None:
+                    await client.send(out if error is None else error.to_response(request_id))
+
+                if group.hold(release):
+                    return
+        await client.send(out)
 
     async def _on_notification(self, msg: Message) -> None:
         if msg.method == "notifications/progress":

@@ -179,3 +179,19 @@ def test_the_daemon_path_is_judged_against_run_in_the_same_run() -> None:
     }
     assert checks["daemon calls/s / run, echo, c=32"]["value"] == 0.75
     assert checks["daemon calls/s / run, echo, c=32"]["met"] is False
+
+
+def test_the_floor_and_the_audit_log_are_judged_as_ratios_of_one_run() -> None:
+    results = {
+        "floor": {"run_vs_bare_trio_p50": 1.1, "audit_on_vs_off_p50": 1.3, "audit_on_vs_off_calls": 0.81},
+        "throughput": [
+            {"server": "echo", "concurrency": 32, "direct": 1e5, "gateway": 20_000, "gatekit": 1_500}
+        ],
+    }
+    met = {c["name"]: c["met"] for c in report.targets(results)}
+    assert met["run p50 / bare trio pass-through p50"] is True
+    assert met["audit on / off p50, echo"] is False
+    assert met["audit on / off calls/s, echo, c=32"] is True
+    assert met["run calls/s / Gatekit, echo, c=32"] is True  # 13.3x
+    text = report.table({**results, "floor": {"status": "error", "error": "floor broke"}})
+    assert "floor broke" in text and "gatekit peer" in text

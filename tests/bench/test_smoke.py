@@ -69,7 +69,23 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert "plugins added p50" in proc.stdout
     assert results["daemon"]["status"] in {"ok", "not built yet"}
     assert results["peer"]["status"] in {"ok", "skipped"}
-    assert len(results["targets"]) == 11
+    assert results["gatekit"]["status"] in {"ok", "skipped"}  # `make bench` installs it, `make test` not
+    assert results["relay"]["status"] == "ok" and "rl/direct" in proc.stdout
+    floor = results["floor"]
+    assert floor["status"] == "ok"
+    assert (
+        set(floor["latency"]) == set(floor["throughput"]) == {"bare_trio", "audit_off", "audit_on", "daemon"}
+    )
+    for line in ("floor: bare trio pass-through", "floor: run, audit log off", "floor: run, audit log on"):
+        assert line in proc.stdout
+    checks = {check["name"]: check for check in results["targets"]}
+    for name in (
+        "run p50 / bare trio pass-through p50",
+        "audit on / off p50, echo",
+        "audit on / off calls/s, echo, c=32",
+    ):
+        assert checks[name]["value"] is not None
+    assert len(checks) == 15
 
 
 def test_bench_command_on_a_config(config: Path, tmp_path: Path) -> None:

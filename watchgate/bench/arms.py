@@ -23,6 +23,9 @@ REPO = Path(watchgate.__file__).resolve().parents[1]
 ECHO_SERVER = REPO / "tests" / "servers" / "echo_server.py"
 EVERYTHING = REPO / "node_mcp" / "node_modules" / ".bin" / "mcp-server-everything"
 PEER_SCRIPT = Path(__file__).resolve().with_name("peer_fastmcp.py")
+PASSTHROUGH = Path(__file__).resolve().with_name("passthrough.py")
+GATEKIT = REPO / ".bench-peers" / "gatekit" / "bin" / "gatekit-gateway"  # `make bench` installs it
+GATEKIT_VERSION = "0.3.0"
 
 
 def echo_server(tools: int = 2) -> list[str]:
@@ -142,6 +145,28 @@ def fastmcp_version() -> str | None:
 def fastmcp_proxy(server: Sequence[str]) -> list[str]:
     """FastMCP's proxy (a stdio server) in front of ``server``."""
     return [sys.executable, str(PEER_SCRIPT), "--", *server]
+
+
+def passthrough(server: Sequence[str]) -> list[str]:
+    """The bare trio pass-through (two byte pumps, no parsing) in front of ``server``."""
+    return [sys.executable, str(PASSTHROUGH), "--", *server]
+
+
+def gatekit_available() -> bool:
+    return GATEKIT.exists()
+
+
+def gatekit_gateway(server_name: str, server: Sequence[str], workdir: Path) -> list[str]:
+    """Gatekit in front of ``server``, no plugins: its tools come out as ``NAME__tool``."""
+    config = {
+        "proxy": {
+            "transport": "stdio",
+            "upstreams": [{"name": server_name, "command": list(server)}],
+        }
+    }
+    path = workdir / f"gatekit-{server_name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return [str(GATEKIT), "--config", str(path)]
 
 
 def resolve_tool(names: Sequence[str], tool: str) -> str:

@@ -95,11 +95,38 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [f"fan-out {shape}: gateway RSS per upstream (MiB)", "-", _num(fan["rss_per_upstream_mib"], 3)]
         )
-    peer = results.get("peer", {})
-    if peer.get("status") != "ok":
-        rows.append(["fastmcp peer", peer.get("note", "not run")])
+    for key, label in (("peer", "fastmcp peer"), ("gatekit", "gatekit peer")):
+        peer = results.get(key, {})
+        if peer.get("status") != "ok":
+            rows.append([label, peer.get("note", "not run")])
     rows.append(["plugins (all built-in security plugins)", _plugins_note(results.get("plugins", {}))])
+    rows += _floor_rows(results.get("floor", {}))
     rows.append(["daemon via `watchgate attach`", results.get("daemon", {}).get("status", NOT_BUILT)])
+    return rows
+
+
+def _floor_rows(floor: dict[str, Any]) -> list[list[str]]:
+    """The echo call through the bare trio pass-through, `run` without and with the audit log."""
+    if floor.get("status") != "ok":
+        return [["floor (bare trio, audit off/on)", str(floor.get("error", floor.get("status", NOT_BUILT)))]]
+    lat, flow = floor["latency"], floor["throughput"]
+    rows = []
+    labels = {
+        "bare_trio": "bare trio pass-through",
+        "audit_off": "run, audit log off",
+        "audit_on": "run, audit log on",
+        "daemon": "daemon via attach, audit on",
+    }
+    for name, label in labels.items():
+        if name not in lat:
+            continue
+        rows.append(
+            [
+                f"floor: {label}",
+                f"p50 {_num(lat[name]['p50_us'], 1)} us, p99 {_num(lat[name]['p99_us'], 1)} us, "
+                f"c={flow[name]['concurrency']} {_num(flow[name]['calls_per_s'])} calls/s",
+            ]
+        )
     return rows
 
 
@@ -116,7 +143,9 @@ def _plugins_note(plugins: dict[str, Any]) -> str:
     )
 
 
-OPTIONAL = ("daemon", "fastmcp")  # columns after the core pair: `watchgate attach`, the FastMCP proxy
+# Columns after the core pair: `watchgate attach` (stdio handed over), `attach` relaying over the
+# WebSocket, Gatekit, the FastMCP proxy.
+OPTIONAL = ("daemon", "relay", "gatekit", "fastmcp")
 HEADER = [
     "measurement",
     "direct",
@@ -125,6 +154,10 @@ HEADER = [
     "added",
     "daemon",
     "dm/direct",
+    "relay",
+    "rl/direct",
+    "gatekit",
+    "gk/direct",
     "fastmcp",
     "fm/direct",
 ]
@@ -183,7 +216,10 @@ def _echo32(results: dict[str, Any]) -> float | None:
 
 
 def _daemon_vs_run_p50(results: dict[str, Any]) -> float | None:
-    """The daemon path (a client on `attach`) against `watchgate run`, in one run."""
+    """The daemon path (a client on `attach`) against `watchgate run`, in one run: interleaved
+    in the floor scenario when it ran, else the optional daemon column."""
+    if "daemon_vs_run_p50" in results.get("floor", {}):
+        return float(results["floor"]["daemon_vs_run_p50"])
     item = _find(results.get("latency", []), server="echo")
     if item is None or "daemon" not in item:
         return None
@@ -191,10 +227,25 @@ def _daemon_vs_run_p50(results: dict[str, Any]) -> float | None:
 
 
 def _daemon_vs_run_calls(results: dict[str, Any]) -> float | None:
+    if "daemon_vs_run_calls" in results.get("floor", {}):
+        return float(results["floor"]["daemon_vs_run_calls"])
     item = _find(results.get("throughput", []), server="echo", concurrency=32)
     if item is None or "daemon" not in item:
         return None
     return float(item["daemon"]) / float(item["gateway"])
+
+
+def _floor(results: dict[str, Any], key: str) -> float | None:
+    value = results.get("floor", {}).get(key)
+    return None if value is None else float(value)
+
+
+def _gatekit_calls(results: dict[str, Any]) -> float | None:
+    """Watchgate's calls/s over Gatekit's, echo at 32 outstanding (both audit on/off as shipped)."""
+    item = _find(results.get("throughput", []), server="echo", concurrency=32)
+    if item is None or not item.get("gatekit"):
+        return None
+    return float(item["gateway"]) / float(item["gatekit"])
 
 
 def _fan(results: dict[str, Any], *path: str) -> float | None:
@@ -242,6 +293,28 @@ CHECKS: list[Check] = [
     ("large result vs direct", ">= 0.8x", lambda r: r.get("large", {}).get("ratio"), lambda v: v >= 0.8, "x"),
     ("daemon p50 / run p50, echo", "<= 1.15x", _daemon_vs_run_p50, lambda v: v <= 1.15, "x"),
     ("daemon calls/s / run, echo, c=32", ">= 0.9x", _daemon_vs_run_calls, lambda v: v >= 0.9, "x"),
+    (
+        "run p50 / bare trio pass-through p50",
+        "<= 1.2x",
+        lambda r: _floor(r, "run_vs_bare_trio_p50"),
+        lambda v: v <= 1.2,
+        "x",
+    ),
+    (
+        "audit on / off p50, echo",
+        "<= 1.15x",
+        lambda r: _floor(r, "audit_on_vs_off_p50"),
+        lambda v: v <= 1.15,
+        "x",
+    ),
+    (
+        "audit on / off calls/s, echo, c=32",
+        ">= 0.8x",
+        lambda r: _floor(r, "audit_on_vs_off_calls"),
+        lambda v: v >= 0.8,
+        "x",
+    ),
+    ("run calls/s / Gatekit, echo, c=32", ">= 10x", _gatekit_calls, lambda v: v >= 10, "x"),
 ]
 
 

@@ -80,7 +80,7 @@ def log(message: str) -> None:
     print(f"[bench {time.monotonic() - _START:6.1f}s] {message}", flush=True, file=sys.stderr)
 
 
-async def _open(
+async def open_connection(
     stack: AsyncExitStack, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None
 ) -> Connection:
     conn = await stack.enter_async_context(spawn(name, argv, workdir, env=env))
@@ -97,25 +97,48 @@ def optional_arms() -> dict[str, dict[str, Any]]:
         peer = {"status": "skipped", "fastmcp": None, "note": note, "servers": {}}
     else:
         peer = {"status": "ok", "fastmcp": version, "note": "FastMCP proxy over stdio", "servers": {}}
+    gatekit: dict[str, Any]
+    if arms.gatekit_available():
+        note = f"Gatekit {arms.GATEKIT_VERSION} (gatekit-gateway --config), no plugins, over stdio"
+        gatekit = {"status": "ok", "gatekit": arms.GATEKIT_VERSION, "note": note, "servers": {}}
+    else:
+        note = f"skipped: {arms.GATEKIT} is not installed (make bench installs it)"
+        gatekit = {"status": "skipped", "gatekit": None, "note": note, "servers": {}}
     if arms.daemon_available():
         daemon = {"status": "ok", "note": "watchgate up --foreground + watchgate attach", "servers": {}}
+        relay = {
+            "status": "ok",
+            "note": "the same with WATCHGATE_ATTACH_RELAY=1 (the WebSocket relay)",
+            "servers": {},
+        }
     else:
         daemon = {"status": "not built yet", "note": "this tree has no `watchgate up`", "servers": {}}
-    return {"peer": peer, "daemon": daemon}
+        relay = dict(daemon, servers={})
+    return {"peer": peer, "gatekit": gatekit, "daemon": daemon, "relay": relay}
 
 
-async def _open_peer(stack: AsyncExitStack, server: Server, workdir: Path) -> Arm:
-    conn = await _open(stack, f"fastmcp-{server.label}", arms.fastmcp_proxy(server.argv), workdir)
+async def _open_gatekit(stack: AsyncExitStack, server: Server, workdir: Path) -> Arm:
+    argv = arms.gatekit_gateway(server.label, server.argv, workdir)
+    conn = await open_connection(stack, f"gatekit-{server.label}", argv, workdir)
     return Arm.of(conn, arms.resolve_tool(await conn.tool_names(), server.tool), server.arguments)
 
 
-async def _open_daemon(stack: AsyncExitStack, server: Server, config: Path, workdir: Path) -> Arm:
-    """A private daemon (its own runtime directory) and one ``watchgate attach`` session to it."""
-    runtime = workdir / f"run-{server.label}"
+async def _open_peer(stack: AsyncExitStack, server: Server, workdir: Path) -> Arm:
+    conn = await open_connection(stack, f"fastmcp-{server.label}", arms.fastmcp_proxy(server.argv), workdir)
+    return Arm.of(conn, arms.resolve_tool(await conn.tool_names(), server.tool), server.arguments)
+
+
+async def open_daemon(
+    stack: AsyncExitStack, server: Server, config: Path, workdir: Path, *, relay: bool = False
+) -> Arm:
+    """A private daemon (its own runtime directory) and one ``watchgate attach`` session to it;
+    ``relay`` makes ``attach`` relay over the WebSocket instead of handing its stdio over."""
+    kind = "relay" if relay else "daemon"
+    runtime = workdir / f"run-{kind}-{server.label}"
     env = {"WATCHGATE_RUNTIME_DIR": str(runtime)}
     up = arms.daemon_up(config)
     daemon = await stack.enter_async_context(
-        spawn(f"daemon-{server.label}", up, workdir, env=env, term_first=True)
+        spawn(f"{kind}-{server.label}", up, workdir, env=env, term_first=True)
     )
     socket = arms.daemon_socket(runtime)
     for _ in range(3000):  # another process creates the socket: nothing to wait on but time
@@ -126,7 +149,11 @@ async def _open_daemon(stack: AsyncExitStack, server: Server, config: Path, work
         await trio.sleep(0.02)
     else:
         raise BenchError(f"the daemon did not listen on {socket} within 60 s: {daemon.stderr_tail()}")
-    conn = await _open(stack, f"attach-{server.label}", arms.daemon_attach(), workdir, env=env)
+    if relay:
+        env["WATCHGATE_ATTACH_RELAY"] = "1"
+    conn = await open_connection(
+        stack, f"attach-{kind}-{server.label}", arms.daemon_attach(), workdir, env=env
+    )
     return Arm.of(conn, server.tool, server.arguments)
 
 
@@ -150,6 +177,7 @@ async def _measure_optional(
 
 
 Opener = Callable[[AsyncExitStack], Awaitable[Arm]]
+PEERS = ("gatekit", "fastmcp")  # ~10-50x slower per call: the same calls, fewer of them
 
 
 async def _optional(
@@ -157,7 +185,7 @@ async def _optional(
 ) -> None:
     if status["status"] != "ok":
         return
-    per_arm = counts.peer_calls if name == "fastmcp" else counts.daemon_calls
+    per_arm = counts.peer_calls if name in PEERS else counts.daemon_calls
     calls = (per_arm, per_arm)
     try:
         async with AsyncExitStack() as stack:
@@ -175,8 +203,10 @@ async def server_scenario(server: Server, counts: Counts, workdir: Path, results
     entry = arms.upstream_entry(server.label, server.argv)
     config = arms.write_config(workdir / f"{server.label}.yaml", [entry])
     async with AsyncExitStack() as stack:
-        direct = await _open(stack, f"direct-{server.label}", server.argv, workdir)
-        gateway = await _open(stack, f"watchgate-{server.label}", arms.gateway_command(config), workdir)
+        direct = await open_connection(stack, f"direct-{server.label}", server.argv, workdir)
+        gateway = await open_connection(
+            stack, f"watchgate-{server.label}", arms.gateway_command(config), workdir
+        )
         pair = [Arm.of(conn, server.tool, server.arguments) for conn in (direct, gateway)]
         log(f"{server.label}: warm-up")
         await measure.warm_up(pair, counts.warmup)
@@ -218,13 +248,21 @@ async def server_scenario(server: Server, counts: Counts, workdir: Path, results
                 "ratio": round(gl / dl, 3),
             }
 
-    async def open_daemon(stack: AsyncExitStack) -> Arm:
-        return await _open_daemon(stack, server, config, workdir)
+    async def open_attached(stack: AsyncExitStack) -> Arm:
+        return await open_daemon(stack, server, config, workdir)
+
+    async def open_relay(stack: AsyncExitStack) -> Arm:
+        return await open_daemon(stack, server, config, workdir, relay=True)
+
+    async def open_gatekit(stack: AsyncExitStack) -> Arm:
+        return await _open_gatekit(stack, server, workdir)
 
     async def open_peer(stack: AsyncExitStack) -> Arm:
         return await _open_peer(stack, server, workdir)
 
-    await _optional("daemon", results["daemon"], server, counts, results, open_daemon)
+    await _optional("daemon", results["daemon"], server, counts, results, open_attached)
+    await _optional("relay", results["relay"], server, counts, results, open_relay)
+    await _optional("gatekit", results["gatekit"], server, counts, results, open_gatekit)
     await _optional("fastmcp", results["peer"], server, counts, results, open_peer)
 
 
@@ -247,8 +285,8 @@ async def plugins_scenario(counts: Counts, workdir: Path) -> dict[str, Any]:
     full = arms.write_config(workdir / "plugins-on.yaml", [entry], plugins=plugins, audit=False)
     k = max(counts.concurrency)
     async with AsyncExitStack() as stack:
-        without = await _open(stack, "watchgate-plugins-off", arms.gateway_command(bare), workdir)
-        with_ = await _open(stack, "watchgate-plugins-on", arms.gateway_command(full), workdir)
+        without = await open_connection(stack, "watchgate-plugins-off", arms.gateway_command(bare), workdir)
+        with_ = await open_connection(stack, "watchgate-plugins-on", arms.gateway_command(full), workdir)
         pair = [Arm.of(conn, server.tool, server.arguments) for conn in (without, with_)]
         log("plugins: warm-up")
         await measure.warm_up(pair, counts.warmup)

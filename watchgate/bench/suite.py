@@ -2,7 +2,8 @@
 
 Per server (the in-repo echo server, server-everything): latency, throughput and (echo) a large
 result, see ``scenarios.py``; then the cost of the built-in security plugins (``plugins_scenario``)
-and the fan-out scenario, see ``fanout.py``. A failing scenario is
+the bare trio pass-through and the audit log's cost (``floor.py``) and the fan-out scenario,
+see ``fanout.py``. A failing scenario is
 recorded in the JSON and the run goes on; the exit code says whether any failed.
 """
 
@@ -15,7 +16,7 @@ import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import watchgate
 from watchgate.bench import arms, report
 from watchgate.bench.driver import BenchError
 from watchgate.bench.fanout import fanout
+from watchgate.bench.floor import floor_scenario
 from watchgate.bench.scenarios import (
     DEFAULT,
     QUICK,
@@ -97,6 +99,7 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
         "large": {},
         "fanout": {},
         "plugins": {},
+        "floor": {},
         **optional_arms(),
         "errors": [],
     }
@@ -116,23 +119,25 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
             results["errors"].append(f"{server.label}: {exc}")
             results["latency"].append({"server": server.label, "error": str(exc)})
     log("plugins: all six built-in security plugins vs none")
-    try:
-        results["plugins"] = await plugins_scenario(counts, workdir)
-    except BenchError as exc:
-        log(f"plugins: FAILED: {exc}")
-        results["errors"].append(f"plugins: {exc}")
-        results["plugins"] = {"status": "error", "error": str(exc)}
+    await _scenario(results, "plugins", plugins_scenario(counts, workdir))
+    log("floor: the bare trio pass-through, run with the audit log off and on, the daemon")
+    await _scenario(results, "floor", floor_scenario(counts, workdir))
     log(f"fan-out: {counts.fanout.upstreams} upstreams x {counts.fanout.tools} tools")
-    try:
-        results["fanout"] = await fanout(counts.fanout, workdir)
-    except BenchError as exc:
-        log(f"fan-out: FAILED: {exc}")
-        results["errors"].append(f"fanout: {exc}")
-        results["fanout"] = {"error": str(exc)}
+    await _scenario(results, "fanout", fanout(counts.fanout, workdir))
     results["targets"] = report.targets(results)
     results["machine"]["loadavg_end"] = _loadavg()
     log("done")
     return results
+
+
+async def _scenario(results: dict[str, Any], key: str, scenario: Awaitable[dict[str, Any]]) -> None:
+    """Run one scenario into ``results[key]``; a failure is recorded there and the run goes on."""
+    try:
+        results[key] = await scenario
+    except BenchError as exc:
+        log(f"{key}: FAILED: {exc}")
+        results["errors"].append(f"{key}: {exc}")
+        results[key] = {"status": "error", "error": str(exc)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,226 @@
+"""Group commit: the records of a burst go to the log in one write, the answers after it.
+
+What a user sees: every answer still has its record in the log before the client holds it, a
+burst of answers costs one ``write`` instead of one per record, and when that one write fails
+exactly the answers it held are refused with -32011.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+import yaml
+
+import watchgate.audit.chain as chain_module
+from tests.audit.helpers import Clock, audit_config, call, records, running
+from tests.gateway.fakes import Client, FakeServer, echo, running_gateway
+from watchgate.answer_group import answer_group
+from watchgate.audit import AuditActor, resolved_audit_config, verify_log
+from watchgate.audit.actor import FLUSH_AFTER
+from watchgate.config import GatewayConfig, parse_config
+from watchgate.errors import JsonRpcError
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of records in every write to an audit log; ``fail`` makes the next ones fail."""
+    counts: list[int] = []
+    real = chain_module._write_all
+
+    def counting(fd: int, data: bytes) -> None:
+        if getattr(counting, "fail", False):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        counts.append(data.count(b"\n"))
+        real(fd, data)
+
+    monkeypatch.setattr(chain_module, "_write_all", counting)
+    return counts
+
+
+def _actor(path: Path) -> AuditActor:
+    return AuditActor(audit_config(path), sinks=[], threaded=False, wall_clock=Clock())
+
+
+async def test_a_record_nobody_waits_for_joins_the_next_write(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    async with running(_actor(path)) as actor:
+        await actor.tell(call(1))
+        await actor.tell(call(2))
+        assert len(records(path)) == 1  # only the header: both are staged
+        confirmed = await actor.write_and_confirm(call(3, event="response"))
+        assert confirmed is not None and confirmed.seq == 3
+        assert [r.request_id for r in records(path)] == [None, 1, 2, 3]
+        assert writes[-1] == 3  # the two staged records and the confirmed one: one write
+
+
+async def test_a_staged_record_is_written_within_flush_after_on_its_own(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    async with running(_actor(path)) as actor:
+        await trio.sleep(1.5)  # past the header's fsync (at 1 s), which would write it too
+        await actor.tell(call(7))
+        await trio.sleep(FLUSH_AFTER / 2)
+        assert len(records(path)) == 1 and actor.status().pending == 1  # staged, still waiting
+        await trio.sleep(FLUSH_AFTER / 2 + FLUSH_AFTER / 100)
+        assert [r.request_id for r in records(path)] == [None, 7]
+        assert actor.status().pending == 0
+    assert verify_log(str(path)).ok
+
+
+async def test_answers_wait_for_their_records_and_keep_their_order(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    released: list[tuple[str, Any]] = []
+
+    def release_as(name: str) -> Any:
+        async def release(error: JsonRpcError | None) -> None:
+            released.append((name, error))
+            assert len(records(path)) == 4  # every record of the burst is in the file first
+
+        return release
+
+    async with running(_actor(path)) as actor:
+        async with answer_group() as group:
+            assert not group.hold(release_as("nothing staged yet"))  # goes at once
+            for name in ("a", "b", "c"):
+                assert await actor.write_and_confirm(call(name, event="response")) is None
+                assert group.hold(release_as(name))
+            assert released == [] and len(records(path)) == 1
+        assert released == [("a", None), ("b", None), ("c", None)]
+        assert writes[-1] == 3
+
+
+async def test_a_failed_group_write_refuses_exactly_the_answers_it_held(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    errors: list[int | None] = []
+
+    async def release(error: JsonRpcError | None) -> None:
+        errors.append(None if error is None else error.code)
+
+    async with running(_actor(path)) as actor:
+        assert await actor.write_and_confirm(call("before", event="response")) is not None
+        async with answer_group() as group:
+            for name in ("x", "y"):
+                await actor.write_and_confirm(call(name, event="response"))
+                group.hold(release)
+            writes_fail(True)
+        assert errors == [-32011, -32011]
+        writes_fail(False)
+        await trio.sleep(2)  # the retry reopens the log and records the outage
+        assert actor.healthy
+    kept = [r.request_id for r in records(path) if r.event == "response"]
+    assert kept == ["before"]  # a refused answer was never released: nothing to record about it
+    assert any(r.method == "recovered" for r in records(path))
+    assert verify_log(str(path)).ok
+
+
+def writes_fail(on: bool) -> None:
+    chain_module._write_all.fail = on  # type: ignore[attr-defined]
+
+
+async def test_the_answers_held_are_released_when_the_burst_is_cancelled(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    released: list[str] = []
+
+    async def release(error: JsonRpcError | None) -> None:
+        await trio.lowlevel.checkpoint()  # shielded: even a checkpoint does not lose it
+        released.append("sent")
+
+    async with running(_actor(tmp_path / "audit.jsonl")) as actor:
+        with trio.CancelScope() as scope:
+            async with answer_group() as group:
+                await actor.write_and_confirm(call(1, event="response"))
+                group.hold(release)
+                scope.cancel()
+                await trio.sleep(1)
+        assert released == ["sent"]
+
+
+# -- in a gateway ---------------------------------------------------------------------------------
+
+
+def _config(audit_path: Path) -> GatewayConfig:
+    document = {
+        "proxy": {"upstreams": [{"name": "slow", "command": ["fake"]}]},
+        "audit": {"path": str(audit_path)},
+    }
+    return parse_config(yaml.safe_dump(document))
+
+
+async def _burst(server: FakeServer, count: int) -> None:
+    """Answer every call in flight at once: one chunk on the server's stdout."""
+    calls = server.session.requests("tools/call")
+    answers = [
+        {"jsonrpc": "2.0", "id": c["id"], "result": {"content": [{"type": "text", "text": str(n)}]}}
+        for n, c in enumerate(calls[-count:])
+    ]
+    await server.session.send_raw(b"".join(json.dumps(a).encode() + b"\n" for a in answers))
+
+
+async def _in_flight(client: Client, server: FakeServer, count: int) -> list[Any]:
+    """``count`` calls sent and waiting at the server; their request records already written."""
+    ids = [
+        await client.start("tools/call", {"name": "echo", "arguments": {"text": "x"}}) for _ in range(count)
+    ]
+    await client.wait_for(lambda: len(server.session.requests("tools/call")) == count)
+    await trio.sleep(1)  # the request records are written meanwhile (FLUSH_AFTER)
+    return ids
+
+
+def _slow_gateway(log: Path) -> tuple[GatewayConfig, FakeServer, AuditActor]:
+    config = _config(log)
+    server = FakeServer("slow", tools={"echo": echo}, silent_methods=("tools/call",))
+    return config, server, AuditActor(resolved_audit_config(config), threaded=False, wall_clock=Clock())
+
+
+async def test_a_burst_of_answers_through_the_gateway_is_one_write(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, writes: list[int]
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    config, server, audit = _slow_gateway(log)
+    async with running_gateway(config, server, audit=audit) as (_, client):
+        await client.initialize()
+        ids = await _in_flight(client, server, 10)
+        before = len(writes)
+        await _burst(server, 10)
+        answers = [await client.response(i) for i in ids]
+        assert sorted(a["result"]["content"][0]["text"] for a in answers) == sorted(str(n) for n in range(10))
+        assert writes[before:] == [10]  # ten response records, one write, before any answer left
+    assert verify_log(str(log)).ok
+
+
+async def test_a_failed_burst_write_answers_those_calls_with_32011_and_the_gateway_goes_on(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, writes: list[int]
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    config, server, audit = _slow_gateway(log)
+    async with running_gateway(config, server, audit=audit) as (gateway, client):
+        await client.initialize()
+        ids = await _in_flight(client, server, 5)
+        writes_fail(True)
+        await _burst(server, 5)
+        refused = [await client.response(i) for i in ids]
+        assert {r["error"]["code"] for r in refused} == {-32011}
+        assert all(str(log) in r["error"]["message"] for r in refused)
+        writes_fail(False)
+        await client.wait_for(lambda: gateway.audit is not None and gateway.audit.status().healthy)
+        server.silent_methods.clear()
+        answer = await client.result("tools/call", {"name": "echo", "arguments": {"text": "back"}})
+        assert answer["content"][0]["text"] == "back"
+    assert verify_log(str(log)).ok
+    assert os.path.getsize(log) > 0

@@ -1,0 +1,106 @@
+"""Group commit: the answers of one burst held until the records written for them are durable.
+
+The audit log promises that a client never holds an answer the log does not (DESIGN.md
+section 8). Written one answer at a time, that costs one ``write`` per answer. When an upstream
+sends a burst (every answer already read from its pipe), its reader opens an `AnswerGroup`
+around the burst: each record a hook writes for an answer is only *staged* (``defer``), each
+answer is *held* (``hold``), and when the burst has been handled, ``commit`` writes every staged
+record with one ``write`` and then releases the answers in order. An answer whose record could
+not be written is released as that error instead (-32011), exactly as without the group.
+
+The group is found through a context variable, so the hooks in between need not know about it:
+a hook that has no group (any other task) writes and waits as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Protocol
+
+import trio
+
+from watchgate.errors import JsonRpcError, PolicyDenied
+
+__all__ = ["AnswerGroup", "Release", "StagedWriter", "answer_group", "current_group"]
+
+_log = logging.getLogger("watchgate.answers")
+
+#: Sends one held answer: None sends it as it is, an error sends that error in its place.
+Release = Callable[[JsonRpcError | None], Awaitable[None]]
+#: Waits until one staged record is written; raises the ``JsonRpcError`` that refuses its answer.
+Wait = Callable[[], Awaitable[None]]
+
+_current: ContextVar[AnswerGroup | None] = ContextVar("watchgate_answer_group", default=None)
+
+
+class StagedWriter(Protocol):
+    def flush_staged(self) -> None:
+        """Write everything staged now, in the caller's task (or hand it to the writer's own)."""
+
+
+def current_group() -> AnswerGroup | None:
+    """The group of the burst this task is handling, if any."""
+    return _current.get()
+
+
+class AnswerGroup:
+    def __init__(self) -> None:
+        self._writers: list[StagedWriter] = []
+        self._waits: list[Wait] = []  # staged since the last held answer: that answer's records
+        self._held: list[tuple[list[Wait], Release]] = []
+
+    @property
+    def holding(self) -> bool:
+        """Whether ``commit`` has anything to do."""
+        return bool(self._writers or self._held)
+
+    def defer(self, writer: StagedWriter, wait: Wait) -> None:
+        """``writer`` staged a record for the next answer; ``wait`` returns once it is written."""
+        if writer not in self._writers:
+            self._writers.append(writer)
+        self._waits.append(wait)
+
+    def hold(self, release: Release) -> bool:
+        """Hold an answer until ``commit``; False (nothing held) when no record waits for it and
+        no answer is held before it, so it may go at once."""
+        if not self._waits and not self._held:
+            return False
+        waits, self._waits = self._waits, []
+        self._held.append((waits, release))
+        return True
+
+    async def commit(self) -> None:
+        """Write what was staged (one write per writer), then release the answers in order."""
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.flush_staged()
+        held, self._held = self._held, []
+        for waits, release in held:
+            error: JsonRpcError | None = None
+            for wait in waits:
+                try:
+                    await wait()
+                except JsonRpcError as exc:
+                    error = exc
+                except Exception:  # a bug in a writer: refuse the answer, as the hook chain would
+                    _log.exception("a held answer's record failed")
+                    error = PolicyDenied("audit", "internal error in the gateway's message hook")
+            await release(error)
+
+
+@asynccontextmanager
+async def answer_group() -> AsyncIterator[AnswerGroup]:
+    """Hold the answers of the code inside; they are released when it ends, however it ends
+    (shielded, so an upstream that crashes mid-burst loses none of the answers it gave)."""
+    group = AnswerGroup()
+    token = _current.set(group)
+    try:
+        yield group
+    finally:
+        _current.reset(token)
+        if group.holding:
+            with trio.CancelScope(shield=True):
+                await group.commit()
