@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from watchgate.jsonrpc import Message
+    from watchgate.protocol.jsonrpc import Message
 
 
 class WatchgateError(Exception):
@@ -26,7 +26,7 @@ class JsonRpcError(WatchgateError):
         self.data = data
 
     def to_response(self, request_id: int | str | None) -> Message:
-        from watchgate.jsonrpc import error_response  # the codec imports this module
+        from watchgate.protocol.jsonrpc import error_response  # the codec imports this module
 
         return error_response(request_id, self)
 

@@ -34,7 +34,7 @@ from typing import Final, Literal, Protocol
 from msgspec import Raw
 
 from watchgate.errors import JsonRpcError, PolicyDenied
-from watchgate.jsonrpc import Message
+from watchgate.protocol.jsonrpc import Message
 
 __all__ = [
     "REQUEST_CANCELLED",

@@ -12,7 +12,7 @@ import pytest
 from tests.audit.helpers import Clock
 from watchgate.audit.chain import AuditLogInUse, ChainWriter
 from watchgate.audit.verify import verify_log
-from watchgate.cli import main
+from watchgate.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from typing import Literal
 import msgspec
 import pytest
 
-from watchgate.yamlsource import (
+from watchgate.config.yamlsource import (
     MAX_ISSUES,
     Issue,
     YamlSyntaxError,

@@ -17,8 +17,8 @@ import trio.testing
 import yaml
 
 from watchgate.config import UpstreamConfig, parse_config
-from watchgate.gateway import Gateway
-from watchgate.jsonrpc import LineReader
+from watchgate.gateway.tree import Gateway
+from watchgate.wire.framing import LineReader
 
 ToolFn = Callable[["FakeSession", dict[str, Any]], Awaitable[Any]]
 _pids = itertools.count(1000)

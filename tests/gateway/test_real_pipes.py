@@ -14,8 +14,8 @@ import trio
 import yaml
 
 from watchgate.config import parse_config
-from watchgate.gateway import Gateway
-from watchgate.pipes import EagerPipeReceive, EagerPipeSend
+from watchgate.gateway.tree import Gateway
+from watchgate.wire.pipes import EagerPipeReceive, EagerPipeSend
 
 from .fakes import Client
 
@@ -116,8 +116,8 @@ class _Router:
 
 
 async def test_a_batch_keeps_its_order_around_a_large_answer() -> None:
-    from watchgate import jsonrpc
-    from watchgate.client import ClientActor
+    from watchgate.gateway.client import ClientActor
+    from watchgate.protocol import jsonrpc
 
     client_in_receive, client_in_send = pipe()
     out_receive, out_send = pipe()

@@ -16,7 +16,7 @@ import trio
 from tests.integration.conftest import CRASHY, WATCHGATE, upstream
 from tests.integration.test_daemon import running_daemon
 from watchgate.audit import verify_log
-from watchgate.jsonrpc import LineReader
+from watchgate.wire.framing import LineReader
 
 pytestmark = pytest.mark.integration
 

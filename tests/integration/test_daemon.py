@@ -22,10 +22,10 @@ from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
 from tests.integration.conftest import CRASHY, EVERYTHING, TIME, WATCHGATE, text_of, upstream
-from watchgate import control
-from watchgate.control_client import call
-from watchgate.daemon import is_listening
-from watchgate.paths import RuntimePaths
+from watchgate.daemon import control
+from watchgate.daemon.client import call
+from watchgate.daemon.paths import RuntimePaths
+from watchgate.daemon.server import is_listening
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import yaml
 
 from tests.gateway.fakes import Client, FakeServer, FakeSession, running_daemon
 from watchgate.config import GatewayConfig, parse_config
-from watchgate.gateway import Gateway
+from watchgate.gateway.tree import Gateway
 
 
 def config_with(

@@ -10,13 +10,13 @@ import pytest
 import trio
 from msgspec import UNSET, Raw
 
-import watchgate.forwarding
+import watchgate.gateway.router.forwarding
 from tests.gateway.fakes import FakeServer, FakeSession, crash, echo, hang, make_config, running_gateway, text
 from tests.plugins.helpers import gateway_with_hooks
-from watchgate import jsonrpc
 from watchgate.errors import JsonRpcError, PolicyDenied
 from watchgate.hooks import CallContext, Decision, HookChain, cancelled_response
-from watchgate.jsonrpc import Message
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Message
 
 
 class Spy:
@@ -81,7 +81,7 @@ async def test_without_hooks_no_context_is_built(
     def forbidden(**kwargs: Any) -> None:
         raise AssertionError("a CallContext was built without hooks")
 
-    monkeypatch.setattr(watchgate.forwarding, "CallContext", forbidden)
+    monkeypatch.setattr(watchgate.gateway.router.forwarding, "CallContext", forbidden)
     solo = FakeServer("solo", tools={"echo": echo})
     async with running_gateway(make_config("solo"), solo) as (gateway, client):
         await client.initialize()

@@ -15,11 +15,11 @@ import msgspec
 import trio
 from msgspec import UNSET, Raw
 
-from watchgate import jsonrpc
 from watchgate.audit.actor import AuditActor
 from watchgate.audit.record import AuditEntry, Event
 from watchgate.hooks import REQUEST_CANCELLED, CallContext
-from watchgate.jsonrpc import Message
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Message
 from watchgate.sanitize import clean, clean_name, clean_optional
 
 

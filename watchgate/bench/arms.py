@@ -73,7 +73,7 @@ def daemon_attach() -> list[str]:
 
 
 def daemon_socket(runtime_dir: Path) -> Path:
-    from watchgate.paths import RuntimePaths  # only trees with the daemon have it
+    from watchgate.daemon.paths import RuntimePaths  # only trees with the daemon have it
 
     return RuntimePaths(runtime_dir).socket
 

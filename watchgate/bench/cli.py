@@ -24,7 +24,7 @@ from watchgate.bench import arms, measure, report
 from watchgate.bench.driver import MAX_WINDOW_BYTES, BenchError, Connection, call_template, spawn
 from watchgate.bench.measure import Arm
 from watchgate.config import ConfigError, GatewayConfig, Transport, UpstreamConfig, load_config
-from watchgate.namespace import public_name
+from watchgate.protocol.namespace import public_name
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -1,4 +1,4 @@
-"""``watchgate pin list`` and ``watchgate pin approve NAME`` (wired by ``watchgate.cli``).
+"""``watchgate pin list`` and ``watchgate pin approve NAME`` (wired by ``watchgate.cli.main``).
 
 The pins file is found the way the ``tool_pinning`` plugin finds it: ``--state FILE``, else the
 plugin's ``state_file`` in the config (``-c``, ``$WATCHGATE_CONFIG``, ``./supervisor.yaml``, …),
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from watchgate.config import ConfigError, GatewayConfig, load_config
-from watchgate.paths import ConfigNotFound, find_config
+from watchgate.daemon.paths import ConfigNotFound, find_config
 from watchgate.plugins.pins import STATE_ENV, PinStore, state_path
 
 
@@ -131,10 +131,10 @@ def _relist(servers: list[str]) -> str:
     """Ask a running daemon to list these servers again, so an approved tool reappears at once."""
     import trio
 
-    from watchgate import control
-    from watchgate.control_client import call
+    from watchgate.daemon import control
+    from watchgate.daemon.client import call
+    from watchgate.daemon.paths import runtime_paths
     from watchgate.errors import WatchgateError
-    from watchgate.paths import runtime_paths
 
     try:
         listed = trio.run(call, runtime_paths(), control.Relist(names=servers))

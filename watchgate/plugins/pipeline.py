@@ -26,11 +26,8 @@ import msgspec
 import trio
 from msgspec import UNSET, Raw
 
-from watchgate import jsonrpc
-from watchgate.catalog import LIST_KINDS
 from watchgate.errors import PolicyDenied
 from watchgate.hooks import CallContext, Decision, Stage
-from watchgate.jsonrpc import Message
 from watchgate.plugins.api import (
     ALLOW,
     Allow,
@@ -42,6 +39,9 @@ from watchgate.plugins.api import (
     PluginSetup,
 )
 from watchgate.plugins.registry import PluginLoadError, ResolvedPlugin, resolve
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.catalog import LIST_KINDS
+from watchgate.protocol.jsonrpc import Message
 
 if TYPE_CHECKING:
     from watchgate.config import GatewayConfig

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from msgspec import UNSET
 
+from watchgate.config.yamlsource import Issue, convert, join_path
 from watchgate.errors import WatchgateError
 from watchgate.plugins.api import Plugin
-from watchgate.yamlsource import Issue, convert, join_path
 
 if TYPE_CHECKING:
     from watchgate.config import PluginConfig

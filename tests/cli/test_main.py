@@ -1,0 +1,64 @@
+"""The command line: clear messages and exit codes, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchgate.cli.main import main
+
+GOOD = """\
+proxy:
+  upstreams:
+    - name: time
+      command: [python3, -m, mcp_server_time]
+    - name: files
+      command: npx -y @modelcontextprotocol/server-filesystem /tmp
+"""
+
+BAD = """\
+proxy:
+  upstreams:
+    - name: time
+      command: [python3]
+    - name: time
+      command: [python3]
+      max_restarts: lots
+"""
+
+
+def test_validate_accepts_a_good_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(GOOD)
+    assert main(["validate", "-c", str(path)]) == 0
+    assert capsys.readouterr().out == "ok: 2 upstream(s) (time, files)\n"
+
+
+def test_validate_lists_every_problem_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    assert main(["validate", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:5: proxy.upstreams[1].name" in err
+    assert f"{path}:7: proxy.upstreams[1].max_restarts" in err
+    assert "Traceback" not in err
+
+
+def test_run_with_a_missing_config_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(tmp_path / "nope.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "nope.yaml" in err and "Traceback" not in err
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().err
+
+
+def test_the_shipped_default_config_validates(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert main(["validate", "-c", str(root / "supervisor.yaml")]) == 0
+    assert "(time, everything)" in capsys.readouterr().out

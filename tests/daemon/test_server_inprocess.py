@@ -1,0 +1,280 @@
+"""The daemon in this process on a real socket, with fake upstreams, driven by the real commands.
+
+The commands are synchronous (each runs its own ``trio.run``), so they run in a worker thread,
+exactly as a user's ``watchgate ps`` would in another process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import yaml
+from trio_websocket import ConnectionRejected, HandshakeError, wrap_client_stream
+
+from tests.gateway.fakes import FakeServer, echo, fake_connector, hang
+from watchgate.cli.main import main
+from watchgate.config import load_config
+from watchgate.daemon import control
+from watchgate.daemon.client import ControlError, call, follow
+from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths
+from watchgate.daemon.server import Daemon, DaemonAlreadyRunning
+
+
+def _write(path: Path, *names: str) -> None:
+    upstreams = [
+        {"name": name, "command": ["fake"], "backoff": {"initial": 0.1, "max": 0.1}} for name in names
+    ]
+    path.write_text(yaml.safe_dump({"proxy": {"startup_wait": 5, "upstreams": upstreams}}))
+
+
+@asynccontextmanager
+async def daemon_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *servers: FakeServer
+) -> AsyncIterator[tuple[Daemon, Callable[..., Any]]]:
+    runtime = Path(tempfile.mkdtemp(prefix="wg-", dir="/tmp"))
+    monkeypatch.setenv(RUNTIME_ENV, str(runtime))
+    config_path = tmp_path / "watchgate.yaml"
+    _write(config_path, *(s.name for s in servers))
+    daemon = Daemon(
+        load_config(config_path),
+        RuntimePaths(runtime),
+        config_path=config_path,
+        connector=fake_connector(*servers),
+    )
+
+    async def cli(*args: str) -> int:
+        code: int = await trio.to_thread.run_sync(main, list(args))
+        return code
+
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(daemon.serve)
+                yield daemon, cli
+                daemon.request_shutdown(grace=1)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+async def test_the_commands_against_a_running_daemon(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha, beta = FakeServer("alpha", tools={"echo": echo}), FakeServer("beta", tools={"echo": echo})
+    async with daemon_with(monkeypatch, tmp_path, alpha, beta) as (daemon, cli):
+        assert await cli("ps") == 0
+        table = capsys.readouterr().out.splitlines()
+        assert table[0].split()[:3] == ["NAME", "TRANSPORT", "STATE"]
+        assert table[-1].startswith("audit: ok, ") and table[-1].endswith("watchgate-audit.jsonl")
+        assert [line.split()[:3] for line in table[1:-1]] == [
+            ["alpha", "stdio", "running"],
+            ["beta", "stdio", "running"],
+        ]
+
+        assert await cli("ps", "--json") == 0
+        report = json.loads(capsys.readouterr().out)
+        assert [u["tools"] for u in report["upstreams"]] == [1, 1] and report["multi_server"] is True
+
+        assert await cli("ps", "--tools", "alpha") == 0
+        assert "alpha__echo" in capsys.readouterr().out
+        assert await cli("ps", "--tools", "alpha", "--json") == 0
+        assert json.loads(capsys.readouterr().out) == [
+            {"name": "alpha__echo", "upstream_name": "echo", "shortened": False}
+        ]
+        assert await cli("ps", "--clients") == 0
+        assert capsys.readouterr().out.split() == ["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT"]
+
+        assert await cli("stop", "alpha") == 0
+        assert capsys.readouterr().out == "alpha: stopped\n"
+        assert await cli("start", "alpha") == 0
+        assert capsys.readouterr().out == "alpha: running\n"
+        assert await cli("restart", "--all") == 0
+        assert capsys.readouterr().out == "alpha: running\nbeta: running\n"
+        assert await cli("stop", "--all") == 0
+        assert capsys.readouterr().out == "alpha: stopped\nbeta: stopped\n"
+        assert await cli("start", "--all") == 0
+        assert capsys.readouterr().out == "alpha: running\nbeta: running\n"
+        assert len(alpha.sessions) == 4
+        assert await cli("restart") == 2
+        assert "name a server" in capsys.readouterr().err
+        assert await cli("stop", "gamma") == 1
+        assert "unknown server 'gamma' (known: alpha, beta)" in capsys.readouterr().err
+
+        assert await cli("logs", "alpha", "-n", "3") == 0
+        logs = capsys.readouterr().out.splitlines()
+        assert len(logs) == 3 and logs[-1].endswith("event: started")
+        assert await cli("logs", "gamma") == 1
+        assert "unknown server 'gamma'" in capsys.readouterr().err
+
+        _write(daemon.config_path, "beta", "gamma")  # type: ignore[arg-type]
+        gamma = FakeServer("gamma")
+        daemon.gateway._connector = fake_connector(alpha, beta, gamma)
+        assert await cli("reload") == 0
+        assert capsys.readouterr().out == "added: gamma\nremoved: alpha\nchanged: -\nunchanged: beta\n"
+
+        assert await cli("down", "--grace", "1") == 0
+        assert capsys.readouterr().out == "watchgate: daemon stopped\n"
+    assert not daemon.paths.socket.exists() and not daemon.paths.pid_file.exists()
+
+
+async def test_logs_follow_streams_new_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    alpha = FakeServer("alpha")
+    async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, _):
+        batches: list[list[str]] = []
+
+        def collect(lines: list[str]) -> bool:
+            batches.append(lines)
+            if len(batches) == 1:
+                daemon.gateway.upstreams["alpha"].log.stderr("a fresh line")
+            return len(batches) < 2
+
+        await follow(daemon.paths, control.Logs(name="alpha", lines=1, follow=True), collect)
+        assert batches[0][0].endswith("event: started")
+        assert batches[1][0].endswith("stderr: a fresh line")
+
+        # the follower went away (Ctrl-C): the next line ends only that stream, not the daemon
+        daemon.gateway.upstreams["alpha"].log.stderr("written after the follower left")
+        await trio.sleep(0.5)
+        report = await call(daemon.paths, control.Ps())
+        assert [u["state"] for u in report["upstreams"]] == ["running"]
+
+
+async def test_bad_requests_and_wrong_paths_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
+        from watchgate.daemon.client import connect
+
+        async with connect(daemon.paths) as ws:
+            await ws.send_message('{"op": "explode"}')
+            reply = control.decode_reply(await ws.get_message())
+        assert not reply.ok and "bad control request" in (reply.error or "")
+
+        with pytest.raises(ControlError, match="unknown server 'nope'"):
+            await call(daemon.paths, control.Tools(name="nope"))
+
+        stream_ = await trio.open_unix_socket(str(daemon.paths.socket))
+        rejected: BaseException | None = None
+        try:  # the rejection surfaces from trio-websocket's reader task, so perhaps in a group
+            async with stream_, trio.open_nursery() as nursery:
+                await wrap_client_stream(nursery, stream_, "localhost", "/nope")
+        except (ConnectionRejected, HandshakeError, BaseExceptionGroup) as exc:
+            rejected = exc
+        assert rejected is not None and "status_code=404" in repr(rejected)
+
+        second = Daemon(daemon.config, daemon.paths, audit=False)
+        with pytest.raises(DaemonAlreadyRunning, match="already running"):
+            await second.bind()
+
+
+async def test_reload_refuses_to_switch_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha"), FakeServer("beta")) as (daemon, _):
+        _write(daemon.config_path, "alpha")  # type: ignore[arg-type]
+        with pytest.raises(ControlError, match="single- and multi-server"):
+            await call(daemon.paths, control.Reload())
+        daemon.config_path.write_text("proxy: {upstreams: []}\n")  # type: ignore[union-attr]
+        with pytest.raises(ControlError, match=r"proxy\.upstreams"):
+            await call(daemon.paths, control.Reload())
+        assert [u.name for u in daemon.gateway.config.proxy.upstreams] == ["alpha", "beta"]
+
+
+async def test_down_answers_calls_still_in_flight_with_32003(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    alpha = FakeServer("alpha", tools={"hang": hang})
+    async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, _):
+        stream_ = await trio.open_unix_socket(str(daemon.paths.socket))
+        async with stream_, trio.open_nursery() as nursery:
+            ws = await wrap_client_stream(nursery, stream_, "localhost", control.ATTACH_PATH)
+            call_line = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "hang"}}
+            await ws.send_message(json.dumps(call_line) + "\n")
+            while daemon.gateway.upstreams["alpha"].in_flight == 0:
+                await trio.sleep(0.01)
+            daemon.request_shutdown(grace=0.2)
+            answers = []
+            with trio.fail_after(10):
+                while not any(a.get("id") == 7 for a in answers):
+                    message = await ws.get_message()
+                    answers += [json.loads(line) for line in message.splitlines()]
+            error = next(a for a in answers if a.get("id") == 7)["error"]
+            assert error["code"] == -32003 and "shutting down" in error["message"]
+            nursery.cancel_scope.cancel()
+
+
+async def test_attach_with_another_config_refuses_to_join_the_running_daemon(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, cli):
+        other = tmp_path / "other.yaml"
+        _write(other, "beta")
+        assert await cli("attach", "--no-start", "-c", str(other)) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"watchgate: the running daemon serves {daemon.config_path}, not {other}; attach without -c "
+            "to use it, or `watchgate down` and attach again to start one on this config\n"
+        )
+
+
+async def test_pin_approve_makes_the_daemon_list_the_server_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = FakeServer("alpha", tools={"echo": echo})
+    async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, cli):
+        monkeypatch.setenv("WATCHGATE_STATE_DIR", str(tmp_path))
+        from watchgate.plugins.pins import PinStore
+
+        PinStore(tmp_path / "watchgate-pins.json").observe("alpha", [{"name": "echo"}], trust_new=False)
+        before = alpha.session.methods().count("tools/list")
+        assert await cli("pin", "approve", "alpha__echo") == 0
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "calls use the approval at once; the daemon lists alpha again now"
+        )
+        while alpha.session.methods().count("tools/list") == before:
+            await trio.sleep(0.01)
+        assert await call(daemon.paths, control.Relist(names=["nope"])) == []
+
+
+async def test_a_peer_of_another_uid_is_told_why_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import watchgate.daemon.server as daemon_module
+    from watchgate.daemon.client import DaemonRefused
+
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
+        monkeypatch.setattr(daemon_module, "_peer_credentials", lambda stream: (1, 4242))
+        with trio.fail_after(5), pytest.raises(DaemonRefused, match="belongs to another user"):
+            await call(daemon.paths, control.Ps())
+        monkeypatch.undo()
+        monkeypatch.setenv(RUNTIME_ENV, str(daemon.paths.directory))
+        assert (await call(daemon.paths, control.Ps()))["upstreams"][0]["name"] == "alpha"
+
+
+async def test_a_malformed_hand_over_ends_only_that_connection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import socket as stdlib_socket
+
+    from watchgate.listeners import handoff
+
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
+        for fds in ([0], []):  # one descriptor instead of two; none at all
+            sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+            await sock.connect(str(daemon.paths.socket))
+            await sock.sendmsg([handoff.HELLO], handoff.pack_fds(fds) if fds else [])
+            with trio.fail_after(5):
+                assert await sock.recv(1) == b""  # closed, not accepted
+            sock.close()
+        sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+        await sock.connect(str(daemon.paths.socket))
+        sock.setsockopt(
+            stdlib_socket.SOL_SOCKET, stdlib_socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
+        sock.close()  # gone before a word
+        assert (await call(daemon.paths, control.Ps()))["upstreams"][0]["name"] == "alpha"

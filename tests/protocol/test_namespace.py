@@ -1,0 +1,132 @@
+"""Namespacing is what lets one client use many servers; every rewrite must be reversible."""
+
+import msgspec
+import pytest
+
+from watchgate.errors import UnknownName
+from watchgate.protocol import namespace
+from watchgate.protocol.namespace import NamespaceTable
+
+
+def test_tool_names_get_a_double_underscore_prefix() -> None:
+    assert namespace.public_name("fs", "read_file") == "fs__read_file"
+    assert namespace.split_name("fs__read_file") == ("fs", "read_file")
+    assert namespace.split_name("fs__with__more") == ("fs", "with__more")
+    assert namespace.split_name("nounderscores") is None
+    assert namespace.split_name("__x") is None
+
+
+def test_long_names_are_shortened_deterministically_within_64_characters() -> None:
+    long_tool = "a_really_long_tool_name_that_goes_on_and_on_and_on_forever_and_ever"
+    first = namespace.public_name("github-enterprise", long_tool)
+    assert len(first) == 64
+    assert first.startswith("github-enterprise__a_really")
+    assert first == namespace.public_name("github-enterprise", long_tool)
+    other = namespace.public_name("github-enterprise", long_tool + "2")
+    assert other != first and len(other) == 64
+
+
+def test_uris_get_the_server_as_a_scheme_prefix() -> None:
+    assert namespace.public_uri("fs", "file:///tmp/x") == "fs+file:///tmp/x"
+    assert namespace.split_uri("fs+file:///tmp/x") == ("fs", "file:///tmp/x")
+    assert namespace.split_uri("fs+git+ssh://h/r") == ("fs", "git+ssh://h/r")
+    assert namespace.split_uri("file:///tmp/x") is None
+    assert namespace.split_uri("9x+file:///") is None
+
+
+def _table() -> NamespaceTable:
+    long_tool = "t" * 70
+    return NamespaceTable(
+        multi_server=True,
+        servers=["fs", "time"],
+        tools={"fs": ["read_file", long_tool], "time": ["get_current_time"]},
+        prompts={"fs": ["summarise"], "time": []},
+    )
+
+
+def test_table_resolves_public_names_to_server_and_upstream_name() -> None:
+    table = _table()
+    assert table.resolve_tool("fs__read_file") == ("fs", "read_file")
+    assert table.resolve_tool("time__get_current_time") == ("time", "get_current_time")
+    shortened = namespace.public_name("fs", "t" * 70)
+    assert table.resolve_tool(shortened) == ("fs", "t" * 70)
+    assert table.resolve_prompt("fs__summarise") == ("fs", "summarise")
+    # a name the lists do not show yet is still routed by its prefix: the upstream answers for it
+    assert table.resolve_tool("fs__brand_new") == ("fs", "brand_new")
+
+
+@pytest.mark.parametrize("name", ["nope__x", "read_file", "FS__read_file", "fs_read_file"])
+def test_unknown_prefix_is_invalid_params_listing_known_servers(name: str) -> None:
+    with pytest.raises(UnknownName) as info:
+        _table().resolve_tool(name)
+    assert info.value.code == -32602
+    assert name in info.value.message and "fs, time" in info.value.message
+
+
+def test_uri_resolution_and_unknown_uri() -> None:
+    table = _table()
+    assert table.resolve_uri("time+tz://utc") == ("time", "tz://utc")
+    with pytest.raises(UnknownName) as info:
+        table.resolve_uri("file:///etc/passwd")
+    assert "file:///etc/passwd" in info.value.message
+
+
+def test_single_server_mode_passes_names_through() -> None:
+    table = NamespaceTable(multi_server=False, servers=["only"], tools={"only": ["x"]}, prompts={})
+    assert table.resolve_tool("x") == ("only", "x")
+    assert table.resolve_tool("anything__else") == ("only", "anything__else")
+    assert table.resolve_uri("file:///a") == ("only", "file:///a")
+    assert table.public_tool("only", "x") == "x"
+
+
+def _loads(raw: msgspec.Raw) -> object:
+    return msgspec.json.decode(raw)
+
+
+def test_tool_results_rewrite_resource_links_and_embedded_resources_only() -> None:
+    result = msgspec.Raw(
+        b'{"content":[{"type":"text","text":"uri"},'
+        b'{"type":"resource_link","uri":"file:///a","name":"a"},'
+        b'{"type":"resource","resource":{"uri":"file:///b","text":"hi"}}],'
+        b'"structuredContent":{"uri":"user data stays"}}'
+    )
+    out = _loads(namespace.rewrite_result("tools/call", "fs", result))
+    assert out == {
+        "content": [
+            {"type": "text", "text": "uri"},
+            {"type": "resource_link", "uri": "fs+file:///a", "name": "a"},
+            {"type": "resource", "resource": {"uri": "fs+file:///b", "text": "hi"}},
+        ],
+        "structuredContent": {"uri": "user data stays"},
+    }
+
+
+def test_results_without_uris_are_returned_untouched() -> None:
+    result = msgspec.Raw(b'{"content":[{"type":"text","text":"hello"}]}')
+    assert namespace.rewrite_result("tools/call", "fs", result) is result
+
+
+def test_prompt_messages_and_resource_contents_are_rewritten() -> None:
+    prompt = msgspec.Raw(
+        b'{"messages":[{"role":"user","content":{"type":"resource","resource":{"uri":"x://1","text":"t"}}}]}'
+    )
+    assert _loads(namespace.rewrite_result("prompts/get", "ev", prompt)) == {
+        "messages": [
+            {"role": "user", "content": {"type": "resource", "resource": {"uri": "ev+x://1", "text": "t"}}}
+        ]
+    }
+    read = msgspec.Raw(b'{"contents":[{"uri":"x://1","text":"t"}]}')
+    assert _loads(namespace.rewrite_result("resources/read", "ev", read)) == {
+        "contents": [{"uri": "ev+x://1", "text": "t"}]
+    }
+    other = msgspec.Raw(b'{"uri":"x://1"}')
+    assert namespace.rewrite_result("completion/complete", "ev", other) is other
+
+
+def test_malformed_results_are_passed_through_rather_than_crashing() -> None:
+    weird = msgspec.Raw(b'{"content":"uri is not a list"}')
+    assert namespace.rewrite_result("tools/call", "fs", weird) is weird
+    weird_items = msgspec.Raw(b'{"content":[1, {"type":"resource","resource":"uri"}]}')
+    assert _loads(namespace.rewrite_result("tools/call", "fs", weird_items)) == {
+        "content": [1, {"type": "resource", "resource": "uri"}]
+    }

@@ -1,0 +1,7 @@
+"""``python -m watchgate.cli``."""
+
+import sys
+
+from watchgate.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The ``watchgate`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import trio
+
+from watchgate import __version__
+from watchgate.audit import AuditActor
+from watchgate.config import ConfigError, GatewayConfig, Transport, load_config
+from watchgate.errors import WatchgateError
+from watchgate.gateway.tree import Gateway, audit_actor
+from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.func(args)
+    except WatchgateError as exc:  # a refusal the command did not word itself: one line, no traceback
+        print(f"watchgate: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watchgate", description="A security gateway for MCP servers.")
+    parser.add_argument("--version", action="version", version=f"watchgate {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _register_core(commands)
+    for register in _extra_commands():
+        register(commands)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[Any], None]]:
+    """Command groups that live with their feature; each module offers ``register(commands)``
+    adding its sub-commands whose ``func(args) -> int`` is the exit code."""
+    from watchgate.audit import cli as audit_cli
+    from watchgate.bench import cli as bench_cli
+    from watchgate.cli import daemon as cli_daemon
+    from watchgate.plugins import cli as plugins_cli
+
+    return [cli_daemon.register, audit_cli.register, bench_cli.register, plugins_cli.register]
+
+
+def _register_core(commands: Any) -> None:
+    run = commands.add_parser("run", help="run one gateway in this process, speaking MCP on stdin/stdout")
+    run.add_argument("-c", "--config", required=True, help="the YAML config file")
+    run.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="write the audit log here instead of the config's audit.path (one log has one writer: "
+        "use this to run beside a daemon on the same config)",
+    )
+    run.set_defaults(func=_run)
+    validate = commands.add_parser("validate", help="check a config file and print every problem")
+    validate.add_argument("-c", "--config", required=True, help="the YAML config file")
+    validate.set_defaults(func=_validate)
+
+
+def _load(path: str) -> GatewayConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    names = ", ".join(u.name for u in config.proxy.upstreams)
+    print(f"ok: {len(config.proxy.upstreams)} upstream(s) ({names})")
+    for upstream in config.proxy.upstreams:
+        if upstream.transport is Transport.STDIO and not (upstream.sandbox and upstream.sandbox.enabled):
+            print(
+                f"warning: {upstream.name!r} runs without a sandbox: it can read, write and send "
+                "whatever you can (add `sandbox: {enabled: true, paths: [...]}`; docs/security.md)",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
+    audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
+    trio.run(_serve_stdio, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
+    return 0
+
+
+async def _serve_stdio(config: GatewayConfig, audit: AuditActor | None) -> None:
+    """stdout is the protocol: nothing else may ever be written to it, logs go to stderr."""
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
+    widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
+    gateway = Gateway(config, audit=audit)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        await gateway.serve_stream(eager_receive(stdin), eager_send(stdout))
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            logging.getLogger("watchgate").info("%s: shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return

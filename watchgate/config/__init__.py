@@ -1,0 +1,50 @@
+"""Watchgate's configuration: the public face of ``schema`` (the structs, their rules and loading
+them from YAML) and ``yamlsource`` (YAML text to typed structs with every value's place).
+
+``from watchgate.config import load_config, ConfigError`` is the API other code and plugins use;
+the modules behind it are free to move.
+"""
+
+from watchgate.config.schema import (
+    DEFAULT_SINGLE_NAME,
+    SERVER_NAME_RE,
+    AuditConfig,
+    AuditSinkConfig,
+    BackoffConfig,
+    ConfigError,
+    ConfigProblem,
+    GatewayConfig,
+    LimitsConfig,
+    LoggingConfig,
+    LogLevel,
+    PluginConfig,
+    ProxyConfig,
+    Restart,
+    SandboxConfig,
+    Transport,
+    UpstreamConfig,
+    load_config,
+    parse_config,
+)
+
+__all__ = [
+    "DEFAULT_SINGLE_NAME",
+    "SERVER_NAME_RE",
+    "AuditConfig",
+    "AuditSinkConfig",
+    "BackoffConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "GatewayConfig",
+    "LimitsConfig",
+    "LogLevel",
+    "LoggingConfig",
+    "PluginConfig",
+    "ProxyConfig",
+    "Restart",
+    "SandboxConfig",
+    "Transport",
+    "UpstreamConfig",
+    "load_config",
+    "parse_config",
+]

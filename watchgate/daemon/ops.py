@@ -1,0 +1,182 @@
+"""What the daemon does for each control request. ``ps`` reads the supervisors' observed state
+(and the actors' own counters); it never guesses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+from trio_websocket import WebSocketConnection
+
+from actors import ChildState, UnknownChild
+from watchgate.config import ConfigError, load_config
+from watchgate.daemon import control
+from watchgate.daemon.control import ClientRow, PsReport, Reply, ToolRow, UpstreamRow
+from watchgate.errors import exit_reason
+from watchgate.gateway.messages import RefreshLists
+from watchgate.protocol.catalog import LIST_KINDS
+from watchgate.protocol.namespace import public_name
+
+if TYPE_CHECKING:
+    from watchgate.daemon.server import Daemon
+
+_log = logging.getLogger("watchgate.control")
+
+
+class ControlOps:
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    @property
+    def _gateway(self) -> Any:
+        return self._daemon.gateway
+
+    async def handle(self, ws: WebSocketConnection, message: str | bytes) -> None:
+        try:
+            request = control.decode_request(message)
+        except msgspec.DecodeError as exc:
+            await _send(ws, Reply(ok=False, error=f"bad control request: {exc}"))
+            return
+        try:
+            if isinstance(request, control.Logs):
+                await self._logs(ws, request)
+                return
+            result = await self._dispatch(request)
+        except UnknownChild as exc:
+            await _send(
+                ws, Reply(ok=False, error=f"unknown server {exc.name!r} (known: {', '.join(exc.known)})")
+            )
+            return
+        except (ConfigError, ValueError, RuntimeError) as exc:
+            await _send(ws, Reply(ok=False, error=str(exc)))
+            return
+        await _send(ws, Reply(ok=True, result=result))
+
+    async def _dispatch(self, request: control.AnyRequest) -> Any:
+        supervisor = self._gateway.upstream_supervisor
+        if isinstance(request, control.Ps):
+            return self.ps()
+        if isinstance(request, control.Tools):
+            return self.tools(request.name)
+        if isinstance(request, control.Restart):
+            names = supervisor.names() if request.all else self._known(request.names)
+            for name in names:
+                await supervisor.restart_child(name)
+            return self._states(names)
+        if isinstance(request, control.Stop):
+            for name in self._known(request.names):
+                await supervisor.stop_child(name)
+            return self._states(request.names)
+        if isinstance(request, control.Start):
+            for name in self._known(request.names):
+                await supervisor.start_child(name)
+            return self._states(request.names)
+        if isinstance(request, control.Down):
+            self._daemon.request_shutdown(request.grace)
+            return "stopping"
+        if isinstance(request, control.Relist):
+            names = [name for name in request.names if name in self._gateway.upstreams]
+            for name in names:
+                await self._gateway.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
+            return names
+        assert isinstance(request, control.Reload)
+        return await self._reload()
+
+    def _known(self, names: list[str]) -> list[str]:
+        supervisor = self._gateway.upstream_supervisor
+        for name in names:
+            supervisor.status(name)  # raises UnknownChild listing the known names
+        return names
+
+    def _states(self, names: list[str]) -> dict[str, str]:
+        supervisor = self._gateway.upstream_supervisor
+        return {name: str(supervisor.status(name).state) for name in names}
+
+    def ps(self) -> PsReport:
+        gateway = self._gateway
+        now = trio.current_time()
+        rows = []
+        for status in gateway.upstream_supervisor.statuses():
+            actor = gateway.upstreams[status.name]
+            running = status.state == ChildState.RUNNING
+            rows.append(
+                UpstreamRow(
+                    name=status.name,
+                    transport=str(actor.config.transport),
+                    state=str(status.state),
+                    pid=actor.pid,
+                    uptime=now - status.started_at if running and status.started_at is not None else None,
+                    restarts=status.restarts,
+                    tools=gateway.router.tool_count(status.name),
+                    in_flight=actor.in_flight,
+                    mailbox=actor.mailbox_depth(),
+                    last_error=exit_reason(status.last_exit),
+                    sandbox=actor.sandbox,
+                    next_restart_in=(
+                        max(0.0, status.next_restart_at - now) if status.next_restart_at is not None else None
+                    ),
+                )
+            )
+        clients = [
+            ClientRow(
+                id=session.client.client_id,
+                name=str(session.client.client_info.get("name", "?")),
+                version=str(session.client.client_info.get("version", "")),
+                pid=session.peer_pid,
+                attached_for=now - session.attached_at,
+                in_flight=sum(a.in_flight_of(session.client.client_id) for a in gateway.upstreams.values()),
+            )
+            for session in gateway.sessions()
+        ]
+        return PsReport(
+            pid=os.getpid(),
+            config=str(self._daemon.config_path) if self._daemon.config_path else None,
+            uptime=now - (gateway.started_at or now),
+            multi_server=gateway.config.proxy.multi_server,
+            upstreams=rows,
+            clients=clients,
+            audit=gateway.audit.status() if gateway.audit is not None else None,
+        )
+
+    def tools(self, name: str) -> list[ToolRow]:
+        self._known([name])
+        gateway = self._gateway
+        multi = gateway.config.proxy.multi_server
+        rows = []
+        for own in gateway.router.tool_names(name):
+            public = public_name(name, own) if multi else own
+            rows.append(
+                ToolRow(name=public, upstream_name=own, shortened=multi and public != f"{name}__{own}")
+            )
+        return rows
+
+    async def _logs(self, ws: WebSocketConnection, request: control.Logs) -> None:
+        actor = self._gateway.upstreams.get(request.name)
+        if actor is None:
+            known = ", ".join(self._gateway.upstreams)
+            await _send(ws, Reply(ok=False, error=f"unknown server {request.name!r} (known: {known})"))
+            return
+        log = actor.log
+        await _send(ws, Reply(ok=True, result=log.tail(request.lines), more=request.follow))
+        position = log.total
+        while request.follow:
+            await log.wait_for_more(position)
+            lines = log.since(position)
+            position = log.total
+            await _send(ws, Reply(ok=True, result=lines, more=True))
+
+    async def _reload(self) -> dict[str, list[str]]:
+        path = self._daemon.config_path
+        if path is None:
+            raise RuntimeError("this daemon was not started from a config file; nothing to reload")
+        new = load_config(path)
+        changes: dict[str, list[str]] = await self._gateway.reload(new)
+        return changes
+
+
+async def _send(ws: WebSocketConnection, reply: Reply) -> None:
+    await ws.send_message(control.encode(reply).decode())

@@ -1,0 +1,272 @@
+"""One actor per attached client: frames its byte stream and owns its output queue.
+
+The mailbox holds encoded lines bound for the client, so senders (upstream readers, the router,
+the notification actor) pay the encode in their own task and the writer just joins and writes in
+large chunks.
+
+Sending to a client never waits (DESIGN.md section 12): the upstream readers, the router and the
+notification actor serve every client, so one that stops reading must not stall them. Lines that
+do not fit the mailbox wait in an overflow of the same size; a client whose queue stays full for
+``stall_timeout`` seconds, or overflows it, is disconnected (its calls are cancelled upstream).
+A send to a session that has ended is dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+from msgspec import UNSET
+
+from actors import Actor, MailboxFull
+from watchgate.errors import JsonRpcError
+from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message
+from watchgate.wire.framing import LineReader, LineTooLong
+from watchgate.wire.outbox import Outbox
+from watchgate.wire.pipes import EagerPipeSend
+
+if TYPE_CHECKING:
+    from watchgate.gateway.router.actor import RouterActor
+    from watchgate.gateway.upstreams.actor import UpstreamActor
+
+_BATCH: Final = 256
+_END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
+_ids = itertools.count(1)
+_log = logging.getLogger("watchgate.client")
+
+
+class ClientActor(Actor[Line | LargeAnswer]):
+    def __init__(
+        self,
+        receive: trio.abc.ReceiveStream,
+        send: trio.abc.SendStream,
+        *,
+        router: RouterActor,
+        linger: float = 0.0,
+        mailbox_size: int = 1024,
+        stall_timeout: float = 10.0,
+    ) -> None:
+        """``linger``: at end of input, how long to wait for the answers still owed (``watchgate
+        run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once.
+        ``stall_timeout``: how long the output queue may stay full before the client is let go."""
+        self.client_id = next(_ids)
+        super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
+        self._input = receive
+        self._outbox = Outbox(send)
+        self._zero_copy = isinstance(send, EagerPipeSend)  # a pipe takes views; a WebSocket wants bytes
+        self._writer_idle = False  # the writer waits for mail: the last answer owed may bypass it
+        self._router = router
+        self._answers: dict[str, UpstreamActor] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.client_info: dict[str, Any] = {}
+        self.initialized = False
+        self.log_level: str | None = None  # set by the router on logging/setLevel
+        self._linger = linger
+        self._owed = 0  # requests read whose answer has not been sent yet
+        self._all_answered = trio.Event()
+        self._all_answered.set()
+        self._written = trio.Event()
+        self._overflow: deque[Line | LargeAnswer] = deque()
+        self._overflow_limit = mailbox_size
+        self._stall_timeout = stall_timeout
+        self._stalled_since: float | None = None
+        self._stalled = trio.Event()
+        self._session: trio.CancelScope | None = None
+        self.finished = False  # the session has ended: sends are dropped, queued requests skipped
+        self.client_left = False  # the session ended because the client closed its input
+        self._reading = trio.CancelScope()
+
+    async def send(self, msg: Message) -> None:
+        """Queue ``msg`` for the client, or write it right away in the caller's task when it is
+        the last answer owed and the writer is idle (see outbox.py): one task hop less for the
+        answer to a lone call. With more answers owed they are queued, to go out in batches."""
+        last = False
+        if msg.method is UNSET:  # a response: one fewer answer owed to this client
+            self._owed -= 1
+            if self._owed == 0:
+                self._all_answered.set()
+                last = True
+        if self.finished:
+            return
+        if self._zero_copy and (large := jsonrpc.large_answer(msg)) is not None:
+            self._queue(large)
+            return
+        line = jsonrpc.encode_line(msg)
+        if last and self._writer_idle and not self.has_unreceived and self._outbox.can_send_nowait:
+            try:
+                sent = self._outbox.try_send(line)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                sent = 0  # the writer meets the same error with this line and ends the session
+            if sent == len(line):
+                return
+            line = line[sent:]
+        self._queue(line)
+
+    def _queue(self, item: Line | LargeAnswer) -> None:
+        """Into the mailbox, or behind it into the overflow (never waiting, order kept)."""
+        if not self._overflow:
+            try:
+                self.tell_nowait(item)
+            except MailboxFull:
+                self._stalled_since = trio.current_time()
+                self._stalled.set()
+            else:
+                return
+        if len(self._overflow) >= self._overflow_limit:
+            self._let_go(f"{len(self._overflow) + self._overflow_limit} messages unread")
+            return
+        self._overflow.append(item)
+
+    def _refill(self) -> None:
+        """The writer took a batch: move what overflowed into the freed mailbox, in order."""
+        while self._overflow:
+            try:
+                self.tell_nowait(self._overflow[0])
+            except MailboxFull:
+                return
+            self._overflow.popleft()
+        self._stalled_since = None
+
+    async def _watch_stalls(self) -> None:
+        while True:
+            await self._stalled.wait()
+            self._stalled = trio.Event()
+            while (since := self._stalled_since) is not None:
+                await trio.sleep_until(since + self._stall_timeout)
+                if self._stalled_since == since:
+                    self._let_go(f"its output stayed full for {self._stall_timeout:g} s")
+                    return
+
+    def _let_go(self, why: str) -> None:
+        """Disconnect a client that does not read: its pending output is dropped."""
+        if self.finished:
+            return
+        _log.warning("[%s] does not read what it is sent (%s); disconnecting it", self.name, why)
+        self.finished = True
+        self._overflow.clear()
+        if self._session is not None:
+            self._session.cancel()
+
+    def _owe(self) -> None:
+        if self._owed == 0:
+            self._all_answered = trio.Event()
+        self._owed += 1
+
+    def end(self) -> None:
+        """End the session as if the client had left, but write what is queued for it first."""
+        self._reading.cancel()
+
+    def expect_answer(self, request_id: str, upstream: UpstreamActor) -> None:
+        """Route the client's response to ``request_id`` back to the upstream that asked."""
+        self._answers[request_id] = upstream
+
+    async def handle(self, msg: Line | LargeAnswer) -> None:  # pragma: no cover - run() is overridden
+        raise NotImplementedError
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until the client closes its side; then its session ends and its requests are cancelled."""
+        with self.incarnation():
+            await self._serve(task_status)
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
+        async with trio.open_nursery() as nursery:
+            self._session = nursery.cancel_scope
+            nursery.start_soon(self._write_loop, nursery.cancel_scope)
+            nursery.start_soon(self._watch_stalls)
+            task_status.started()
+            try:
+                with self._reading:
+                    await self._read_loop()
+                    if self._linger:  # end of input in `watchgate run`: answer what was asked first
+                        with trio.move_on_after(self._linger):
+                            await self._all_answered.wait()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._router.tell(ClientGone(self.client_id))
+                    if not self.finished:
+                        await self._finish_writing()
+                self.finished = True
+                self._overflow.clear()
+                nursery.cancel_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        try:
+            async for line in LineReader(self._input):
+                await self._on_line(line)
+        except LineTooLong as exc:
+            _log.warning("[%s] %s; closing the session", self.name, exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self.client_left = True  # not cancelled: its input ended (`down` and let-go cancel instead)
+        _log.info("[%s] disconnected", self.name)
+
+    async def _on_line(self, line: bytes) -> None:
+        try:
+            msg = jsonrpc.decode(line, check_utf8=True)  # what a client sends goes on to servers
+        except jsonrpc.InvalidRequest as exc:
+            self._owe()
+            await self.send(exc.to_response(exc.request_id))
+            return
+        except JsonRpcError as exc:
+            self._owe()
+            await self.send(exc.to_response(None))
+            return
+        kind = msg.kind
+        if kind is Kind.REQUEST:
+            self._owe()
+            if not await self._router.route_now(self, msg):
+                await self._router.tell(ClientRequest(self, msg))
+        elif kind is Kind.NOTIFICATION:
+            await self._router.tell(ClientNotification(self, msg))
+        else:
+            upstream = self._answers.pop(msg.id, None) if isinstance(msg.id, str) else None
+            if upstream is None:
+                _log.debug("[%s] answer to unknown request %r", self.name, msg.id)
+                return
+            await upstream.tell(ForwardAnswer(msg))
+
+    async def _write_loop(self, session: trio.CancelScope) -> None:
+        try:
+            while True:
+                self._writer_idle = True
+                batch = await self.receive_batch(_BATCH)
+                self._writer_idle = False  # until the batch is written, and for good after the end marker
+                self._refill()
+                await self._write_batch(batch)
+                if _END in batch:
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # nothing more can reach this client: end the session (its requests are cancelled
+            # upstream), or its mailbox would fill up and stall everyone who sends to it
+            _log.info("[%s] output closed; ending the session", self.name)
+            session.cancel()
+        finally:
+            self._writer_idle = False
+            self._written.set()
+
+    async def _write_batch(self, batch: list[Line | LargeAnswer]) -> None:
+        """Lines joined into one write; a large answer's buffers written as they are, in order."""
+        lines: list[Line] = []
+        for item in batch:
+            if isinstance(item, LargeAnswer):
+                if lines:
+                    await self._outbox.send_all(jsonrpc.join_lines(lines))
+                    lines = []
+                for part in item:
+                    await self._outbox.send_all(part)
+            elif item:  # the end marker is empty
+                lines.append(item)
+        if lines:
+            await self._outbox.send_all(jsonrpc.join_lines(lines))
+
+    async def _finish_writing(self) -> None:
+        """Let the writer write everything queued before the session ends, within a second: the
+        answers to requests that completed before the client left must not be lost."""
+        self._queue(_END)  # behind whatever overflowed
+        with trio.move_on_after(1):
+            await self._written.wait()

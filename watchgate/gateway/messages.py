@@ -1,0 +1,150 @@
+"""What the gateway's actors say to each other.
+
+Actors share nothing but these messages (and the handles inside them, which are mailboxes).
+Frozen dataclasses with slots: they are created per request on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import msgspec
+
+    from actors import Reply
+    from watchgate.gateway.client import ClientActor
+    from watchgate.gateway.upstreams.actor import UpstreamActor
+    from watchgate.hooks import CallContext
+    from watchgate.protocol.jsonrpc import Message
+
+
+# --- client -> router ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    client: ClientActor
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ClientNotification:
+    client: ClientActor
+    msg: Message
+
+
+# --- router/client -> upstream -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ForwardRequest:
+    """A client's request, already renamed to the upstream's own names (and past ``on_request``)."""
+
+    client: ClientActor
+    msg: Message
+    method: str
+    ctx: CallContext | None = None  # None when no message hooks are configured
+
+
+@dataclass(frozen=True, slots=True)
+class InternalRequest:
+    """A request the gateway itself makes (list calls, setLevel); the answer goes to ``reply``."""
+
+    method: str
+    params: Any
+    reply: Reply[msgspec.Raw]
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardCancel:
+    """The client gave up on one of its requests: tell the upstream holding it, if any."""
+
+    client: ClientActor
+    request_id: int | str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardAnswer:
+    """A client's response to a request the upstream sent it (id is still the client-side id)."""
+
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ClientGone:
+    """A client detached: its in-flight requests are cancelled upstream."""
+
+    client_id: int
+
+
+# --- upstream -> router / notifier ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class UpstreamReady:
+    server: str
+    capabilities: dict[str, Any]
+    server_info: dict[str, Any]
+    instructions: str | None
+    protocol_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamStatus:
+    """A supervisor event for an upstream child (starting, exited, backoff, failed, stopped)."""
+
+    server: str
+    kind: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamNotification:
+    server: str
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshLists:
+    """An upstream said ``*/list_changed``: re-list that kind and tell clients once it is done."""
+
+    server: str
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListsFetched:
+    server: str
+    fetch_id: int
+    lists: dict[str, list[dict[str, msgspec.Raw]]]
+
+
+# --- to the notification actor -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    msg: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribers:
+    """Who is subscribed to a (public) resource URI now; resources/updated goes only to them."""
+
+    uri: str
+    client_ids: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAttached:
+    client: ClientActor
+
+
+@dataclass(frozen=True, slots=True)
+class ClientDetached:
+    client_id: int
+
+
+# --- reload -> router ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AddUpstream:
+    actor: UpstreamActor
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveUpstream:
+    server: str

@@ -1,0 +1,425 @@
+"""The router actor: owns the namespace table and the list cache, answers what the gateway can
+answer itself (``initialize``, ``ping``, every ``*/list``), and routes the rest to one upstream
+(``forwarding.py``; the forwarded calls are routed in the client's reader, see `route_now`).
+
+It never waits on an upstream in its own loop: list fetches run as tasks in its nursery and come
+back as ``ListsFetched`` messages, so one slow server cannot stall routing to the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import trio
+from msgspec import UNSET
+
+from actors import Actor, AskTimeout
+from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
+from watchgate.gateway.messages import (
+    AddUpstream,
+    Broadcast,
+    ClientDetached,
+    ClientGone,
+    ClientNotification,
+    ClientRequest,
+    ForwardCancel,
+    ListsFetched,
+    RefreshLists,
+    RemoveUpstream,
+    Subscribers,
+    UpstreamReady,
+    UpstreamStatus,
+)
+from watchgate.gateway.router.forwarding import Forwarder, UpstreamView
+from watchgate.gateway.router.initialize import initialize_result
+from watchgate.gateway.router.listing import call_quietly, fetch_all
+from watchgate.gateway.router.subscriptions import LOG_LEVELS, LogLevels, Subscriptions
+from watchgate.gateway.upstreams.actor import UpstreamActor
+from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSION
+from watchgate.hooks import HookChain
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
+from watchgate.protocol.jsonrpc import Message
+
+if TYPE_CHECKING:
+    from watchgate.config import ProxyConfig
+    from watchgate.gateway.client import ClientActor
+    from watchgate.gateway.notifications import NotificationActor
+
+
+class _Settle:
+    """startup_wait has passed: answer what waits, with whatever is up by now."""
+
+
+RouterMessage = (
+    ClientRequest
+    | ClientNotification
+    | ClientGone
+    | UpstreamReady
+    | UpstreamStatus
+    | RefreshLists
+    | ListsFetched
+    | AddUpstream
+    | RemoveUpstream
+    | _Settle
+)
+_DOWN: Final = {"exited": "crashed", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
+_log = logging.getLogger("watchgate.router")
+
+
+FORWARDED = frozenset({"tools/call", "prompts/get", "resources/read", "completion/complete"})
+
+
+class RouterActor(Actor[RouterMessage]):
+    def __init__(
+        self,
+        config: ProxyConfig,
+        *,
+        notifier: NotificationActor,
+        hooks: HookChain | None = None,
+        mailbox_size: int = 1024,
+    ) -> None:
+        super().__init__("router", mailbox_size=mailbox_size)
+        self._config = config
+        self._notifier = notifier
+        self._hooks = hooks if hooks is not None else HookChain()
+        self._multi = config.multi_server
+        names = [u.name for u in config.upstreams]
+        self._catalog = Catalog(multi_server=self._multi, servers=names)
+        self._views: dict[str, UpstreamView] = {}
+        self._forwarder = Forwarder(self._catalog, self._views, self._hooks, multi_server=self._multi)
+        self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
+        self._deferred: list[tuple[ClientActor, int | str, Callable[[], Any]]] = []
+        self._nursery: trio.Nursery | None = None
+        self._fetches = 0
+        self._subscriptions = Subscriptions()  # public URI -> subscribed client ids
+        self._levels = LogLevels()
+        self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[object]]] = {
+            "initialize": self._initialize,
+            "ping": self._ping,
+            "tools/call": partial(self._forwarder.by_name, member="name", kind="tool"),
+            "prompts/get": partial(self._forwarder.by_name, member="name", kind="prompt"),
+            "resources/read": self._forwarder.by_uri,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
+            "completion/complete": self._forwarder.completion,
+            "logging/setLevel": self._set_level,
+            **{method: self._list for method in BY_METHOD},
+        }
+
+    def attach_upstreams(self, upstreams: dict[str, UpstreamActor]) -> None:
+        self._views.clear()  # in place: the forwarder holds this dict
+        self._views.update({name: UpstreamView(actor) for name, actor in upstreams.items()})
+
+    def view(self, server: str) -> UpstreamView:
+        return self._views[server]
+
+    def tool_count(self, server: str) -> int:
+        return self._catalog.count(server, "tools")
+
+    def tool_names(self, server: str) -> list[str]:
+        return self._catalog.own_names(server, "tools")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._settle_deadline)
+            await self._check_settled()
+            await super().run(task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+    async def _settle_deadline(self) -> None:
+        await trio.sleep(self._config.startup_wait)
+        if not self._settled:
+            waiting = [name for name, view in self._views.items() if not view.settled]
+            _log.warning(
+                "still waiting for %s after %g s; answering without them", waiting, self._config.startup_wait
+            )
+            await self.tell(_Settle())
+
+    async def _check_settled(self) -> None:
+        if self._settled or not all(view.settled for view in self._views.values()):
+            return
+        self._settled = True
+        deferred, self._deferred = self._deferred, []
+        for client, request_id, answer in deferred:  # in arrival order
+            await client.send(jsonrpc.result_response(request_id, answer()))
+
+    async def handle(self, msg: RouterMessage) -> None:
+        if isinstance(msg, _Settle):
+            for view in self._views.values():
+                view.settled = True
+            await self._check_settled()
+        elif isinstance(msg, ClientRequest):
+            await self._on_request(msg.client, msg.msg)
+        elif isinstance(msg, ClientNotification):
+            await self._on_client_notification(msg.client, msg.msg)
+        elif isinstance(msg, ClientGone):
+            for view in self._views.values():
+                await view.actor.tell(msg)
+            await self._notifier.tell(ClientDetached(msg.client_id))
+            await self._forget_client(msg.client_id)
+        elif isinstance(msg, AddUpstream | RemoveUpstream):
+            await self._reconfigure(msg)
+        elif isinstance(msg, UpstreamReady | UpstreamStatus | RefreshLists | ListsFetched) and (
+            msg.server not in self._views
+        ):
+            _log.debug("ignoring %s for a server that was removed", type(msg).__name__)
+        elif isinstance(msg, UpstreamReady):
+            if msg.instructions and not self._hooks.empty:  # they reach the model: plugins judge them
+                judged = await self._hooks.on_instructions(
+                    msg.server, msg.server if self._multi else None, msg.instructions
+                )
+                msg = dataclasses.replace(msg, instructions=judged)
+            view = self._views[msg.server]
+            view.state, view.ready, view.last_error = "running", msg, None
+            self._tell_level(self._levels.current, only=msg.server)
+            self._fetch(msg.server, tuple(k for k in LIST_KINDS if wants(msg.capabilities, k)))
+        elif isinstance(msg, UpstreamStatus):
+            await self._on_status(msg)
+        elif isinstance(msg, RefreshLists):
+            view = self._views[msg.server]
+            if view.ready is not None:
+                self._fetch(msg.server, tuple(k for k in msg.kinds if wants(view.ready.capabilities, k)))
+        else:
+            await self._on_lists(msg)
+
+    # --- upstream lifecycle ----------------------------------------------------------------------
+    async def _reconfigure(self, msg: AddUpstream | RemoveUpstream) -> None:
+        """Config reload: a server joins or leaves; its clients see only a list_changed."""
+        if isinstance(msg, AddUpstream):
+            self._views[msg.actor.name] = UpstreamView(msg.actor, settled=True)
+            self._catalog.add_server(msg.actor.name)
+        elif msg.server in self._views:
+            del self._views[msg.server]
+            await self._announce(self._catalog.remove_server(msg.server))
+
+    async def _on_status(self, msg: UpstreamStatus) -> None:
+        view = self._views[msg.server]
+        if msg.kind == "starting":
+            view.state = "starting"
+            return
+        if msg.kind not in _DOWN:
+            return
+        view.state = _DOWN[msg.kind]
+        if msg.reason and msg.reason != "normal":
+            view.last_error = msg.reason
+        view.ready = None
+        view.latest_fetch.clear()  # whatever is still on its way describes a dead incarnation
+        await self._announce(self._catalog.drop(msg.server))
+        await self._mark_settled(view)
+        if msg.kind != "exited":
+            await view.actor.reject_queued(UpstreamUnavailable(msg.server, view.state, view.last_error))
+
+    def _fetch(self, server: str, kinds: tuple[str, ...]) -> None:
+        view = self._views[server]
+        self._fetches += 1
+        for key in kinds:
+            view.latest_fetch[key] = self._fetches
+        view.fetching += 1
+        assert self._nursery is not None
+        self._nursery.start_soon(self._fetch_lists, server, view.actor, self._fetches, kinds)
+
+    async def _fetch_lists(
+        self, server: str, actor: UpstreamActor, fetch_id: int, kinds: tuple[str, ...]
+    ) -> None:
+        lists: dict[str, list[Item]] = {}
+        for key in kinds:
+            try:
+                items = await fetch_all(actor, key, actor.config.request_timeout)
+            except (JsonRpcError, AskTimeout, msgspec.DecodeError) as exc:
+                _log.warning("[%s] could not list %s: %s", server, key, exc)
+                continue
+            if not self._hooks.empty:  # plugins hide or pin items before any client can see them
+                items = await self._hooks.on_list(server, server if self._multi else None, key, items)
+            lists[key] = items
+        await self.tell(ListsFetched(server, fetch_id, lists))
+
+    async def _on_lists(self, msg: ListsFetched) -> None:
+        view = self._views[msg.server]
+        view.fetching -= 1
+        fresh = {key: items for key, items in msg.lists.items() if view.latest_fetch.get(key) == msg.fetch_id}
+        await self._announce(self._catalog.update(msg.server, fresh))
+        if view.fetching == 0:
+            await self._mark_settled(view)
+
+    async def _mark_settled(self, view: UpstreamView) -> None:
+        if not view.settled:
+            view.settled = True
+            await self._check_settled()
+
+    async def _announce(self, kinds: list[str]) -> None:
+        methods = {
+            f"notifications/{'resources' if k == 'resourceTemplates' else k}/list_changed" for k in kinds
+        }
+        for method in sorted(methods):
+            await self._notifier.tell(Broadcast(jsonrpc.notification(method)))
+
+    # --- client requests -------------------------------------------------------------------------
+    async def route_now(self, client: ClientActor, msg: Message) -> bool:
+        """Route a call in the caller's task (the client's reader) if it only needs to be
+        forwarded: one task hop less per tool call. False if it must go through the mailbox.
+
+        Forwarding reads the namespace table and the servers' states, which this actor changes
+        only in synchronous code: no other task can see them halfway changed.
+        """
+        if msg.method not in FORWARDED:
+            return False
+        await self._on_request(client, msg)
+        return True
+
+    async def _on_request(self, client: ClientActor, msg: Message) -> None:
+        assert isinstance(msg.method, str) and msg.id is not None and msg.id is not UNSET
+        route = self._routes.get(msg.method, self._unknown_method)
+        try:
+            await route(client, msg)
+        except JsonRpcError as exc:
+            await client.send(exc.to_response(msg.id))
+
+    async def _after_settle(self, client: ClientActor, msg: Message, answer: Callable[[], Any]) -> None:
+        """Answer now if every upstream had its first start, else once they have, in arrival order."""
+        assert msg.id is not None and msg.id is not UNSET
+        if self._settled:
+            await client.send(jsonrpc.result_response(msg.id, answer()))
+        else:
+            self._deferred.append((client, msg.id, answer))
+
+    async def _initialize(self, client: ClientActor, msg: Message) -> None:
+        params = jsonrpc.load(msg.params) if msg.params is not UNSET else {}
+        if not isinstance(params, dict):
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "initialize params must be an object")
+        requested = params.get("protocolVersion")
+        client.capabilities = _dict(params.get("capabilities"))
+        client.client_info = _dict(params.get("clientInfo"))
+        # a list or object here must not reach the frozenset (unhashable: it would crash the router)
+        version = (
+            requested if isinstance(requested, str) and requested in KNOWN_VERSIONS else PROTOCOL_VERSION
+        )
+        await self._after_settle(client, msg, lambda: self._initialize_result(version))
+
+    def _initialize_result(self, version: str) -> dict[str, Any]:
+        ready = [view.ready for view in self._views.values() if view.ready is not None]
+        return initialize_result(ready, version, multi_server=self._multi)
+
+    async def _unknown_method(self, client: ClientActor, msg: Message) -> None:
+        raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")
+
+    async def _ping(self, client: ClientActor, msg: Message) -> None:
+        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    async def _list(self, client: ClientActor, msg: Message) -> None:
+        assert isinstance(msg.method, str)
+        fields = jsonrpc.params_fields(msg)
+        if jsonrpc.field_str(fields, "cursor") is not None:
+            raise JsonRpcError(
+                jsonrpc.INVALID_PARAMS, "invalid cursor: the gateway returns every item in one page"
+            )
+        key = BY_METHOD[msg.method].key
+        await self._after_settle(client, msg, lambda: self._catalog.result(key))
+
+    async def _subscribe(self, client: ClientActor, msg: Message) -> None:
+        """Counted per client: only the first subscriber reaches the upstream."""
+        uri = self._uri_param(msg)
+        first = self._subscriptions.add(uri, client.client_id)
+        await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
+        if not first:
+            await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+            return
+        try:
+            routed = await self._forwarder.by_uri(client, msg)
+        except JsonRpcError:
+            await self._release(uri, client.client_id)  # refused: this client holds nothing
+            raise
+        if not routed:
+            await self._release(uri, client.client_id)
+
+    async def _release(self, uri: str, client_id: int) -> None:
+        self._subscriptions.remove(uri, client_id)
+        await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
+
+    async def _unsubscribe(self, client: ClientActor, msg: Message) -> None:
+        """Only the last subscriber's unsubscribe reaches the upstream."""
+        uri = self._uri_param(msg)
+        last = self._subscriptions.remove(uri, client.client_id)
+        if last is not None:
+            await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
+        if last:
+            await self._forwarder.by_uri(client, msg)
+        else:
+            await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    def _uri_param(self, msg: Message) -> str:
+        uri = jsonrpc.field_str(jsonrpc.params_fields(msg), "uri")
+        if uri is None:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
+        self._catalog.table.resolve_uri(uri)  # unknown server: -32602 before anything is counted
+        return uri
+
+    async def _forget_client(self, client_id: int) -> None:
+        """A client left: drop its subscriptions (unsubscribing upstream where it was the last) and
+        its log level (telling upstreams the next most verbose level)."""
+        for uri, last in self._subscriptions.forget(client_id):
+            await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
+            if not last:
+                continue
+            try:
+                server, own = self._catalog.table.resolve_uri(uri)
+            except UnknownName:
+                continue  # its server was removed by a reload: nothing left to unsubscribe
+            view = self._views.get(server)
+            if view is not None and view.ready is not None:
+                self._call_quietly(server, view.actor, "resources/unsubscribe", {"uri": own})
+        self._tell_level(self._levels.forget(client_id))
+
+    async def _set_level(self, client: ClientActor, msg: Message) -> None:
+        level = jsonrpc.field_str(jsonrpc.params_fields(msg), "level")
+        if level not in LOG_LEVELS:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.level must be one of {', '.join(LOG_LEVELS)}")
+        client.log_level = level
+        self._tell_level(self._levels.ask(client.client_id, level))
+        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
+
+    def _tell_level(self, level: str | None, only: str | None = None) -> None:
+        """Upstreams log at the most verbose level any client asked for; clients filter the rest."""
+        if level is None:
+            return
+        for name, view in self._views.items():
+            if (
+                (only is None or name == only)
+                and view.ready is not None
+                and "logging" in view.ready.capabilities
+            ):
+                self._call_quietly(name, view.actor, "logging/setLevel", {"level": level})
+
+    def _call_quietly(self, server: str, actor: UpstreamActor, method: str, params: Any) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(call_quietly, server, actor, method, params)
+
+    async def _on_client_notification(self, client: ClientActor, msg: Message) -> None:
+        if msg.method == "notifications/initialized":
+            client.initialized = True  # from now on it may receive notifications
+            return
+        if msg.method != "notifications/cancelled":
+            return  # roots/list_changed, progress: nothing upstream needs from them
+        try:
+            fields = jsonrpc.params_fields(msg)
+        except JsonRpcError:
+            return  # a notification cannot be answered; a malformed one must not crash the router
+        request_id = jsonrpc.load(fields.get("requestId", UNSET))
+        if not isinstance(request_id, int | str):
+            return
+        reason = jsonrpc.load(fields.get("reason", UNSET))
+        for view in self._views.values():
+            if view.state == "running":
+                await view.actor.tell(
+                    ForwardCancel(client, request_id, reason if isinstance(reason, str) else None)
+                )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

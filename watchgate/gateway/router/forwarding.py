@@ -1,0 +1,123 @@
+"""The calls the gateway only forwards: ``tools/call`` and ``prompts/get`` by name,
+``resources/read`` and ``resources/subscribe|unsubscribe`` by URI, ``completion/complete`` by
+its ``ref``. Each is resolved in the namespace table, renamed to the server's own name, checked
+by the request hooks and handed to that server's actor.
+
+Everything here only reads the router's state (the table, the servers' views), so it runs in
+whichever task asks: the client's reader for a lone call, the router for the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+from msgspec import UNSET
+
+from watchgate.errors import JsonRpcError, UpstreamUnavailable
+from watchgate.gateway.messages import ForwardRequest, UpstreamReady
+from watchgate.hooks import CallContext, HookChain
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Message
+
+if TYPE_CHECKING:
+    from watchgate.gateway.client import ClientActor
+    from watchgate.gateway.upstreams.actor import UpstreamActor
+    from watchgate.protocol.catalog import Catalog
+
+
+@dataclass
+class UpstreamView:
+    """What the router knows of one upstream, learnt only from messages."""
+
+    actor: UpstreamActor
+    state: str = "starting"
+    last_error: str | None = None
+    ready: UpstreamReady | None = None
+    settled: bool = False
+    latest_fetch: dict[str, int] = field(default_factory=dict)  # per list kind: only the newest counts
+    fetching: int = 0
+
+
+class Forwarder:
+    def __init__(
+        self, catalog: Catalog, views: dict[str, UpstreamView], hooks: HookChain, *, multi_server: bool
+    ) -> None:
+        self._catalog = catalog
+        self._views = views  # the router's own dict: changed in place, never replaced
+        self._hooks = hooks
+        self._multi = multi_server
+
+    async def by_name(self, client: ClientActor, msg: Message, member: str, kind: str) -> None:
+        """``tools/call`` (kind ``tool``) or ``prompts/get`` (``prompt``), named by ``params.<member>``."""
+        fields = jsonrpc.params_fields(msg)
+        name = jsonrpc.field_str(fields, member)
+        if name is None:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.{member} is required")
+        table = self._catalog.table
+        server, own = table.resolve_tool(name) if kind == "tool" else table.resolve_prompt(name)
+        if own != name:
+            fields[member] = jsonrpc.raw(own)
+            msg = msg.with_params(jsonrpc.raw_fields(fields))
+        await self.forward(server, client, msg, own, name)
+
+    async def by_uri(self, client: ClientActor, msg: Message) -> bool:
+        fields = jsonrpc.params_fields(msg)
+        uri = jsonrpc.field_str(fields, "uri")
+        if uri is None:
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
+        server, own = self._catalog.table.resolve_uri(uri)
+        if own != uri:
+            fields["uri"] = jsonrpc.raw(own)
+            msg = msg.with_params(jsonrpc.raw_fields(fields))
+        return await self.forward(server, client, msg, own, uri)
+
+    async def completion(self, client: ClientActor, msg: Message) -> None:
+        fields = jsonrpc.params_fields(msg)
+        ref = jsonrpc.load(fields.get("ref", UNSET))
+        if not isinstance(ref, dict):
+            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.ref must be an object")
+        table = self._catalog.table
+        if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
+            member, (server, own) = "name", table.resolve_prompt(ref["name"])
+        elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
+            member, (server, own) = "uri", table.resolve_uri(ref["uri"])
+        else:
+            raise JsonRpcError(
+                jsonrpc.INVALID_PARAMS,
+                "params.ref must be a ref/prompt with a name or a ref/resource with a uri",
+            )
+        public, ref[member] = ref[member], own
+        fields["ref"] = jsonrpc.raw(ref)
+        await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public)
+
+    async def forward(self, server: str, client: ClientActor, msg: Message, own: str, public: str) -> bool:
+        """Send the request upstream; False if it was answered here instead (down, or refused)."""
+        view = self._views[server]
+        method = msg.method
+        assert isinstance(method, str) and msg.id is not None and msg.id is not UNSET
+        ctx: CallContext | None = None
+        if not self._hooks.empty:
+            ctx = CallContext(
+                server=server if self._multi else None,
+                upstream=server,
+                client_id=client.client_id,
+                method=method,
+                name=own,
+                public_name=public,
+                request_id=msg.id,
+                started=trio.current_time(),
+                request_bytes=0 if msg.params is UNSET else len(msg.params),
+            )
+            try:
+                msg = await self._hooks.on_request(ctx, msg)
+                if view.state not in ("running", "starting"):
+                    raise UpstreamUnavailable(server, view.state, view.last_error)
+            except JsonRpcError as exc:
+                await client.send(await self._hooks.on_response(ctx, exc.to_response(ctx.request_id)))
+                return False
+        elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
+            raise UpstreamUnavailable(server, view.state, view.last_error)
+        await view.actor.forward(ForwardRequest(client, msg, method, ctx))
+        return True

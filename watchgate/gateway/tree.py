@@ -1,0 +1,299 @@
+"""Builds the supervision tree of DESIGN.md section 3 from a config and runs it.
+
+    root (one_for_one)
+    ├── audit           AuditActor (when auditing): first to start, last to stop
+    ├── notifications   NotificationActor
+    ├── router          RouterActor
+    ├── upstreams       Supervisor(one_for_one, parallel start), one UpstreamActor per server
+    └── clients         Supervisor(one_for_one), one temporary ClientActor per attach session
+
+In ``watchgate run`` the one stdio client *is* the session (``serve_stream``): when it goes away
+the gateway shuts down, children stopped in reverse order, every process reaped. The daemon
+runs the tree (``run``) and attaches clients as they come (``attach_client``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+import trio
+
+from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, SupervisorEvent
+from watchgate.audit import AuditActor, AuditEntry, lifecycle_entry, resolved_audit_config, supervisor_entry
+from watchgate.audit.hooks import AuditHooks
+from watchgate.config import GatewayConfig, UpstreamConfig
+from watchgate.errors import exit_reason
+from watchgate.gateway.client import ClientActor
+from watchgate.gateway.messages import (
+    AddUpstream,
+    ClientAttached,
+    RefreshLists,
+    RemoveUpstream,
+    UpstreamStatus,
+)
+from watchgate.gateway.notifications import NotificationActor
+from watchgate.gateway.router.actor import RouterActor
+from watchgate.gateway.upstreams.actor import UpstreamActor
+from watchgate.hooks import HookChain, MessageHooks
+from watchgate.plugins.pipeline import build_plugins
+from watchgate.protocol.catalog import LIST_KINDS
+from watchgate.transports.base import Connector, default_connector
+
+_log = logging.getLogger("watchgate.gateway")
+
+
+def audit_actor(config: GatewayConfig, *, path: str | None = None) -> AuditActor | None:
+    """The audit log the config asks for (paths relative to the config file), or None; ``path``
+    puts it elsewhere (`watchgate run --audit-log`). Claimed at once: a log another gateway
+    writes raises `AuditLogInUse` before anything starts."""
+    if not config.audit.enabled:
+        return None
+    audit_config = resolved_audit_config(config)
+    if path is not None:
+        audit_config = msgspec.structs.replace(audit_config, path=os.path.abspath(os.path.expanduser(path)))
+    actor = AuditActor(audit_config)
+    actor.claim()
+    return actor
+
+
+def restart_policy(config: UpstreamConfig) -> RestartPolicy:
+    b = config.backoff
+    return RestartPolicy(
+        restart=RestartType(config.restart),
+        max_restarts=config.max_restarts,
+        within_seconds=config.within_seconds,
+        backoff=Backoff(initial=b.initial, max=b.max, multiplier=b.multiplier, jitter=b.jitter),
+        reset_after=config.reset_after,
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        connector: Connector = default_connector,
+        hooks: HookChain | None = None,
+        extra_hooks: Sequence[MessageHooks] = (),
+        audit: AuditActor | None = None,
+    ) -> None:
+        """``hooks``: the message hooks every actor calls, exactly as given; by default the
+        plugins of ``config`` (rebuilt on reload), then ``extra_hooks``, then the audit log.
+        ``audit``: the audit actor (see ``audit_actor``); None records nothing."""
+        proxy = config.proxy
+        self.config = config
+        self.audit = audit
+        self.plugins: MessageHooks | None = None
+        self._owns_plugins = hooks is None
+        if hooks is None:
+            self.plugins = build_plugins(config)
+            recorder = [AuditHooks(audit, include_payloads=config.audit.include_payloads)] if audit else []
+            hooks = HookChain(
+                [*([self.plugins] if self.plugins is not None else []), *extra_hooks, *recorder]
+            )
+        self.hooks = hooks
+        self.notifier = NotificationActor(multi_server=proxy.multi_server, hooks=hooks)
+        self.router = RouterActor(proxy, notifier=self.notifier, hooks=hooks)
+        self.notifier.attach_router(self.router)
+        self._connector = connector
+        children = [self._upstream_child(u) for u in proxy.upstreams]
+        self.upstreams = {actor.name: actor for actor, _ in children}
+        self.router.attach_upstreams(self.upstreams)
+        self.upstream_supervisor = Supervisor(
+            "upstreams", [spec for _, spec in children], parallel_start=True, on_event=self._on_upstream_event
+        )
+        self.clients = Supervisor("clients", on_event=self._on_client_event)
+        self._sessions: dict[str, ClientSession] = {}
+        self.root = Supervisor(
+            "root",
+            [
+                *([ChildSpec("audit", audit.run)] if audit else []),
+                ChildSpec("notifications", self.notifier.run),
+                ChildSpec("router", self.router.run),
+                ChildSpec("upstreams", self.upstream_supervisor.run),
+                ChildSpec("clients", self.clients.run),
+            ],
+            on_event=self._on_root_event,
+        )
+        self.started_at: float | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the tree until cancelled (the daemon); started once every child has started."""
+        self.started_at = trio.current_time()
+        await self.root.run(task_status=task_status)
+
+    async def attach_client(
+        self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream, *, peer_pid: int | None = None
+    ) -> bool:
+        """One client session as a temporary child of the clients supervisor; returns when it
+        ends, True if the client ended it (closed its input), False if the gateway did."""
+        client = ClientActor(receive, send, router=self.router)
+        session = ClientSession(client, peer_pid, trio.current_time())
+        self._record(lifecycle_entry("client_attached", client=client.name, reason=f"pid {peer_pid}"))
+        self._sessions[client.name] = session
+        await self.notifier.tell(ClientAttached(client))
+
+        async def run_client(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                await client.run(task_status=task_status)
+            finally:
+                session.done.set()
+
+        try:
+            await self.clients.add_child(
+                ChildSpec(client.name, run_client, RestartPolicy(RestartType.TEMPORARY))
+            )
+            await session.done.wait()
+            return client.client_left
+        finally:
+            with trio.CancelScope(shield=True):
+                self._sessions.pop(client.name, None)
+                if client.name in self.clients.names():
+                    # RuntimeError: the gateway is shutting down and stops every client itself
+                    with contextlib.suppress(RuntimeError):
+                        await self.clients.remove_child(client.name)
+
+    async def end_sessions(self, reason: str, *, within: float = 2.0) -> None:
+        """Answer what is still in flight (-32003 with ``reason``), then end every session once
+        its answers are written (each client gets at most a second for that)."""
+        for actor in self.upstreams.values():
+            await actor.answer_in_flight(reason)
+        for session in self.sessions():
+            session.client.end()
+        with trio.move_on_after(within):
+            for session in self.sessions():
+                await session.done.wait()
+
+    def sessions(self) -> list[ClientSession]:
+        return list(self._sessions.values())
+
+    def _upstream_child(self, config: UpstreamConfig) -> tuple[UpstreamActor, ChildSpec]:
+        actor = UpstreamActor(
+            config,
+            router=self.router,
+            notifier=self.notifier,
+            multi_server=self.config.proxy.multi_server,
+            connector=self._connector,
+            hooks=self.hooks,
+        )
+        return actor, ChildSpec(config.name, actor.run, restart_policy(config))
+
+    async def reload(self, config: GatewayConfig) -> dict[str, list[str]]:
+        """Apply a new config: added servers start, removed ones stop, changed ones restart;
+        untouched servers keep running and their clients notice nothing but a list_changed."""
+        if config.proxy.multi_server != self.config.proxy.multi_server:
+            raise RuntimeError(
+                "reload cannot switch between single- and multi-server mode (every public name would "
+                "change); use `watchgate down` and `watchgate up`"
+            )
+        old = {u.name: u for u in self.config.proxy.upstreams}
+        new = {u.name: u for u in config.proxy.upstreams}
+        removed = [name for name in old if name not in new]
+        added = [name for name in new if name not in old]
+        # a change of a server's plugins alone does not restart it
+        changed = [name for name in new if name in old and _process_of(new[name]) != _process_of(old[name])]
+        replugged = self._reload_plugins(config)
+        for name in removed + changed:
+            await self.upstream_supervisor.remove_child(name)
+            await self.router.tell(RemoveUpstream(name))
+            del self.upstreams[name]
+        self.config = config
+        for name in changed + added:
+            actor, spec = self._upstream_child(new[name])
+            self.upstreams[name] = actor
+            await self.router.tell(AddUpstream(actor))
+            await self.upstream_supervisor.add_child(spec)
+        unchanged = [name for name in new if name not in added and name not in changed]
+        if replugged:  # lists are filtered by plugins: let every running server's lists pass again
+            for name in unchanged:
+                await self.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
+        _log.info("reloaded: added %s, removed %s, changed %s", added, removed, changed)
+        summary = f"added {added}, removed {removed}, changed {changed}"
+        self._record(lifecycle_entry("config_reloaded", reason=summary))
+        return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
+
+    def _reload_plugins(self, config: GatewayConfig) -> bool:
+        """Rebuild the plugins from ``config`` (when this gateway built them); True if it did."""
+        if not self._owns_plugins or (
+            not config.plugins and self.plugins is None and not _any_server_plugins(config)
+        ):
+            return False
+        others = [hook for hook in self.hooks.hooks if hook is not self.plugins]
+        self.plugins = build_plugins(config)
+        self.hooks.set([*([self.plugins] if self.plugins is not None else []), *others])
+        return True
+
+    def _record(self, entry: AuditEntry) -> None:
+        if self.audit is not None:
+            self.audit.record_nowait(entry)
+
+    def _on_root_event(self, event: SupervisorEvent) -> None:
+        _log_event(event)
+        self._record(supervisor_entry(event, subject="actor"))
+
+    def _on_client_event(self, event: SupervisorEvent) -> None:
+        _log_event(event)
+        if event.kind in ("started", "exited"):
+            self._record(supervisor_entry(event, subject="client"))
+
+    def _on_upstream_event(self, event: SupervisorEvent) -> None:
+        _log_event(event)
+        self._record(supervisor_entry(event, subject="server"))
+        actor = self.upstreams.get(event.child)
+        if actor is not None and event.kind in ("started", "exited", "backoff", "failed", "stopped"):
+            delay = f"restart in {event.delay:.2f} s" if event.delay is not None else ""
+            detail = exit_reason(event.reason) or delay
+            actor.log.append(f"{event.kind} {detail}".strip(), "event")
+        try:
+            self.router.tell_nowait(UpstreamStatus(event.child, event.kind, event.reason))
+        except (
+            Exception
+        ):  # the router's mailbox is full: ps and errors may lag, but never block the supervisor
+            _log.exception("[%s] could not report %s to the router", event.child, event.kind)
+
+    async def serve_stream(self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream) -> None:
+        """Run the whole tree for one client on a byte stream; return when the client leaves."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.root.run)
+            linger = max((u.request_timeout for u in self.config.proxy.upstreams), default=0.0)
+            client = ClientActor(
+                receive, send, router=self.router, linger=linger + self.config.proxy.startup_wait
+            )
+            await self.notifier.tell(ClientAttached(client))
+            await client.run()
+            nursery.cancel_scope.cancel()
+
+
+@dataclass
+class ClientSession:
+    client: ClientActor
+    peer_pid: int | None
+    attached_at: float
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+def _process_of(config: UpstreamConfig) -> UpstreamConfig:
+    """What running the server depends on: its config without the plugins."""
+    return msgspec.structs.replace(config, plugins=())
+
+
+def _any_server_plugins(config: GatewayConfig) -> bool:
+    return any(u.plugins for u in config.proxy.upstreams)
+
+
+def _log_event(event: SupervisorEvent) -> None:
+    if event.kind == "exited" and event.reason not in (None, "normal", "shutdown"):
+        _log.warning("[%s] exited: %s", event.child, event.reason)
+    elif event.kind == "backoff":
+        _log.warning("[%s] restarting in %.2f s", event.child, event.delay or 0.0)
+    elif event.kind == "failed":
+        _log.error(
+            "[%s] failed: too many restarts, staying down until restarted (%s)", event.child, event.reason
+        )
+    else:
+        _log.debug("[%s] %s %s", event.child, event.kind, event.reason or "")

@@ -1,0 +1,525 @@
+"""One actor per upstream MCP server: it owns the process, the session and every id on it.
+
+Each ``run()`` is one incarnation: spawn, ``initialize`` handshake, then pump messages both ways
+until the process ends. The supervisor calls ``run()`` again per the restart policy; the mailbox
+outlives incarnations. Whatever was in flight when an incarnation ends is answered at once with
+-32003 naming the server and the reason: a client never waits on a dead process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import trio
+from msgspec import UNSET
+
+from actors import Actor, Reply
+from watchgate.answer_group import answer_group, current_group
+from watchgate.errors import (
+    JsonRpcError,
+    UpstreamExited,
+    UpstreamStartError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from watchgate.gateway.messages import (
+    ClientGone,
+    ForwardAnswer,
+    ForwardCancel,
+    ForwardRequest,
+    InternalRequest,
+    UpstreamNotification,
+)
+from watchgate.gateway.upstreams.handshake import handshake
+from watchgate.gateway.upstreams.inflight import InFlightTable, Pending
+from watchgate.gateway.upstreams.serverlog import ServerLog
+from watchgate.gateway.upstreams.session import (
+    ServerRequests,
+    cancel_line,
+    cannot_ask,
+    error_from,
+    swap_progress_token,
+)
+from watchgate.hooks import HookChain, cancelled_response
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Kind, Line, Message
+from watchgate.protocol.namespace import rewrite_result
+from watchgate.sanitize import clean
+from watchgate.transports.base import default_connector
+from watchgate.wire.framing import LineReader, LineTooLong
+from watchgate.wire.outbox import Outbox
+
+if TYPE_CHECKING:
+    from watchgate.config import UpstreamConfig
+    from watchgate.gateway.notifications import NotificationActor
+    from watchgate.gateway.router.actor import RouterActor
+    from watchgate.transports.base import Connector, UpstreamConnection
+
+UpstreamMessage = ForwardRequest | InternalRequest | ForwardCancel | ForwardAnswer | ClientGone
+
+_BATCH: Final = 256
+_PROGRESS_MARK: Final = re.compile(rb'"progressToken"')
+_log = logging.getLogger("watchgate.upstream")
+
+
+class UpstreamActor(Actor[UpstreamMessage]):
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        router: RouterActor,
+        notifier: NotificationActor,
+        multi_server: bool,
+        connector: Connector = default_connector,
+        hooks: HookChain | None = None,
+        mailbox_size: int = 1024,
+    ) -> None:
+        super().__init__(config.name, mailbox_size=mailbox_size)
+        self.config = config
+        self._connect = connector
+        self._router = router
+        self._notifier = notifier
+        self._multi = multi_server
+        self._hooks = hooks if hooks is not None else HookChain()
+        self._inflight = InFlightTable()
+        self._asked = ServerRequests(config.name)
+        self._outbox: Outbox | None = None  # the process's stdin, for one incarnation
+        self._writer_idle = False  # the write loop waits for mail: a lone request may bypass it
+        self._process: UpstreamConnection | None = None
+        self._exit_reason: str | None = None
+        self._timeouts_in_a_row = 0  # request timeouts since the server last answered anything
+        self.stderr_tail: list[str] = []
+        self.log = ServerLog()
+
+    # --- observed state, for ps and errors -----------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def sandbox(self) -> str:
+        """How the server is confined, for ps: what the running process says, else the config."""
+        label = getattr(self._process, "sandbox", None)
+        if isinstance(label, str):
+            return label
+        sandbox = getattr(self.config, "sandbox", None)
+        if sandbox is None or not sandbox.enabled:
+            return "-"
+        return "bwrap" if sandbox.network else "bwrap net:off"
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    def in_flight_of(self, client_id: int) -> int:
+        return len(self._inflight.of_client(client_id))
+
+    async def handle(self, msg: UpstreamMessage) -> None:  # pragma: no cover - run() is overridden
+        raise NotImplementedError
+
+    # --- one incarnation -----------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self.incarnation():
+            self._exit_reason = None
+            self._timeouts_in_a_row = 0
+            try:
+                try:
+                    async with self._connect(self.config) as process:
+                        self._process, self._outbox = process, Outbox(process.stdin)
+                        try:
+                            async with trio.open_nursery() as nursery:
+                                nursery.start_soon(process.pump_stderr, self.log.stderr)
+                                nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
+                                nursery.start_soon(self._watch_exit, process, nursery.cancel_scope)
+                                ready = await handshake(
+                                    self.name,
+                                    self.config.startup_timeout,
+                                    self._call_now,
+                                    self._write,
+                                    process.stderr_tail,
+                                )
+                                task_status.started()
+                                await self._router.tell(ready)
+                                nursery.start_soon(self._expire_loop, nursery.cancel_scope)
+                                if self.config.ping_interval:
+                                    nursery.start_soon(self._liveness_loop, nursery.cancel_scope)
+                                await self._write_loop(process)
+                        finally:
+                            if self._exit_reason is None:  # stopped by the gateway: the peer still listens
+                                await self._cancel_client_requests("the gateway stopped this server")
+                        self.stderr_tail = list(process.stderr_tail)
+                except BaseExceptionGroup as group:
+                    # a failed handshake leaves through one or more nurseries: report its own words
+                    start_error = _sole(group)
+                    if not isinstance(start_error, UpstreamStartError):
+                        raise
+                    self._exit_reason = str(start_error)
+                    raise start_error from None
+                except UpstreamStartError as exc:
+                    self._exit_reason = str(exc)
+                    raise
+            finally:
+                self._process = self._outbox = None
+                await self._fail_everything(self._exit_reason or "stopped")
+            if self._exit_reason is not None and not self._exit_reason.startswith("exited with code 0"):
+                raise UpstreamExited(self._exit_reason)
+
+    async def _call_now(self, method: str, params: Any) -> msgspec.Raw:
+        """Send a request outside the mailbox (the handshake happens before the mailbox opens)."""
+        reply: Reply[msgspec.Raw] = Reply()
+        pending = self._inflight.add(method, self._deadline(), reply=reply)
+        await self._write(jsonrpc.encode(jsonrpc.request(pending.gateway_id, method, params)) + b"\n")
+        return await reply.wait()
+
+    def _deadline(self) -> float:
+        return trio.current_time() + self.config.request_timeout
+
+    async def _write(self, data: Line) -> None:
+        outbox = self._outbox
+        if outbox is None:
+            return
+        # a broken pipe means the process is gone: the read loop sees EOF and ends the incarnation
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await outbox.send_all(data)
+
+    # --- client -> upstream --------------------------------------------------------------------
+    async def forward(self, request: ForwardRequest) -> None:
+        """Send a client's request: straight to the process's stdin, in the caller's task, when
+        it is the only call in flight and the writer is idle (one task hop less for a lone call;
+        see outbox.py); through the mailbox otherwise, where requests go out in batches."""
+        outbox = self._outbox
+        if (
+            self._writer_idle
+            and outbox is not None
+            and not self._inflight
+            and not self.has_unreceived
+            and outbox.can_send_nowait
+        ):
+            line = self._forward(request)
+            try:
+                sent = outbox.try_send(line)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the process is gone: the read loop ends the incarnation, failing this call
+            if sent < len(line):
+                # the rest right away, under the outbox's lock (taken before anything can run):
+                # no other line (a ping answer, a cancellation) may land inside this one
+                await self._write(line[sent:])
+            return
+        await self.tell(request)
+
+    async def _write_loop(self, process: UpstreamConnection) -> None:
+        try:
+            while True:
+                self._writer_idle = True
+                batch = await self.receive_batch(_BATCH)
+                # not idle until the batch is written: a request written past it meanwhile could
+                # land between the parts of a line that a full pipe split
+                self._writer_idle = False
+                chunks = [data for msg in batch if (data := await self._outgoing(msg))]
+                if chunks:
+                    await self._write(jsonrpc.join_lines(chunks))
+        finally:
+            self._writer_idle = False
+
+    async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
+        if isinstance(msg, ForwardRequest):
+            if msg.client.finished:  # queued before its client left: nobody waits for the answer
+                if msg.ctx is not None:
+                    await self._hooks.on_response(msg.ctx, cancelled_response(msg.ctx, "client left"))
+                return None
+            return self._forward(msg)
+        if isinstance(msg, InternalRequest):
+            internal = self._inflight.add(msg.method, self._deadline(), reply=msg.reply)
+            return _line(jsonrpc.request(internal.gateway_id, msg.method, msg.params))
+        if isinstance(msg, ForwardCancel):
+            cancelled = self._inflight.find(msg.client.client_id, msg.request_id)
+            if cancelled is None:
+                return None
+            self._inflight.pop(cancelled.gateway_id)
+            if cancelled.ctx is not None:  # the hooks see every call end, even unanswered ones
+                await self._hooks.on_response(
+                    cancelled.ctx, cancelled_response(cancelled.ctx, "by the client")
+                )
+            return cancel_line(cancelled.gateway_id, msg.reason)
+        if isinstance(msg, ForwardAnswer):
+            assert isinstance(msg.msg.id, str)
+            upstream_id = self._asked.answered(msg.msg.id)
+            return None if upstream_id is None else _line(msg.msg.with_id(upstream_id))
+        return await self._client_gone(msg.client_id)
+
+    def _forward(self, msg: ForwardRequest) -> Line:
+        request = msg.msg
+        assert request.id is not None and request.id is not UNSET
+        pending = self._inflight.add(
+            msg.method, self._deadline(), client=msg.client, client_request_id=request.id, ctx=msg.ctx
+        )
+        out = request.with_id(pending.gateway_id)
+        params = request.params
+        if params is not UNSET and _PROGRESS_MARK.search(params) is not None:
+            token, new_params = swap_progress_token(request, pending.gateway_id)
+            if token is not None:
+                pending.progress_token = token
+                out = out.with_params(new_params)
+        return _line(out)
+
+    async def _client_gone(self, client_id: int) -> Line | None:
+        lines: list[Line] = []
+        for pending in self._inflight.of_client(client_id):
+            if self._inflight.pop(pending.gateway_id):
+                lines.append(cancel_line(pending.gateway_id, "client disconnected"))
+                if pending.ctx is not None:
+                    await self._hooks.on_response(pending.ctx, cancelled_response(pending.ctx, "client left"))
+        for upstream_id in self._asked.drop_client(client_id):
+            error = JsonRpcError(jsonrpc.INTERNAL_ERROR, "the client that was asked has disconnected")
+            lines.append(_line(error.to_response(upstream_id)))
+        return b"".join(lines) or None
+
+    # --- upstream -> client --------------------------------------------------------------------
+    async def _read_loop(self, process: UpstreamConnection, scope: trio.CancelScope) -> None:
+        reader = LineReader(process.stdout)
+        try:
+            while (line := await reader.receive_line()) is not None:
+                if self._hooks.empty:
+                    await self._on_line(line)
+                    continue
+                async with answer_group():  # a burst's records written at once (group commit)
+                    await self._on_line(line)
+                    while reader.buffered:
+                        await self._on_line(reader.next_buffered())
+        except LineTooLong as exc:
+            self._exit_reason = f"protocol error: {exc}"
+            scope.cancel()
+            return
+        with trio.move_on_after(self.config.shutdown_timeout):
+            await process.wait()
+        await self._last_words(process)
+        self._exit_reason = process.describe_exit()
+        _log.warning("[%s] %s", self.name, self._exit_reason)
+        scope.cancel()
+
+    async def _last_words(self, process: UpstreamConnection) -> None:
+        """Let stderr be read to its end (a moment) so the exit reason quotes the last line."""
+        closed = getattr(process, "stderr_closed", None)
+        if isinstance(closed, trio.Event):
+            with trio.move_on_after(1):
+                await closed.wait()
+
+    async def _watch_exit(self, process: UpstreamConnection, incarnation: trio.CancelScope) -> None:
+        """See the process end from the process itself: a descendant holding its stdout open
+        would otherwise hide the exit until every call in flight timed out."""
+        await process.wait()
+        await trio.sleep(1)  # normally the reader meets the end of stdout meanwhile and says why
+        await self._last_words(process)
+        self._exit_reason = process.describe_exit()
+        _log.warning(
+            "[%s] %s (its stdout is still held open by a process it started)", self.name, self._exit_reason
+        )
+        incarnation.cancel()
+
+    async def _on_line(self, line: bytes) -> None:
+        try:
+            msg = jsonrpc.decode(line)
+            kind = msg.kind
+            if kind is Kind.RESPONSE:
+                await self._on_response(msg)
+            elif kind is Kind.NOTIFICATION:
+                await self._on_notification(msg)
+            else:
+                await self._on_server_request(msg)
+        except JsonRpcError as exc:  # also params the gateway must read (progress, cancelled)
+            quoted = clean(repr(line[:200]))  # what a server sent reaches the log only cleaned
+            _log.warning("[%s] sent a bad message (%s): %s", self.name, exc.message, quoted)
+
+    async def _on_response(self, msg: Message) -> None:
+        self._timeouts_in_a_row = 0  # it answers: not hung
+        pending = self._inflight.pop(msg.id) if isinstance(msg.id, int) else None
+        if pending is None:
+            _log.debug("[%s] answer to unknown or cancelled request %r", self.name, msg.id)
+            return
+        if pending.reply is not None:
+            if msg.is_error:
+                pending.reply.fail(error_from(msg))
+            else:
+                pending.reply.set(msg.result)  # type: ignore[arg-type]
+            return
+        out = msg.with_id(pending.client_request_id)
+        if self._multi and msg.result is not UNSET:
+            result = rewrite_result(pending.method, self.name, msg.result)
+            if result is not msg.result:
+                out = out.with_result(result)
+        client = pending.client
+        assert client is not None
+        if pending.ctx is not None:
+            out = await self._hooks.on_response(pending.ctx, out)
+            group = current_group()
+            if group is not None:
+                request_id = pending.client_request_id
+
+                async def release(error: JsonRpcError | None) -> None:
+                    await client.send(out if error is None else error.to_response(request_id))
+
+                if group.hold(release):
+                    return
+        await client.send(out)
+
+    async def _on_notification(self, msg: Message) -> None:
+        if msg.method == "notifications/progress":
+            await self._on_progress(msg)
+        elif msg.method == "notifications/cancelled":
+            await self._on_server_cancel(msg)
+        else:
+            await self._notifier.tell(UpstreamNotification(self.name, msg))
+
+    async def _on_progress(self, msg: Message) -> None:
+        fields = jsonrpc.params_fields(msg)
+        token = jsonrpc.load(fields.get("progressToken", UNSET))
+        pending = self._inflight.get(token) if isinstance(token, int) else None
+        if pending is None or pending.client is None or pending.progress_token is None:
+            return  # progress for a request that is already answered or cancelled
+        fields["progressToken"] = jsonrpc.raw(pending.progress_token)
+        out = msg.with_params(jsonrpc.raw_fields(fields))
+        if not self._hooks.empty:
+            checked = await self._hooks.on_notification(self.name, self.name if self._multi else None, out)
+            if checked is None:
+                return
+            out = checked
+        await pending.client.send(out)
+
+    async def _on_server_cancel(self, msg: Message) -> None:
+        fields = jsonrpc.params_fields(msg)
+        upstream_id = jsonrpc.load(fields.get("requestId", UNSET))
+        for client, request_id in self._asked.cancelled(upstream_id):
+            fields["requestId"] = jsonrpc.raw(request_id)
+            await client.send(msg.with_params(jsonrpc.raw_fields(fields)))
+
+    async def _on_server_request(self, msg: Message) -> None:
+        assert msg.id is not None and msg.id is not UNSET and msg.method is not UNSET
+        if msg.method == "ping":
+            await self._write(_line(jsonrpc.result_response(msg.id, {})))
+            return
+        client = self._inflight.latest_client()
+        refusal = cannot_ask(self.name, msg.method, client)
+        if refusal is not None:
+            await self._write(_line(refusal.to_response(msg.id)))
+            return
+        assert client is not None  # refused above when there is none
+        request_id = self._asked.open(client, msg.id)
+        client.expect_answer(request_id, self)
+        await client.send(msg.with_id(request_id))
+
+    # --- endings -------------------------------------------------------------------------------
+    async def _expire_loop(self, incarnation: trio.CancelScope) -> None:
+        timeout = self.config.request_timeout
+        while True:
+            deadline = self._inflight.next_deadline()
+            if deadline is None:
+                await trio.sleep(timeout)
+                continue
+            await trio.sleep_until(deadline)
+            for pending in self._inflight.pop_expired(trio.current_time()):
+                error = UpstreamTimeout(self.name, timeout)
+                await self._answer_error(pending, error)
+                await self._write(cancel_line(pending.gateway_id, "timed out in the gateway"))
+                self._timeouts_in_a_row += 1
+            limit = self.config.max_timeouts
+            if limit and self._timeouts_in_a_row >= limit:
+                # busy all the time, so never pinged, and answering nothing: hung (DESIGN.md 12)
+                self._exit_reason = f"{self._timeouts_in_a_row} requests in a row timed out ({timeout:g} s)"
+                _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
+                incarnation.cancel()
+                return
+
+    async def _liveness_loop(self, incarnation: trio.CancelScope) -> None:
+        """Probe the server with ``ping`` while no client's request is in flight; one that does
+        not answer within ``ping_timeout`` is hung (alive, but of no use): end the incarnation,
+        so the supervisor restarts it as after a crash. Any answer, an error too, is a sign of
+        life. A busy server is left alone: a long call may block a server that handles one
+        request at a time, and ``request_timeout`` covers it hanging then."""
+        interval, timeout = self.config.ping_interval, self.config.ping_timeout
+        while True:
+            await trio.sleep(interval)
+            if self._inflight.has_client_requests():
+                continue
+            reply: Reply[msgspec.Raw] = Reply()
+            await self.tell(InternalRequest("ping", {}, reply))
+            with trio.move_on_after(timeout):
+                try:
+                    await reply.wait()
+                except UpstreamTimeout:
+                    pass  # request_timeout shorter than ping_timeout: no answer all the same
+                except JsonRpcError:
+                    continue  # an error answer is an answer
+                else:
+                    continue
+            self._exit_reason = f"did not answer ping within {timeout:g} s"
+            _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
+            incarnation.cancel()
+            return
+
+    async def _cancel_client_requests(self, reason: str) -> None:
+        """Tell the upstream to drop the clients' requests before it is closed (they get -32003)."""
+        lines = [cancel_line(p.gateway_id, reason) for p in self._inflight if p.client is not None]
+        if lines:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await self._write(b"".join(lines))
+
+    async def _fail_everything(self, reason: str) -> None:
+        """Answer everything in flight or queued with -32003: the incarnation is over."""
+        if self._exit_reason is None:
+            state = "stopped"
+        else:
+            state = "exited" if self._exit_reason.startswith("exited with code 0") else "crashed"
+        error = UpstreamUnavailable(self.name, state, reason)
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            for pending in self._inflight.drain():
+                await self._answer_error(pending, error)
+            self._asked.clear()
+            await self.reject_queued(error)
+
+    async def answer_in_flight(self, reason: str) -> None:
+        """Answer every call in flight or queued with -32003 now, and cancel them upstream: the
+        gateway is going down and its clients are about to be let go (``watchgate down``)."""
+        error = UpstreamUnavailable(self.name, "stopping", reason)
+        await self._cancel_client_requests(reason)
+        for pending in self._inflight.drain():
+            await self._answer_error(pending, error)
+        await self.reject_queued(error)
+
+    async def reject_queued(self, error: JsonRpcError | None = None) -> None:
+        """Answer what waits in the mailbox while no incarnation runs (called by the supervisor hook)."""
+        if error is None:
+            error = UpstreamUnavailable(self.name, "stopped", self._exit_reason)
+        for msg in self.drain_nowait():
+            if isinstance(msg, ForwardRequest):
+                assert msg.msg.id is not None and msg.msg.id is not UNSET
+                answer = error.to_response(msg.msg.id)
+                if msg.ctx is not None:
+                    answer = await self._hooks.on_response(msg.ctx, answer)
+                await msg.client.send(answer)
+            elif isinstance(msg, InternalRequest):
+                msg.reply.fail(error)
+
+    async def _answer_error(self, pending: Pending, error: JsonRpcError) -> None:
+        if pending.reply is not None:
+            pending.reply.fail(error)
+        elif pending.client is not None:
+            answer = error.to_response(pending.client_request_id)
+            if pending.ctx is not None:
+                answer = await self._hooks.on_response(pending.ctx, answer)
+            await pending.client.send(answer)
+
+
+def _line(msg: Message) -> Line:
+    return jsonrpc.encode_line(msg)
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside nested single-member groups, or the group itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,143 @@
+"""The router's cache of every upstream's lists, and the merged answers built from it.
+
+Lists are fetched when an upstream becomes ready and again on its ``*/list_changed``, following
+the upstream's pagination to the end. Clients are answered from the cache in one page, so a
+``tools/list`` costs no upstream round trip and a client never sees an upstream's raw cursor.
+Merged results are encoded once per change, not once per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.namespace import NamespaceTable, public_name, public_uri
+
+
+@dataclass(frozen=True)
+class ListKind:
+    key: str  # the result member and our name for it
+    method: str
+    capability: str  # the server capability that says the server has this list
+    field: str  # the member that namespacing rewrites
+    rename: Callable[[str, str], str]
+
+
+LIST_KINDS: Final = {
+    kind.key: kind
+    for kind in (
+        ListKind("tools", "tools/list", "tools", "name", public_name),
+        ListKind("prompts", "prompts/list", "prompts", "name", public_name),
+        ListKind("resources", "resources/list", "resources", "uri", public_uri),
+        ListKind("resourceTemplates", "resources/templates/list", "resources", "uriTemplate", public_uri),
+    )
+}
+BY_METHOD: Final = {kind.method: kind for kind in LIST_KINDS.values()}
+LIST_CHANGED: Final = {
+    "notifications/tools/list_changed": ("tools",),
+    "notifications/prompts/list_changed": ("prompts",),
+    "notifications/resources/list_changed": ("resources", "resourceTemplates"),
+}
+MAX_PAGES: Final = 1000
+
+Item = dict[str, msgspec.Raw]
+_items_decoder: Final = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
+_str_decoder: Final = msgspec.json.Decoder(str)
+
+
+class Catalog:
+    def __init__(self, *, multi_server: bool, servers: Sequence[str]) -> None:
+        self.multi_server = multi_server
+        self.servers = list(servers)
+        self._lists: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}
+        self._merged: dict[str, msgspec.Raw] = {}
+        self.table = NamespaceTable(multi_server=multi_server, servers=self.servers)
+
+    def update(self, server: str, lists: dict[str, list[Item]]) -> list[str]:
+        """Replace some of ``server``'s lists; return the kinds whose merged answer changed."""
+        current = self._lists[server]
+        changed = [key for key, items in lists.items() if current.get(key, []) != items]
+        current.update(lists)
+        self._rebuild(changed)
+        return changed
+
+    def drop(self, server: str) -> list[str]:
+        changed = [key for key, items in self._lists[server].items() if items]
+        self._lists[server] = {}
+        self._rebuild(changed)
+        return changed
+
+    def add_server(self, server: str) -> None:
+        self.servers.append(server)
+        self._lists[server] = {}
+        self._rebuild(["tools", "prompts"])
+
+    def remove_server(self, server: str) -> list[str]:
+        changed = self.drop(server)
+        self.servers.remove(server)
+        del self._lists[server]
+        self._rebuild(["tools", "prompts"])
+        return changed
+
+    def own_names(self, server: str, key: str) -> list[str]:
+        return _names(self._lists[server].get(key, []))
+
+    def count(self, server: str, key: str) -> int:
+        return len(self._lists[server].get(key, ()))
+
+    def result(self, key: str) -> msgspec.Raw:
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = self._merged[key] = jsonrpc.raw({key: self._merge(key)})
+        return merged
+
+    def _merge(self, key: str) -> list[Item]:
+        kind = LIST_KINDS[key]
+        merged: list[Item] = []
+        for server in self.servers:
+            items = self._lists[server].get(key, [])
+            if not self.multi_server:
+                merged.extend(items)
+                continue
+            for item in items:
+                value = item.get(kind.field)
+                if value is None:
+                    continue  # an item without its identifying member cannot be routed back
+                renamed = dict(item)
+                renamed[kind.field] = jsonrpc.raw(kind.rename(server, _str_decoder.decode(value)))
+                merged.append(renamed)
+        return merged
+
+    def _rebuild(self, changed: list[str]) -> None:
+        for key in changed:
+            self._merged.pop(key, None)
+        if {"tools", "prompts"} & set(changed):
+            self.table = NamespaceTable(
+                multi_server=self.multi_server,
+                servers=self.servers,
+                tools={s: _names(lists.get("tools", [])) for s, lists in self._lists.items()},
+                prompts={s: _names(lists.get("prompts", [])) for s, lists in self._lists.items()},
+            )
+
+
+def _names(items: list[Item]) -> list[str]:
+    return [_str_decoder.decode(item["name"]) for item in items if "name" in item]
+
+
+def decode_page(result: msgspec.Raw, key: str) -> tuple[list[Item], str | None]:
+    """One page of an upstream's list: its items (members still raw) and the next cursor."""
+    body = jsonrpc.object_fields(result, f"the {key} list result")
+    items = _items_decoder.decode(body[key]) if key in body else []
+    # an identifying member that is not a string could be neither renamed nor routed: leave it out
+    member = LIST_KINDS[key].field
+    items = [item for item in items if member not in item or bytes(item[member]).startswith(b'"')]
+    cursor = jsonrpc.field_str(body, "nextCursor")
+    return items, cursor or None
+
+
+def wants(capabilities: dict[str, Any], key: str) -> bool:
+    return LIST_KINDS[key].capability in capabilities
