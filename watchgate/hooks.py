@@ -34,7 +34,7 @@ from typing import Final, Literal, Protocol
 from msgspec import Raw
 
 from watchgate.errors import JsonRpcError, PolicyDenied
-from watchgate.protocol.jsonrpc import Message
+from watchgate.protocol.jsonrpc import Message, error_response
 
 __all__ = [
     "REQUEST_CANCELLED",
@@ -100,7 +100,7 @@ class MessageHooks(Protocol):
 
 def cancelled_response(ctx: CallContext, reason: str) -> Message:
     """What ``on_response`` is given for a request that ended without an answer to send."""
-    return JsonRpcError(REQUEST_CANCELLED, f"request cancelled: {reason}").to_response(ctx.request_id)
+    return error_response(ctx.request_id, JsonRpcError(REQUEST_CANCELLED, f"request cancelled: {reason}"))
 
 
 class HookChain:
@@ -137,11 +137,11 @@ class HookChain:
             try:
                 msg = await hook.on_response(ctx, msg)
             except JsonRpcError as exc:
-                msg = exc.to_response(ctx.request_id)
+                msg = error_response(ctx.request_id, exc)
             except Exception:
                 _log.exception("[%s] message hook %s failed on a response", ctx.upstream, _name(hook))
                 error = PolicyDenied(_name(hook), "internal error in the gateway's message hook")
-                msg = error.to_response(ctx.request_id)
+                msg = error_response(ctx.request_id, error)
         return msg
 
     async def on_notification(self, upstream: str, server: str | None, msg: Message) -> Message | None:

@@ -14,11 +14,11 @@ import trio.testing
 
 import watchgate.audit.chain as chain_module
 from actors import Reply, SupervisorEvent
-from watchgate.audit import AuditActor, AuditEntry, AuditUnavailable, lifecycle_entry, supervisor_entry
+from watchgate.audit import AuditActor, AuditEntry, lifecycle_entry, supervisor_entry
 from watchgate.audit.actor import FLUSH_AFTER, Confirm
 from watchgate.audit.record import RECOVERED, AuditRecord
 from watchgate.audit.verify import verify_log
-from watchgate.errors import JsonRpcError
+from watchgate.errors import AuditUnavailable, JsonRpcError
 
 from .helpers import Clock, MemorySink, audit_config, call, records, running
 

@@ -10,10 +10,12 @@ import trio
 import trio.testing
 
 from tests.audit.helpers import Clock, audit_config
-from watchgate.audit import AuditActor, AuditUnavailable, verify_log
+from watchgate.audit import AuditActor, verify_log
 from watchgate.audit.hooks import AuditHooks
+from watchgate.errors import AuditUnavailable
 from watchgate.hooks import CallContext, Decision
 from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import error_response
 
 
 def _context(**fields: object) -> CallContext:
@@ -81,9 +83,9 @@ async def test_denials_and_errors_are_marked(autojump_clock: trio.testing.MockCl
         ctx = _context(
             decisions=[Decision(plugin="path_guard", stage="request", action="deny", reason="outside")]
         )
-        denied = jsonrpc.JsonRpcError(-32010, "blocked by path_guard: outside").to_response("r-1")
+        denied = error_response("r-1", jsonrpc.JsonRpcError(-32010, "blocked by path_guard: outside"))
         await hooks.on_response(ctx, denied)
-        await hooks.on_response(_context(), jsonrpc.JsonRpcError(-32003, "down").to_response("r-2"))
+        await hooks.on_response(_context(), error_response("r-2", jsonrpc.JsonRpcError(-32003, "down")))
         nursery.cancel_scope.cancel()
     *_, deny, failed = _records(path)
     assert (deny["decision"], deny["plugin"], deny["error_code"], deny.get("payload")) == (

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.audit.helpers import Clock
-from watchgate.audit.chain import AuditLogInUse, ChainWriter
+from watchgate.audit.chain import ChainWriter
 from watchgate.audit.verify import verify_log
 from watchgate.cli.main import main
+from watchgate.errors import AuditLogInUse
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from watchgate.audit import resolved_audit_config
-from watchgate.config import AuditConfig, AuditSinkConfig, ConfigError, load_config, parse_config
+from watchgate.config import AuditConfig, AuditSinkConfig, load_config, parse_config
+from watchgate.errors import ConfigError
 
 BASE = "proxy:\n  upstream: {command: [srv]}\n"
 

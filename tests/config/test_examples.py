@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from watchgate.config import ConfigError, Transport, load_config
+from watchgate.config import Transport, load_config
+from watchgate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples" / "configurations"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from watchgate.config import ConfigError, ConfigProblem, load_config, parse_config
+from watchgate.config import load_config, parse_config
+from watchgate.errors import ConfigError, ConfigProblem
 
 
 def write(path: Path, text: str) -> Path:

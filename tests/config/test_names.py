@@ -6,13 +6,8 @@ import textwrap
 
 import pytest
 
-from watchgate.config import (
-    DEFAULT_SINGLE_NAME,
-    SERVER_NAME_RE,
-    ConfigError,
-    ConfigProblem,
-    parse_config,
-)
+from watchgate.config import DEFAULT_SINGLE_NAME, SERVER_NAME_RE, parse_config
+from watchgate.errors import ConfigError, ConfigProblem
 
 
 def problems(text: str) -> list[ConfigProblem]:

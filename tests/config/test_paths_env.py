@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from watchgate.config import ConfigError, ConfigProblem, UpstreamConfig, load_config, parse_config
+from watchgate.config import UpstreamConfig, load_config, parse_config
+from watchgate.errors import ConfigError, ConfigProblem
 
 
 def upstream(*lines: str, base_dir: str | None = "/etc/watchgate") -> UpstreamConfig:

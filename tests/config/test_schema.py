@@ -10,8 +10,6 @@ import pytest
 
 from watchgate.config import (
     BackoffConfig,
-    ConfigError,
-    ConfigProblem,
     GatewayConfig,
     LoggingConfig,
     ProxyConfig,
@@ -20,6 +18,7 @@ from watchgate.config import (
     UpstreamConfig,
     parse_config,
 )
+from watchgate.errors import ConfigError, ConfigProblem
 
 
 def problems(text: str) -> list[ConfigProblem]:

@@ -12,7 +12,6 @@ import pytest
 from watchgate.config.yamlsource import (
     MAX_ISSUES,
     Issue,
-    YamlSyntaxError,
     convert,
     join_path,
     load_yaml,
@@ -20,6 +19,7 @@ from watchgate.config.yamlsource import (
     show,
     unknown_key_message,
 )
+from watchgate.errors import YamlSyntaxError
 
 
 class Inner(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

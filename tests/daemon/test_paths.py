@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from watchgate.cli.main import main
-from watchgate.daemon.paths import RUNTIME_ENV, RuntimeDirUnsafe, RuntimePaths, open_private
+from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths, open_private
+from watchgate.errors import RuntimeDirUnsafe
 
 
 def test_a_fresh_directory_is_created_0700(tmp_path: Path) -> None:

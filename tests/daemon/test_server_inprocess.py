@@ -23,9 +23,10 @@ from tests.gateway.fakes import FakeServer, echo, fake_connector, hang
 from watchgate.cli.main import main
 from watchgate.config import load_config
 from watchgate.daemon import control
-from watchgate.daemon.client import ControlError, call, follow
+from watchgate.daemon.client import call, follow
 from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths
-from watchgate.daemon.server import Daemon, DaemonAlreadyRunning
+from watchgate.daemon.server import Daemon
+from watchgate.errors import ControlError, DaemonAlreadyRunning
 
 
 def _write(path: Path, *names: str) -> None:
@@ -245,7 +246,7 @@ async def test_a_peer_of_another_uid_is_told_why_instead_of_hanging(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import watchgate.daemon.server as daemon_module
-    from watchgate.daemon.client import DaemonRefused
+    from watchgate.errors import DaemonRefused
 
     async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
         monkeypatch.setattr(daemon_module, "_peer_credentials", lambda stream: (1, 4242))

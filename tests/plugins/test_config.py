@@ -8,8 +8,9 @@ import textwrap
 import pytest
 
 from tests.plugins.helpers import config_with
-from watchgate.config import ConfigError, ConfigProblem, PluginConfig, parse_config
-from watchgate.plugins.registry import BUILTINS, DEFAULT_TIMEOUT, PluginLoadError, load_class, merge, resolve
+from watchgate.config import PluginConfig, parse_config
+from watchgate.errors import ConfigError, ConfigProblem, PluginLoadError
+from watchgate.plugins.registry import BUILTINS, DEFAULT_TIMEOUT, load_class, merge, resolve
 from watchgate.plugins.secrets import SecretsConfig, SecretsPlugin
 from watchgate.plugins.tool_access import ToolAccessPlugin
 

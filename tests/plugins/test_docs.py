@@ -12,7 +12,8 @@ import yaml
 
 from tests.gateway.fakes import echo, running_gateway
 from tests.plugins.helpers import RichServer, config_with, echo_args, tool_returning
-from watchgate.config import ConfigError, parse_config
+from watchgate.config import parse_config
+from watchgate.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXAMPLE = "keyword_guard:KeywordGuard"

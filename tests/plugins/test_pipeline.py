@@ -11,10 +11,10 @@ import watchgate.plugins.pipeline as pipeline_module
 from tests.gateway.fakes import FakeServer, echo, running_gateway, text
 from tests.plugins.helpers import config_with, echo_args, gateway_with_hooks
 from tests.plugins.test_hooks import Spy
+from watchgate.errors import PluginLoadError
 from watchgate.gateway.tree import Gateway
 from watchgate.hooks import CallContext, Decision
 from watchgate.plugins.pipeline import PluginPipeline, build_plugins
-from watchgate.plugins.registry import PluginLoadError
 from watchgate.protocol import jsonrpc
 
 S = "tests.plugins.sample_plugins"

@@ -4,9 +4,10 @@ import msgspec
 import pytest
 import trio
 
+from watchgate.errors import LineTooLong
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Kind
-from watchgate.wire.framing import LineReader, LineTooLong
+from watchgate.protocol.jsonrpc import Kind, error_response
+from watchgate.wire.framing import LineReader
 
 
 def test_request_params_pass_through_byte_for_byte() -> None:
@@ -35,7 +36,7 @@ def test_unparseable_json_is_a_parse_error(line: bytes) -> None:
     with pytest.raises(jsonrpc.ParseError) as info:
         jsonrpc.decode(line)
     assert info.value.code == -32700
-    response = msgspec.json.decode(jsonrpc.encode(info.value.to_response(None)))
+    response = msgspec.json.decode(jsonrpc.encode(error_response(None, info.value)))
     assert response["id"] is None and response["error"]["code"] == -32700
 
 
@@ -65,7 +66,7 @@ def test_invalid_requests_name_what_was_wrong(line: bytes, expected_id: object, 
 
 def test_error_response_carries_code_message_and_data() -> None:
     err = jsonrpc.JsonRpcError(-32003, "server 'fs' is not running", {"server": "fs"})
-    out = msgspec.json.decode(jsonrpc.encode(err.to_response("abc")))
+    out = msgspec.json.decode(jsonrpc.encode(error_response("abc", err)))
     assert out == {
         "jsonrpc": "2.0",
         "id": "abc",

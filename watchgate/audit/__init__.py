@@ -6,12 +6,13 @@ One `AuditActor` writes every record as a line of JSON, chained by SHA-256 so th
 response must not reach the client before its record is written.
 """
 
-from watchgate.audit.actor import AuditActor, AuditMessage, AuditStatus, AuditUnavailable, Confirm
+from watchgate.audit.actor import AuditActor, AuditMessage, AuditStatus, Confirm
 from watchgate.audit.events import lifecycle_entry, supervisor_entry
 from watchgate.audit.files import log_files, resolved_audit_config
 from watchgate.audit.record import AuditEntry, AuditRecord, Decision, Event
 from watchgate.audit.sinks import CefSink, CsvSink, Sink, SyslogSink
 from watchgate.audit.verify import VerifyResult, verify_log
+from watchgate.errors import AuditUnavailable
 
 __all__ = [
     "AuditActor",

@@ -31,11 +31,11 @@ import trio
 
 from actors import Actor, AskTimeout, Reply
 from watchgate.answer_group import current_group
-from watchgate.audit.chain import AppendResult, AuditLogInUse, ChainWriter
+from watchgate.audit.chain import AppendResult, ChainWriter
 from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
 from watchgate.audit.sinks import Sink, build_sinks, run_blocking
 from watchgate.config import AuditConfig
-from watchgate.errors import JsonRpcError
+from watchgate.errors import AuditLogInUse, AuditUnavailable
 
 __all__ = [
     "RETRY_INTERVAL",
@@ -52,18 +52,6 @@ RETRY_INTERVAL = 1.0  # seconds between attempts to write a failing log again
 FLUSH_AFTER = 0.005  # a staged record waits at most this long for a write to join (group commit)
 BATCH_LIMIT = 256  # at most this many records per write (and at most mailbox_size)
 T = TypeVar("T")
-
-
-class AuditUnavailable(JsonRpcError):
-    """The audit log cannot be written and ``audit.on_failure`` is ``block`` (-32011)."""
-
-    def __init__(self, path: str, error: str) -> None:
-        super().__init__(
-            -32011,
-            f"the audit log {path} cannot be written ({error}); "
-            "requests are refused until it can (audit.on_failure: block)",
-            {"path": path, "error": error},
-        )
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from watchgate.audit.record import (
     decode_record,
     seal_line,
 )
-from watchgate.errors import WatchgateError
+from watchgate.errors import AuditLogInUse
 
 __all__ = ["AppendResult", "ChainWriter"]
 
@@ -72,13 +72,6 @@ def _read_tail(fd: int, size: int) -> tuple[bytes | None, bytes]:
             if begin >= 0 or pos == 0:
                 return buf[begin + 1 : end], buf[end + 1 :]
     return None, buf
-
-
-class AuditLogInUse(WatchgateError, OSError):
-    """Another process writes this log: two chains in one file would look like tampering.
-
-    An ``OSError`` too, so a writer that meets it while reopening treats it like any other
-    unwritable log (-32011 under ``on_failure: block``)."""
 
 
 class ChainWriter:

@@ -23,7 +23,8 @@ import trio
 from watchgate.bench import arms, measure, report
 from watchgate.bench.driver import MAX_WINDOW_BYTES, BenchError, Connection, call_template, spawn
 from watchgate.bench.measure import Arm
-from watchgate.config import ConfigError, GatewayConfig, Transport, UpstreamConfig, load_config
+from watchgate.config import GatewayConfig, Transport, UpstreamConfig, load_config
+from watchgate.errors import ConfigError
 from watchgate.protocol.namespace import public_name
 
 EXIT_FAILED = 1

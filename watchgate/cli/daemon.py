@@ -18,12 +18,12 @@ import msgspec
 import trio
 
 from watchgate.cli.attach import bridge, hand_over
-from watchgate.config import ConfigError, load_config
+from watchgate.config import load_config
 from watchgate.daemon import control
-from watchgate.daemon.client import ControlError, DaemonNotRunning, call, follow
+from watchgate.daemon.client import call, follow
 from watchgate.daemon.paths import CONFIG_ENV, RuntimePaths, find_config, open_private, runtime_paths
-from watchgate.daemon.server import Daemon, DaemonAlreadyRunning, is_listening
-from watchgate.errors import WatchgateError
+from watchgate.daemon.server import Daemon, is_listening
+from watchgate.errors import ConfigError, ControlError, DaemonAlreadyRunning, DaemonNotRunning, WatchgateError
 from watchgate.sanitize import escape_controls
 
 AUTOSTART_ENV = "WATCHGATE_AUTOSTART"

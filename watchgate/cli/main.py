@@ -14,8 +14,8 @@ import trio
 
 from watchgate import __version__
 from watchgate.audit import AuditActor
-from watchgate.config import ConfigError, GatewayConfig, Transport, load_config
-from watchgate.errors import WatchgateError
+from watchgate.config import GatewayConfig, Transport, load_config
+from watchgate.errors import ConfigError, WatchgateError
 from watchgate.gateway.tree import Gateway, audit_actor
 from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
 

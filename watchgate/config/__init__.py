@@ -11,8 +11,6 @@ from watchgate.config.schema import (
     AuditConfig,
     AuditSinkConfig,
     BackoffConfig,
-    ConfigError,
-    ConfigProblem,
     GatewayConfig,
     LimitsConfig,
     LoggingConfig,
@@ -26,6 +24,7 @@ from watchgate.config.schema import (
     load_config,
     parse_config,
 )
+from watchgate.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "DEFAULT_SINGLE_NAME",

@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -26,13 +25,13 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from watchgate.config.yamlsource import (
     Issue,
     YamlDocument,
-    YamlSyntaxError,
     convert,
     join_path,
     load_yaml,
     show,
     unknown_key_message,
 )
+from watchgate.errors import ConfigError, ConfigProblem, YamlSyntaxError
 from watchgate.protocol.namespace import SERVER_NAME_RE
 
 __all__ = [
@@ -230,34 +229,6 @@ class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     audit: AuditConfig = AuditConfig()
     plugins: tuple[PluginConfig, ...] = ()
     source: str | None = None  # not a YAML key: where the configuration was read from
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with a configuration, placed so an editor can jump to it."""
-
-    path: str
-    line: int | None
-    message: str
-    source: str | None = None
-
-    def __str__(self) -> str:
-        if self.source:
-            where = self.source if self.line is None else f"{self.source}:{self.line}"
-        else:
-            where = "" if self.line is None else f"line {self.line}"
-        return ": ".join(part for part in (where, self.path, self.message) if part)
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` lists everything found, in file order."""
-
-    def __init__(self, problems: Iterable[ConfigProblem], source: str | None = None) -> None:
-        self.source = source
-        self.problems = [
-            p if p.source is not None or source is None else replace(p, source=source) for p in problems
-        ]
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 def load_config(path: str | os.PathLike[str]) -> GatewayConfig:

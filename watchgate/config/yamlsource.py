@@ -22,6 +22,8 @@ import msgspec
 import msgspec.inspect as mi
 import yaml
 
+from watchgate.errors import YamlSyntaxError
+
 T = TypeVar("T")
 TypeT = TypeVar("TypeT", bound=mi.Type)
 Segment = str | int | EllipsisType
@@ -52,15 +54,6 @@ class Issue:
     path: str
     message: str
     line: int | None = None
-
-
-class YamlSyntaxError(Exception):
-    """The text is not one well-formed YAML document; ``line`` is 1-based when known."""
-
-    def __init__(self, message: str, line: int | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
 
 
 @dataclass(frozen=True)

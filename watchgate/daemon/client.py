@@ -17,20 +17,7 @@ from trio_websocket import (
 
 from watchgate.daemon import control
 from watchgate.daemon.paths import RuntimePaths
-from watchgate.errors import WatchgateError
-
-
-class DaemonNotRunning(WatchgateError):
-    pass
-
-
-class ControlError(WatchgateError):
-    """The daemon refused the request; the message says why."""
-
-
-class DaemonRefused(WatchgateError):
-    """The daemon would not take this connection (another user's daemon), or never answered."""
-
+from watchgate.errors import ControlError, DaemonNotRunning, DaemonRefused
 
 HANDSHAKE_TIMEOUT = 10.0
 

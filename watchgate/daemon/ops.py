@@ -13,10 +13,10 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from actors import ChildState, UnknownChild
-from watchgate.config import ConfigError, load_config
+from watchgate.config import load_config
 from watchgate.daemon import control
 from watchgate.daemon.control import ClientRow, PsReport, Reply, ToolRow, UpstreamRow
-from watchgate.errors import exit_reason
+from watchgate.errors import ConfigError, exit_reason
 from watchgate.gateway.messages import RefreshLists
 from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.protocol.namespace import public_name

@@ -21,18 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from watchgate.errors import WatchgateError
+from watchgate.errors import ConfigNotFound, RuntimeDirUnsafe
 
 CONFIG_ENV = "WATCHGATE_CONFIG"
 RUNTIME_ENV = "WATCHGATE_RUNTIME_DIR"
-
-
-class ConfigNotFound(WatchgateError):
-    pass
-
-
-class RuntimeDirUnsafe(WatchgateError):
-    """The runtime directory, or a file in it, could be someone else's: refused."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from watchgate.config import GatewayConfig
 from watchgate.daemon.control import ATTACH_PATH, CONTROL_PATH, MAX_MESSAGE
 from watchgate.daemon.ops import ControlOps
 from watchgate.daemon.paths import RuntimePaths, open_private
-from watchgate.errors import WatchgateError
+from watchgate.errors import CannotListen, DaemonAlreadyRunning
 from watchgate.gateway.messages import Broadcast
 from watchgate.gateway.tree import Gateway, audit_actor
 from watchgate.listeners import handoff
@@ -32,10 +32,6 @@ from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
 from watchgate.wire.wsstream import WebSocketStream
 
 _log = logging.getLogger("watchgate.daemon")
-
-
-class DaemonAlreadyRunning(WatchgateError):
-    pass
 
 
 class Daemon:
@@ -211,10 +207,6 @@ class Daemon:
 
 _STREAM_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 _CONNECTION_ENDED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError)
-
-
-class CannotListen(WatchgateError):
-    """The control socket cannot be created where the runtime directory says."""
 
 
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL

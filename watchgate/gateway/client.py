@@ -22,11 +22,11 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor, MailboxFull
-from watchgate.errors import JsonRpcError
+from watchgate.errors import JsonRpcError, LineTooLong
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message
-from watchgate.wire.framing import LineReader, LineTooLong
+from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, error_response
+from watchgate.wire.framing import LineReader
 from watchgate.wire.outbox import Outbox
 from watchgate.wire.pipes import EagerPipeSend
 
@@ -210,11 +210,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
             msg = jsonrpc.decode(line, check_utf8=True)  # what a client sends goes on to servers
         except jsonrpc.InvalidRequest as exc:
             self._owe()
-            await self.send(exc.to_response(exc.request_id))
+            await self.send(error_response(exc.request_id, exc))
             return
         except JsonRpcError as exc:
             self._owe()
-            await self.send(exc.to_response(None))
+            await self.send(error_response(None, exc))
             return
         kind = msg.kind
         if kind is Kind.REQUEST:

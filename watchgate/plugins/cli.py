@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from watchgate.config import ConfigError, GatewayConfig, load_config
-from watchgate.daemon.paths import ConfigNotFound, find_config
+from watchgate.config import GatewayConfig, load_config
+from watchgate.daemon.paths import find_config
+from watchgate.errors import ConfigError, ConfigNotFound
 from watchgate.plugins.pins import STATE_ENV, PinStore, state_path
 
 

@@ -26,7 +26,7 @@ import msgspec
 import trio
 from msgspec import UNSET, Raw
 
-from watchgate.errors import PolicyDenied
+from watchgate.errors import PluginLoadError, PolicyDenied
 from watchgate.hooks import CallContext, Decision, Stage
 from watchgate.plugins.api import (
     ALLOW,
@@ -38,10 +38,10 @@ from watchgate.plugins.api import (
     PluginMessage,
     PluginSetup,
 )
-from watchgate.plugins.registry import PluginLoadError, ResolvedPlugin, resolve
+from watchgate.plugins.registry import ResolvedPlugin, resolve
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.catalog import LIST_KINDS
-from watchgate.protocol.jsonrpc import Message
+from watchgate.protocol.jsonrpc import Message, error_response
 
 if TYPE_CHECKING:
     from watchgate.config import GatewayConfig
@@ -180,7 +180,7 @@ class PluginPipeline:
         )
         denial, changed = await self._apply(steps, message, pctx, "response")
         if denial is not None:
-            return PolicyDenied(denial.plugin, denial.reason or "denied").to_response(ctx.request_id)
+            return error_response(ctx.request_id, PolicyDenied(denial.plugin, denial.reason or "denied"))
         if not changed:
             return msg
         if is_error:

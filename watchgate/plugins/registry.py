@@ -23,7 +23,7 @@ import msgspec
 from msgspec import UNSET
 
 from watchgate.config.yamlsource import Issue, convert, join_path
-from watchgate.errors import WatchgateError
+from watchgate.errors import PluginLoadError
 from watchgate.plugins.api import Plugin
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ BUILTINS: Final = {
     "prompt_injection": "watchgate.plugins.prompt_injection:PromptInjectionPlugin",
 }
 DEFAULT_TIMEOUT: Final = 5.0
-
-
-class PluginLoadError(WatchgateError):
-    pass
 
 
 def load_class(name: str) -> type[Plugin]:

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal, NamedTuple
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from watchgate.errors import JsonRpcError
+from watchgate.errors import InvalidRequest, JsonRpcError, ParseError
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -82,19 +82,6 @@ class Message(msgspec.Struct, frozen=True):
 
     def with_result(self, result: Raw) -> Message:
         return msgspec.structs.replace(self, result=result)
-
-
-class ParseError(JsonRpcError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(PARSE_ERROR, f"parse error: {detail}")
-
-
-class InvalidRequest(JsonRpcError):
-    """Carries the id we could salvage, so the error can still be correlated by the peer."""
-
-    def __init__(self, reason: str, request_id: int | str | None = None) -> None:
-        super().__init__(INVALID_REQUEST, f"invalid request: {reason}")
-        self.request_id = request_id
 
 
 class _IdOnly(msgspec.Struct):

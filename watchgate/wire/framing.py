@@ -10,15 +10,11 @@ import collections
 
 import trio
 
-from watchgate.errors import WatchgateError
+from watchgate.errors import LineTooLong
 
 __all__ = ["LineReader", "LineTooLong"]
 
 _MAX_CHUNK = 1 << 20  # the largest read LineReader grows to (the widest pipe, see transports/stdio.py)
-
-
-class LineTooLong(WatchgateError):
-    """A peer sent more than the line limit without a newline: a framing error, not a message."""
 
 
 class LineReader:

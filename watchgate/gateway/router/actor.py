@@ -44,7 +44,7 @@ from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSI
 from watchgate.hooks import HookChain
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
-from watchgate.protocol.jsonrpc import Message
+from watchgate.protocol.jsonrpc import Message, error_response
 
 if TYPE_CHECKING:
     from watchgate.config import ProxyConfig
@@ -279,7 +279,7 @@ class RouterActor(Actor[RouterMessage]):
         try:
             await route(client, msg)
         except JsonRpcError as exc:
-            await client.send(exc.to_response(msg.id))
+            await client.send(error_response(msg.id, exc))
 
     async def _after_settle(self, client: ClientActor, msg: Message, answer: Callable[[], Any]) -> None:
         """Answer now if every upstream had its first start, else once they have, in arrival order."""

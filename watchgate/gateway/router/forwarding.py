@@ -19,7 +19,7 @@ from watchgate.errors import JsonRpcError, UpstreamUnavailable
 from watchgate.gateway.messages import ForwardRequest, UpstreamReady
 from watchgate.hooks import CallContext, HookChain
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Message
+from watchgate.protocol.jsonrpc import Message, error_response
 
 if TYPE_CHECKING:
     from watchgate.gateway.client import ClientActor
@@ -115,7 +115,7 @@ class Forwarder:
                 if view.state not in ("running", "starting"):
                     raise UpstreamUnavailable(server, view.state, view.last_error)
             except JsonRpcError as exc:
-                await client.send(await self._hooks.on_response(ctx, exc.to_response(ctx.request_id)))
+                await client.send(await self._hooks.on_response(ctx, error_response(ctx.request_id, exc)))
                 return False
         elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
             raise UpstreamUnavailable(server, view.state, view.last_error)

@@ -21,6 +21,7 @@ from actors import Actor, Reply
 from watchgate.answer_group import answer_group, current_group
 from watchgate.errors import (
     JsonRpcError,
+    LineTooLong,
     UpstreamExited,
     UpstreamStartError,
     UpstreamTimeout,
@@ -46,11 +47,11 @@ from watchgate.gateway.upstreams.session import (
 )
 from watchgate.hooks import HookChain, cancelled_response
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Kind, Line, Message
+from watchgate.protocol.jsonrpc import Kind, Line, Message, error_response
 from watchgate.protocol.namespace import rewrite_result
 from watchgate.sanitize import clean
 from watchgate.transports.base import default_connector
-from watchgate.wire.framing import LineReader, LineTooLong
+from watchgate.wire.framing import LineReader
 from watchgate.wire.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                     await self._hooks.on_response(pending.ctx, cancelled_response(pending.ctx, "client left"))
         for upstream_id in self._asked.drop_client(client_id):
             error = JsonRpcError(jsonrpc.INTERNAL_ERROR, "the client that was asked has disconnected")
-            lines.append(_line(error.to_response(upstream_id)))
+            lines.append(_line(error_response(upstream_id, error)))
         return b"".join(lines) or None
 
     # --- upstream -> client --------------------------------------------------------------------
@@ -360,7 +361,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 request_id = pending.client_request_id
 
                 async def release(error: JsonRpcError | None) -> None:
-                    await client.send(out if error is None else error.to_response(request_id))
+                    await client.send(out if error is None else error_response(request_id, error))
 
                 if group.hold(release):
                     return
@@ -404,7 +405,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         client = self._inflight.latest_client()
         refusal = cannot_ask(self.name, msg.method, client)
         if refusal is not None:
-            await self._write(_line(refusal.to_response(msg.id)))
+            await self._write(_line(error_response(msg.id, refusal)))
             return
         assert client is not None  # refused above when there is none
         request_id = self._asked.open(client, msg.id)
@@ -496,7 +497,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         for msg in self.drain_nowait():
             if isinstance(msg, ForwardRequest):
                 assert msg.msg.id is not None and msg.msg.id is not UNSET
-                answer = error.to_response(msg.msg.id)
+                answer = error_response(msg.msg.id, error)
                 if msg.ctx is not None:
                     answer = await self._hooks.on_response(msg.ctx, answer)
                 await msg.client.send(answer)
@@ -507,7 +508,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         if pending.reply is not None:
             pending.reply.fail(error)
         elif pending.client is not None:
-            answer = error.to_response(pending.client_request_id)
+            answer = error_response(pending.client_request_id, error)
             if pending.ctx is not None:
                 answer = await self._hooks.on_response(pending.ctx, answer)
             await pending.client.send(answer)
