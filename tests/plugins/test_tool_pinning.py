@@ -13,7 +13,7 @@ import trio
 
 from tests.gateway.fakes import echo, running_gateway
 from tests.plugins.helpers import RichServer, build, config_with, listing, request
-from watchgate.plugins import cli as pin_cli
+from watchgate.cli import pin as pin_cli
 from watchgate.plugins.api import Allow, Deny
 from watchgate.plugins.pins import FILE_NAME, STATE_ENV, PinStore, state_path, tool_hash
 

@@ -34,7 +34,7 @@ from watchgate.answer_group import current_group
 from watchgate.audit.chain import AppendResult, ChainWriter
 from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
 from watchgate.audit.sinks import Sink, build_sinks, run_blocking
-from watchgate.config import AuditConfig
+from watchgate.config.schema import AuditConfig
 from watchgate.errors import AuditLogInUse, AuditUnavailable
 
 __all__ = [

@@ -30,7 +30,7 @@ from watchgate.audit.files import (
 )
 from watchgate.audit.record import AuditRecord, decode_record
 from watchgate.audit.verify import verify_log
-from watchgate.config import load_config
+from watchgate.config.load import load_config
 from watchgate.errors import ConfigError
 from watchgate.sanitize import escape_controls
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from watchgate.config import AuditConfig, GatewayConfig
+from watchgate.config.schema import AuditConfig, GatewayConfig
 
 __all__ = [
     "DEFAULT_LOG_PATH",

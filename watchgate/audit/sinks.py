@@ -23,7 +23,7 @@ import trio
 
 from watchgate import __version__
 from watchgate.audit.record import AuditRecord, encode_line
-from watchgate.config import AuditSinkConfig
+from watchgate.config.schema import AuditSinkConfig
 
 __all__ = [
     "CSV_COLUMNS",

@@ -21,7 +21,7 @@ from watchgate.daemon.client import connect
 from watchgate.daemon.control import ATTACH_PATH
 from watchgate.daemon.paths import RuntimePaths
 from watchgate.listeners import handoff
-from watchgate.wire.pipes import widen_pipes
+from watchgate.wire.pipes import stdio_streams
 
 RELAY_ENV = "WATCHGATE_ATTACH_RELAY"
 
@@ -58,9 +58,7 @@ def hand_over(paths: RuntimePaths) -> bool | None:
 async def bridge(paths: RuntimePaths) -> bool:
     """Relay until one side ends; True if the client ended the session (its stdin closed),
     False if the daemon did (``watchgate down``, or the daemon died)."""
-    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-    stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
-    widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
+    stdin, stdout = stdio_streams()
     async with connect(paths, ATTACH_PATH, receive_buffer_size=65536) as ws, trio.open_nursery() as nursery:
         client_left = trio.Event()
         nursery.start_soon(_client_to_daemon, stdin, ws, client_left)

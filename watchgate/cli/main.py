@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from watchgate.audit import AuditActor
 from watchgate.config import GatewayConfig, Transport, load_config
 from watchgate.errors import ConfigError, WatchgateError
 from watchgate.gateway.tree import Gateway, audit_actor
-from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
+from watchgate.wire.pipes import eager_receive, eager_send, stdio_streams
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -52,7 +51,7 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     from watchgate.audit import cli as audit_cli
     from watchgate.bench import cli as bench_cli
     from watchgate.cli import daemon as cli_daemon
-    from watchgate.plugins import cli as plugins_cli
+    from watchgate.cli import pin as plugins_cli
 
     return [cli_daemon.register, audit_cli.register, bench_cli.register, plugins_cli.register]
 
@@ -108,9 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _serve_stdio(config: GatewayConfig, audit: AuditActor | None) -> None:
     """stdout is the protocol: nothing else may ever be written to it, logs go to stderr."""
-    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-    stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
-    widen_pipes(stdin, stdout)  # when the client gave us pipes: large messages in fewer writes
+    stdin, stdout = stdio_streams()
     gateway = Gateway(config, audit=audit)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)

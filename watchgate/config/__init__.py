@@ -1,10 +1,12 @@
-"""Watchgate's configuration: the public face of ``schema`` (the structs, their rules and loading
-them from YAML) and ``yamlsource`` (YAML text to typed structs with every value's place).
+"""Watchgate's configuration: the public face of ``schema`` (the structs and their rules),
+``load`` (YAML text to a checked config, every problem placed) and ``yamlsource`` (YAML with
+every value's place).
 
 ``from watchgate.config import load_config, ConfigError`` is the API other code and plugins use;
 the modules behind it are free to move.
 """
 
+from watchgate.config.load import load_config, parse_config
 from watchgate.config.schema import (
     DEFAULT_SINGLE_NAME,
     SERVER_NAME_RE,
@@ -21,8 +23,6 @@ from watchgate.config.schema import (
     SandboxConfig,
     Transport,
     UpstreamConfig,
-    load_config,
-    parse_config,
 )
 from watchgate.errors import ConfigError, ConfigProblem
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import msgspec
 import trio
@@ -18,21 +19,28 @@ from watchgate.daemon import control
 from watchgate.daemon.control import ClientRow, PsReport, Reply, ToolRow, UpstreamRow
 from watchgate.errors import ConfigError, exit_reason
 from watchgate.gateway.messages import RefreshLists
+from watchgate.gateway.tree import Gateway
 from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.protocol.namespace import public_name
-
-if TYPE_CHECKING:
-    from watchgate.daemon.server import Daemon
 
 _log = logging.getLogger("watchgate.control")
 
 
+class DaemonPort(Protocol):
+    """What the control operations use of the daemon that runs them."""
+
+    config_path: Path | None
+    gateway: Gateway
+
+    def request_shutdown(self, grace: float) -> None: ...
+
+
 class ControlOps:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonPort) -> None:
         self._daemon = daemon
 
     @property
-    def _gateway(self) -> Any:
+    def _gateway(self) -> Gateway:
         return self._daemon.gateway
 
     async def handle(self, ws: WebSocketConnection, message: str | bytes) -> None:

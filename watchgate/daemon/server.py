@@ -28,7 +28,7 @@ from watchgate.gateway.tree import Gateway, audit_actor
 from watchgate.listeners import handoff
 from watchgate.protocol import jsonrpc
 from watchgate.transports.base import Connector, default_connector
-from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
+from watchgate.wire.pipes import eager_receive, eager_send, fd_stream, widen_pipes
 from watchgate.wire.wsstream import WebSocketStream
 
 _log = logging.getLogger("watchgate.daemon")
@@ -165,7 +165,7 @@ class Daemon:
                 for fd in fds:
                     os.close(fd)
                 return
-            receive, send = (trio.lowlevel.FdStream(fd) for fd in fds)
+            receive, send = (fd_stream(fd) for fd in fds)
             widen_pipes(receive, send)
             try:
                 try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
 from msgspec import UNSET
@@ -24,15 +24,12 @@ from msgspec import UNSET
 from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
+from watchgate.gateway.ports import RouterPort, UpstreamPort
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, error_response
 from watchgate.wire.framing import LineReader
 from watchgate.wire.outbox import Outbox
 from watchgate.wire.pipes import EagerPipeSend
-
-if TYPE_CHECKING:
-    from watchgate.gateway.router.actor import RouterActor
-    from watchgate.gateway.upstreams.actor import UpstreamActor
 
 _BATCH: Final = 256
 _END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
@@ -46,7 +43,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         receive: trio.abc.ReceiveStream,
         send: trio.abc.SendStream,
         *,
-        router: RouterActor,
+        router: RouterPort,
         linger: float = 0.0,
         mailbox_size: int = 1024,
         stall_timeout: float = 10.0,
@@ -61,7 +58,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._zero_copy = isinstance(send, EagerPipeSend)  # a pipe takes views; a WebSocket wants bytes
         self._writer_idle = False  # the writer waits for mail: the last answer owed may bypass it
         self._router = router
-        self._answers: dict[str, UpstreamActor] = {}
+        self._answers: dict[str, UpstreamPort] = {}
         self.capabilities: dict[str, Any] = {}
         self.client_info: dict[str, Any] = {}
         self.initialized = False
@@ -161,7 +158,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         """End the session as if the client had left, but write what is queued for it first."""
         self._reading.cancel()
 
-    def expect_answer(self, request_id: str, upstream: UpstreamActor) -> None:
+    def expect_answer(self, request_id: str, upstream: UpstreamPort) -> None:
         """Route the client's response to ``request_id`` back to the upstream that asked."""
         self._answers[request_id] = upstream
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from watchgate.gateway.ports import ClientPort, UpstreamPort
+
 if TYPE_CHECKING:
     import msgspec
 
     from actors import Reply
-    from watchgate.gateway.client import ClientActor
-    from watchgate.gateway.upstreams.actor import UpstreamActor
     from watchgate.hooks import CallContext
     from watchgate.protocol.jsonrpc import Message
 
@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 # --- client -> router ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
-    client: ClientActor
+    client: ClientPort
     msg: Message
 
 
 @dataclass(frozen=True, slots=True)
 class ClientNotification:
-    client: ClientActor
+    client: ClientPort
     msg: Message
 
 
@@ -37,7 +37,7 @@ class ClientNotification:
 class ForwardRequest:
     """A client's request, already renamed to the upstream's own names (and past ``on_request``)."""
 
-    client: ClientActor
+    client: ClientPort
     msg: Message
     method: str
     ctx: CallContext | None = None  # None when no message hooks are configured
@@ -56,7 +56,7 @@ class InternalRequest:
 class ForwardCancel:
     """The client gave up on one of its requests: tell the upstream holding it, if any."""
 
-    client: ClientActor
+    client: ClientPort
     request_id: int | str
     reason: str | None
 
@@ -131,7 +131,7 @@ class Subscribers:
 
 @dataclass(frozen=True, slots=True)
 class ClientAttached:
-    client: ClientActor
+    client: ClientPort
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +142,7 @@ class ClientDetached:
 # --- reload -> router ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AddUpstream:
-    actor: UpstreamActor
+    actor: UpstreamPort
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from msgspec import UNSET
 
@@ -27,16 +27,13 @@ from watchgate.gateway.messages import (
     Subscribers,
     UpstreamNotification,
 )
+from watchgate.gateway.ports import ClientPort, RouterPort
 from watchgate.gateway.router.subscriptions import LOG_LEVELS
 from watchgate.hooks import HookChain
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.catalog import LIST_CHANGED
 from watchgate.protocol.jsonrpc import Message
 from watchgate.protocol.namespace import public_uri
-
-if TYPE_CHECKING:
-    from watchgate.gateway.client import ClientActor
-    from watchgate.gateway.router.actor import RouterActor
 
 NotifierMessage = UpstreamNotification | Broadcast | ClientAttached | ClientDetached | Subscribers
 _log = logging.getLogger("watchgate.notifications")
@@ -49,11 +46,11 @@ class NotificationActor(Actor[NotifierMessage]):
         super().__init__("notifications", mailbox_size=mailbox_size)
         self._multi = multi_server
         self._hooks = hooks if hooks is not None else HookChain()
-        self._clients: dict[int, ClientActor] = {}
-        self._router: RouterActor | None = None
+        self._clients: dict[int, ClientPort] = {}
+        self._router: RouterPort | None = None
         self._subscribers: dict[str, frozenset[int]] = {}
 
-    def attach_router(self, router: RouterActor) -> None:
+    def attach_router(self, router: RouterPort) -> None:
         self._router = router
 
     @property
@@ -101,7 +98,7 @@ class NotificationActor(Actor[NotifierMessage]):
         else:
             await self._broadcast(msg)
 
-    async def _broadcast(self, msg: Message, wants: Callable[[ClientActor], bool] = lambda _: True) -> None:
+    async def _broadcast(self, msg: Message, wants: Callable[[ClientPort], bool] = lambda _: True) -> None:
         line = jsonrpc.encode_line(msg)
         for client in list(self._clients.values()):
             if client.initialized and wants(client):

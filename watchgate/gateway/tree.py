@@ -26,7 +26,7 @@ import trio
 from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, SupervisorEvent
 from watchgate.audit import AuditActor, AuditEntry, lifecycle_entry, resolved_audit_config, supervisor_entry
 from watchgate.audit.hooks import AuditHooks
-from watchgate.config import GatewayConfig, UpstreamConfig
+from watchgate.config.schema import GatewayConfig, UpstreamConfig
 from watchgate.errors import exit_reason
 from watchgate.gateway.client import ClientActor
 from watchgate.gateway.messages import (

@@ -44,7 +44,7 @@ from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.protocol.jsonrpc import Message, error_response
 
 if TYPE_CHECKING:
-    from watchgate.config import GatewayConfig
+    from watchgate.config.schema import GatewayConfig
 
 __all__ = ["PluginPipeline", "build_plugins"]
 

@@ -27,7 +27,7 @@ from watchgate.errors import PluginLoadError
 from watchgate.plugins.api import Plugin
 
 if TYPE_CHECKING:
-    from watchgate.config import PluginConfig
+    from watchgate.config.schema import PluginConfig
 
 __all__ = ["BUILTINS", "DEFAULT_TIMEOUT", "PluginLoadError", "ResolvedPlugin", "check_entries", "resolve"]
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from watchgate.config import Transport
+from watchgate.config.schema import Transport
 from watchgate.errors import UpstreamStartError
 from watchgate.transports.stdio import stdio_connector
 
 if TYPE_CHECKING:
-    from watchgate.config import UpstreamConfig
+    from watchgate.config.schema import UpstreamConfig
 
 
 class UpstreamConnection(Protocol):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 from watchgate.errors import UpstreamStartError
 
 if TYPE_CHECKING:
-    from watchgate.config import LimitsConfig, SandboxConfig
+    from watchgate.config.schema import LimitsConfig, SandboxConfig
 
 # Always hidden, even inside a folder the config lists (DESIGN.md section 12).
 CREDENTIAL_DIRS: Final = (

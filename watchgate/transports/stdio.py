@@ -45,7 +45,7 @@ from watchgate.transports.sandbox import (
 from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
 
 if TYPE_CHECKING:
-    from watchgate.config import LimitsConfig, SandboxConfig, UpstreamConfig
+    from watchgate.config.schema import LimitsConfig, SandboxConfig, UpstreamConfig
 
 STDERR_LINES = 200
 MARK_ENV = "WATCHGATE_UPSTREAM"

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import sys
 
 import trio
 
@@ -107,6 +108,20 @@ class EagerPipeSend(trio.abc.SendStream):
 
     def fileno(self) -> int:
         return self._stream.fileno()
+
+
+def fd_stream(fd: int) -> trio.lowlevel.FdStream:
+    """A trio stream over a pipe or terminal ``fd`` that is handed over (closed with the stream)."""
+    return trio.lowlevel.FdStream(fd)
+
+
+def stdio_streams() -> tuple[trio.lowlevel.FdStream, trio.lowlevel.FdStream]:
+    """This process's stdin and stdout as trio streams, on duplicates (closing them leaves fds 0
+    and 1 alone), widened when a client gave us pipes: large messages in fewer writes."""
+    stdin = fd_stream(os.dup(sys.stdin.fileno()))
+    stdout = fd_stream(os.dup(sys.stdout.fileno()))
+    widen_pipes(stdin, stdout)
+    return stdin, stdout
 
 
 def eager_receive(stream: trio.abc.ReceiveStream) -> trio.abc.ReceiveStream:

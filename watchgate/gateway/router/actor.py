@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,11 +35,11 @@ from watchgate.gateway.messages import (
     UpstreamReady,
     UpstreamStatus,
 )
+from watchgate.gateway.ports import ClientPort, NotifierPort, UpstreamPort
 from watchgate.gateway.router.forwarding import Forwarder, UpstreamView
 from watchgate.gateway.router.initialize import initialize_result
 from watchgate.gateway.router.listing import call_quietly, fetch_all
 from watchgate.gateway.router.subscriptions import LOG_LEVELS, LogLevels, Subscriptions
-from watchgate.gateway.upstreams.actor import UpstreamActor
 from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSION
 from watchgate.hooks import HookChain
 from watchgate.protocol import jsonrpc
@@ -47,9 +47,7 @@ from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wan
 from watchgate.protocol.jsonrpc import Message, error_response
 
 if TYPE_CHECKING:
-    from watchgate.config import ProxyConfig
-    from watchgate.gateway.client import ClientActor
-    from watchgate.gateway.notifications import NotificationActor
+    from watchgate.config.schema import ProxyConfig
 
 
 class _Settle:
@@ -80,7 +78,7 @@ class RouterActor(Actor[RouterMessage]):
         self,
         config: ProxyConfig,
         *,
-        notifier: NotificationActor,
+        notifier: NotifierPort,
         hooks: HookChain | None = None,
         mailbox_size: int = 1024,
     ) -> None:
@@ -94,12 +92,12 @@ class RouterActor(Actor[RouterMessage]):
         self._views: dict[str, UpstreamView] = {}
         self._forwarder = Forwarder(self._catalog, self._views, self._hooks, multi_server=self._multi)
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
-        self._deferred: list[tuple[ClientActor, int | str, Callable[[], Any]]] = []
+        self._deferred: list[tuple[ClientPort, int | str, Callable[[], Any]]] = []
         self._nursery: trio.Nursery | None = None
         self._fetches = 0
         self._subscriptions = Subscriptions()  # public URI -> subscribed client ids
         self._levels = LogLevels()
-        self._routes: dict[str, Callable[[ClientActor, Message], Awaitable[object]]] = {
+        self._routes: dict[str, Callable[[ClientPort, Message], Awaitable[object]]] = {
             "initialize": self._initialize,
             "ping": self._ping,
             "tools/call": partial(self._forwarder.by_name, member="name", kind="tool"),
@@ -112,7 +110,7 @@ class RouterActor(Actor[RouterMessage]):
             **{method: self._list for method in BY_METHOD},
         }
 
-    def attach_upstreams(self, upstreams: dict[str, UpstreamActor]) -> None:
+    def attach_upstreams(self, upstreams: Mapping[str, UpstreamPort]) -> None:
         self._views.clear()  # in place: the forwarder holds this dict
         self._views.update({name: UpstreamView(actor) for name, actor in upstreams.items()})
 
@@ -226,7 +224,7 @@ class RouterActor(Actor[RouterMessage]):
         self._nursery.start_soon(self._fetch_lists, server, view.actor, self._fetches, kinds)
 
     async def _fetch_lists(
-        self, server: str, actor: UpstreamActor, fetch_id: int, kinds: tuple[str, ...]
+        self, server: str, actor: UpstreamPort, fetch_id: int, kinds: tuple[str, ...]
     ) -> None:
         lists: dict[str, list[Item]] = {}
         for key in kinds:
@@ -261,7 +259,7 @@ class RouterActor(Actor[RouterMessage]):
             await self._notifier.tell(Broadcast(jsonrpc.notification(method)))
 
     # --- client requests -------------------------------------------------------------------------
-    async def route_now(self, client: ClientActor, msg: Message) -> bool:
+    async def route_now(self, client: ClientPort, msg: Message) -> bool:
         """Route a call in the caller's task (the client's reader) if it only needs to be
         forwarded: one task hop less per tool call. False if it must go through the mailbox.
 
@@ -273,7 +271,7 @@ class RouterActor(Actor[RouterMessage]):
         await self._on_request(client, msg)
         return True
 
-    async def _on_request(self, client: ClientActor, msg: Message) -> None:
+    async def _on_request(self, client: ClientPort, msg: Message) -> None:
         assert isinstance(msg.method, str) and msg.id is not None and msg.id is not UNSET
         route = self._routes.get(msg.method, self._unknown_method)
         try:
@@ -281,7 +279,7 @@ class RouterActor(Actor[RouterMessage]):
         except JsonRpcError as exc:
             await client.send(error_response(msg.id, exc))
 
-    async def _after_settle(self, client: ClientActor, msg: Message, answer: Callable[[], Any]) -> None:
+    async def _after_settle(self, client: ClientPort, msg: Message, answer: Callable[[], Any]) -> None:
         """Answer now if every upstream had its first start, else once they have, in arrival order."""
         assert msg.id is not None and msg.id is not UNSET
         if self._settled:
@@ -289,7 +287,7 @@ class RouterActor(Actor[RouterMessage]):
         else:
             self._deferred.append((client, msg.id, answer))
 
-    async def _initialize(self, client: ClientActor, msg: Message) -> None:
+    async def _initialize(self, client: ClientPort, msg: Message) -> None:
         params = jsonrpc.load(msg.params) if msg.params is not UNSET else {}
         if not isinstance(params, dict):
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "initialize params must be an object")
@@ -306,13 +304,13 @@ class RouterActor(Actor[RouterMessage]):
         ready = [view.ready for view in self._views.values() if view.ready is not None]
         return initialize_result(ready, version, multi_server=self._multi)
 
-    async def _unknown_method(self, client: ClientActor, msg: Message) -> None:
+    async def _unknown_method(self, client: ClientPort, msg: Message) -> None:
         raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")
 
-    async def _ping(self, client: ClientActor, msg: Message) -> None:
+    async def _ping(self, client: ClientPort, msg: Message) -> None:
         await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
 
-    async def _list(self, client: ClientActor, msg: Message) -> None:
+    async def _list(self, client: ClientPort, msg: Message) -> None:
         assert isinstance(msg.method, str)
         fields = jsonrpc.params_fields(msg)
         if jsonrpc.field_str(fields, "cursor") is not None:
@@ -322,7 +320,7 @@ class RouterActor(Actor[RouterMessage]):
         key = BY_METHOD[msg.method].key
         await self._after_settle(client, msg, lambda: self._catalog.result(key))
 
-    async def _subscribe(self, client: ClientActor, msg: Message) -> None:
+    async def _subscribe(self, client: ClientPort, msg: Message) -> None:
         """Counted per client: only the first subscriber reaches the upstream."""
         uri = self._uri_param(msg)
         first = self._subscriptions.add(uri, client.client_id)
@@ -342,7 +340,7 @@ class RouterActor(Actor[RouterMessage]):
         self._subscriptions.remove(uri, client_id)
         await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
 
-    async def _unsubscribe(self, client: ClientActor, msg: Message) -> None:
+    async def _unsubscribe(self, client: ClientPort, msg: Message) -> None:
         """Only the last subscriber's unsubscribe reaches the upstream."""
         uri = self._uri_param(msg)
         last = self._subscriptions.remove(uri, client.client_id)
@@ -376,7 +374,7 @@ class RouterActor(Actor[RouterMessage]):
                 self._call_quietly(server, view.actor, "resources/unsubscribe", {"uri": own})
         self._tell_level(self._levels.forget(client_id))
 
-    async def _set_level(self, client: ClientActor, msg: Message) -> None:
+    async def _set_level(self, client: ClientPort, msg: Message) -> None:
         level = jsonrpc.field_str(jsonrpc.params_fields(msg), "level")
         if level not in LOG_LEVELS:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.level must be one of {', '.join(LOG_LEVELS)}")
@@ -396,11 +394,11 @@ class RouterActor(Actor[RouterMessage]):
             ):
                 self._call_quietly(name, view.actor, "logging/setLevel", {"level": level})
 
-    def _call_quietly(self, server: str, actor: UpstreamActor, method: str, params: Any) -> None:
+    def _call_quietly(self, server: str, actor: UpstreamPort, method: str, params: Any) -> None:
         assert self._nursery is not None
         self._nursery.start_soon(call_quietly, server, actor, method, params)
 
-    async def _on_client_notification(self, client: ClientActor, msg: Message) -> None:
+    async def _on_client_notification(self, client: ClientPort, msg: Message) -> None:
         if msg.method == "notifications/initialized":
             client.initialized = True  # from now on it may receive notifications
             return

@@ -17,13 +17,12 @@ from msgspec import UNSET
 
 from watchgate.errors import JsonRpcError, UpstreamUnavailable
 from watchgate.gateway.messages import ForwardRequest, UpstreamReady
+from watchgate.gateway.ports import ClientPort, UpstreamPort
 from watchgate.hooks import CallContext, HookChain
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Message, error_response
 
 if TYPE_CHECKING:
-    from watchgate.gateway.client import ClientActor
-    from watchgate.gateway.upstreams.actor import UpstreamActor
     from watchgate.protocol.catalog import Catalog
 
 
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 class UpstreamView:
     """What the router knows of one upstream, learnt only from messages."""
 
-    actor: UpstreamActor
+    actor: UpstreamPort
     state: str = "starting"
     last_error: str | None = None
     ready: UpstreamReady | None = None
@@ -49,7 +48,7 @@ class Forwarder:
         self._hooks = hooks
         self._multi = multi_server
 
-    async def by_name(self, client: ClientActor, msg: Message, member: str, kind: str) -> None:
+    async def by_name(self, client: ClientPort, msg: Message, member: str, kind: str) -> None:
         """``tools/call`` (kind ``tool``) or ``prompts/get`` (``prompt``), named by ``params.<member>``."""
         fields = jsonrpc.params_fields(msg)
         name = jsonrpc.field_str(fields, member)
@@ -62,7 +61,7 @@ class Forwarder:
             msg = msg.with_params(jsonrpc.raw_fields(fields))
         await self.forward(server, client, msg, own, name)
 
-    async def by_uri(self, client: ClientActor, msg: Message) -> bool:
+    async def by_uri(self, client: ClientPort, msg: Message) -> bool:
         fields = jsonrpc.params_fields(msg)
         uri = jsonrpc.field_str(fields, "uri")
         if uri is None:
@@ -73,7 +72,7 @@ class Forwarder:
             msg = msg.with_params(jsonrpc.raw_fields(fields))
         return await self.forward(server, client, msg, own, uri)
 
-    async def completion(self, client: ClientActor, msg: Message) -> None:
+    async def completion(self, client: ClientPort, msg: Message) -> None:
         fields = jsonrpc.params_fields(msg)
         ref = jsonrpc.load(fields.get("ref", UNSET))
         if not isinstance(ref, dict):
@@ -92,7 +91,7 @@ class Forwarder:
         fields["ref"] = jsonrpc.raw(ref)
         await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public)
 
-    async def forward(self, server: str, client: ClientActor, msg: Message, own: str, public: str) -> bool:
+    async def forward(self, server: str, client: ClientPort, msg: Message, own: str, public: str) -> bool:
         """Send the request upstream; False if it was answered here instead (down, or refused)."""
         view = self._views[server]
         method = msg.method

@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from actors import AskTimeout
 from watchgate.errors import JsonRpcError
 from watchgate.gateway.messages import InternalRequest
+from watchgate.gateway.ports import UpstreamPort
 from watchgate.protocol.catalog import LIST_KINDS, Item, decode_page
-
-if TYPE_CHECKING:
-    from watchgate.gateway.upstreams.actor import UpstreamActor
 
 MAX_PAGES = 1000
 _log = logging.getLogger("watchgate.router")
 
 
-async def fetch_all(actor: UpstreamActor, key: str, timeout: float) -> list[Item]:
+async def fetch_all(actor: UpstreamPort, key: str, timeout: float) -> list[Item]:
     """Every page of one list, following the upstream's cursors (a repeated cursor ends it)."""
     kind = LIST_KINDS[key]
     items: list[Item] = []
@@ -38,7 +36,7 @@ async def fetch_all(actor: UpstreamActor, key: str, timeout: float) -> list[Item
     return items
 
 
-async def call_quietly(server: str, actor: UpstreamActor, method: str, params: Any) -> None:
+async def call_quietly(server: str, actor: UpstreamPort, method: str, params: Any) -> None:
     """Fire and log: nobody waits on the answer, a failure is worth a warning, not an error."""
     try:
         await actor.ask(partial(InternalRequest, method, params), timeout=actor.config.request_timeout)

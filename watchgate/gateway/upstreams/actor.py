@@ -35,6 +35,7 @@ from watchgate.gateway.messages import (
     InternalRequest,
     UpstreamNotification,
 )
+from watchgate.gateway.ports import NotifierPort, RouterPort
 from watchgate.gateway.upstreams.handshake import handshake
 from watchgate.gateway.upstreams.inflight import InFlightTable, Pending
 from watchgate.gateway.upstreams.serverlog import ServerLog
@@ -55,9 +56,7 @@ from watchgate.wire.framing import LineReader
 from watchgate.wire.outbox import Outbox
 
 if TYPE_CHECKING:
-    from watchgate.config import UpstreamConfig
-    from watchgate.gateway.notifications import NotificationActor
-    from watchgate.gateway.router.actor import RouterActor
+    from watchgate.config.schema import UpstreamConfig
     from watchgate.transports.base import Connector, UpstreamConnection
 
 UpstreamMessage = ForwardRequest | InternalRequest | ForwardCancel | ForwardAnswer | ClientGone
@@ -72,8 +71,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self,
         config: UpstreamConfig,
         *,
-        router: RouterActor,
-        notifier: NotificationActor,
+        router: RouterPort,
+        notifier: NotifierPort,
         multi_server: bool,
         connector: Connector = default_connector,
         hooks: HookChain | None = None,

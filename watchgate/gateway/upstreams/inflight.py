@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from watchgate.gateway.ports import ClientPort
+
 if TYPE_CHECKING:
     import msgspec
 
     from actors import Reply
-    from watchgate.gateway.client import ClientActor
     from watchgate.hooks import CallContext
 
 
@@ -26,7 +27,7 @@ class Pending:
     gateway_id: int
     method: str
     deadline: float
-    client: ClientActor | None = None
+    client: ClientPort | None = None
     client_request_id: int | str | None = None
     progress_token: Any = None
     reply: Reply[msgspec.Raw] | None = None
@@ -54,7 +55,7 @@ class InFlightTable:
         method: str,
         deadline: float,
         *,
-        client: ClientActor | None = None,
+        client: ClientPort | None = None,
         client_request_id: int | str | None = None,
         progress_token: Any = None,
         reply: Reply[msgspec.Raw] | None = None,
@@ -85,7 +86,7 @@ class InFlightTable:
     def of_client(self, client_id: int) -> list[Pending]:
         return [p for p in self._by_id.values() if p.client is not None and p.client.client_id == client_id]
 
-    def latest_client(self) -> ClientActor | None:
+    def latest_client(self) -> ClientPort | None:
         """The client whose request went upstream most recently and is still unanswered."""
         for pending in reversed(self._by_id.values()):
             if pending.client is not None:

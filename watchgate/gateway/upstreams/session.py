@@ -4,16 +4,14 @@ tokens it swaps, the errors it reads back, and the requests a server sends to cl
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
 from watchgate.errors import JsonRpcError
+from watchgate.gateway.ports import ClientPort
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Line, Message, RequestId
-
-if TYPE_CHECKING:
-    from watchgate.gateway.client import ClientActor
 
 _log = logging.getLogger("watchgate.upstream")
 
@@ -67,7 +65,7 @@ _CLIENT_CAPABILITY: Final = {
 }
 
 
-def cannot_ask(server: str, method: str, client: ClientActor | None) -> JsonRpcError | None:
+def cannot_ask(server: str, method: str, client: ClientPort | None) -> JsonRpcError | None:
     """Why a server's request cannot go to ``client`` (the one whose request is most recently
     in flight on that server), or None if it can: it must be a client request MCP defines and
     the client must have declared the capability."""
@@ -88,10 +86,10 @@ class ServerRequests:
 
     def __init__(self, server: str) -> None:
         self._server = server
-        self._asked: dict[str, tuple[ClientActor, RequestId]] = {}
+        self._asked: dict[str, tuple[ClientPort, RequestId]] = {}
         self._count = 0
 
-    def open(self, client: ClientActor, upstream_id: RequestId) -> str:
+    def open(self, client: ClientPort, upstream_id: RequestId) -> str:
         """Record a request for ``client``; return the id it is sent under (unique per server)."""
         self._count += 1
         request_id = f"wg-{self._server}-{self._count}"
@@ -103,7 +101,7 @@ class ServerRequests:
         entry = self._asked.pop(request_id, None)
         return None if entry is None else entry[1]
 
-    def cancelled(self, upstream_id: object) -> list[tuple[ClientActor, str]]:
+    def cancelled(self, upstream_id: object) -> list[tuple[ClientPort, str]]:
         """The server withdrew its request: who was asked, under which id."""
         found = [(client, rid) for rid, (client, their) in self._asked.items() if their == upstream_id]
         for _, request_id in found:

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from watchgate.config import GatewayConfig, load_config
+from watchgate.config.load import load_config
+from watchgate.config.schema import GatewayConfig
 from watchgate.daemon.paths import find_config
 from watchgate.errors import ConfigError, ConfigNotFound
 from watchgate.plugins.pins import STATE_ENV, PinStore, state_path

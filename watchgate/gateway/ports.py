@@ -1,0 +1,85 @@
+"""The seams between the gateway's actors: exactly what each one uses of the others.
+
+The design card's sentence, "each upstream a supervised actor with its own mailbox, a router
+actor owning the namespace table, a notification actor multiplexing events to the client
+actor", names four actors that talk to each other. Each talks to the others through these
+``typing.Protocol``s, never through the concrete classes, so the messages, the in-flight table,
+the forwarding and the notifications are typed against what a peer *does* (hypercorn's
+``typing.py`` is the model). Only ``tree.py``, which builds the supervision tree, names the
+actor classes; the import-linter contracts in ``pyproject.toml`` keep it that way.
+
+A mailbox takes ``Any`` here: what each actor accepts is spelled out in ``messages.py``, which
+imports this module, so this one cannot import it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from actors import Reply
+from watchgate.config.schema import UpstreamConfig
+from watchgate.errors import JsonRpcError
+from watchgate.protocol.jsonrpc import Message
+
+__all__ = ["ClientPort", "NotifierPort", "RouterPort", "UpstreamPort"]
+
+R = TypeVar("R")
+
+
+class ClientPort(Protocol):
+    """An attached client, as the router, the notifier and the upstreams see it.
+
+    The session fields are set by the router while it handles ``initialize`` and
+    ``logging/setLevel``; the notifier reads them to decide who hears what."""
+
+    client_id: int
+    capabilities: dict[str, Any]
+    client_info: dict[str, Any]
+    initialized: bool
+    log_level: str | None
+    finished: bool  # the session has ended: sends are dropped
+
+    async def send(self, msg: Message) -> None:
+        """Queue one message for the client; never blocks on a slow client."""
+
+    async def tell(self, msg: Any) -> None:
+        """Queue an already encoded line (a broadcast)."""
+
+    def expect_answer(self, request_id: str, upstream: UpstreamPort) -> None:
+        """The client's answer to ``request_id`` (a server's request) goes to ``upstream``."""
+
+
+class UpstreamPort(Protocol):
+    """One upstream server's actor, as the router and the clients see it."""
+
+    name: str
+    config: UpstreamConfig
+
+    async def tell(self, msg: Any) -> None: ...
+
+    async def forward(self, request: Any) -> None:
+        """A client's request, written to the server without a task hop when it can be."""
+
+    async def reject_queued(self, error: JsonRpcError | None = None) -> None:
+        """Answer every request still in the mailbox with ``error`` (the server is down)."""
+
+    async def ask(self, make: Callable[[Reply[R]], Any], *, timeout: float) -> R:
+        """A request on the gateway's own account (lists, setLevel), answered through ``Reply``."""
+        ...
+
+
+class RouterPort(Protocol):
+    """The router, as the clients and the upstreams see it."""
+
+    async def tell(self, msg: Any) -> None: ...
+
+    async def route_now(self, client: ClientPort, msg: Message) -> bool:
+        """Route a forwarded call in the caller's task; False: it needs the router's own."""
+        ...
+
+
+class NotifierPort(Protocol):
+    """The notification actor, as the router and the upstreams see it."""
+
+    async def tell(self, msg: Any) -> None: ...
