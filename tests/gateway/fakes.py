@@ -19,6 +19,7 @@ import yaml
 from watchgate.config import UpstreamConfig, parse_config
 from watchgate.gateway.tree import Gateway
 from watchgate.wire.framing import LineReader
+from watchgate.wire.lines import LineChannel
 
 ToolFn = Callable[["FakeSession", dict[str, Any]], Awaitable[Any]]
 _pids = itertools.count(1000)
@@ -233,12 +234,17 @@ async def _close_when(session: FakeSession, scope: trio.CancelScope) -> None:
 
 
 class FakeConnection:
+    """The mock transport: a sibling of the stdio one, over memory streams (no fast path)."""
+
     def __init__(
         self, session: FakeSession, stdin: trio.abc.SendStream, stdout: trio.abc.ReceiveStream
     ) -> None:
         self._session = session
-        self.stdin = stdin
-        self.stdout = stdout
+        channel = LineChannel(stdin, stdout)
+        self.ready = channel.ready  # memory streams have no fast path: always False
+        self.send_nowait = channel.send_nowait
+        self.send = channel.send
+        self.receive = channel.receive
 
     @property
     def pid(self) -> int | None:

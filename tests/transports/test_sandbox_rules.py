@@ -9,6 +9,7 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
+from tests.transports.helpers import read_lines
 from watchgate.config import LimitsConfig, SandboxConfig
 from watchgate.errors import UpstreamStartError
 from watchgate.transports import sandbox as sandbox_module
@@ -76,10 +77,8 @@ async def test_limits_and_env_files_reach_the_process(tmp_path: Path) -> None:
         env_files=[str(env)],
         limits=LimitsConfig(open_files=64),
     ) as proc:
-        out = b""
-        while chunk := await proc.stdout.receive_some():
-            out += chunk
-    assert out.decode().split("\n")[:2] == ["64", "yes env"]
+        lines = await read_lines(proc)
+    assert lines[:2] == [b"64", b"yes env"]
 
 
 class MemoryKeyring(KeyringBackend):
@@ -109,10 +108,8 @@ async def test_secrets_come_from_the_os_keyring_at_every_start() -> None:
     try:
         entries = {"GITHUB_TOKEN": "github.com/api/me"}
         async with open_stdio_process("k", ["sh", "-c", 'echo "$GITHUB_TOKEN"'], env_keyring=entries) as proc:
-            out = b""
-            while chunk := await proc.stdout.receive_some():
-                out += chunk
-        assert out == b"ghp_from_the_keyring\n"
+            lines = await read_lines(proc)
+        assert lines == [b"ghp_from_the_keyring"]
         with pytest.raises(
             UpstreamStartError, match=r"env_keyring\.NOPE: no keyring entry for service 'x', user 'y'"
         ):

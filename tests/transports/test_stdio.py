@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.transports.helpers import first_line, read_lines
 from watchgate.errors import UpstreamStartError
 from watchgate.transports.stdio import MINIMAL_ENV, open_stdio_process
-from watchgate.wire.framing import LineReader
 
 
 def _gone(pid: int) -> bool:
@@ -25,8 +25,8 @@ def _gone(pid: int) -> bool:
 
 async def test_closing_stdin_is_enough_for_a_polite_child() -> None:
     async with open_stdio_process("cat", ["cat"], shutdown_timeout=5) as proc:
-        await proc.stdin.send_all(b"hello\n")
-        line = await LineReader(proc.stdout).receive_line()
+        await proc.send(b"hello\n")
+        line = await first_line(proc)
         assert line == b"hello"
     assert proc.returncode == 0
     assert proc.describe_exit() == "exited with code 0"
@@ -36,7 +36,7 @@ async def test_a_child_ignoring_sigterm_is_killed_and_its_group_too() -> None:
     script = 'trap "" TERM; sleep 600 & echo $!; while :; do sleep 0.05; done'
     with trio.fail_after(20):
         async with open_stdio_process("stubborn", ["sh", "-c", script], shutdown_timeout=0.2) as proc:
-            grandchild = int(await LineReader(proc.stdout).receive_line() or b"0")
+            grandchild = int(await first_line(proc) or b"0")
             leader = proc.pid
     assert proc.returncode == -9
     assert proc.describe_exit() == "killed by SIGKILL"
@@ -71,7 +71,7 @@ async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     async with open_stdio_process(
         "env", [sys.executable, "-c", code], env={"WG_TEST": "yes"}, cwd=str(tmp_path)
     ) as proc:
-        line = await LineReader(proc.stdout).receive_line()
+        line = await first_line(proc)
     assert line is not None and line.decode() == f"yes {os.path.realpath(tmp_path)}"
 
 
@@ -90,7 +90,8 @@ async def test_a_servers_pipes_are_widened_to_a_mebibyte() -> None:
     import fcntl
 
     async with open_stdio_process("wide", [sys.executable, "-c", "import sys; sys.stdin.read()"]) as child:
-        for stream in (child.stdin, child.stdout):
+        pipes = child._process  # the Child under the transport: its own pipe streams
+        for stream in (pipes.stdin, pipes.stdout):
             assert fcntl.fcntl(stream.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20  # type: ignore[attr-defined]
 
 
@@ -118,20 +119,15 @@ async def test_a_server_gets_a_minimal_environment_plus_what_the_config_names(
         "env", ["env"], env={"MODE": "test"}, pass_env=("GITHUB_TOKEN", "NOT_SET_ANYWHERE")
     ) as proc:
         seen = dict(
-            line.split("=", 1) for line in (await _read_all(proc.stdout)).decode().splitlines() if "=" in line
+            line.split("=", 1)
+            for line in b"\n".join(await read_lines(proc)).decode().splitlines()
+            if "=" in line
         )
     assert "AWS_SECRET_ACCESS_KEY" not in seen
     assert seen["GITHUB_TOKEN"] == "passed-on-purpose" and seen["MODE"] == "test"
     assert seen["PATH"] == os.environ["PATH"] and seen["HOME"] == os.environ["HOME"]
     assert "NOT_SET_ANYWHERE" not in seen
     assert set(seen) <= {*MINIMAL_ENV, "GITHUB_TOKEN", "MODE", "WATCHGATE_UPSTREAM"}
-
-
-async def _read_all(stream: trio.abc.ReceiveStream) -> bytes:
-    data = b""
-    while chunk := await stream.receive_some():
-        data += chunk
-    return data
 
 
 async def test_a_server_outlives_the_thread_that_started_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +140,7 @@ async def test_a_server_outlives_the_thread_that_started_it(monkeypatch: pytest.
         for _ in range(4):  # give any worker thread time to retire, and trio reasons to start more
             await trio.to_thread.run_sync(lambda: None)
             await trio.sleep(0.2)
-        await proc.stdin.send_all(b"still alive\n")
+        await proc.send(b"still alive\n")
         with trio.fail_after(5):
-            assert await LineReader(proc.stdout).receive_line() == b"still alive"
+            assert await first_line(proc) == b"still alive"
     assert proc.returncode == 0

@@ -1,18 +1,25 @@
-"""What an upstream actor needs from a transport, so stdio, HTTP and WebSocket (and in-memory
-fakes in tests) plug into the same actor: a pair of byte streams carrying newline-delimited
-JSON-RPC, plus the few facts about the peer that ``ps`` and error messages show.
+"""The upstream seam: what an upstream actor needs from a transport, so stdio, Streamable HTTP,
+SSE and WebSocket (and the in-memory mock of the tests, ``tests/gateway/fakes.py``) plug into
+the same actor.
+
+A transport carries **messages**, not a byte stream (the shape of the MCP SDK's client
+``Transport`` and of httpx's transports): ``send`` whole lines, ``async for burst in receive()``
+the peer's lines a burst at a time (all that arrived together: the unit of the audit log's group
+commit), plus the facts about the peer that ``ps`` and error messages show. A transport over a
+pipe has a fast path, ``ready``/``send_nowait``; one without it says ``ready`` is False and
+everything goes through ``send``. Foreign errors stop at the transport: a peer that went away
+ends ``receive``; ``send`` to it is dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
-import trio
-
 from watchgate.config.schema import Transport
 from watchgate.errors import UpstreamStartError
+from watchgate.protocol.jsonrpc import Line
 from watchgate.transports.stdio import stdio_connector
 
 if TYPE_CHECKING:
@@ -24,10 +31,17 @@ class UpstreamConnection(Protocol):
     def pid(self) -> int | None: ...
 
     @property
-    def stdin(self) -> trio.abc.SendStream: ...
+    def ready(self) -> bool:
+        """``send_nowait`` would write at once (a pipe nobody is writing to); False without a fast path."""
 
-    @property
-    def stdout(self) -> trio.abc.ReceiveStream: ...
+    def send_nowait(self, data: Line) -> int:
+        """Write what goes at once; the rest must follow with ``send`` before any other line."""
+
+    async def send(self, data: Line) -> None:
+        """Write one or more whole lines, in order; dropped if the peer is gone."""
+
+    def receive(self) -> AsyncIterator[list[bytes]]:
+        """The peer's lines, a burst at a time; ends with the peer. Raises ``LineTooLong``."""
 
     @property
     def stderr_tail(self) -> Sequence[str]: ...

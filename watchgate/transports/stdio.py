@@ -42,6 +42,7 @@ from watchgate.transports.sandbox import (
     read_env_files,
     read_keyring,
 )
+from watchgate.wire.lines import LineChannel
 from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
 
 if TYPE_CHECKING:
@@ -128,19 +129,18 @@ class StdioProcess:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         assert process.stdin is not None and process.stdout is not None
         self._stdin = eager_send(process.stdin)
-        self._stdout = eager_receive(process.stdout)
+        self._channel = LineChannel(self._stdin, eager_receive(process.stdout))
+        self.send = self._channel.send
+        self.send_nowait = self._channel.send_nowait
+        self.receive = self._channel.receive
 
     @property
     def pid(self) -> int:
         return self._process.pid
 
     @property
-    def stdin(self) -> trio.abc.SendStream:
-        return self._stdin
-
-    @property
-    def stdout(self) -> trio.abc.ReceiveStream:
-        return self._stdout
+    def ready(self) -> bool:
+        return self._channel.ready
 
     @property
     def returncode(self) -> int | None:
@@ -192,7 +192,7 @@ class StdioProcess:
         """Close stdin, then SIGTERM, then SIGKILL the process group; always reap."""
         with trio.CancelScope(shield=True):
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await self.stdin.aclose()
+                await self._stdin.aclose()
             for sig in (None, signal.SIGTERM, signal.SIGKILL):
                 if sig is not None:
                     self._signal_group(sig)

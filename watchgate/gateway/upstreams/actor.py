@@ -8,7 +8,6 @@ outlives incarnations. Whatever was in flight when an incarnation ends is answer
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Final
@@ -52,8 +51,6 @@ from watchgate.protocol.jsonrpc import Kind, Line, Message, error_response
 from watchgate.protocol.namespace import rewrite_result
 from watchgate.sanitize import clean
 from watchgate.transports.base import default_connector
-from watchgate.wire.framing import LineReader
-from watchgate.wire.outbox import Outbox
 
 if TYPE_CHECKING:
     from watchgate.config.schema import UpstreamConfig
@@ -87,7 +84,6 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._hooks = hooks if hooks is not None else HookChain()
         self._inflight = InFlightTable()
         self._asked = ServerRequests(config.name)
-        self._outbox: Outbox | None = None  # the process's stdin, for one incarnation
         self._writer_idle = False  # the write loop waits for mail: a lone request may bypass it
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
@@ -129,7 +125,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             try:
                 try:
                     async with self._connect(self.config) as process:
-                        self._process, self._outbox = process, Outbox(process.stdin)
+                        self._process = process
                         try:
                             async with trio.open_nursery() as nursery:
                                 nursery.start_soon(process.pump_stderr, self.log.stderr)
@@ -163,7 +159,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                     self._exit_reason = str(exc)
                     raise
             finally:
-                self._process = self._outbox = None
+                self._process = None
                 await self._fail_everything(self._exit_reason or "stopped")
             if self._exit_reason is not None and not self._exit_reason.startswith("exited with code 0"):
                 raise UpstreamExited(self._exit_reason)
@@ -179,31 +175,25 @@ class UpstreamActor(Actor[UpstreamMessage]):
         return trio.current_time() + self.config.request_timeout
 
     async def _write(self, data: Line) -> None:
-        outbox = self._outbox
-        if outbox is None:
-            return
-        # a broken pipe means the process is gone: the read loop sees EOF and ends the incarnation
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await outbox.send_all(data)
+        transport = self._process
+        if transport is not None:  # a peer that is gone drops it: its receive side ends the incarnation
+            await transport.send(data)
 
     # --- client -> upstream --------------------------------------------------------------------
     async def forward(self, request: ForwardRequest) -> None:
         """Send a client's request: straight to the process's stdin, in the caller's task, when
         it is the only call in flight and the writer is idle (one task hop less for a lone call;
         see outbox.py); through the mailbox otherwise, where requests go out in batches."""
-        outbox = self._outbox
+        transport = self._process
         if (
             self._writer_idle
-            and outbox is not None
+            and transport is not None
             and not self._inflight
             and not self.has_unreceived
-            and outbox.can_send_nowait
+            and transport.ready
         ):
             line = self._forward(request)
-            try:
-                sent = outbox.try_send(line)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the process is gone: the read loop ends the incarnation, failing this call
+            sent = transport.send_nowait(line)
             if sent < len(line):
                 # the rest right away, under the outbox's lock (taken before anything can run):
                 # no other line (a ping answer, a cancellation) may land inside this one
@@ -280,16 +270,15 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     # --- upstream -> client --------------------------------------------------------------------
     async def _read_loop(self, process: UpstreamConnection, scope: trio.CancelScope) -> None:
-        reader = LineReader(process.stdout)
         try:
-            while (line := await reader.receive_line()) is not None:
+            async for burst in process.receive():
                 if self._hooks.empty:
-                    await self._on_line(line)
+                    for line in burst:
+                        await self._on_line(line)
                     continue
                 async with answer_group():  # a burst's records written at once (group commit)
-                    await self._on_line(line)
-                    while reader.buffered:
-                        await self._on_line(reader.next_buffered())
+                    for line in burst:
+                        await self._on_line(line)
         except LineTooLong as exc:
             self._exit_reason = f"protocol error: {exc}"
             scope.cancel()

@@ -1,0 +1,76 @@
+"""A pair of byte streams seen as what the upstream seam carries: lines out, bursts of lines in.
+
+A transport over streams (stdio's pipes, the in-memory mock of the tests) composes one of these
+and so meets the message half of ``watchgate.transports.base.UpstreamTransport``:
+
+- ``send`` writes whole lines through an `Outbox` (one writer at a time, in order);
+- ``ready``/``send_nowait`` are the pipe fast path, where the stream has one: a lone request
+  written straight to the pipe by the task that has it (see outbox.py);
+- ``receive()`` yields the peer's lines a *burst* at a time: every whole line already read, so
+  the audit log can commit a burst's records with one write (ADR-019).
+
+trio's broken- and closed-stream errors stop here: a peer that went away is seen by the
+receiving side, which ends; a write to it is dropped, not raised into the actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import trio
+
+from watchgate.protocol.jsonrpc import Line
+from watchgate.wire.framing import LineReader
+from watchgate.wire.outbox import Outbox
+
+__all__ = ["Bursts", "LineChannel"]
+
+_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class Bursts:
+    """``async for burst in channel.receive()``: lists of lines, never empty; ends at EOF.
+
+    Raises ``LineTooLong`` for a line over the limit (a framing error that ends the peer)."""
+
+    def __init__(self, reader: LineReader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> Bursts:
+        return self
+
+    async def __anext__(self) -> list[bytes]:
+        line = await self._reader.receive_line()
+        if line is None:
+            raise StopAsyncIteration
+        burst = [line]
+        while self._reader.buffered:
+            burst.append(self._reader.next_buffered())
+        return burst
+
+
+class LineChannel:
+    def __init__(self, send: trio.abc.SendStream, receive: trio.abc.ReceiveStream) -> None:
+        self._outbox = Outbox(send)
+        self._bursts = Bursts(LineReader(receive))
+
+    @property
+    def ready(self) -> bool:
+        """A write would go out at once: the fast path is open and nobody is writing."""
+        return self._outbox.can_send_nowait
+
+    def send_nowait(self, data: Line) -> int:
+        """Write what goes at once (check ``ready`` first); the rest must follow with ``send``
+        before anything else. A peer that is gone takes everything: its reader ends the session."""
+        try:
+            return self._outbox.try_send(data)
+        except _GONE:
+            return len(data)
+
+    async def send(self, data: Line | memoryview) -> None:
+        """Write whole lines, waiting for room; dropped if the peer is gone."""
+        with contextlib.suppress(*_GONE):
+            await self._outbox.send_all(data)
+
+    def receive(self) -> Bursts:
+        return self._bursts
