@@ -17,6 +17,7 @@ WatchgateError                    catch this for "anything Watchgate refused or 
 ├── UpstreamStartError            an upstream could not start or failed its handshake
 ├── UpstreamExited                an upstream's process or connection ended
 ├── LineTooLong                   a peer sent more than the line limit without a newline
+├── PeerGone                      the other side of a connection closed: nothing more reaches it
 ├── AuditLogInUse (also OSError)  another process writes this audit log
 ├── RuntimeDirUnsafe              the runtime directory could be someone else's
 ├── DaemonAlreadyRunning          `up` found a daemon answering on the socket
@@ -54,6 +55,7 @@ __all__ = [
     "JsonRpcError",
     "LineTooLong",
     "ParseError",
+    "PeerGone",
     "PluginLoadError",
     "PolicyDenied",
     "RuntimeDirUnsafe",
@@ -223,6 +225,11 @@ class UpstreamExited(WatchgateError):
 
 class LineTooLong(WatchgateError):
     """A peer sent more than the line limit without a newline: a framing error, not a message."""
+
+
+class PeerGone(WatchgateError):
+    """The other side of a connection is closed (a broken pipe, a closed stream): nothing more
+    can be written to it. Raised by the wire layer in place of trio's own errors."""
 
 
 class AuditLogInUse(WatchgateError, OSError):

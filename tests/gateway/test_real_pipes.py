@@ -118,10 +118,11 @@ class _Router:
 async def test_a_batch_keeps_its_order_around_a_large_answer() -> None:
     from watchgate.gateway.client import ClientActor
     from watchgate.protocol import jsonrpc
+    from watchgate.wire.lines import LineChannel
 
     client_in_receive, client_in_send = pipe()
     out_receive, out_send = pipe()
-    client = ClientActor(client_in_receive, out_send, router=_Router())  # type: ignore[arg-type]
+    client = ClientActor(LineChannel(out_send, client_in_receive), router=_Router())  # type: ignore[arg-type]
     big = jsonrpc.decode(b'{"jsonrpc":"2.0","id":2,"result":"' + b"b" * 100_000 + b'"}')
     messages = [
         jsonrpc.result_response(1, {"n": 1}),

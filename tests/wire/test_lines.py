@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import trio
 import trio.testing
 
+from watchgate.errors import PeerGone
 from watchgate.wire.lines import LineChannel
 from watchgate.wire.pipes import eager_send, fd_stream
 
@@ -26,23 +28,26 @@ async def test_what_arrived_together_comes_out_as_one_burst() -> None:
     assert await at_peer.receive_some() == b"a\nb\n"
 
 
-async def test_a_peer_that_is_gone_takes_writes_without_an_error() -> None:
+async def test_a_peer_that_is_gone_is_one_watchgate_error() -> None:
     to_peer, at_peer = trio.testing.memory_stream_one_way_pair()
     _, ours = trio.testing.memory_stream_one_way_pair()
     channel = LineChannel(to_peer, ours)
     assert not channel.ready  # a memory stream has no fast path: everything goes through send
     await at_peer.aclose()
     await to_peer.aclose()
-    await channel.send(b"lost\n")  # dropped: the receiving side is what ends the session
     assert channel.send_nowait(b"not now\n") == 0  # no fast path: nothing goes at once
+    with pytest.raises(PeerGone):  # trio's own error stops at the wire layer
+        await channel.send(b"lost\n")
 
 
-async def test_the_pipe_fast_path_writes_at_once_and_a_broken_pipe_is_not_raised() -> None:
+async def test_the_pipe_fast_path_writes_at_once_and_a_broken_pipe_is_translated() -> None:
     read_fd, write_fd = os.pipe()
     channel = LineChannel(eager_send(fd_stream(write_fd)), trio.testing.memory_stream_one_way_pair()[1])
     assert channel.ready
     assert channel.send_nowait(b"now\n") == 4
     assert os.read(read_fd, 10) == b"now\n"
     os.close(read_fd)
-    assert channel.send_nowait(b"gone\n") == 5  # EPIPE: taken, the peer's reader ends the session
-    await channel.send(b"gone too\n")
+    with pytest.raises(PeerGone):
+        channel.send_nowait(b"gone\n")
+    with pytest.raises(PeerGone):
+        await channel.send(b"gone too\n")

@@ -22,14 +22,11 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor, MailboxFull
-from watchgate.errors import JsonRpcError, LineTooLong
+from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
-from watchgate.gateway.ports import RouterPort, UpstreamPort
+from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, error_response
-from watchgate.wire.framing import LineReader
-from watchgate.wire.outbox import Outbox
-from watchgate.wire.pipes import EagerPipeSend
 
 _BATCH: Final = 256
 _END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
@@ -40,8 +37,7 @@ _log = logging.getLogger("watchgate.client")
 class ClientActor(Actor[Line | LargeAnswer]):
     def __init__(
         self,
-        receive: trio.abc.ReceiveStream,
-        send: trio.abc.SendStream,
+        channel: ClientChannel,
         *,
         router: RouterPort,
         linger: float = 0.0,
@@ -53,9 +49,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         ``stall_timeout``: how long the output queue may stay full before the client is let go."""
         self.client_id = next(_ids)
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
-        self._input = receive
-        self._outbox = Outbox(send)
-        self._zero_copy = isinstance(send, EagerPipeSend)  # a pipe takes views; a WebSocket wants bytes
+        self._channel = channel
         self._writer_idle = False  # the writer waits for mail: the last answer owed may bypass it
         self._router = router
         self._answers: dict[str, UpstreamPort] = {}
@@ -90,14 +84,14 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 last = True
         if self.finished:
             return
-        if self._zero_copy and (large := jsonrpc.large_answer(msg)) is not None:
+        if self._channel.takes_views and (large := jsonrpc.large_answer(msg)) is not None:
             self._queue(large)
             return
         line = jsonrpc.encode_line(msg)
-        if last and self._writer_idle and not self.has_unreceived and self._outbox.can_send_nowait:
+        if last and self._writer_idle and not self.has_unreceived and self._channel.ready:
             try:
-                sent = self._outbox.try_send(line)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                sent = self._channel.send_nowait(line)
+            except PeerGone:
                 sent = 0  # the writer meets the same error with this line and ends the session
             if sent == len(line):
                 return
@@ -193,12 +187,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
 
     async def _read_loop(self) -> None:
         try:
-            async for line in LineReader(self._input):
-                await self._on_line(line)
+            async for burst in self._channel.receive():
+                for line in burst:
+                    await self._on_line(line)
         except LineTooLong as exc:
             _log.warning("[%s] %s; closing the session", self.name, exc)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
         self.client_left = True  # not cancelled: its input ended (`down` and let-go cancel instead)
         _log.info("[%s] disconnected", self.name)
 
@@ -237,7 +230,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 await self._write_batch(batch)
                 if _END in batch:
                     return
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except PeerGone:
             # nothing more can reach this client: end the session (its requests are cancelled
             # upstream), or its mailbox would fill up and stall everyone who sends to it
             _log.info("[%s] output closed; ending the session", self.name)
@@ -252,14 +245,14 @@ class ClientActor(Actor[Line | LargeAnswer]):
         for item in batch:
             if isinstance(item, LargeAnswer):
                 if lines:
-                    await self._outbox.send_all(jsonrpc.join_lines(lines))
+                    await self._channel.send(jsonrpc.join_lines(lines))
                     lines = []
                 for part in item:
-                    await self._outbox.send_all(part)
+                    await self._channel.send(part)
             elif item:  # the end marker is empty
                 lines.append(item)
         if lines:
-            await self._outbox.send_all(jsonrpc.join_lines(lines))
+            await self._channel.send(jsonrpc.join_lines(lines))
 
     async def _finish_writing(self) -> None:
         """Let the writer write everything queued before the session ends, within a second: the

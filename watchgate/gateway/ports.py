@@ -14,7 +14,7 @@ imports this module, so this one cannot import it back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol, TypeVar
 
 from actors import Reply
@@ -22,9 +22,31 @@ from watchgate.config.schema import UpstreamConfig
 from watchgate.errors import JsonRpcError
 from watchgate.protocol.jsonrpc import Message
 
-__all__ = ["ClientPort", "NotifierPort", "RouterPort", "UpstreamPort"]
+__all__ = ["ClientChannel", "ClientPort", "NotifierPort", "RouterPort", "UpstreamPort"]
 
 R = TypeVar("R")
+
+
+class ClientChannel(Protocol):
+    """How a client actor meets its client: lines in, lines out (the client seam).
+
+    A listener builds one per session: ``wire.lines.LineChannel`` over a pipe or a WebSocket
+    stream; an HTTP listener's, which answers each request on the POST that carried it, is the
+    next. ``receive()`` yields the client's lines a burst at a time and ends when the client
+    does; ``send`` raises ``PeerGone`` once nothing reaches the client any more. ``ready`` and
+    ``send_nowait`` are the pipe's fast path; ``takes_views`` says a large answer may be written
+    as views of the server's bytes."""
+
+    takes_views: bool
+
+    @property
+    def ready(self) -> bool: ...
+
+    def send_nowait(self, data: bytes | bytearray) -> int: ...
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def receive(self) -> AsyncIterator[list[bytes]]: ...
 
 
 class ClientPort(Protocol):

@@ -43,6 +43,7 @@ from watchgate.hooks import HookChain, MessageHooks
 from watchgate.plugins.pipeline import build_plugins
 from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.transports.base import Connector, default_connector
+from watchgate.wire.lines import LineChannel
 
 _log = logging.getLogger("watchgate.gateway")
 
@@ -132,7 +133,7 @@ class Gateway:
     ) -> bool:
         """One client session as a temporary child of the clients supervisor; returns when it
         ends, True if the client ended it (closed its input), False if the gateway did."""
-        client = ClientActor(receive, send, router=self.router)
+        client = ClientActor(LineChannel(send, receive), router=self.router)
         session = ClientSession(client, peer_pid, trio.current_time())
         self._record(lifecycle_entry("client_attached", client=client.name, reason=f"pid {peer_pid}"))
         self._sessions[client.name] = session
@@ -262,7 +263,7 @@ class Gateway:
             nursery.start_soon(self.root.run)
             linger = max((u.request_timeout for u in self.config.proxy.upstreams), default=0.0)
             client = ClientActor(
-                receive, send, router=self.router, linger=linger + self.config.proxy.startup_wait
+                LineChannel(send, receive), router=self.router, linger=linger + self.config.proxy.startup_wait
             )
             await self.notifier.tell(ClientAttached(client))
             await client.run()

@@ -8,7 +8,7 @@ the peer's lines a burst at a time (all that arrived together: the unit of the a
 commit), plus the facts about the peer that ``ps`` and error messages show. A transport over a
 pipe has a fast path, ``ready``/``send_nowait``; one without it says ``ready`` is False and
 everything goes through ``send``. Foreign errors stop at the transport: a peer that went away
-ends ``receive``; ``send`` to it is dropped.
+ends ``receive``, and ``send`` to it raises ``PeerGone``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ class UpstreamConnection(Protocol):
         """``send_nowait`` would write at once (a pipe nobody is writing to); False without a fast path."""
 
     def send_nowait(self, data: Line) -> int:
-        """Write what goes at once; the rest must follow with ``send`` before any other line."""
+        """Write what goes at once; the rest must follow with ``send`` before any other line.
+        Raises ``PeerGone``."""
 
     async def send(self, data: Line) -> None:
-        """Write one or more whole lines, in order; dropped if the peer is gone."""
+        """Write one or more whole lines, in order; raises ``PeerGone`` if the peer is gone."""
 
     def receive(self) -> AsyncIterator[list[bytes]]:
         """The peer's lines, a burst at a time; ends with the peer. Raises ``LineTooLong``."""

@@ -9,19 +9,19 @@ and so meets the message half of ``watchgate.transports.base.UpstreamTransport``
 - ``receive()`` yields the peer's lines a *burst* at a time: every whole line already read, so
   the audit log can commit a burst's records with one write (ADR-019).
 
-trio's broken- and closed-stream errors stop here: a peer that went away is seen by the
-receiving side, which ends; a write to it is dropped, not raised into the actor.
+trio's broken- and closed-stream errors stop here: a peer that went away ends ``receive()``,
+and a write to it raises `PeerGone` (the one error the actors above catch).
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import trio
 
+from watchgate.errors import PeerGone
 from watchgate.protocol.jsonrpc import Line
 from watchgate.wire.framing import LineReader
 from watchgate.wire.outbox import Outbox
+from watchgate.wire.pipes import EagerPipeSend
 
 __all__ = ["Bursts", "LineChannel"]
 
@@ -40,7 +40,10 @@ class Bursts:
         return self
 
     async def __anext__(self) -> list[bytes]:
-        line = await self._reader.receive_line()
+        try:
+            line = await self._reader.receive_line()
+        except _GONE:  # closed under us: the same as its end
+            line = None
         if line is None:
             raise StopAsyncIteration
         burst = [line]
@@ -53,6 +56,9 @@ class LineChannel:
     def __init__(self, send: trio.abc.SendStream, receive: trio.abc.ReceiveStream) -> None:
         self._outbox = Outbox(send)
         self._bursts = Bursts(LineReader(receive))
+        self.takes_views = isinstance(
+            send, EagerPipeSend
+        )  # a pipe takes buffer views; a WebSocket wants bytes
 
     @property
     def ready(self) -> bool:
@@ -61,16 +67,18 @@ class LineChannel:
 
     def send_nowait(self, data: Line) -> int:
         """Write what goes at once (check ``ready`` first); the rest must follow with ``send``
-        before anything else. A peer that is gone takes everything: its reader ends the session."""
+        before anything else. Raises `PeerGone`."""
         try:
             return self._outbox.try_send(data)
-        except _GONE:
-            return len(data)
+        except _GONE as exc:
+            raise PeerGone(str(exc) or "the peer closed its side") from None
 
     async def send(self, data: Line | memoryview) -> None:
-        """Write whole lines, waiting for room; dropped if the peer is gone."""
-        with contextlib.suppress(*_GONE):
+        """Write whole lines, waiting for room; raises `PeerGone`."""
+        try:
             await self._outbox.send_all(data)
+        except _GONE as exc:
+            raise PeerGone(str(exc) or "the peer closed its side") from None
 
     def receive(self) -> Bursts:
         return self._bursts

@@ -8,6 +8,7 @@ outlives incarnations. Whatever was in flight when an incarnation ends is answer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Final
@@ -21,6 +22,7 @@ from watchgate.answer_group import answer_group, current_group
 from watchgate.errors import (
     JsonRpcError,
     LineTooLong,
+    PeerGone,
     UpstreamExited,
     UpstreamStartError,
     UpstreamTimeout,
@@ -176,8 +178,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     async def _write(self, data: Line) -> None:
         transport = self._process
-        if transport is not None:  # a peer that is gone drops it: its receive side ends the incarnation
-            await transport.send(data)
+        if transport is not None:
+            with contextlib.suppress(PeerGone):  # its receive side sees the end and ends the incarnation
+                await transport.send(data)
 
     # --- client -> upstream --------------------------------------------------------------------
     async def forward(self, request: ForwardRequest) -> None:
@@ -193,7 +196,10 @@ class UpstreamActor(Actor[UpstreamMessage]):
             and transport.ready
         ):
             line = self._forward(request)
-            sent = transport.send_nowait(line)
+            try:
+                sent = transport.send_nowait(line)
+            except PeerGone:
+                return  # the process is gone: the read loop ends the incarnation, failing this call
             if sent < len(line):
                 # the rest right away, under the outbox's lock (taken before anything can run):
                 # no other line (a ping answer, a cancellation) may land inside this one
