@@ -27,6 +27,7 @@ from watchgate.daemon.client import call, follow
 from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths
 from watchgate.daemon.server import Daemon
 from watchgate.errors import ControlError, DaemonAlreadyRunning
+from watchgate.listeners.endpoints import ATTACH_PATH
 
 
 def _write(path: Path, *names: str) -> None:
@@ -193,7 +194,7 @@ async def test_down_answers_calls_still_in_flight_with_32003(
     async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, _):
         stream_ = await trio.open_unix_socket(str(daemon.paths.socket))
         async with stream_, trio.open_nursery() as nursery:
-            ws = await wrap_client_stream(nursery, stream_, "localhost", control.ATTACH_PATH)
+            ws = await wrap_client_stream(nursery, stream_, "localhost", ATTACH_PATH)
             call_line = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "hang"}}
             await ws.send_message(json.dumps(call_line) + "\n")
             while daemon.gateway.upstreams["alpha"].in_flight == 0:
@@ -245,11 +246,11 @@ async def test_pin_approve_makes_the_daemon_list_the_server_again(
 async def test_a_peer_of_another_uid_is_told_why_instead_of_hanging(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import watchgate.daemon.server as daemon_module
+    import watchgate.listeners.unix as listener_module
     from watchgate.errors import DaemonRefused
 
     async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
-        monkeypatch.setattr(daemon_module, "_peer_credentials", lambda stream: (1, 4242))
+        monkeypatch.setattr(listener_module, "_peer_credentials", lambda stream: (1, 4242))
         with trio.fail_after(5), pytest.raises(DaemonRefused, match="belongs to another user"):
             await call(daemon.paths, control.Ps())
         monkeypatch.undo()

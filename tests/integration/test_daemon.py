@@ -25,7 +25,7 @@ from tests.integration.conftest import CRASHY, EVERYTHING, TIME, WATCHGATE, text
 from watchgate.daemon import control
 from watchgate.daemon.client import call
 from watchgate.daemon.paths import RuntimePaths
-from watchgate.daemon.server import is_listening
+from watchgate.listeners.unix import is_listening
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from watchgate.daemon.client import connect
-from watchgate.daemon.control import ATTACH_PATH
 from watchgate.daemon.paths import RuntimePaths
 from watchgate.listeners import handoff
+from watchgate.listeners.endpoints import ATTACH_PATH
 from watchgate.wire.pipes import stdio_streams
 
 RELAY_ENV = "WATCHGATE_ATTACH_RELAY"

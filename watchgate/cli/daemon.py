@@ -22,8 +22,9 @@ from watchgate.config import load_config
 from watchgate.daemon import control
 from watchgate.daemon.client import call, follow
 from watchgate.daemon.paths import CONFIG_ENV, RuntimePaths, find_config, open_private, runtime_paths
-from watchgate.daemon.server import Daemon, is_listening
+from watchgate.daemon.server import Daemon
 from watchgate.errors import ConfigError, ControlError, DaemonAlreadyRunning, DaemonNotRunning, WatchgateError
+from watchgate.listeners.unix import is_listening
 from watchgate.sanitize import escape_controls
 
 AUTOSTART_ENV = "WATCHGATE_AUTOSTART"

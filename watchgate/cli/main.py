@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,11 +11,10 @@ from typing import Any
 import trio
 
 from watchgate import __version__
-from watchgate.audit import AuditActor
 from watchgate.config import GatewayConfig, Transport, load_config
 from watchgate.errors import ConfigError, WatchgateError
-from watchgate.gateway.tree import Gateway, audit_actor
-from watchgate.wire.pipes import eager_receive, eager_send, stdio_streams
+from watchgate.gateway.tree import audit_actor
+from watchgate.listeners.stdio import serve_stdio
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -101,23 +99,5 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
-    trio.run(_serve_stdio, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
+    trio.run(serve_stdio, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
     return 0
-
-
-async def _serve_stdio(config: GatewayConfig, audit: AuditActor | None) -> None:
-    """stdout is the protocol: nothing else may ever be written to it, logs go to stderr."""
-    stdin, stdout = stdio_streams()
-    gateway = Gateway(config, audit=audit)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-        await gateway.serve_stream(eager_receive(stdin), eager_send(stdout))
-        nursery.cancel_scope.cancel()
-
-
-async def _stop_on_signal(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            logging.getLogger("watchgate").info("%s: shutting down", signal.Signals(signum).name)
-            scope.cancel()
-            return

@@ -18,13 +18,14 @@ from trio_websocket import (
 from watchgate.daemon import control
 from watchgate.daemon.paths import RuntimePaths
 from watchgate.errors import ControlError, DaemonNotRunning, DaemonRefused
+from watchgate.listeners.endpoints import CONTROL_PATH, MAX_MESSAGE
 
 HANDSHAKE_TIMEOUT = 10.0
 
 
 @asynccontextmanager
 async def connect(
-    paths: RuntimePaths, path: str = control.CONTROL_PATH, **options: Any
+    paths: RuntimePaths, path: str = CONTROL_PATH, **options: Any
 ) -> AsyncIterator[WebSocketConnection]:
     """A WebSocket to the daemon's ``path``; refusals and silence end in one clear error."""
     paths.verify_socket()  # never speak to a socket someone else put there
@@ -38,7 +39,7 @@ async def connect(
         async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
             with trio.fail_after(HANDSHAKE_TIMEOUT):
                 ws = await wrap_client_stream(
-                    nursery, stream, "localhost", path, max_message_size=control.MAX_MESSAGE, **options
+                    nursery, stream, "localhost", path, max_message_size=MAX_MESSAGE, **options
                 )
             try:
                 yield ws

@@ -13,10 +13,6 @@ import msgspec
 
 from watchgate.audit import AuditStatus
 
-CONTROL_PATH: Final = "/control"
-ATTACH_PATH: Final = "/attach"
-MAX_MESSAGE: Final = 256 * 1024 * 1024  # a 5 MB tool result must pass an attach session whole
-
 
 class Request(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):
     pass
