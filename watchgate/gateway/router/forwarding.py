@@ -16,11 +16,12 @@ import trio
 from msgspec import UNSET
 
 from watchgate.errors import JsonRpcError, UpstreamUnavailable
+from watchgate.gateway.answers import answer_error
 from watchgate.gateway.messages import ForwardRequest, UpstreamReady
 from watchgate.gateway.ports import ClientPort, UpstreamPort
 from watchgate.hooks import CallContext, HookChain
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Message, error_response
+from watchgate.protocol.jsonrpc import Message
 
 if TYPE_CHECKING:
     from watchgate.protocol.catalog import Catalog
@@ -114,7 +115,7 @@ class Forwarder:
                 if view.state not in ("running", "starting"):
                     raise UpstreamUnavailable(server, view.state, view.last_error)
             except JsonRpcError as exc:
-                await client.send(await self._hooks.on_response(ctx, error_response(ctx.request_id, exc)))
+                await answer_error(self._hooks, client, ctx.request_id, ctx, exc)
                 return False
         elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
             raise UpstreamUnavailable(server, view.state, view.last_error)

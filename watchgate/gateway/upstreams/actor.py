@@ -28,6 +28,7 @@ from watchgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from watchgate.gateway.answers import answer_error, end_unanswered
 from watchgate.gateway.messages import (
     ClientGone,
     ForwardAnswer,
@@ -47,7 +48,7 @@ from watchgate.gateway.upstreams.session import (
     error_from,
     swap_progress_token,
 )
-from watchgate.hooks import HookChain, cancelled_response
+from watchgate.hooks import HookChain
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line, Message, error_response
 from watchgate.protocol.namespace import rewrite_result
@@ -224,8 +225,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
     async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
         if isinstance(msg, ForwardRequest):
             if msg.client.finished:  # queued before its client left: nobody waits for the answer
-                if msg.ctx is not None:
-                    await self._hooks.on_response(msg.ctx, cancelled_response(msg.ctx, "client left"))
+                await end_unanswered(self._hooks, msg.ctx, "client left")
                 return None
             return self._forward(msg)
         if isinstance(msg, InternalRequest):
@@ -236,10 +236,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             if cancelled is None:
                 return None
             self._inflight.pop(cancelled.gateway_id)
-            if cancelled.ctx is not None:  # the hooks see every call end, even unanswered ones
-                await self._hooks.on_response(
-                    cancelled.ctx, cancelled_response(cancelled.ctx, "by the client")
-                )
+            await end_unanswered(self._hooks, cancelled.ctx, "by the client")
             return cancel_line(cancelled.gateway_id, msg.reason)
         if isinstance(msg, ForwardAnswer):
             assert isinstance(msg.msg.id, str)
@@ -267,8 +264,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         for pending in self._inflight.of_client(client_id):
             if self._inflight.pop(pending.gateway_id):
                 lines.append(cancel_line(pending.gateway_id, "client disconnected"))
-                if pending.ctx is not None:
-                    await self._hooks.on_response(pending.ctx, cancelled_response(pending.ctx, "client left"))
+                await end_unanswered(self._hooks, pending.ctx, "client left")
         for upstream_id in self._asked.drop_client(client_id):
             error = JsonRpcError(jsonrpc.INTERNAL_ERROR, "the client that was asked has disconnected")
             lines.append(_line(error_response(upstream_id, error)))
@@ -490,11 +486,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
             error = UpstreamUnavailable(self.name, "stopped", self._exit_reason)
         for msg in self.drain_nowait():
             if isinstance(msg, ForwardRequest):
-                assert msg.msg.id is not None and msg.msg.id is not UNSET
-                answer = error_response(msg.msg.id, error)
-                if msg.ctx is not None:
-                    answer = await self._hooks.on_response(msg.ctx, answer)
-                await msg.client.send(answer)
+                assert msg.msg.id is not UNSET
+                await answer_error(self._hooks, msg.client, msg.msg.id, msg.ctx, error)
             elif isinstance(msg, InternalRequest):
                 msg.reply.fail(error)
 
@@ -502,10 +495,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         if pending.reply is not None:
             pending.reply.fail(error)
         elif pending.client is not None:
-            answer = error_response(pending.client_request_id, error)
-            if pending.ctx is not None:
-                answer = await self._hooks.on_response(pending.ctx, answer)
-            await pending.client.send(answer)
+            await answer_error(self._hooks, pending.client, pending.client_request_id, pending.ctx, error)
 
 
 def _line(msg: Message) -> Line:
