@@ -408,3 +408,20 @@ async def test_daemon_shutdown_with_clients_attached_is_clean(autojump_clock: tr
     # leaving the block cancelled the daemon: every child stopped, nothing raised
     assert gateway.upstream_supervisor.status("solo").state == "stopped"
     assert not gateway.upstreams["solo"].running
+
+
+async def test_a_renamed_call_keeps_its_progress_token_mapped(autojump_clock: trio.testing.MockClock) -> None:
+    """Multi-server mode: the router decodes params once to rename the tool, and the upstream
+    swaps the progress token in those same fields: both changes reach the server."""
+    alpha, beta = FakeServer("alpha", tools={"report": _report}), FakeServer("beta")
+    async with running_gateway(make_config("alpha", "beta"), alpha, beta) as (_, client):
+        await client.initialize()
+        params = {"name": "alpha__report", "arguments": {"n": 1}, "_meta": {"progressToken": 5, "other": 1}}
+        await client.response(await client.start("tools/call", params))
+        upstream = alpha.session.requests("tools/call")[0]
+        assert upstream["params"] == {
+            "name": "report",
+            "arguments": {"n": 1},
+            "_meta": {"progressToken": upstream["id"], "other": 1},
+        }
+        assert [n["params"]["progressToken"] for n in client.notified("notifications/progress")] == [5]

@@ -370,3 +370,20 @@ async def test_an_upstream_the_pipeline_does_not_know_gets_the_global_plugins() 
         await pipeline.on_request(ctx, request)
     no_params = jsonrpc.request(1, "tools/call")
     assert await pipeline.on_request(ctx, no_params) is no_params
+
+
+async def test_a_call_a_plugin_changed_still_gets_its_progress_token_swapped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """What the router decoded is dropped once a hook changes the message: the server gets the
+    plugin's arguments and the gateway's progress token, not a stale copy of either."""
+    solo = FakeServer("solo", tools={"echo": echo_args})
+    config = config_with("solo", plugins=[{"name": f"{S}:Tagger", "config": {"tag": "a"}}])
+    async with gateway_with_hooks(config, solo) as (_, attach):
+        client = await attach()
+        await client.initialize()
+        params = {"name": "echo", "arguments": {"x": 1}, "_meta": {"progressToken": "t"}}
+        await client.result("tools/call", params)
+        upstream = solo.session.requests("tools/call")[0]
+        assert upstream["params"]["arguments"] == {"x": 1, "trail": "a"}
+        assert upstream["params"]["_meta"] == {"progressToken": upstream["id"]}

@@ -41,6 +41,9 @@ class ForwardRequest:
     msg: Message
     method: str
     ctx: CallContext | None = None  # None when no message hooks are configured
+    # the top level of msg.params as the router decoded it, so the upstream need not decode it
+    # again (to swap a progress token); None when unknown or when a hook changed the message
+    fields: dict[str, msgspec.Raw] | None = None
 
 
 @dataclass(frozen=True, slots=True)

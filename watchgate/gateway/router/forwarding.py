@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
-from msgspec import UNSET
+from msgspec import UNSET, Raw
 
 from watchgate.errors import JsonRpcError, UpstreamUnavailable
 from watchgate.gateway.answers import answer_error
@@ -60,7 +60,7 @@ class Forwarder:
         if own != name:
             fields[member] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
-        await self.forward(server, client, msg, own, name)
+        await self.forward(server, client, msg, own, name, fields)
 
     async def by_uri(self, client: ClientPort, msg: Message) -> bool:
         fields = jsonrpc.params_fields(msg)
@@ -71,7 +71,7 @@ class Forwarder:
         if own != uri:
             fields["uri"] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
-        return await self.forward(server, client, msg, own, uri)
+        return await self.forward(server, client, msg, own, uri, fields)
 
     async def completion(self, client: ClientPort, msg: Message) -> None:
         fields = jsonrpc.params_fields(msg)
@@ -90,10 +90,19 @@ class Forwarder:
             )
         public, ref[member] = ref[member], own
         fields["ref"] = jsonrpc.raw(ref)
-        await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public)
+        await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public, fields)
 
-    async def forward(self, server: str, client: ClientPort, msg: Message, own: str, public: str) -> bool:
-        """Send the request upstream; False if it was answered here instead (down, or refused)."""
+    async def forward(
+        self,
+        server: str,
+        client: ClientPort,
+        msg: Message,
+        own: str,
+        public: str,
+        fields: dict[str, Raw] | None = None,
+    ) -> bool:
+        """Send the request upstream; False if it was answered here instead (down, or refused).
+        ``fields``: the top level of ``msg.params`` already decoded, handed on with the request."""
         view = self._views[server]
         method = msg.method
         assert isinstance(method, str) and msg.id is not None and msg.id is not UNSET
@@ -111,7 +120,9 @@ class Forwarder:
                 request_bytes=0 if msg.params is UNSET else len(msg.params),
             )
             try:
-                msg = await self._hooks.on_request(ctx, msg)
+                checked = await self._hooks.on_request(ctx, msg)
+                if checked is not msg:  # a hook changed it: what was decoded no longer holds
+                    msg, fields = checked, None
                 if view.state not in ("running", "starting"):
                     raise UpstreamUnavailable(server, view.state, view.last_error)
             except JsonRpcError as exc:
@@ -119,5 +130,5 @@ class Forwarder:
                 return False
         elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
             raise UpstreamUnavailable(server, view.state, view.last_error)
-        await view.actor.forward(ForwardRequest(client, msg, method, ctx))
+        await view.actor.forward(ForwardRequest(client, msg, method, ctx, fields))
         return True

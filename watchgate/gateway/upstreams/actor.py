@@ -253,7 +253,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         out = request.with_id(pending.gateway_id)
         params = request.params
         if params is not UNSET and _PROGRESS_MARK.search(params) is not None:
-            token, new_params = swap_progress_token(request, pending.gateway_id)
+            token, new_params = swap_progress_token(request, pending.gateway_id, msg.fields)
             if token is not None:
                 pending.progress_token = token
                 out = out.with_params(new_params)

@@ -23,9 +23,12 @@ def cancel_line(request_id: int, reason: str | None) -> Line:
     return jsonrpc.encode_line(jsonrpc.notification("notifications/cancelled", params))
 
 
-def swap_progress_token(request: Message, gateway_id: int) -> tuple[Any, msgspec.Raw]:
-    """Replace the client's progress token with the gateway id; return the client's and new params."""
-    fields = jsonrpc.params_fields(request)
+def swap_progress_token(
+    request: Message, gateway_id: int, fields: dict[str, msgspec.Raw] | None = None
+) -> tuple[Any, msgspec.Raw]:
+    """Replace the client's progress token with the gateway id; return the client's and new params.
+    ``fields``: the top level of ``request.params`` if the router decoded it already (not changed)."""
+    fields = dict(fields) if fields is not None else jsonrpc.params_fields(request)
     meta = msgspec.json.decode(fields["_meta"]) if "_meta" in fields else {}
     if not isinstance(meta, dict) or "progressToken" not in meta:
         return None, request.params  # type: ignore[return-value]
