@@ -143,6 +143,16 @@ class Actor(abc.ABC, Generic[M]):
         stats = self._recv.statistics()
         return stats.current_buffer_used > 0 or (self._receiving and stats.tasks_waiting_receive == 0)
 
+    @property
+    def idle(self) -> bool:
+        """Waiting for mail, with none queued or handed over yet.
+
+        The idle-writer bypass: while an actor that writes to a stream is idle, a task that has
+        the next thing to write may write it past the mailbox itself (one task hop less)
+        without overtaking anything sent before it.
+        """
+        return self._receiving and not self.has_unreceived
+
     # -- running -----------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

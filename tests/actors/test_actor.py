@@ -311,3 +311,27 @@ async def test_has_unreceived_counts_a_message_handed_straight_to_a_waiting_acto
         assert not pump.has_unreceived
         pump.stop()
     assert pump.batches == [[1], [2]]
+
+
+async def test_idle_only_while_waiting_with_nothing_handed_over() -> None:
+    """The idle-writer bypass may write past the mailbox only while this holds."""
+    gate = trio.Event()
+
+    class SlowPump(Actor[int]):
+        async def handle(self, msg: int) -> None:
+            await gate.wait()  # busy with a message: a bypass now could overtake its write
+
+    pump = SlowPump("pump")
+    assert not pump.idle  # not running: nobody waits for mail
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pump.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pump.idle
+        pump.tell_nowait(1)  # handed straight to the waiting actor, which has not run yet
+        assert not pump.idle
+        await trio.testing.wait_all_tasks_blocked()
+        assert not pump.idle  # inside handle
+        gate.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert pump.idle
+        pump.stop()

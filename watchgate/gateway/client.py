@@ -50,13 +50,12 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.client_id = next(_ids)
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._channel = channel
-        self._writer_idle = False  # the writer waits for mail: the last answer owed may bypass it
         self._router = router
         self._answers: dict[str, UpstreamPort] = {}
         self.capabilities: dict[str, Any] = {}
         self.client_info: dict[str, Any] = {}
         self.initialized = False
-        self.log_level: str | None = None  # set by the router on logging/setLevel
+        self.log_level: str | None = None  # the router tells it on logging/setLevel
         self._linger = linger
         self._owed = 0  # requests read whose answer has not been sent yet
         self._all_answered = trio.Event()
@@ -88,7 +87,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._queue(large)
             return
         line = jsonrpc.encode_line(msg)
-        if last and self._writer_idle and not self.has_unreceived and self._channel.ready:
+        if last and self.idle and self._channel.ready:  # the idle-writer bypass (Actor.idle)
             try:
                 sent = self._channel.send_nowait(line)
             except PeerGone:
@@ -151,6 +150,15 @@ class ClientActor(Actor[Line | LargeAnswer]):
     def end(self) -> None:
         """End the session as if the client had left, but write what is queued for it first."""
         self._reading.cancel()
+
+    def introduce(self, capabilities: dict[str, Any], client_info: dict[str, Any]) -> None:
+        self.capabilities, self.client_info = capabilities, client_info
+
+    def set_log_level(self, level: str) -> None:
+        self.log_level = level
+
+    def mark_initialized(self) -> None:
+        self.initialized = True
 
     def expect_answer(self, request_id: str, upstream: UpstreamPort) -> None:
         """Route the client's response to ``request_id`` back to the upstream that asked."""
@@ -223,9 +231,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
     async def _write_loop(self, session: trio.CancelScope) -> None:
         try:
             while True:
-                self._writer_idle = True
+                # idle (Actor.idle) only while waiting here: not while a batch is written, and
+                # for good after the end marker
                 batch = await self.receive_batch(_BATCH)
-                self._writer_idle = False  # until the batch is written, and for good after the end marker
                 self._refill()
                 await self._write_batch(batch)
                 if _END in batch:
@@ -236,7 +244,6 @@ class ClientActor(Actor[Line | LargeAnswer]):
             _log.info("[%s] output closed; ending the session", self.name)
             session.cancel()
         finally:
-            self._writer_idle = False
             self._written.set()
 
     async def _write_batch(self, batch: list[Line | LargeAnswer]) -> None:

@@ -52,15 +52,36 @@ class ClientChannel(Protocol):
 class ClientPort(Protocol):
     """An attached client, as the router, the notifier and the upstreams see it.
 
-    The session fields are set by the router while it handles ``initialize`` and
-    ``logging/setLevel``; the notifier reads them to decide who hears what."""
+    What the client said of itself is the client's to keep: the router tells it (``introduce``,
+    ``set_log_level``, ``mark_initialized``) while it handles ``initialize``,
+    ``logging/setLevel`` and ``notifications/initialized``; the others only read it."""
 
-    client_id: int
-    capabilities: dict[str, Any]
-    client_info: dict[str, Any]
-    initialized: bool
-    log_level: str | None
-    finished: bool  # the session has ended: sends are dropped
+    @property
+    def client_id(self) -> int: ...
+
+    @property
+    def capabilities(self) -> dict[str, Any]: ...
+
+    @property
+    def client_info(self) -> dict[str, Any]: ...
+
+    @property
+    def initialized(self) -> bool:
+        """It sent ``notifications/initialized``: from now on it may receive notifications."""
+
+    @property
+    def log_level(self) -> str | None: ...
+
+    @property
+    def finished(self) -> bool:
+        """The session has ended: sends are dropped."""
+
+    def introduce(self, capabilities: dict[str, Any], client_info: dict[str, Any]) -> None:
+        """What its ``initialize`` said: the capabilities it declared and who it is."""
+
+    def set_log_level(self, level: str) -> None: ...
+
+    def mark_initialized(self) -> None: ...
 
     async def send(self, msg: Message) -> None:
         """Queue one message for the client; never blocks on a slow client."""

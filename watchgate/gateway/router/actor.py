@@ -292,8 +292,7 @@ class RouterActor(Actor[RouterMessage]):
         if not isinstance(params, dict):
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "initialize params must be an object")
         requested = params.get("protocolVersion")
-        client.capabilities = _dict(params.get("capabilities"))
-        client.client_info = _dict(params.get("clientInfo"))
+        client.introduce(_dict(params.get("capabilities")), _dict(params.get("clientInfo")))
         # a list or object here must not reach the frozenset (unhashable: it would crash the router)
         version = (
             requested if isinstance(requested, str) and requested in KNOWN_VERSIONS else PROTOCOL_VERSION
@@ -378,7 +377,7 @@ class RouterActor(Actor[RouterMessage]):
         level = jsonrpc.field_str(jsonrpc.params_fields(msg), "level")
         if level not in LOG_LEVELS:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.level must be one of {', '.join(LOG_LEVELS)}")
-        client.log_level = level
+        client.set_log_level(level)
         self._tell_level(self._levels.ask(client.client_id, level))
         await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
 
@@ -400,7 +399,7 @@ class RouterActor(Actor[RouterMessage]):
 
     async def _on_client_notification(self, client: ClientPort, msg: Message) -> None:
         if msg.method == "notifications/initialized":
-            client.initialized = True  # from now on it may receive notifications
+            client.mark_initialized()  # from now on it may receive notifications
             return
         if msg.method != "notifications/cancelled":
             return  # roots/list_changed, progress: nothing upstream needs from them

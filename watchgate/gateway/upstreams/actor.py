@@ -87,7 +87,6 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._hooks = hooks if hooks is not None else HookChain()
         self._inflight = InFlightTable()
         self._asked = ServerRequests(config.name)
-        self._writer_idle = False  # the write loop waits for mail: a lone request may bypass it
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
         self._timeouts_in_a_row = 0  # request timeouts since the server last answered anything
@@ -190,10 +189,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
         see outbox.py); through the mailbox otherwise, where requests go out in batches."""
         transport = self._process
         if (
-            self._writer_idle
+            self.idle  # the idle-writer bypass (Actor.idle)
             and transport is not None
             and not self._inflight
-            and not self.has_unreceived
             and transport.ready
         ):
             line = self._forward(request)
@@ -209,18 +207,13 @@ class UpstreamActor(Actor[UpstreamMessage]):
         await self.tell(request)
 
     async def _write_loop(self, process: UpstreamConnection) -> None:
-        try:
-            while True:
-                self._writer_idle = True
-                batch = await self.receive_batch(_BATCH)
-                # not idle until the batch is written: a request written past it meanwhile could
-                # land between the parts of a line that a full pipe split
-                self._writer_idle = False
-                chunks = [data for msg in batch if (data := await self._outgoing(msg))]
-                if chunks:
-                    await self._write(jsonrpc.join_lines(chunks))
-        finally:
-            self._writer_idle = False
+        while True:
+            # idle (Actor.idle) only while waiting here, not until the batch is written: a
+            # request written past it meanwhile could land between the parts of a line
+            batch = await self.receive_batch(_BATCH)
+            chunks = [data for msg in batch if (data := await self._outgoing(msg))]
+            if chunks:
+                await self._write(jsonrpc.join_lines(chunks))
 
     async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
         if isinstance(msg, ForwardRequest):
