@@ -179,9 +179,10 @@ class Actor(abc.ABC, Generic[M]):
     async def on_start(self) -> None:
         """Hook run at the start of every incarnation, before reporting started."""
 
-    @abc.abstractmethod
     async def handle(self, msg: M) -> None:
-        """Process one message."""
+        """Process one message: what the default ``run`` does with each. An actor whose loop is
+        its own (a writer taking its mailbox in batches) overrides ``run`` instead."""
+        raise NotImplementedError(f"{type(self).__name__} overrides neither handle() nor run()")
 
     async def receive(self) -> M:
         """Take the next message, waiting for one (for subclasses overriding ``run``)."""

@@ -335,3 +335,13 @@ async def test_idle_only_while_waiting_with_nothing_handed_over() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert pump.idle
         pump.stop()
+
+
+async def test_an_actor_with_neither_handle_nor_run_says_so_on_its_first_message() -> None:
+    class Mute(Actor[int]):
+        pass
+
+    mute = Mute("mute")
+    mute.tell_nowait(1)
+    with pytest.raises(NotImplementedError, match="Mute overrides neither handle"):
+        await mute.run()

@@ -306,10 +306,6 @@ class AuditActor(Actor[AuditMessage]):
 
     # -- the writer's loop -----------------------------------------------------
 
-    async def handle(self, msg: AuditMessage) -> None:
-        """Unused: `run` takes messages in batches so a burst costs one write."""
-        raise NotImplementedError
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self.incarnation():
             if not self.config.enabled:

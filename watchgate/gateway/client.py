@@ -164,9 +164,6 @@ class ClientActor(Actor[Line | LargeAnswer]):
         """Route the client's response to ``request_id`` back to the upstream that asked."""
         self._answers[request_id] = upstream
 
-    async def handle(self, msg: Line | LargeAnswer) -> None:  # pragma: no cover - run() is overridden
-        raise NotImplementedError
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until the client closes its side; then its session ends and its requests are cancelled."""
         with self.incarnation():

@@ -116,9 +116,6 @@ class UpstreamActor(Actor[UpstreamMessage]):
     def in_flight_of(self, client_id: int) -> int:
         return len(self._inflight.of_client(client_id))
 
-    async def handle(self, msg: UpstreamMessage) -> None:  # pragma: no cover - run() is overridden
-        raise NotImplementedError
-
     # --- one incarnation -----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self.incarnation():
