@@ -79,10 +79,10 @@ def test_transports_without_a_connector_fail_clearly() -> None:
     from watchgate.config import parse_config
     from watchgate.transports.base import default_connector
 
-    config = parse_config("proxy:\n  upstream:\n    transport: http\n    url: http://127.0.0.1:9/mcp\n")
+    config = parse_config("proxy:\n  upstream:\n    transport: websocket\n    url: ws://127.0.0.1:9/mcp\n")
     with pytest.raises(UpstreamStartError) as info:
         default_connector(config.proxy.upstreams[0])
-    assert "transport http is not supported" in str(info.value)
+    assert "transport websocket is not supported" in str(info.value)
 
 
 @pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="pipe sizes are Linux-only")

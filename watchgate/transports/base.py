@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from watchgate.config.schema import Transport
 from watchgate.errors import UpstreamStartError
 from watchgate.protocol.jsonrpc import Line
+from watchgate.transports.http import http_connector
 from watchgate.transports.stdio import stdio_connector
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ def default_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[Ups
     """Pick the transport's connector; a transport without one fails that upstream, clearly."""
     if config.transport == Transport.STDIO:
         return stdio_connector(config)
+    if config.transport == Transport.HTTP:
+        return http_connector(config)
     raise UpstreamStartError(
-        f"transport {config.transport!s} is not supported by this version of Watchgate (only stdio is)"
+        f"transport {config.transport!s} is not supported by this version of Watchgate (stdio and http are)"
     )

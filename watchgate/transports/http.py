@@ -1,0 +1,205 @@
+"""``transport: http``: a remote MCP server over Streamable HTTP (MCP 2025-11-25), with httpx2.
+
+Each message the upstream actor sends is one POST to the server's URL. The answer comes back
+on that POST, as a JSON body or as a stream of server-sent events (httpx2's ``EventSource``:
+no SSE parsing here), and each message in it is handed to the actor as a burst. The server's
+``Mcp-Session-Id`` is kept and sent with every later POST; the session is ended with a DELETE
+when the upstream stops. The actor needs nothing else: this module meets the same message seam
+as stdio (``transports/base.py``).
+
+What goes wrong on the wire is translated here: a server that cannot be reached, or that
+forgets the session (404), ends the connection with a reason, and the supervisor reconnects
+with its backoff, answering what was in flight with -32003 naming the server; an HTTP error
+status answers that one request with an error saying so.
+
+Not yet (issue 13): the GET stream for server-initiated messages outside a request,
+``Last-Event-ID`` resumption, the 2026-07-28 era, legacy HTTP+SSE, OAuth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
+
+import httpx2
+import trio
+from msgspec import UNSET
+
+from watchgate.errors import JsonRpcError, PeerGone, UpstreamStartError
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Kind, Line
+from watchgate.sanitize import clean
+
+if TYPE_CHECKING:
+    from watchgate.config.schema import UpstreamConfig
+
+__all__ = ["HttpConnection", "http_connector"]
+
+_log = logging.getLogger("watchgate.upstream")
+_ACCEPT: Final = "application/json, text/event-stream"
+_SESSION: Final = "mcp-session-id"
+_VERSION: Final = "mcp-protocol-version"
+_MAX_BODY_QUOTED: Final = 200
+
+
+class HttpConnection:
+    """One Streamable HTTP session with a remote server, as the upstream actor sees it."""
+
+    pid = None  # no process: ps shows the host
+    ready = False  # no fast path: every message is a POST
+
+    def __init__(self, config: UpstreamConfig, client: httpx2.AsyncClient, nursery: trio.Nursery) -> None:
+        assert config.url is not None
+        self.url = config.url
+        self.host = urlsplit(config.url).netloc
+        self.stderr_tail: list[str] = []  # a remote server has no stderr
+        self._client = client
+        self._nursery = nursery
+        self._session_id: str | None = None
+        self._protocol_version: str | None = None
+        self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](math.inf)
+        self._ended = trio.Event()
+        self._reason = "the connection was closed"
+
+    # -- the message seam ---------------------------------------------------------------------
+
+    def send_nowait(self, data: Line) -> int:
+        return 0
+
+    async def send(self, data: Line) -> None:
+        """POST each message; the answers arrive through ``receive``. Raises `PeerGone` once the
+        connection has ended."""
+        if self._ended.is_set():
+            raise PeerGone(self._reason)
+        for line in bytes(data).split(b"\n"):
+            if line.strip():
+                self._nursery.start_soon(self._post, line)
+
+    def receive(self) -> trio.MemoryReceiveChannel[list[bytes]]:
+        """Each message the server sent, as a burst of one; ends with the connection."""
+        return self._bursts
+
+    # -- what ps and the exit reason show -----------------------------------------------------
+
+    async def pump_stderr(self, on_line: object = None) -> None:
+        await self._ended.wait()
+
+    async def wait(self) -> int | None:
+        await self._ended.wait()
+        return None
+
+    def describe_exit(self) -> str:
+        return self._reason
+
+    # -- the wire -----------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": _ACCEPT, "content-type": "application/json"}
+        if self._session_id is not None:
+            headers[_SESSION] = self._session_id
+        if self._protocol_version is not None:
+            headers[_VERSION] = self._protocol_version
+        return headers
+
+    async def _post(self, line: bytes) -> None:
+        try:
+            async with self._client.stream(
+                "POST", self.url, content=line, headers=self._headers()
+            ) as response:
+                await self._on_response(line, response)
+        except httpx2.HTTPError as exc:  # cannot reach it, or it broke off: end, the supervisor retries
+            self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
+
+    async def _on_response(self, line: bytes, response: httpx2.Response) -> None:
+        session = response.headers.get(_SESSION)
+        if session is not None:
+            self._session_id = session
+        status = response.status_code
+        if status == 202:
+            return
+        if status == 404 and self._session_id is not None:
+            self._end(f"{self.host} ended the session (HTTP 404)")
+            return
+        if status >= 400:
+            body = clean((await response.aread())[:_MAX_BODY_QUOTED].decode("utf-8", "replace"))
+            self._refuse(line, f"{self.host} answered HTTP {status}" + (f": {body}" if body else ""))
+            return
+        kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind == "text/event-stream":
+            async for event in httpx2.EventSource(response):
+                if event.data:
+                    self._deliver(event.data.encode())
+        else:
+            self._deliver(await response.aread())
+
+    def _deliver(self, message: bytes) -> None:
+        self._remember_version(message)
+        # the actor stopped reading: the session is over
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            self._incoming.send_nowait([message])
+
+    def _remember_version(self, message: bytes) -> None:
+        """The protocol version the server chose in its ``initialize`` answer goes on every later POST."""
+        if self._protocol_version is not None or b'"protocolVersion"' not in message:
+            return
+        try:
+            result = jsonrpc.load(jsonrpc.decode(message).result)
+        except JsonRpcError:
+            return
+        if isinstance(result, dict) and isinstance(result.get("protocolVersion"), str):
+            self._protocol_version = result["protocolVersion"]
+
+    def _refuse(self, line: bytes, reason: str) -> None:
+        """Answer the request that was refused (a notification has nobody to tell: logged)."""
+        try:
+            msg = jsonrpc.decode(line)
+        except JsonRpcError:
+            return
+        if msg.kind is not Kind.REQUEST or msg.id is None or msg.id is UNSET:
+            _log.warning("[%s] %s", self.host, reason)
+            return
+        error = JsonRpcError(jsonrpc.INTERNAL_ERROR, reason, {"host": self.host})
+        self._deliver(jsonrpc.encode(jsonrpc.error_response(msg.id, error)))
+
+    def _end(self, reason: str) -> None:
+        if self._ended.is_set():
+            return
+        self._reason = reason
+        self._ended.set()
+        self._incoming.close()
+
+    async def terminate(self) -> None:
+        """End the session on the server (DELETE), as the protocol asks of a client that leaves."""
+        self._end(self._reason)
+        if self._session_id is None:
+            return
+        try:
+            await self._client.delete(self.url, headers=self._headers())
+        except httpx2.HTTPError as exc:
+            _log.debug("[%s] DELETE of the session failed: %r", self.host, exc)
+
+
+@asynccontextmanager
+async def http_connector(config: UpstreamConfig) -> AsyncIterator[HttpConnection]:
+    """Open a Streamable HTTP session with ``config.url`` (and its ``headers``)."""
+    if not config.url:
+        raise UpstreamStartError("transport http needs a url")
+    # connect and write are bounded here; an answer may take as long as the tool does, which
+    # the actor's own request_timeout bounds (it cancels the call and answers -32001)
+    timeout = httpx2.Timeout(connect=config.startup_timeout, read=None, write=30.0, pool=30.0)
+    async with (
+        httpx2.AsyncClient(timeout=timeout, headers=dict(config.headers), follow_redirects=False) as client,
+        trio.open_nursery() as nursery,
+    ):
+        connection = HttpConnection(config, client, nursery)
+        try:
+            yield connection
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout):
+                await connection.terminate()
+            nursery.cancel_scope.cancel()
