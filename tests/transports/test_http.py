@@ -11,10 +11,12 @@ from typing import Any
 import httpx2
 import pytest
 import trio
+import trio.testing
 
+import watchgate.transports.http as http_module
 from watchgate.config import parse_config
-from watchgate.errors import PeerGone
-from watchgate.transports.http import HttpConnection
+from watchgate.errors import ConfigError, PeerGone, UpstreamStartError
+from watchgate.transports.http import HttpConnection, http_connector
 
 URL = "http://127.0.0.1:9/mcp"
 INIT = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}'
@@ -47,6 +49,8 @@ async def test_the_session_id_and_protocol_version_go_on_every_later_request() -
         seen.append(request)
         if request.method == "DELETE":
             return httpx2.Response(200)
+        if request.method == "GET":
+            return httpx2.Response(405)  # no stream outside requests: fine
         body = json.loads(request.content)
         if body.get("method") == "initialize":
             result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
@@ -67,13 +71,14 @@ async def test_the_session_id_and_protocol_version_go_on_every_later_request() -
     first, *later = seen
     assert "mcp-session-id" not in first.headers and "json" in first.headers["accept"]
     assert all(r.headers["mcp-session-id"] == "abc" for r in later)
+    assert [r.method for r in later].count("GET") == 1  # asked once, after initialized; 405 ends it
     assert all(r.headers["mcp-protocol-version"] == "2025-11-25" for r in later)
     assert later[-1].method == "DELETE"
 
 
 async def test_an_http_error_answers_that_call_and_a_lost_session_ends_the_connection() -> None:
     def server(request: httpx2.Request) -> httpx2.Response:
-        body = json.loads(request.content)
+        body = json.loads(request.content or b"{}")
         if body.get("method") == "initialize":
             answer = {"jsonrpc": "2.0", "id": body["id"], "result": {}}
             return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
@@ -106,3 +111,82 @@ async def test_a_server_that_cannot_be_reached_ends_the_connection_with_the_reas
         with trio.fail_after(5):
             await connection.wait()
         assert connection.describe_exit().startswith("cannot reach 127.0.0.1:9: connection refused")
+
+
+async def test_what_the_server_says_outside_a_request_comes_on_the_get_stream_and_resumes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gets: list[httpx2.Request] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":
+            gets.append(request)
+            n = len(gets)
+            note = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+            stream = f"id: e{n}\ndata: {json.dumps(note)}\n\n"
+            return httpx2.Response(
+                200, content=stream.encode(), headers={"content-type": "text/event-stream"}
+            )
+        return httpx2.Response(202)
+
+    async with connected(server) as connection:
+        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        assert (await _next(connection))["method"] == "notifications/tools/list_changed"
+        assert (await _next(connection))["method"] == "notifications/tools/list_changed"  # reopened
+    assert "last-event-id" not in gets[0].headers
+    assert gets[1].headers["last-event-id"] == "e1"  # resumed after the last event it saw
+
+
+def _with_auth(auth: str) -> Any:
+    text = f"proxy:\n  upstream:\n    transport: http\n    url: {URL}\n    auth: {auth}\n"
+    return parse_config(text).proxy.upstreams[0]
+
+
+async def test_a_bearer_token_is_read_at_connect_and_sent_on_every_request(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    seen: list[httpx2.Request] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(202)
+
+    monkeypatch.setattr(http_module.httpx2, "AsyncClient", _mocked(server))
+    monkeypatch.setenv("WG_TEST_TOKEN", "ghp_from_env")
+    async with http_connector(_with_auth("{type: bearer, token_env: WG_TEST_TOKEN}")) as connection:
+        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/x"}\n')
+        await trio.testing.wait_all_tasks_blocked()
+    assert seen[0].headers["authorization"] == "Bearer ghp_from_env"
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    async with http_connector(_with_auth(f"{{type: bearer, token_file: {token_file}}}")) as connection:
+        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/x"}\n')
+        await trio.testing.wait_all_tasks_blocked()
+    assert seen[-1].headers["authorization"] == "Bearer from-a-file"
+
+
+async def test_a_missing_token_fails_the_start_naming_where_it_was_looked_for(tmp_path: Any) -> None:
+    with pytest.raises(
+        UpstreamStartError, match=r"auth\.token_env: the variable WG_NOT_SET_ANYWHERE is not set"
+    ):
+        async with http_connector(_with_auth("{token_env: WG_NOT_SET_ANYWHERE}")):
+            pass
+    with pytest.raises(UpstreamStartError, match=r"auth.token_file: cannot read .*nope: No such file"):
+        async with http_connector(_with_auth(f"{{token_file: {tmp_path / 'nope'}}}")):
+            pass
+
+
+def test_auth_needs_exactly_one_place_for_the_token_and_a_remote_server() -> None:
+    with pytest.raises(ConfigError, match="needs exactly one of token_env or token_file"):
+        _with_auth("{type: bearer}")
+    with pytest.raises(ConfigError, match="'auth' is only for http and websocket upstreams"):
+        parse_config("proxy:\n  upstream:\n    command: [x]\n    auth: {token_env: T}\n")
+
+
+def _mocked(handler: Callable[[httpx2.Request], httpx2.Response]) -> Any:
+    real = httpx2.AsyncClient
+
+    def client(**options: Any) -> httpx2.AsyncClient:
+        return real(transport=httpx2.MockTransport(handler), **options)
+
+    return client

@@ -21,6 +21,7 @@ from watchgate.config.schema import (
     ENV_VAR,
     NAME_RULE,
     URL_SCHEMES,
+    AuthConfig,
     GatewayConfig,
     PluginConfig,
     ProxyConfig,
@@ -270,6 +271,7 @@ class _Builder:
         cwd = u.cwd and self.resolve(self.expand(u.cwd, join_path(path, "cwd"), tilde=True))
         if cwd is None and u.transport is Transport.STDIO:
             cwd = self.base_dir  # one rule for `up` and `run`: a server starts in the config's folder
+        auth = u.auth and self.auth(u.auth, join_path(path, "auth"))
         url = u.url and self.expand(u.url, join_path(path, "url"))
         if url is not None and u.transport in URL_SCHEMES and "transport" not in skip:
             schemes = URL_SCHEMES[u.transport]
@@ -288,14 +290,27 @@ class _Builder:
             headers=headers,
             cwd=cwd,
             url=url,
+            auth=auth,
             sandbox=sandbox,
+        )
+
+    def auth(self, auth: AuthConfig, path: str) -> AuthConfig:
+        """Exactly one place for the token; a token file's path made absolute."""
+        if (auth.token_env is None) == (auth.token_file is None):
+            self.add(path, "a bearer token needs exactly one of token_env or token_file")
+            return auth
+        if auth.token_file is None:
+            return auth
+        file_path = join_path(path, "token_file")
+        return msgspec.structs.replace(
+            auth, token_file=self.resolve(self.expand(auth.token_file, file_path, tilde=True))
         )
 
     def check_transport(self, path: str, raw: dict[Any, Any], u: UpstreamConfig, skip: set[str]) -> None:
         """stdio spawns a command; http and websocket connect to a url. Never a mix."""
         forbidden: tuple[str, ...]
         if u.transport is Transport.STDIO:
-            forbidden, other = ("url", "headers"), "http and websocket"
+            forbidden, other = ("url", "headers", "auth"), "http and websocket"
             if not u.command and "command" not in skip:
                 what = "is empty" if "command" in raw else "is required for a stdio upstream"
                 self.add(join_path(path, "command"), f"the command {what}")

@@ -23,6 +23,7 @@ __all__ = [
     "SERVER_NAME_RE",
     "AuditConfig",
     "AuditSinkConfig",
+    "AuthConfig",
     "BackoffConfig",
     "ConfigError",
     "ConfigProblem",
@@ -121,6 +122,16 @@ class PluginConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True
     config: dict[str, Any] | UnsetType = UNSET
 
 
+class AuthConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """How the gateway proves itself to a remote upstream: a bearer token, read at every connect
+    from the environment or a file (so a rotated token needs a restart, not a reload), and never
+    logged, shown in ``ps`` or written to the audit log."""
+
+    type: Literal["bearer"] = "bearer"
+    token_env: str | None = None
+    token_file: str | None = None
+
+
 class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """One upstream MCP server and the policy its supervisor applies to it.
 
@@ -140,6 +151,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     cwd: str | None = None
     url: str | None = None
     headers: dict[str, str] = {}
+    auth: AuthConfig | None = None  # http/websocket: a bearer token
     restart: Restart = "permanent"
     max_restarts: Annotated[int, Meta(ge=0)] = 5
     within_seconds: Positive = 60.0

@@ -12,8 +12,11 @@ forgets the session (404), ends the connection with a reason, and the supervisor
 with its backoff, answering what was in flight with -32003 naming the server; an HTTP error
 status answers that one request with an error saying so.
 
-Not yet (issue 13): the GET stream for server-initiated messages outside a request,
-``Last-Event-ID`` resumption, the 2026-07-28 era, legacy HTTP+SSE, OAuth.
+Messages the server sends outside a request (``list_changed``, log messages) come on the GET
+stream, opened once the session is initialized and reopened with ``Last-Event-ID`` when it
+drops (a server without one answers 405, which is fine).
+
+Not yet (issue 13): the 2026-07-28 era, legacy HTTP+SSE, OAuth, resuming a POST's own stream.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
@@ -36,15 +40,20 @@ from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.sanitize import clean
 
 if TYPE_CHECKING:
-    from watchgate.config.schema import UpstreamConfig
+    from watchgate.config.schema import AuthConfig, UpstreamConfig
 
 __all__ = ["HttpConnection", "http_connector"]
 
 _log = logging.getLogger("watchgate.upstream")
+# httpx2 logs every request line at INFO; the gateway's own log says what matters, once
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 _ACCEPT: Final = "application/json, text/event-stream"
 _SESSION: Final = "mcp-session-id"
 _VERSION: Final = "mcp-protocol-version"
 _MAX_BODY_QUOTED: Final = 200
+_INITIALIZED: Final = b'"notifications/initialized"'
+_GET_RETRIES: Final = 5  # GET streams that fail in a row before the gateway stops reopening it
+_GET_RETRY_DELAY: Final = 1.0
 
 
 class HttpConnection:
@@ -65,6 +74,8 @@ class HttpConnection:
         self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](math.inf)
         self._ended = trio.Event()
         self._reason = "the connection was closed"
+        self._listening = False
+        self._last_event_id: str | None = None
 
     # -- the message seam ---------------------------------------------------------------------
 
@@ -79,6 +90,9 @@ class HttpConnection:
         for line in bytes(data).split(b"\n"):
             if line.strip():
                 self._nursery.start_soon(self._post, line)
+                if not self._listening and _INITIALIZED in line:
+                    self._listening = True
+                    self._nursery.start_soon(self._listen)
 
     def receive(self) -> trio.MemoryReceiveChannel[list[bytes]]:
         """Each message the server sent, as a burst of one; ends with the connection."""
@@ -127,7 +141,8 @@ class HttpConnection:
             return
         if status >= 400:
             body = clean((await response.aread())[:_MAX_BODY_QUOTED].decode("utf-8", "replace"))
-            self._refuse(line, f"{self.host} answered HTTP {status}" + (f": {body}" if body else ""))
+            hint = " (check the server's auth: or headers:)" if status in (401, 403) else ""
+            self._refuse(line, f"{self.host} answered HTTP {status}{hint}" + (f": {body}" if body else ""))
             return
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind == "text/event-stream":
@@ -136,6 +151,28 @@ class HttpConnection:
                     self._deliver(event.data.encode())
         else:
             self._deliver(await response.aread())
+
+    async def _listen(self) -> None:
+        """The GET stream: what the server says outside a request, until the session ends."""
+        failures = 0
+        while not self._ended.is_set() and failures < _GET_RETRIES:
+            headers = {**self._headers(), "accept": "text/event-stream"}
+            if self._last_event_id is not None:
+                headers["last-event-id"] = self._last_event_id
+            try:
+                async with self._client.stream("GET", self.url, headers=headers) as response:
+                    if response.status_code >= 400:  # 405: this server offers no such stream
+                        return
+                    failures = 0
+                    async for event in httpx2.EventSource(response):
+                        if event.id:
+                            self._last_event_id = event.id
+                        if event.data:
+                            self._deliver(event.data.encode())
+            except httpx2.HTTPError as exc:
+                failures += 1
+                _log.debug("[%s] the GET stream dropped: %r", self.host, exc)
+            await trio.sleep(_GET_RETRY_DELAY)  # dropped or ended: reopen, resuming after the last event
 
     def _deliver(self, message: bytes) -> None:
         self._remember_version(message)
@@ -184,16 +221,38 @@ class HttpConnection:
             _log.debug("[%s] DELETE of the session failed: %r", self.host, exc)
 
 
+def bearer_token(auth: AuthConfig) -> str:
+    """The token, read now (every connect); a clear start error naming the key, never the value."""
+    if auth.token_env is not None:
+        token = os.environ.get(auth.token_env, "").strip()
+        if not token:
+            raise UpstreamStartError(f"auth.token_env: the variable {auth.token_env} is not set or empty")
+        return token
+    assert auth.token_file is not None
+    try:
+        with open(auth.token_file, encoding="utf-8") as file:
+            token = file.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise UpstreamStartError(f"auth.token_file: cannot read {auth.token_file}: {reason}") from None
+    if not token:
+        raise UpstreamStartError(f"auth.token_file: {auth.token_file} is empty")
+    return token
+
+
 @asynccontextmanager
 async def http_connector(config: UpstreamConfig) -> AsyncIterator[HttpConnection]:
-    """Open a Streamable HTTP session with ``config.url`` (and its ``headers``)."""
+    """Open a Streamable HTTP session with ``config.url`` (its ``headers``, its bearer token)."""
     if not config.url:
         raise UpstreamStartError("transport http needs a url")
+    headers = dict(config.headers)
+    if config.auth is not None:
+        headers["authorization"] = f"Bearer {bearer_token(config.auth)}"
     # connect and write are bounded here; an answer may take as long as the tool does, which
     # the actor's own request_timeout bounds (it cancels the call and answers -32001)
     timeout = httpx2.Timeout(connect=config.startup_timeout, read=None, write=30.0, pool=30.0)
     async with (
-        httpx2.AsyncClient(timeout=timeout, headers=dict(config.headers), follow_redirects=False) as client,
+        httpx2.AsyncClient(timeout=timeout, headers=headers, follow_redirects=False) as client,
         trio.open_nursery() as nursery,
     ):
         connection = HttpConnection(config, client, nursery)
