@@ -53,6 +53,16 @@ def test_run_with_a_missing_config_says_so(tmp_path: Path, capsys: pytest.Captur
     assert "nope.yaml" in err and "Traceback" not in err
 
 
+def test_run_refuses_clients_over_http_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "http.yaml"
+    path.write_text("proxy:\n  transport: http\n  upstream:\n    command: [x]\n")
+    assert main(["run", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("watchgate: proxy.transport: http") and err.count("\n") == 1
+
+
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "run" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import textwrap
 from pathlib import Path
@@ -252,3 +253,19 @@ def test_parse_config_source_appears_in_problems_and_result() -> None:
 def test_pathlike_and_str_paths_are_equivalent(tmp_path: Path) -> None:
     path = write(tmp_path / "s.yaml", "proxy: {upstream: {command: [a]}}\n")
     assert load_config(path) == load_config(os.fspath(path))
+
+
+def test_a_seed_shaped_server_with_args_beside_command_loads_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = "proxy:\n  transport: stdio\n  upstream:\n    command: [npx]\n    args: ['-y', 'server-x']\n"
+    with caplog.at_level(logging.WARNING, logger="watchgate.config"):
+        config = parse_config(text)
+    assert config.proxy.upstreams[0].command == ("npx", "-y", "server-x")
+    assert config.proxy.transport == "stdio"
+    assert "proxy.upstream.args: deprecated" in caplog.text
+
+
+def test_args_that_are_not_a_list_of_strings_are_refused_with_their_path() -> None:
+    with pytest.raises(ConfigError, match=r"proxy\.upstream\.args: expected a list of strings"):
+        parse_config("proxy:\n  upstream:\n    command: [npx]\n    args: -y\n")

@@ -97,6 +97,13 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
+    if config.proxy.transport != "stdio":
+        print(
+            f"watchgate: proxy.transport: {config.proxy.transport} (clients over HTTP) is not in this "
+            "version yet; `watchgate run` serves one client on stdio (remove the key, or set it to stdio)",
+            file=sys.stderr,
+        )
+        return 1
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
     trio.run(serve_stdio, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)

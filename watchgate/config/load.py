@@ -8,6 +8,7 @@ loading sits above the plugins while the structs (``schema``) sit below them.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -44,6 +45,8 @@ from watchgate.plugins.registry import check_entries
 from watchgate.protocol.namespace import SERVER_NAME_RE
 
 __all__ = ["load_config", "parse_config"]
+
+_log = logging.getLogger("watchgate.config")
 
 
 def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
@@ -222,6 +225,8 @@ class _Builder:
                 self.add(join_path(path, "command"), f"cannot split the command string: {exc}")
                 del data["command"]
                 skip.add("command")
+        if "args" in data:
+            self.append_args(path, data, skip)
         converted = convert(data, UpstreamConfig, path=path)
         self.take(converted.issues)
         if converted.value is None:
@@ -230,6 +235,19 @@ class _Builder:
             self.upstream_plugins.append((path, converted.value.plugins))
         checked = self.check_upstream(path, raw, converted.value, skip | converted.set_aside)
         return None if converted.issues or skip else checked
+
+    def append_args(self, path: str, data: dict[Any, Any], skip: set[str]) -> None:
+        """``args`` beside ``command`` (the older shape, and other tools'): appended, with a warning."""
+        args, args_path = data.pop("args"), join_path(path, "args")
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            self.add(args_path, f"expected a list of strings, got {show(args)}")
+            skip.add("args")
+            return
+        command = data.get("command")
+        if not isinstance(command, list):
+            return  # no command to append to: the command's own problem is reported
+        data["command"] = [*command, *args]
+        _log.warning("%s: deprecated, appended to the command; write them in command instead", args_path)
 
     def check_upstream(
         self, path: str, raw: dict[Any, Any], u: UpstreamConfig, skip: set[str]

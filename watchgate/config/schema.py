@@ -168,6 +168,9 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 
 class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     upstreams: tuple[UpstreamConfig, ...]
+    # how clients reach `watchgate run`: stdio; http (a listener) is accepted for configs written
+    # for it, and refused by `run` until the listener exists
+    transport: Literal["stdio", "http"] = "stdio"
     startup_wait: Annotated[float, Meta(ge=0)] = 15.0
     sandbox: SandboxConfig = SandboxConfig()  # every stdio server's, unless it has its own
 
