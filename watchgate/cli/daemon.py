@@ -288,7 +288,7 @@ def _upstream_row(u: dict[str, Any]) -> list[Any]:
         u["name"],
         u["transport"],
         state,
-        u["pid"] or "-",
+        u["pid"] or u.get("host") or "-",  # a remote server: its host
         _duration(u["uptime"]) if u["uptime"] is not None else "-",
         u["restarts"],
         u["tools"],

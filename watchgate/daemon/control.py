@@ -82,6 +82,7 @@ class UpstreamRow(msgspec.Struct):
     last_error: str | None
     next_restart_in: float | None
     sandbox: str = "-"  # "bwrap", "bwrap net:off", "UNSANDBOXED" (required: false, bwrap unusable)
+    host: str | None = None  # a remote server's host[:port], shown where a process has its pid
 
 
 class ClientRow(msgspec.Struct):

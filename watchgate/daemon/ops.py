@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 import trio
@@ -117,6 +118,7 @@ class ControlOps:
                     transport=str(actor.config.transport),
                     state=str(status.state),
                     pid=actor.pid,
+                    host=urlsplit(actor.config.url).netloc if actor.config.url else None,
                     uptime=now - status.started_at if running and status.started_at is not None else None,
                     restarts=status.restarts,
                     tools=gateway.router.tool_count(status.name),
