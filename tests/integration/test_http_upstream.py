@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -97,3 +98,48 @@ async def test_a_remote_server_that_is_gone_is_named_and_does_not_disturb_the_re
             assert "remote" in str(info.value) and "cannot reach 127.0.0.1" in str(info.value)
             answer = await session.call_tool("time__get_current_time", {"timezone": "UTC"})
             assert "UTC" in text_of(answer)
+
+
+async def test_a_remote_server_killed_mid_call_and_brought_back(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The call in flight fails at once naming the server, the stdio server is not disturbed,
+    and once the remote server listens again on the same port its tools work again."""
+    port = _free_port()
+    config = write_config(_http("remote", f"http://127.0.0.1:{port}/mcp"), upstream("time", TIME))
+    with trio.fail_after(120):
+        async with gateway(config) as session:
+            failed: list[str] = []
+
+            async def long_call() -> None:
+                with pytest.raises(MCPError) as info:
+                    await session.call_tool(
+                        "remote__trigger-long-running-operation", {"duration": 30, "steps": 30}
+                    )
+                failed.append(str(info.value))
+
+            async with trio.open_nursery() as nursery:
+                async with everything_over_http(port, tmp_path / "first.log"):
+                    await _until_it_answers(session)
+                    nursery.start_soon(long_call)
+                    await trio.sleep(1)  # the call is in flight on the remote server
+                # the server is killed here: the call in flight must end now, not in 30 s
+                with trio.fail_after(10):
+                    while not failed:
+                        await trio.sleep(0.05)
+            assert failed and "remote" in failed[0]
+            answer = await session.call_tool("time__get_current_time", {"timezone": "UTC"})
+            assert "UTC" in text_of(answer)
+            async with everything_over_http(port, tmp_path / "second.log"):
+                await _until_it_answers(session)  # reconnected by the supervisor's backoff
+
+
+async def _until_it_answers(session: Any) -> None:
+    while True:
+        try:
+            result = await session.call_tool("remote__echo", {"message": "up?"})
+        except MCPError:
+            await trio.sleep(0.2)
+            continue
+        assert "up?" in text_of(result)
+        return
