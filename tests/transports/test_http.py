@@ -190,3 +190,30 @@ def _mocked(handler: Callable[[httpx2.Request], httpx2.Response]) -> Any:
         return real(transport=httpx2.MockTransport(handler), **options)
 
     return client
+
+
+async def test_tls_trusts_a_private_ca_or_is_switched_off_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    options: list[dict[str, Any]] = []
+    real = httpx2.AsyncClient
+
+    def client(**kwargs: Any) -> httpx2.AsyncClient:
+        options.append(kwargs)
+        return real(transport=httpx2.MockTransport(lambda r: httpx2.Response(202)), **kwargs)
+
+    monkeypatch.setattr(http_module.httpx2, "AsyncClient", client)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not really a certificate: the mock transport never looks")
+    text = f"proxy:\n  upstream:\n    transport: http\n    url: {URL}\n    tls: {{ca_file: {bundle}}}\n"
+    async with http_connector(parse_config(text).proxy.upstreams[0]):
+        pass
+    assert options[-1]["verify"] == str(bundle)
+    off = f"proxy:\n  upstream:\n    transport: http\n    url: {URL}\n    tls: {{verify: false}}\n"
+    async with http_connector(parse_config(off).proxy.upstreams[0]):
+        pass
+    assert options[-1]["verify"] is False and "any certificate is accepted" in caplog.text
+    missing = text.replace(str(bundle), str(tmp_path / "gone.pem"))
+    with pytest.raises(UpstreamStartError, match=r"tls\.ca_file: cannot read .*gone\.pem"):
+        async with http_connector(parse_config(missing).proxy.upstreams[0]):
+            pass

@@ -22,6 +22,7 @@ from watchgate.config.schema import (
     ProxyConfig,
     Restart,
     SandboxConfig,
+    TlsConfig,
     Transport,
     UpstreamConfig,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "ProxyConfig",
     "Restart",
     "SandboxConfig",
+    "TlsConfig",
     "Transport",
     "UpstreamConfig",
     "load_config",

@@ -290,6 +290,12 @@ class _Builder:
         if cwd is None and u.transport is Transport.STDIO:
             cwd = self.base_dir  # one rule for `up` and `run`: a server starts in the config's folder
         auth = u.auth and self.auth(u.auth, join_path(path, "auth"))
+        tls = u.tls
+        if tls.ca_file is not None:
+            ca_path = join_path(path, "tls.ca_file")
+            tls = msgspec.structs.replace(
+                tls, ca_file=self.resolve(self.expand(tls.ca_file, ca_path, tilde=True))
+            )
         url = u.url and self.expand(u.url, join_path(path, "url"))
         if url is not None and u.transport in URL_SCHEMES and "transport" not in skip:
             schemes = URL_SCHEMES[u.transport]
@@ -309,6 +315,7 @@ class _Builder:
             cwd=cwd,
             url=url,
             auth=auth,
+            tls=tls,
             sandbox=sandbox,
         )
 
@@ -328,7 +335,7 @@ class _Builder:
         """stdio spawns a command; http and websocket connect to a url. Never a mix."""
         forbidden: tuple[str, ...]
         if u.transport is Transport.STDIO:
-            forbidden, other = ("url", "headers", "auth"), "http and websocket"
+            forbidden, other = ("url", "headers", "auth", "tls"), "http and websocket"
             if not u.command and "command" not in skip:
                 what = "is empty" if "command" in raw else "is required for a stdio upstream"
                 self.add(join_path(path, "command"), f"the command {what}")

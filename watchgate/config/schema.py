@@ -35,6 +35,7 @@ __all__ = [
     "ProxyConfig",
     "Restart",
     "SandboxConfig",
+    "TlsConfig",
     "Transport",
     "UpstreamConfig",
 ]
@@ -132,6 +133,14 @@ class AuthConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     token_file: str | None = None
 
 
+class TlsConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Which certificates a remote upstream may present: the system's trust store by default,
+    ``ca_file`` (a PEM bundle) for a private CA, ``verify: false`` only for a test bench."""
+
+    ca_file: str | None = None
+    verify: bool = True
+
+
 class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """One upstream MCP server and the policy its supervisor applies to it.
 
@@ -152,6 +161,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     url: str | None = None
     headers: dict[str, str] = {}
     auth: AuthConfig | None = None  # http/websocket: a bearer token
+    tls: TlsConfig = TlsConfig()  # http/websocket: whom to trust
     restart: Restart = "permanent"
     max_restarts: Annotated[int, Meta(ge=0)] = 5
     within_seconds: Positive = 60.0

@@ -251,8 +251,13 @@ async def http_connector(config: UpstreamConfig) -> AsyncIterator[HttpConnection
     # connect and write are bounded here; an answer may take as long as the tool does, which
     # the actor's own request_timeout bounds (it cancels the call and answers -32001)
     timeout = httpx2.Timeout(connect=config.startup_timeout, read=None, write=30.0, pool=30.0)
+    verify: str | bool = config.tls.ca_file or config.tls.verify
+    if isinstance(verify, str) and not os.access(verify, os.R_OK):
+        raise UpstreamStartError(f"tls.ca_file: cannot read {verify}")
+    if verify is False:
+        _log.warning("[%s] tls.verify is false: any certificate is accepted (a test bench only)", config.name)
     async with (
-        httpx2.AsyncClient(timeout=timeout, headers=headers, follow_redirects=False) as client,
+        httpx2.AsyncClient(timeout=timeout, headers=headers, follow_redirects=False, verify=verify) as client,
         trio.open_nursery() as nursery,
     ):
         connection = HttpConnection(config, client, nursery)
