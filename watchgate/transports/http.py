@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +53,7 @@ _MAX_BODY_QUOTED: Final = 200
 _INITIALIZED: Final = b'"notifications/initialized"'
 _GET_RETRIES: Final = 5  # GET streams that fail in a row before the gateway stops reopening it
 _GET_RETRY_DELAY: Final = 1.0
+_QUEUED: Final = 256  # messages read from the server and not yet taken by the actor
 
 
 class HttpConnection:
@@ -71,7 +71,8 @@ class HttpConnection:
         self._nursery = nursery
         self._session_id: str | None = None
         self._protocol_version: str | None = None
-        self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](math.inf)
+        # bounded: a server that sends faster than the actor reads waits on its own stream
+        self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](_QUEUED)
         self._ended = trio.Event()
         self._reason = "the connection was closed"
         self._listening = False
@@ -142,15 +143,17 @@ class HttpConnection:
         if status >= 400:
             body = clean((await response.aread())[:_MAX_BODY_QUOTED].decode("utf-8", "replace"))
             hint = " (check the server's auth: or headers:)" if status in (401, 403) else ""
-            self._refuse(line, f"{self.host} answered HTTP {status}{hint}" + (f": {body}" if body else ""))
+            await self._refuse(
+                line, f"{self.host} answered HTTP {status}{hint}" + (f": {body}" if body else "")
+            )
             return
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind == "text/event-stream":
             async for event in httpx2.EventSource(response):
                 if event.data:
-                    self._deliver(event.data.encode())
+                    await self._deliver(event.data.encode())
         else:
-            self._deliver(await response.aread())
+            await self._deliver(await response.aread())
 
     async def _listen(self) -> None:
         """The GET stream: what the server says outside a request, until the session ends."""
@@ -168,17 +171,17 @@ class HttpConnection:
                         if event.id:
                             self._last_event_id = event.id
                         if event.data:
-                            self._deliver(event.data.encode())
+                            await self._deliver(event.data.encode())
             except httpx2.HTTPError as exc:
                 failures += 1
                 _log.debug("[%s] the GET stream dropped: %r", self.host, exc)
             await trio.sleep(_GET_RETRY_DELAY)  # dropped or ended: reopen, resuming after the last event
 
-    def _deliver(self, message: bytes) -> None:
+    async def _deliver(self, message: bytes) -> None:
         self._remember_version(message)
         # the actor stopped reading: the session is over
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            self._incoming.send_nowait([message])
+            await self._incoming.send([message])
 
     def _remember_version(self, message: bytes) -> None:
         """The protocol version the server chose in its ``initialize`` answer goes on every later POST."""
@@ -191,7 +194,7 @@ class HttpConnection:
         if isinstance(result, dict) and isinstance(result.get("protocolVersion"), str):
             self._protocol_version = result["protocolVersion"]
 
-    def _refuse(self, line: bytes, reason: str) -> None:
+    async def _refuse(self, line: bytes, reason: str) -> None:
         """Answer the request that was refused (a notification has nobody to tell: logged)."""
         try:
             msg = jsonrpc.decode(line)
@@ -201,7 +204,7 @@ class HttpConnection:
             _log.warning("[%s] %s", self.host, reason)
             return
         error = JsonRpcError(jsonrpc.INTERNAL_ERROR, reason, {"host": self.host})
-        self._deliver(jsonrpc.encode(jsonrpc.error_response(msg.id, error)))
+        await self._deliver(jsonrpc.encode(jsonrpc.error_response(msg.id, error)))
 
     def _end(self, reason: str) -> None:
         if self._ended.is_set():
