@@ -240,11 +240,14 @@ class FakeConnection:
         self, session: FakeSession, stdin: trio.abc.SendStream, stdout: trio.abc.ReceiveStream
     ) -> None:
         self._session = session
-        channel = LineChannel(stdin, stdout)
-        self.ready = channel.ready  # memory streams have no fast path: always False
+        self._channel = channel = LineChannel(stdin, stdout)
         self.send_nowait = channel.send_nowait
         self.send = channel.send
         self.receive = channel.receive
+
+    @property
+    def ready(self) -> bool:
+        return self._channel.ready  # memory streams have no fast path: always False
 
     @property
     def pid(self) -> int | None:

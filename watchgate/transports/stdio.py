@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from watchgate.errors import UpstreamStartError
+from watchgate.protocol.jsonrpc import Line
 from watchgate.sanitize import clean
 from watchgate.transports.sandbox import (
     apply_limits,
@@ -42,7 +43,7 @@ from watchgate.transports.sandbox import (
     read_env_files,
     read_keyring,
 )
-from watchgate.wire.lines import LineChannel
+from watchgate.wire.lines import Bursts, LineChannel
 from watchgate.wire.pipes import eager_receive, eager_send, widen_pipes
 
 if TYPE_CHECKING:
@@ -130,9 +131,16 @@ class StdioProcess:
         assert process.stdin is not None and process.stdout is not None
         self._stdin = eager_send(process.stdin)
         self._channel = LineChannel(self._stdin, eager_receive(process.stdout))
-        self.send = self._channel.send
-        self.send_nowait = self._channel.send_nowait
-        self.receive = self._channel.receive
+
+    # the message seam (transports/base.py), over the pipes
+    async def send(self, data: Line) -> None:
+        await self._channel.send(data)
+
+    def send_nowait(self, data: Line) -> int:
+        return self._channel.send_nowait(data)
+
+    def receive(self) -> Bursts:
+        return self._channel.receive()
 
     @property
     def pid(self) -> int:
