@@ -146,7 +146,7 @@ def test_transport_values_are_strings() -> None:
             "restart",
             'expected one of permanent, temporary, transient, got "always"',
         ),
-        ("transport: tcp", "transport", 'expected one of stdio, http, websocket, got "tcp"'),
+        ("transport: tcp", "transport", 'expected one of stdio, http, sse, websocket, got "tcp"'),
         ("env: [A]", "env", "expected a mapping, got a list"),
         ("env: {A: 1}", "env.A", "expected a string, got 1"),
         ("cwd: 5", "cwd", "expected a string or null, got 5"),
@@ -209,7 +209,7 @@ def test_stdio_forbids_url_and_headers(key: str) -> None:
     [problem] = problems(one_upstream("command: [s]", key))
     name = key.split(":")[0]
     assert (problem.path, problem.line) == (f"proxy.upstream.{name}", 4)
-    assert problem.message == f"{name!r} is only for http and websocket upstreams, not stdio"
+    assert problem.message == f"{name!r} is only for http, sse and websocket upstreams, not stdio"
 
 
 @pytest.mark.parametrize(

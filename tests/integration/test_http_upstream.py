@@ -1,5 +1,5 @@
-"""``transport: http``: a remote server over Streamable HTTP (server-everything in its
-``streamableHttp`` mode, on loopback) beside a stdio one, through ``watchgate run``, driven by
+"""Remote servers: server-everything in its ``streamableHttp`` and ``sse`` modes (on loopback)
+beside a stdio one, and a stdio server behind a WebSocket, through ``watchgate run``, driven by
 the official MCP SDK."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import trio
-from mcp import MCPError
+from mcp import ClientSession, MCPError, types
 
-from tests.integration.conftest import REPO, TIME, gateway, text_of, upstream
+from tests.integration.conftest import REPO, TIME, Recorder, gateway, text_of, upstream
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +30,11 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def everything_over_http(port: int, log: Path) -> AsyncIterator[str]:
-    """server-everything listening for Streamable HTTP on ``port``; its URL."""
+async def everything_over_http(port: int, log: Path, mode: str = "streamableHttp") -> AsyncIterator[str]:
+    """server-everything listening on ``port`` in ``mode`` (``streamableHttp`` or ``sse``); its URL."""
     with log.open("w") as out:
         process = await trio.lowlevel.open_process(
-            [EVERYTHING_BIN, "streamableHttp"],
+            [EVERYTHING_BIN, mode],
             env={**os.environ, "PORT": str(port)},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -49,7 +49,7 @@ async def everything_over_http(port: int, log: Path) -> AsyncIterator[str]:
                         continue
                     await stream.aclose()
                     break
-            yield f"http://127.0.0.1:{port}/mcp"
+            yield f"http://127.0.0.1:{port}/{'mcp' if mode == 'streamableHttp' else 'sse'}"
         finally:
             process.terminate()
             with trio.move_on_after(5):
@@ -59,8 +59,8 @@ async def everything_over_http(port: int, log: Path) -> AsyncIterator[str]:
                 await process.wait()
 
 
-def _http(name: str, url: str) -> dict[str, object]:
-    return {"name": name, "transport": "http", "url": url}
+def _http(name: str, url: str, transport: str = "http") -> dict[str, object]:
+    return {"name": name, "transport": transport, "url": url}
 
 
 async def test_a_remote_server_beside_a_stdio_one(write_config: Callable[..., Path], tmp_path: Path) -> None:
@@ -107,8 +107,9 @@ async def test_a_remote_server_killed_mid_call_and_brought_back(
     and once the remote server listens again on the same port its tools work again."""
     port = _free_port()
     config = write_config(_http("remote", f"http://127.0.0.1:{port}/mcp"), upstream("time", TIME))
+    recorder = Recorder()
     with trio.fail_after(120):
-        async with gateway(config) as session:
+        async with gateway(config, message_handler=recorder) as session:
             failed: list[str] = []
 
             async def long_call() -> None:
@@ -130,8 +131,11 @@ async def test_a_remote_server_killed_mid_call_and_brought_back(
             assert failed and "remote" in failed[0]
             answer = await session.call_tool("time__get_current_time", {"timezone": "UTC"})
             assert "UTC" in text_of(answer)
+            changes = recorder.methods().count("notifications/tools/list_changed")
             async with everything_over_http(port, tmp_path / "second.log"):
                 await _until_it_answers(session)  # reconnected by the supervisor's backoff
+                # and the client was told its tools are back
+                await recorder.wait_for("notifications/tools/list_changed", count=changes + 1)
 
 
 async def _until_it_answers(session: Any) -> None:
@@ -143,3 +147,91 @@ async def _until_it_answers(session: Any) -> None:
             continue
         assert "up?" in text_of(result)
         return
+
+
+@pytest.mark.parametrize("transport", ["sse", "http"])
+async def test_a_legacy_sse_server_beside_a_stdio_one(
+    transport: str, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``transport: sse``, and ``transport: http`` finding out by itself that the server only
+    speaks the legacy HTTP+SSE transport."""
+    port = _free_port()
+    with trio.fail_after(90):
+        async with everything_over_http(port, tmp_path / "everything.log", mode="sse") as url:
+            config = write_config(_http("old", url, transport), upstream("time", TIME))
+            async with gateway(config) as session:
+                answers: dict[int, str] = {}
+
+                async def call(n: int) -> None:
+                    answers[n] = text_of(await session.call_tool("old__echo", {"message": f"m{n}"}))
+
+                async with trio.open_nursery() as nursery:
+                    for n in range(20):
+                        nursery.start_soon(call, n)
+                assert all(f"m{n}" in answers[n] for n in range(20))
+                resources = (await session.list_resources()).resources
+                first = next(r for r in resources if str(r.uri).startswith("old+"))
+                read = await session.read_resource(first.uri)
+                assert read.contents
+                answer = await session.call_tool("time__get_current_time", {"timezone": "UTC"})
+                assert "UTC" in text_of(answer)
+
+
+async def test_through_the_daemon_two_clients_share_a_remote_server(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A remote server behind the daemon: 100 concurrent calls from two clients each get their
+    own answer; progress, sampling and elicitation reach the client whose call asked for them."""
+    from tests.integration.test_daemon import attached, running_daemon
+
+    progress: list[float] = []
+    asked: list[str] = []
+
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked.append("sampling")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
+        )
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append("elicitation")
+        return types.ElicitResult(action="decline")
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    port = _free_port()
+    with trio.fail_after(120):
+        async with everything_over_http(port, tmp_path / "everything.log") as url:
+            config = write_config(_http("remote", url), upstream("time", TIME))
+            async with (
+                running_daemon(config) as daemon,
+                attached(daemon, sampling_callback=sample, elicitation_callback=elicit) as first,
+                attached(daemon) as second,
+            ):
+                assert (await daemon.upstream("remote"))["host"] == f"127.0.0.1:{port}"
+                wrong: list[str] = []
+
+                async def call(session: ClientSession, message: str) -> None:
+                    answer = text_of(await session.call_tool("remote__echo", {"message": message}))
+                    if answer != f"Echo: {message}":
+                        wrong.append(f"{message} got {answer}")
+
+                async with trio.open_nursery() as nursery:
+                    for n in range(50):
+                        nursery.start_soon(call, first, f"a{n}")
+                        nursery.start_soon(call, second, f"b{n}")
+                assert wrong == []
+                await first.call_tool(
+                    "remote__trigger-long-running-operation",
+                    {"duration": 0.3, "steps": 3},
+                    progress_callback=on_progress,
+                )
+                assert progress == [1, 2, 3]
+                sampled = await first.call_tool(
+                    "remote__trigger-sampling-request", {"prompt": "?", "maxTokens": 5}
+                )
+                assert "forty-two" in text_of(sampled)
+                await first.call_tool("remote__trigger-elicitation-request", {})
+                assert asked == ["sampling", "elicitation"]
+                assert all(u["in_flight"] == 0 for u in (await daemon.ps())["upstreams"])

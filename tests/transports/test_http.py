@@ -137,6 +137,50 @@ async def test_what_the_server_says_outside_a_request_comes_on_the_get_stream_an
     assert gets[1].headers["last-event-id"] == "e1"  # resumed after the last event it saw
 
 
+def _sse(*events: str) -> httpx2.Response:
+    return httpx2.Response(
+        200, content="".join(events).encode(), headers={"content-type": "text/event-stream"}
+    )
+
+
+async def test_a_request_stream_dropped_before_its_answer_is_resumed_after_the_servers_retry(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gets: list[tuple[float, httpx2.Request]] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":
+            gets.append((trio.current_time(), request))
+            answer = {"jsonrpc": "2.0", "id": 3, "result": {"content": []}}
+            return _sse("id: e2\ndata: \n\n", f"id: e3\ndata: {json.dumps(answer)}\n\n")
+        return _sse("id: e1\nretry: 2500\ndata: \n\n")  # primed, then closed without the answer
+
+    async with connected(server) as connection:
+        started = trio.current_time()
+        await connection.send(b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}\n')
+        assert (await _next(connection)) == {"jsonrpc": "2.0", "id": 3, "result": {"content": []}}
+    [(when, get)] = gets
+    assert get.headers["last-event-id"] == "e1"
+    assert when - started == pytest.approx(2.5)  # the server's retry, not the gateway's default
+
+
+async def test_a_request_stream_that_ends_unanswered_and_cannot_be_resumed_answers_with_an_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":
+            return httpx2.Response(405)
+        note = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1}}
+        return _sse(f"data: {json.dumps(note)}\n\n")  # no event id: nothing to resume from
+
+    async with connected(server) as connection:
+        await connection.send(b'{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{}}\n')
+        assert (await _next(connection))["method"] == "notifications/progress"
+        refused = await _next(connection)
+    assert refused["id"] == 4
+    assert refused["error"]["message"] == "127.0.0.1:9 closed the stream before answering"
+
+
 def _with_auth(auth: str) -> Any:
     text = f"proxy:\n  upstream:\n    transport: http\n    url: {URL}\n    auth: {auth}\n"
     return parse_config(text).proxy.upstreams[0]
@@ -179,7 +223,7 @@ async def test_a_missing_token_fails_the_start_naming_where_it_was_looked_for(tm
 def test_auth_needs_exactly_one_place_for_the_token_and_a_remote_server() -> None:
     with pytest.raises(ConfigError, match="needs exactly one of token_env or token_file"):
         _with_auth("{type: bearer}")
-    with pytest.raises(ConfigError, match="'auth' is only for http and websocket upstreams"):
+    with pytest.raises(ConfigError, match="'auth' is only for http, sse and websocket upstreams"):
         parse_config("proxy:\n  upstream:\n    command: [x]\n    auth: {token_env: T}\n")
 
 
@@ -217,3 +261,37 @@ async def test_tls_trusts_a_private_ca_or_is_switched_off_with_a_warning(
     with pytest.raises(UpstreamStartError, match=r"tls\.ca_file: cannot read .*gone\.pem"):
         async with http_connector(parse_config(missing).proxy.upstreams[0]):
             pass
+
+
+async def test_a_server_that_forgot_the_session_gets_a_new_one_and_the_message_again() -> None:
+    sessions = iter(["s1", "s2"])
+    seen: list[tuple[str, str | None]] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content or b"{}")
+        seen.append((body.get("method", request.method), request.headers.get("mcp-session-id")))
+        if request.method == "GET":
+            return httpx2.Response(405)
+        if body.get("method") == "initialize":
+            answer = {"jsonrpc": "2.0", "id": body["id"], "result": {"protocolVersion": "2025-11-25"}}
+            return httpx2.Response(200, json=answer, headers={"mcp-session-id": next(sessions)})
+        if request.headers.get("mcp-session-id") == "s1" and body.get("method") == "tools/list":
+            return httpx2.Response(404)  # restarted: it knows no s1
+        if "id" not in body:
+            return httpx2.Response(202)
+        return httpx2.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {"tools": []}})
+
+    async with connected(server) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        await connection.send(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+        assert await _next(connection) == {"jsonrpc": "2.0", "id": 2, "result": {"tools": []}}
+    posts = [entry for entry in seen if entry[0] != "GET"]
+    renewal = posts.index(("initialize", None), 1)  # replayed by the connection, not the actor
+    assert ("tools/list", "s1") in posts[:renewal]
+    assert posts[renewal:] == [
+        ("initialize", None),
+        ("notifications/initialized", "s2"),
+        ("tools/list", "s2"),  # sent again in the new session
+    ]

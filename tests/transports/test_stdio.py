@@ -75,16 +75,6 @@ async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     assert line is not None and line.decode() == f"yes {os.path.realpath(tmp_path)}"
 
 
-def test_transports_without_a_connector_fail_clearly() -> None:
-    from watchgate.config import parse_config
-    from watchgate.transports.base import default_connector
-
-    config = parse_config("proxy:\n  upstream:\n    transport: websocket\n    url: ws://127.0.0.1:9/mcp\n")
-    with pytest.raises(UpstreamStartError) as info:
-        default_connector(config.proxy.upstreams[0])
-    assert "transport websocket is not supported" in str(info.value)
-
-
 @pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="pipe sizes are Linux-only")
 async def test_a_servers_pipes_are_widened_to_a_mebibyte() -> None:
     import fcntl

@@ -332,10 +332,10 @@ class _Builder:
         )
 
     def check_transport(self, path: str, raw: dict[Any, Any], u: UpstreamConfig, skip: set[str]) -> None:
-        """stdio spawns a command; http and websocket connect to a url. Never a mix."""
+        """stdio spawns a command; http, sse and websocket connect to a url. Never a mix."""
         forbidden: tuple[str, ...]
         if u.transport is Transport.STDIO:
-            forbidden, other = ("url", "headers", "auth", "tls"), "http and websocket"
+            forbidden, other = ("url", "headers", "auth", "tls"), "http, sse and websocket"
             if not u.command and "command" not in skip:
                 what = "is empty" if "command" in raw else "is required for a stdio upstream"
                 self.add(join_path(path, "command"), f"the command {what}")

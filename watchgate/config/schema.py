@@ -51,11 +51,16 @@ Positive = Annotated[float, Meta(gt=0)]
 
 class Transport(enum.StrEnum):
     STDIO = "stdio"
-    HTTP = "http"
+    HTTP = "http"  # Streamable HTTP, falling back to legacy HTTP+SSE by itself
+    SSE = "sse"  # legacy HTTP+SSE (MCP 2024-11-05) only
     WEBSOCKET = "websocket"
 
 
-URL_SCHEMES = {Transport.HTTP: ("http", "https"), Transport.WEBSOCKET: ("ws", "wss")}
+URL_SCHEMES = {
+    Transport.HTTP: ("http", "https"),
+    Transport.SSE: ("http", "https"),
+    Transport.WEBSOCKET: ("ws", "wss"),
+}
 
 
 class BackoffConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -160,8 +165,8 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     cwd: str | None = None
     url: str | None = None
     headers: dict[str, str] = {}
-    auth: AuthConfig | None = None  # http/websocket: a bearer token
-    tls: TlsConfig = TlsConfig()  # http/websocket: whom to trust
+    auth: AuthConfig | None = None  # remote: a bearer token
+    tls: TlsConfig = TlsConfig()  # remote: whom to trust
     restart: Restart = "permanent"
     max_restarts: Annotated[int, Meta(ge=0)] = 5
     within_seconds: Positive = 60.0

@@ -18,10 +18,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
 from watchgate.config.schema import Transport
-from watchgate.errors import UpstreamStartError
 from watchgate.protocol.jsonrpc import Line
-from watchgate.transports.http import http_connector
+from watchgate.transports.http import http_connector, sse_connector
 from watchgate.transports.stdio import stdio_connector
+from watchgate.transports.websocket import websocket_connector
 
 if TYPE_CHECKING:
     from watchgate.config.schema import UpstreamConfig
@@ -62,11 +62,11 @@ Connector = Callable[["UpstreamConfig"], AbstractAsyncContextManager[UpstreamCon
 
 
 def default_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[UpstreamConnection]:
-    """Pick the transport's connector; a transport without one fails that upstream, clearly."""
-    if config.transport == Transport.STDIO:
-        return stdio_connector(config)
-    if config.transport == Transport.HTTP:
-        return http_connector(config)
-    raise UpstreamStartError(
-        f"transport {config.transport!s} is not supported by this version of Watchgate (stdio and http are)"
-    )
+    """Pick the transport's connector."""
+    connectors: dict[Transport, Connector] = {
+        Transport.STDIO: stdio_connector,
+        Transport.HTTP: http_connector,
+        Transport.SSE: sse_connector,
+        Transport.WEBSOCKET: websocket_connector,
+    }
+    return connectors[config.transport](config)

@@ -1,47 +1,52 @@
-"""``transport: http``: a remote MCP server over Streamable HTTP (MCP 2025-11-25), with httpx2.
+"""``transport: http`` and ``transport: sse``: a remote MCP server over HTTP, with httpx2.
 
-Each message the upstream actor sends is one POST to the server's URL. The answer comes back
-on that POST, as a JSON body or as a stream of server-sent events (httpx2's ``EventSource``:
-no SSE parsing here), and each message in it is handed to the actor as a burst. The server's
-``Mcp-Session-Id`` is kept and sent with every later POST; the session is ended with a DELETE
-when the upstream stops. The actor needs nothing else: this module meets the same message seam
-as stdio (``transports/base.py``).
+**Streamable HTTP** (MCP 2025-11-25). Each message the upstream actor sends is one POST to the
+server's URL. The answer comes back on that POST, as a JSON body or as a stream of server-sent
+events (httpx2's ``EventSource``: no SSE parsing here), and each message in it is handed to the
+actor as a burst. A request's stream that ends before its answer is resumed with a GET carrying
+``Last-Event-ID`` after the server's ``retry`` delay. The server's ``Mcp-Session-Id`` is kept
+and sent with every later POST; a 404 to it means the server forgot the session, and the
+connection initializes a new one by itself (the ``initialize`` the actor sent, replayed) and
+sends the message again: the actor and the clients never see it. The session is ended with a
+DELETE when the upstream stops. Messages the server sends outside a request (``list_changed``,
+log messages) come on the GET stream, opened once the session is initialized and reopened with
+``Last-Event-ID`` when it drops.
 
-What goes wrong on the wire is translated here: a server that cannot be reached, or that
-forgets the session (404), ends the connection with a reason, and the supervisor reconnects
-with its backoff, answering what was in flight with -32003 naming the server; an HTTP error
-status answers that one request with an error saying so.
+**Legacy HTTP+SSE** (MCP 2024-11-05, ``transports/sse.py``): a server that refuses the
+``initialize`` POST with 400, 404 or 405 is spoken to the old way, automatically (the spec's
+backward-compatibility procedure): one GET event stream carries every answer, and messages are
+POSTed to the endpoint it names. ``transport: sse`` starts in that mode.
 
-Messages the server sends outside a request (``list_changed``, log messages) come on the GET
-stream, opened once the session is initialized and reopened with ``Last-Event-ID`` when it
-drops (a server without one answers 405, which is fine).
+What goes wrong on the wire is translated here: a server that cannot be reached ends the
+connection with a reason, and the supervisor reconnects with its backoff, answering what was in
+flight with -32003 naming the server; an HTTP error status answers that one request with an
+error saying so.
 
-Not yet (issue 13): the 2026-07-28 era, legacy HTTP+SSE, OAuth, resuming a POST's own stream.
+Not yet (issue 13): the 2026-07-28 era, OAuth.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Final
-from urllib.parse import urlsplit
 
 import httpx2
 import trio
 from msgspec import UNSET
 
-from watchgate.errors import JsonRpcError, PeerGone, UpstreamStartError
+from watchgate.errors import JsonRpcError, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.sanitize import clean
+from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
+from watchgate.transports.sse import LegacyStreamError, each_event, read_legacy_stream
 
 if TYPE_CHECKING:
-    from watchgate.config.schema import AuthConfig, UpstreamConfig
+    from watchgate.config.schema import UpstreamConfig
 
-__all__ = ["HttpConnection", "http_connector"]
+__all__ = ["HttpConnection", "http_connector", "open_client", "sse_connector"]
 
 _log = logging.getLogger("watchgate.upstream")
 # httpx2 logs every request line at INFO; the gateway's own log says what matters, once
@@ -50,66 +55,56 @@ _ACCEPT: Final = "application/json, text/event-stream"
 _SESSION: Final = "mcp-session-id"
 _VERSION: Final = "mcp-protocol-version"
 _MAX_BODY_QUOTED: Final = 200
+_INITIALIZE: Final = b'"initialize"'
 _INITIALIZED: Final = b'"notifications/initialized"'
 _GET_RETRIES: Final = 5  # GET streams that fail in a row before the gateway stops reopening it
 _GET_RETRY_DELAY: Final = 1.0
-_QUEUED: Final = 256  # messages read from the server and not yet taken by the actor
+_LEGACY_STATUSES: Final = (400, 404, 405)  # an initialize refused so: a legacy HTTP+SSE server
 
 
-class HttpConnection:
-    """One Streamable HTTP session with a remote server, as the upstream actor sees it."""
-
-    pid = None  # no process: ps shows the host
-    ready = False  # no fast path: every message is a POST
+class HttpConnection(RemoteConnection):
+    """One session with a remote server over HTTP, as the upstream actor sees it."""
 
     def __init__(self, config: UpstreamConfig, client: httpx2.AsyncClient, nursery: trio.Nursery) -> None:
-        assert config.url is not None
-        self.url = config.url
-        self.host = urlsplit(config.url).netloc
-        self.stderr_tail: list[str] = []  # a remote server has no stderr
+        super().__init__(config)
         self._client = client
         self._nursery = nursery
         self._session_id: str | None = None
         self._protocol_version: str | None = None
-        # bounded: a server that sends faster than the actor reads waits on its own stream
-        self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](_QUEUED)
-        self._ended = trio.Event()
-        self._reason = "the connection was closed"
         self._listening = False
         self._last_event_id: str | None = None
-
-    # -- the message seam ---------------------------------------------------------------------
-
-    def send_nowait(self, data: Line) -> int:
-        return 0
+        self._endpoint: str | None = None  # legacy HTTP+SSE: where to POST
+        self._handshake: list[bytes] = []  # initialize and initialized, replayed after a 404
+        self._renewing = trio.Lock()
 
     async def send(self, data: Line) -> None:
         """POST each message; the answers arrive through ``receive``. Raises `PeerGone` once the
         connection has ended."""
-        if self._ended.is_set():
-            raise PeerGone(self._reason)
+        self._check_open()
         for line in bytes(data).split(b"\n"):
-            if line.strip():
-                self._nursery.start_soon(self._post, line)
-                if not self._listening and _INITIALIZED in line:
-                    self._listening = True
-                    self._nursery.start_soon(self._listen)
+            if not line.strip():
+                continue
+            if len(self._handshake) < 2 and (_INITIALIZE in line or _INITIALIZED in line):
+                self._handshake.append(line)  # the first two lines the actor sends
+            self._nursery.start_soon(self._post, line)
+            if not self._listening and self._endpoint is None and _INITIALIZED in line:
+                self._listening = True
+                self._nursery.start_soon(self._listen)
 
-    def receive(self) -> trio.MemoryReceiveChannel[list[bytes]]:
-        """Each message the server sent, as a burst of one; ends with the connection."""
-        return self._bursts
+    async def open_legacy(self) -> None:
+        """Open the legacy event stream; from now on messages go to the endpoint it names.
+        Raises `LegacyStreamError` or httpx2's errors when the server offers none."""
+        self._endpoint = await self._nursery.start(self._read_legacy)
 
-    # -- what ps and the exit reason show -----------------------------------------------------
-
-    async def pump_stderr(self, on_line: object = None) -> None:
-        await self._ended.wait()
-
-    async def wait(self) -> int | None:
-        await self._ended.wait()
-        return None
-
-    def describe_exit(self) -> str:
-        return self._reason
+    async def _read_legacy(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await read_legacy_stream(self._client, self.url, self._deliver, task_status=task_status)
+        except (LegacyStreamError, httpx2.HTTPError) as exc:
+            if self._endpoint is None:
+                raise  # not opened yet: the opener says why
+            self._end(f"the event stream of {self.host} failed: {clean(str(exc) or type(exc).__name__)}")
+            return
+        self._end(f"{self.host} closed its event stream")
 
     # -- the wire -----------------------------------------------------------------------------
 
@@ -121,14 +116,39 @@ class HttpConnection:
             headers[_VERSION] = self._protocol_version
         return headers
 
-    async def _post(self, line: bytes) -> None:
+    async def _post(self, line: bytes, *, renewed: bool = False) -> None:
         try:
+            if self._endpoint is not None:
+                await self._post_legacy(line)
+                return
+            session = self._session_id
             async with self._client.stream(
                 "POST", self.url, content=line, headers=self._headers()
             ) as response:
-                await self._on_response(line, response)
+                forgotten = response.status_code == 404 and session is not None
+                if not forgotten:
+                    await self._on_response(line, response)
+            if not forgotten or session is None:
+                return
+            if renewed:  # forgotten again at once: this server keeps no sessions
+                self._end(f"{self.host} ended the session (HTTP 404)")
+            elif await self._renew(session):
+                await self._post(line, renewed=True)
         except httpx2.HTTPError as exc:  # cannot reach it, or it broke off: end, the supervisor retries
             self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
+
+    async def _post_legacy(self, line: bytes) -> None:
+        assert self._endpoint is not None
+        response = await self._client.post(
+            self._endpoint, content=line, headers={"content-type": "application/json"}
+        )
+        if response.status_code >= 400:
+            await self._refuse(line, self._status_text(response.status_code, response.text))
+
+    def _status_text(self, status: int, body: str) -> str:
+        hint = " (check the server's auth: or headers:)" if status in (401, 403) else ""
+        body = clean(body[:_MAX_BODY_QUOTED])
+        return f"{self.host} answered HTTP {status}{hint}" + (f": {body}" if body else "")
 
     async def _on_response(self, line: bytes, response: httpx2.Response) -> None:
         session = response.headers.get(_SESSION)
@@ -137,27 +157,99 @@ class HttpConnection:
         status = response.status_code
         if status == 202:
             return
-        if status == 404 and self._session_id is not None:
-            self._end(f"{self.host} ended the session (HTTP 404)")
+        if status in _LEGACY_STATUSES and self._session_id is None and _INITIALIZE in line:
+            await self._fall_back(line, status)
             return
         if status >= 400:
-            body = clean((await response.aread())[:_MAX_BODY_QUOTED].decode("utf-8", "replace"))
-            hint = " (check the server's auth: or headers:)" if status in (401, 403) else ""
-            await self._refuse(
-                line, f"{self.host} answered HTTP {status}{hint}" + (f": {body}" if body else "")
-            )
+            body = (await response.aread()).decode("utf-8", "replace")
+            await self._refuse(line, self._status_text(status, body))
             return
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if kind == "text/event-stream":
-            async for event in httpx2.EventSource(response):
-                if event.data:
-                    await self._deliver(event.data.encode())
-        else:
+        if kind != "text/event-stream":
             await self._deliver(await response.aread())
+            return
+        stream = _RequestStream(_request_id(line))
+        await self._read_events(response, stream)
+        if not stream.answered:
+            await self._resume(line, stream)
+
+    async def _fall_back(self, line: bytes, status: int) -> None:
+        """Streamable HTTP refused: try the legacy HTTP+SSE transport at the same URL."""
+        try:
+            await self.open_legacy()
+        except (LegacyStreamError, httpx2.HTTPError) as exc:
+            reason = (
+                f"{self.host} answered HTTP {status} to initialize, and offers no legacy event stream ({exc})"
+            )
+            await self._refuse(line, clean(reason))
+            return
+        _log.info("[%s] speaks the legacy HTTP+SSE transport", self.host)
+        await self._post_legacy(line)
+
+    async def _renew(self, forgotten: str) -> bool:
+        """The server answered 404 to session ``forgotten``: initialize a new session (once,
+        however many messages found out at the same time). False if that failed: ended."""
+        async with self._renewing:
+            if self._session_id != forgotten:
+                return not self._ended.is_set()  # another message renewed it already
+            _log.info("[%s] the server forgot the session: starting a new one", self.host)
+            self._session_id = None
+            initialize, *rest = self._handshake or [b""]
+            answer = await self._client.post(self.url, content=initialize, headers=self._headers())
+            self._session_id = answer.headers.get(_SESSION)
+            if answer.status_code >= 400 or self._session_id is None:
+                refused = f"refused a new one (HTTP {answer.status_code})"
+                self._end(f"{self.host} ended the session (HTTP 404) and {refused}")
+                return False
+            for line in rest:
+                await self._client.post(self.url, content=line, headers=self._headers())
+            if self._listening:
+                self._nursery.start_soon(self._listen)
+            return True
+
+    async def _read_events(self, response: httpx2.Response, stream: _RequestStream) -> None:
+        """Deliver each event of a request's stream, noting what resuming it would need; once
+        answered, the stream's work is done, even if the server keeps it open."""
+
+        async def take(event: httpx2.ServerSentEvent) -> bool:
+            if event.id:
+                stream.last_event_id = event.id
+            if event.retry is not None:
+                stream.retry = event.retry / 1000
+            if event.data:
+                message = event.data.encode()
+                stream.answered = _answers(message, stream.request_id)
+                await self._deliver(message)
+            return not stream.answered
+
+        await each_event(response, take)
+
+    async def _resume(self, line: bytes, stream: _RequestStream) -> None:
+        """A request's stream ended before its answer: resume it with a GET carrying
+        ``Last-Event-ID`` after the server's ``retry`` delay (a dropped stream is not a
+        cancellation, spec 2025-11-25); a stream with no event id cannot be resumed."""
+        for _ in range(_GET_RETRIES):
+            if stream.request_id is None or stream.last_event_id is None or self._ended.is_set():
+                break
+            await trio.sleep(stream.retry)
+            headers = {**self._headers(), "accept": "text/event-stream"}
+            headers["last-event-id"] = stream.last_event_id
+            try:
+                async with self._client.stream("GET", self.url, headers=headers) as response:
+                    if response.status_code >= 400:
+                        break
+                    await self._read_events(response, stream)
+            except httpx2.HTTPError as exc:
+                _log.debug("[%s] resuming a stream failed: %r", self.host, exc)
+            if stream.answered:
+                return
+        if stream.request_id is not None and not stream.answered:
+            await self._refuse(line, f"{self.host} closed the stream before answering")
 
     async def _listen(self) -> None:
         """The GET stream: what the server says outside a request, until the session ends."""
         failures = 0
+        delay = _GET_RETRY_DELAY
         while not self._ended.is_set() and failures < _GET_RETRIES:
             headers = {**self._headers(), "accept": "text/event-stream"}
             if self._last_event_id is not None:
@@ -170,18 +262,18 @@ class HttpConnection:
                     async for event in httpx2.EventSource(response):
                         if event.id:
                             self._last_event_id = event.id
+                        if event.retry is not None:
+                            delay = event.retry / 1000
                         if event.data:
                             await self._deliver(event.data.encode())
             except httpx2.HTTPError as exc:
                 failures += 1
                 _log.debug("[%s] the GET stream dropped: %r", self.host, exc)
-            await trio.sleep(_GET_RETRY_DELAY)  # dropped or ended: reopen, resuming after the last event
+            await trio.sleep(delay)  # dropped or ended: reopen, resuming after the last event
 
     async def _deliver(self, message: bytes) -> None:
         self._remember_version(message)
-        # the actor stopped reading: the session is over
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await self._incoming.send([message])
+        await super()._deliver(message)
 
     def _remember_version(self, message: bytes) -> None:
         """The protocol version the server chose in its ``initialize`` answer goes on every later POST."""
@@ -194,29 +286,10 @@ class HttpConnection:
         if isinstance(result, dict) and isinstance(result.get("protocolVersion"), str):
             self._protocol_version = result["protocolVersion"]
 
-    async def _refuse(self, line: bytes, reason: str) -> None:
-        """Answer the request that was refused (a notification has nobody to tell: logged)."""
-        try:
-            msg = jsonrpc.decode(line)
-        except JsonRpcError:
-            return
-        if msg.kind is not Kind.REQUEST or msg.id is None or msg.id is UNSET:
-            _log.warning("[%s] %s", self.host, reason)
-            return
-        error = JsonRpcError(jsonrpc.INTERNAL_ERROR, reason, {"host": self.host})
-        await self._deliver(jsonrpc.encode(jsonrpc.error_response(msg.id, error)))
-
-    def _end(self, reason: str) -> None:
-        if self._ended.is_set():
-            return
-        self._reason = reason
-        self._ended.set()
-        self._incoming.close()
-
     async def terminate(self) -> None:
         """End the session on the server (DELETE), as the protocol asks of a client that leaves."""
         self._end(self._reason)
-        if self._session_id is None:
+        if self._session_id is None or self._endpoint is not None:
             return
         try:
             await self._client.delete(self.url, headers=self._headers())
@@ -224,49 +297,98 @@ class HttpConnection:
             _log.debug("[%s] DELETE of the session failed: %r", self.host, exc)
 
 
-def bearer_token(auth: AuthConfig) -> str:
-    """The token, read now (every connect); a clear start error naming the key, never the value."""
-    if auth.token_env is not None:
-        token = os.environ.get(auth.token_env, "").strip()
-        if not token:
-            raise UpstreamStartError(f"auth.token_env: the variable {auth.token_env} is not set or empty")
-        return token
-    assert auth.token_file is not None
+class _RequestStream:
+    """What is known of one request's SSE stream: whether it has answered, and how to resume it."""
+
+    __slots__ = ("answered", "last_event_id", "request_id", "retry")
+
+    def __init__(self, request_id: int | str | None) -> None:
+        self.request_id = request_id
+        self.answered = False
+        self.last_event_id: str | None = None
+        self.retry = _GET_RETRY_DELAY
+
+
+def _request_id(line: bytes) -> int | str | None:
+    """The id of a request (None for anything else: nothing to wait for)."""
     try:
-        with open(auth.token_file, encoding="utf-8") as file:
-            token = file.read().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise UpstreamStartError(f"auth.token_file: cannot read {auth.token_file}: {reason}") from None
-    if not token:
-        raise UpstreamStartError(f"auth.token_file: {auth.token_file} is empty")
-    return token
+        msg = jsonrpc.decode(line)
+    except JsonRpcError:
+        return None
+    if msg.kind is not Kind.REQUEST or msg.id is UNSET:
+        return None
+    return msg.id
+
+
+def _answers(message: bytes, request_id: int | str | None) -> bool:
+    if request_id is None or b'"id"' not in message:
+        return False
+    try:
+        msg = jsonrpc.decode(message)
+    except JsonRpcError:
+        return False
+    return msg.kind is Kind.RESPONSE and msg.id == request_id
 
 
 @asynccontextmanager
-async def http_connector(config: UpstreamConfig) -> AsyncIterator[HttpConnection]:
-    """Open a Streamable HTTP session with ``config.url`` (its ``headers``, its bearer token)."""
-    if not config.url:
-        raise UpstreamStartError("transport http needs a url")
-    headers = dict(config.headers)
-    if config.auth is not None:
-        headers["authorization"] = f"Bearer {bearer_token(config.auth)}"
+async def open_client(config: UpstreamConfig) -> AsyncIterator[tuple[httpx2.AsyncClient, trio.Nursery]]:
+    """The httpx2 client for ``config`` (its headers, its bearer token, its TLS) and the nursery
+    that owns the connection's requests; both end with the connection."""
     # connect and write are bounded here; an answer may take as long as the tool does, which
     # the actor's own request_timeout bounds (it cancels the call and answers -32001)
     timeout = httpx2.Timeout(connect=config.startup_timeout, read=None, write=30.0, pool=30.0)
-    verify: str | bool = config.tls.ca_file or config.tls.verify
-    if isinstance(verify, str) and not os.access(verify, os.R_OK):
-        raise UpstreamStartError(f"tls.ca_file: cannot read {verify}")
-    if verify is False:
-        _log.warning("[%s] tls.verify is false: any certificate is accepted (a test bench only)", config.name)
     async with (
-        httpx2.AsyncClient(timeout=timeout, headers=headers, follow_redirects=False, verify=verify) as client,
+        httpx2.AsyncClient(
+            timeout=timeout,
+            headers=request_headers(config),
+            follow_redirects=False,
+            verify=tls_verify(config),
+        ) as client,
         trio.open_nursery() as nursery,
     ):
-        connection = HttpConnection(config, client, nursery)
         try:
-            yield connection
+            yield client, nursery
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout):
-                await connection.terminate()
             nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _connected(config: UpstreamConfig, *, legacy: bool) -> AsyncIterator[HttpConnection]:
+    if not config.url:
+        raise UpstreamStartError(f"transport {config.transport!s} needs a url")
+    failure = None
+    async with open_client(config) as (client, nursery):
+        connection = HttpConnection(config, client, nursery)
+        if legacy:
+            failure = await _open_legacy(connection, config.startup_timeout)
+        if failure is None:
+            try:
+                yield connection
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout):
+                    await connection.terminate()
+    if failure is not None:  # raised out here, not from inside the connection's nursery
+        raise UpstreamStartError(failure)
+
+
+async def _open_legacy(connection: HttpConnection, timeout: float) -> str | None:
+    """Open ``transport: sse``'s event stream; why not, if it could not be opened in time."""
+    with trio.move_on_after(timeout):
+        try:
+            await connection.open_legacy()
+        except (LegacyStreamError, httpx2.HTTPError) as exc:
+            return (
+                f"cannot open the event stream of {connection.host}: {clean(str(exc) or type(exc).__name__)}"
+            )
+        return None
+    return f"{connection.host} named no endpoint within {timeout:g}s"
+
+
+def http_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[HttpConnection]:
+    """Open a session with ``config.url``: Streamable HTTP, or legacy HTTP+SSE if that is refused."""
+    return _connected(config, legacy=False)
+
+
+def sse_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[HttpConnection]:
+    """Open the legacy HTTP+SSE event stream of ``config.url`` (``transport: sse``)."""
+    return _connected(config, legacy=True)
