@@ -204,7 +204,7 @@ def test_stdio_command_must_not_be_empty(command: str) -> None:
     assert problem.message == "the command is empty"
 
 
-@pytest.mark.parametrize("key", ["url: http://h/", "headers: {A: b}"])
+@pytest.mark.parametrize("key", ["url: http://h/", "headers: {A: b}", "protocol: legacy"])
 def test_stdio_forbids_url_and_headers(key: str) -> None:
     [problem] = problems(one_upstream("command: [s]", key))
     name = key.split(":")[0]

@@ -33,8 +33,56 @@ async def _scenario(session: ClientSession, scenario: str) -> None:
     elif "json_schema_echo" in tools:  # what the gateway passed on of the focal tool's schema
         focal = next(tool for name, tool in tools.items() if name != "json_schema_echo")
         await session.call_tool("json_schema_echo", {"schema": focal.input_schema})
+    elif "valid_tool" in tools:  # the one the invalid ones must not hide (SEP-2243)
+        await session.call_tool("valid_tool", _sample_arguments(tools["valid_tool"].input_schema))
+    elif "test_custom_headers" in tools:  # values that exercise every encoding rule (SEP-2243)
+        await session.call_tool(
+            "test_custom_headers", _sample_arguments(tools["test_custom_headers"].input_schema)
+        )
+        if "test_custom_headers_null" in tools:
+            schema = tools["test_custom_headers_null"].input_schema
+            await session.call_tool("test_custom_headers_null", dict.fromkeys(schema.get("properties", {})))
+    elif "test_mrtr_echo_state" in tools:  # the gateway answers the server's input rounds
+        for name in (
+            "test_mrtr_echo_state",
+            "test_mrtr_unrelated",
+            "test_mrtr_no_state",
+            "test_mrtr_no_result_type",
+        ):
+            await session.call_tool(name, {})
     elif tools:
         await session.call_tool(sorted(tools)[0], {})
+
+
+_SAMPLE_STRINGS = {
+    "NonAscii": "Hello, 世界",
+    "Whitespace": " padded ",
+    "LeadingSpace": " leading",
+    "TrailingSpace": "trailing ",
+    "InternalSpace": "internal space",
+    "ControlChar": "bell\x07",
+    "CrLf": "line1\r\nline2",
+    "Tab": "tab\there",
+    "EmptyVal": "",
+    "Method": "GET",
+}
+
+
+def _sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """A value for every property, chosen to need each header encoding (plain, base64)."""
+    arguments: dict[str, Any] = {}
+    for name, spec in schema.get("properties", {}).items():
+        header = spec.get("x-mcp-header", "")
+        kind = spec.get("type")
+        if kind == "integer":
+            arguments[name] = 42
+        elif kind == "number":
+            arguments[name] = 3.14
+        elif kind == "boolean":
+            arguments[name] = header == "Debug"
+        else:
+            arguments[name] = _SAMPLE_STRINGS.get(header, "us-west1")
+    return arguments
 
 
 async def _accept_with_defaults(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:

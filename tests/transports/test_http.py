@@ -68,7 +68,9 @@ async def test_the_session_id_and_protocol_version_go_on_every_later_request() -
         await connection.send(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
         assert (await _next(connection))["id"] == 2  # an answer as a server-sent event
         await connection.terminate()
-    first, *later = seen
+    probe, first, *later = seen
+    assert json.loads(probe.content)["method"] == "server/discover"  # the 2026-07-28 era asked first
+    assert json.loads(first.content)["method"] == "initialize"  # not spoken here: initialize
     assert "mcp-session-id" not in first.headers and "json" in first.headers["accept"]
     assert all(r.headers["mcp-session-id"] == "abc" for r in later)
     assert [r.method for r in later].count("GET") == 1  # asked once, after initialized; 405 ends it
@@ -287,7 +289,7 @@ async def test_a_server_that_forgot_the_session_gets_a_new_one_and_the_message_a
         await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
         await connection.send(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
         assert await _next(connection) == {"jsonrpc": "2.0", "id": 2, "result": {"tools": []}}
-    posts = [entry for entry in seen if entry[0] != "GET"]
+    posts = [entry for entry in seen if entry[0] not in ("GET", "server/discover")]
     renewal = posts.index(("initialize", None), 1)  # replayed by the connection, not the actor
     assert ("tools/list", "s1") in posts[:renewal]
     assert posts[renewal:] == [

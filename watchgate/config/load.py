@@ -335,7 +335,7 @@ class _Builder:
         """stdio spawns a command; http, sse and websocket connect to a url. Never a mix."""
         forbidden: tuple[str, ...]
         if u.transport is Transport.STDIO:
-            forbidden, other = ("url", "headers", "auth", "tls"), "http, sse and websocket"
+            forbidden, other = ("url", "headers", "auth", "tls", "protocol"), "http, sse and websocket"
             if not u.command and "command" not in skip:
                 what = "is empty" if "command" in raw else "is required for a stdio upstream"
                 self.add(join_path(path, "command"), f"the command {what}")

@@ -167,6 +167,8 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     headers: dict[str, str] = {}
     auth: AuthConfig | None = None  # remote: a bearer token
     tls: TlsConfig = TlsConfig()  # remote: whom to trust
+    # http: "auto" probes the 2026-07-28 era first and falls back to initialize; "legacy" never probes
+    protocol: Literal["auto", "legacy"] = "auto"
     restart: Restart = "permanent"
     max_restarts: Annotated[int, Meta(ge=0)] = 5
     within_seconds: Positive = 60.0

@@ -22,7 +22,11 @@ connection with a reason, and the supervisor reconnects with its backoff, answer
 flight with -32003 naming the server; an HTTP error status answers that one request with an
 error saying so.
 
-Not yet (issue 13): the 2026-07-28 era, OAuth.
+**The 2026-07-28 era** (stateless): the connection probes it first with ``server/discover`` and
+falls back to ``initialize`` on anything but a modern answer (the spec's procedure);
+``transports/modern.py`` says what is translated for a server that speaks it.
+
+Not yet (issue 13): OAuth.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
+import msgspec
 import trio
 from msgspec import UNSET
 
@@ -40,6 +45,8 @@ from watchgate.errors import JsonRpcError, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.sanitize import clean
+from watchgate.transports.modern import MODERN, ModernSession, local_answer, supported_versions
+from watchgate.transports.mrtr import Retry
 from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
 from watchgate.transports.sse import LegacyStreamError, each_event, read_legacy_stream
 
@@ -76,6 +83,9 @@ class HttpConnection(RemoteConnection):
         self._endpoint: str | None = None  # legacy HTTP+SSE: where to POST
         self._handshake: list[bytes] = []  # initialize and initialized, replayed after a 404
         self._renewing = trio.Lock()
+        self._probe_modern = config.protocol != "legacy"  # the 2026-07-28 era first, then initialize
+        self._modern: ModernSession | None = None
+        self._calls: dict[object, trio.CancelScope] = {}  # modern era: closing a call's stream cancels it
 
     async def send(self, data: Line) -> None:
         """POST each message; the answers arrive through ``receive``. Raises `PeerGone` once the
@@ -84,10 +94,18 @@ class HttpConnection(RemoteConnection):
         for line in bytes(data).split(b"\n"):
             if not line.strip():
                 continue
+            if self._modern is not None:
+                await self._send_modern(self._modern, line)
+                continue
             if len(self._handshake) < 2 and (_INITIALIZE in line or _INITIALIZED in line):
                 self._handshake.append(line)  # the first two lines the actor sends
             self._nursery.start_soon(self._post, line)
-            if not self._listening and self._endpoint is None and _INITIALIZED in line:
+            if (
+                not self._listening
+                and self._endpoint is None
+                and _INITIALIZED in line
+                and self._modern is None
+            ):
                 self._listening = True
                 self._nursery.start_soon(self._listen)
 
@@ -118,6 +136,10 @@ class HttpConnection(RemoteConnection):
 
     async def _post(self, line: bytes, *, renewed: bool = False) -> None:
         try:
+            if self._probe_modern and _INITIALIZE in line:
+                self._probe_modern = False
+                if await self._discover(line):
+                    return
             if self._endpoint is not None:
                 await self._post_legacy(line)
                 return
@@ -136,6 +158,85 @@ class HttpConnection(RemoteConnection):
                 await self._post(line, renewed=True)
         except httpx2.HTTPError as exc:  # cannot reach it, or it broke off: end, the supervisor retries
             self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
+
+    # -- the 2026-07-28 era (transports/modern.py says what is translated) ------------------------
+
+    async def _discover(self, line: bytes) -> bool:
+        """Probe the modern era with ``server/discover``; True if the server speaks it (the actor
+        then gets its ``initialize`` answered from the discovery). A server that names other
+        versions, or answers anything else, is spoken to with ``initialize``."""
+        initialize = msgspec.json.decode(line)
+        modern = ModernSession(initialize, self.host)
+        for _ in range(2):  # once more if the first try was refused naming 2026-07-28 as supported
+            body, headers = modern.discover(initialize.get("id"))
+            async with self._client.stream(
+                "POST", self.url, content=body, headers=self._base(headers)
+            ) as response:
+                answer = await _first_message(response)
+            if response.status_code == 200:
+                result = _result_of(answer)
+                if MODERN not in (result.get("supportedVersions") or []):
+                    return False
+                self._modern = modern
+                _log.info("[%s] speaks MCP %s (stateless)", self.host, MODERN)
+                reply = {
+                    "jsonrpc": "2.0",
+                    "id": initialize.get("id"),
+                    "result": modern.initialize_result(result),
+                }
+                await super()._deliver(msgspec.json.encode(reply))
+                return True
+            if MODERN not in (supported_versions(answer) or []):
+                return False
+        return False
+
+    async def _send_modern(self, modern: ModernSession, line: bytes) -> None:
+        try:
+            message = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            return
+        if not isinstance(message, dict):
+            return
+        if "method" not in message and modern.rounds.owns(message.get("id")):
+            outcome = modern.rounds.input_given(message)  # the client's input for an MRTR round
+            if isinstance(outcome, Retry):
+                self._nursery.start_soon(self._post_modern, *modern.retry(outcome), outcome.message["id"])
+            elif outcome is not None:
+                await super()._deliver(msgspec.json.encode(outcome))
+            return
+        if message.get("method") == "notifications/cancelled":  # this era's cancellation
+            params = message.get("params") or {}
+            scope = self._calls.get(params.get("requestId")) if isinstance(params, dict) else None
+            if scope is not None:
+                scope.cancel()
+            return
+        prepared = modern.prepare(message)
+        if prepared is None:
+            answer = local_answer(message)
+            if answer is not None:
+                await super()._deliver(answer)
+            return
+        self._nursery.start_soon(self._post_modern, line, *prepared, message.get("id"))
+
+    async def _post_modern(
+        self, line: bytes, body: bytes, headers: dict[str, str], request_id: object
+    ) -> None:
+        with trio.CancelScope() as scope:
+            if request_id is not None:
+                self._calls[request_id] = scope
+            try:
+                async with self._client.stream(
+                    "POST", self.url, content=body, headers=self._base(headers)
+                ) as response:
+                    await self._on_response(line, response)
+            except httpx2.HTTPError as exc:
+                self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
+            finally:
+                self._calls.pop(request_id, None)
+
+    @staticmethod
+    def _base(headers: dict[str, str]) -> dict[str, str]:
+        return {"accept": _ACCEPT, "content-type": "application/json", **headers}
 
     async def _post_legacy(self, line: bytes) -> None:
         assert self._endpoint is not None
@@ -161,8 +262,11 @@ class HttpConnection(RemoteConnection):
             await self._fall_back(line, status)
             return
         if status >= 400:
-            body = (await response.aread()).decode("utf-8", "replace")
-            await self._refuse(line, self._status_text(status, body))
+            body = await response.aread()
+            if _answers(body, _request_id(line)):  # the server's own JSON-RPC error says it best
+                await self._deliver(body)
+                return
+            await self._refuse(line, self._status_text(status, body.decode("utf-8", "replace")))
             return
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind != "text/event-stream":
@@ -272,8 +376,15 @@ class HttpConnection(RemoteConnection):
             await trio.sleep(delay)  # dropped or ended: reopen, resuming after the last event
 
     async def _deliver(self, message: bytes) -> None:
-        self._remember_version(message)
-        await super()._deliver(message)
+        if self._modern is None:
+            self._remember_version(message)
+            await super()._deliver(message)
+            return
+        messages, retry = self._modern.receive(message)
+        if retry is not None:
+            self._nursery.start_soon(self._post_modern, *self._modern.retry(retry), retry.message["id"])
+        for each in messages:
+            await super()._deliver(each)
 
     def _remember_version(self, message: bytes) -> None:
         """The protocol version the server chose in its ``initialize`` answer goes on every later POST."""
@@ -318,6 +429,31 @@ def _request_id(line: bytes) -> int | str | None:
     if msg.kind is not Kind.REQUEST or msg.id is UNSET:
         return None
     return msg.id
+
+
+async def _first_message(response: httpx2.Response) -> bytes:
+    """The first message of an answer, whether it came as JSON or as an event stream."""
+    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "text/event-stream":
+        return await response.aread()
+    first: list[bytes] = []
+
+    async def take(event: httpx2.ServerSentEvent) -> bool:
+        if event.data:
+            first.append(event.data.encode())
+        return not first
+
+    await each_event(response, take)
+    return first[0] if first else b""
+
+
+def _result_of(message: bytes) -> dict[str, Any]:
+    try:
+        decoded = msgspec.json.decode(message)
+    except msgspec.DecodeError:
+        return {}
+    result = decoded.get("result") if isinstance(decoded, dict) else None
+    return result if isinstance(result, dict) else {}
 
 
 def _answers(message: bytes, request_id: int | str | None) -> bool:

@@ -17,7 +17,8 @@ from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Line
 
 PROTOCOL_VERSION: Final = "2025-11-25"
-KNOWN_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
+# 2026-07-28: a stateless server, its discovery answered as an initialize (transports/modern.py)
+KNOWN_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"})
 _log = logging.getLogger("watchgate.upstream")
 
 
