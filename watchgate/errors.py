@@ -15,6 +15,7 @@ WatchgateError                    catch this for "anything Watchgate refused or 
 ├── ConfigNotFound                no config file where the commands look for one
 ├── PluginLoadError               a plugin's class cannot be found or imported
 ├── UpstreamStartError            an upstream could not start or failed its handshake
+│   └── UpstreamAuthError         OAuth toward a remote server failed, or it needs `watchgate auth login`
 ├── UpstreamExited                an upstream's process or connection ended
 ├── LineTooLong                   a peer sent more than the line limit without a newline
 ├── PeerGone                      the other side of a connection closed: nothing more reaches it
@@ -217,6 +218,15 @@ class PluginLoadError(WatchgateError):
 
 class UpstreamStartError(WatchgateError):
     """An upstream could not be started or failed its handshake; the supervisor decides what next."""
+
+
+class UpstreamAuthError(UpstreamStartError):
+    """OAuth toward a remote server failed (the message says how, never a token), or the server
+    wants a person to log in first (``needs_login``: ``watchgate auth login NAME``)."""
+
+    def __init__(self, message: str, *, needs_login: bool = False) -> None:
+        super().__init__(message)
+        self.needs_login = needs_login
 
 
 class UpstreamExited(WatchgateError):

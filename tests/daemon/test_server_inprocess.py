@@ -280,3 +280,19 @@ async def test_a_malformed_hand_over_ends_only_that_connection(
         )
         sock.close()  # gone before a word
         assert (await call(daemon.paths, control.Ps()))["upstreams"][0]["name"] == "alpha"
+
+
+async def test_a_server_that_needs_a_login_says_so_in_ps_and_to_its_callers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from watchgate.errors import UpstreamAuthError
+
+    hosted, local = FakeServer("hosted", tools={"echo": echo}), FakeServer("local", tools={"echo": echo})
+    hosted.fail_start = UpstreamAuthError("needs login: run `watchgate auth login hosted`", needs_login=True)
+    async with daemon_with(monkeypatch, tmp_path, hosted, local) as (_daemon, cli):
+        assert await cli("ps") == 0
+        rows = [line.split()[:3] for line in capsys.readouterr().out.splitlines()[1:-1]]
+        assert rows == [["hosted", "stdio", "needs-login"], ["local", "stdio", "running"]]
+        hosted.fail_start = None  # logged in: `auth login` asks the daemon to restart it
+        assert await cli("restart", "hosted") == 0
+        assert capsys.readouterr().out == "hosted: running\n"

@@ -109,7 +109,7 @@ class FakeServer:
         self.silent_methods = set(silent_methods)  # never answered: a hung server
         self.sessions: list[FakeSession] = []
         self.started = trio.Event()
-        self.fail_start: str | None = None
+        self.fail_start: str | Exception | None = None  # a reason (UpstreamStartError) or the error
 
     @property
     def session(self) -> FakeSession:
@@ -197,6 +197,8 @@ class FakeServer:
         if self.fail_start is not None:
             from watchgate.errors import UpstreamStartError
 
+            if isinstance(self.fail_start, Exception):
+                raise self.fail_start
             raise UpstreamStartError(self.fail_start)
         to_server_send, to_server_receive = trio.testing.memory_stream_one_way_pair()
         to_gateway_send, to_gateway_receive = trio.testing.memory_stream_one_way_pair()

@@ -48,10 +48,17 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     adding its sub-commands whose ``func(args) -> int`` is the exit code."""
     from watchgate.audit import cli as audit_cli
     from watchgate.bench import cli as bench_cli
+    from watchgate.cli import auth as auth_cli
     from watchgate.cli import daemon as cli_daemon
     from watchgate.cli import pin as plugins_cli
 
-    return [cli_daemon.register, audit_cli.register, bench_cli.register, plugins_cli.register]
+    return [
+        cli_daemon.register,
+        audit_cli.register,
+        bench_cli.register,
+        plugins_cli.register,
+        auth_cli.register,
+    ]
 
 
 def _register_core(commands: Any) -> None:

@@ -21,13 +21,19 @@ from watchgate.errors import ConfigError, ConfigNotFound
 from watchgate.plugins.pins import STATE_ENV, PinStore, state_path
 
 
-def register(commands: Any) -> None:
-    pin = commands.add_parser("pin", help="tool pins: list them, approve a changed tool")
-    verbs = pin.add_subparsers(dest="pin_command", metavar="VERB", required=True)
+def config_option() -> argparse.ArgumentParser:
+    """``-c/--config``, for the command groups that read the config file (``pin``, ``auth``)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-c", "--config", help="config file (default: $WATCHGATE_CONFIG, ./supervisor.yaml, …)"
     )
+    return common
+
+
+def register(commands: Any) -> None:
+    pin = commands.add_parser("pin", help="tool pins: list them, approve a changed tool")
+    verbs = pin.add_subparsers(dest="pin_command", metavar="VERB", required=True)
+    common = config_option()
     common.add_argument("--state", help="the pins file (default: as the tool_pinning plugin finds it)")
 
     listing = verbs.add_parser("list", parents=[common], help="every pinned tool and whether it changed")

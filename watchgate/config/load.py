@@ -321,6 +321,23 @@ class _Builder:
 
     def auth(self, auth: AuthConfig, path: str) -> AuthConfig:
         """Exactly one place for the token; a token file's path made absolute."""
+        if auth.type == "oauth":
+            if auth.token_env is not None or auth.token_file is not None:
+                self.add(
+                    path,
+                    "an oauth login has no token_env or token_file: `watchgate auth login` gets the tokens",
+                )
+            if auth.client_secret_file is None:
+                return auth
+            secret = join_path(path, "client_secret_file")
+            return msgspec.structs.replace(
+                auth,
+                client_secret_file=self.resolve(self.expand(auth.client_secret_file, secret, tilde=True)),
+            )
+        if auth.scopes or auth.client_id or auth.client_secret_file or auth.client_metadata_url:
+            self.add(
+                path, "scopes, client_id, client_secret_file and client_metadata_url are for type: oauth"
+            )
         if (auth.token_env is None) == (auth.token_file is None):
             self.add(path, "a bearer token needs exactly one of token_env or token_file")
             return auth

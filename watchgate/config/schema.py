@@ -130,12 +130,17 @@ class PluginConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True
 
 class AuthConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """How the gateway proves itself to a remote upstream: a bearer token, read at every connect
-    from the environment or a file (so a rotated token needs a restart, not a reload), and never
-    logged, shown in ``ps`` or written to the audit log."""
+    from the environment or a file (so a rotated token needs a restart, not a reload), or OAuth
+    2.1 (``watchgate auth login NAME``; tokens in a 0600 file). Never logged, shown in ``ps`` or
+    written to the audit log."""
 
-    type: Literal["bearer"] = "bearer"
-    token_env: str | None = None
-    token_file: str | None = None
+    type: Literal["bearer", "oauth"] = "bearer"
+    token_env: str | None = None  # bearer
+    token_file: str | None = None  # bearer
+    scopes: tuple[str, ...] = ()  # oauth: asked for at login (else what the server names)
+    client_id: str | None = None  # oauth: a pre-registered client
+    client_secret_file: str | None = None  # oauth: its secret, if it has one
+    client_metadata_url: str | None = None  # oauth: an https client-ID metadata document
 
 
 class TlsConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -116,7 +116,7 @@ class ControlOps:
                 UpstreamRow(
                     name=status.name,
                     transport=str(actor.config.transport),
-                    state=str(status.state),
+                    state="needs-login" if actor.needs_login and not running else str(status.state),
                     pid=actor.pid,
                     host=urlsplit(actor.config.url).netloc if actor.config.url else None,
                     uptime=now - status.started_at if running and status.started_at is not None else None,

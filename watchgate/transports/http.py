@@ -41,7 +41,7 @@ import msgspec
 import trio
 from msgspec import UNSET
 
-from watchgate.errors import JsonRpcError, UpstreamStartError
+from watchgate.errors import JsonRpcError, UpstreamAuthError, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.sanitize import clean
@@ -158,6 +158,8 @@ class HttpConnection(RemoteConnection):
                 await self._post(line, renewed=True)
         except httpx2.HTTPError as exc:  # cannot reach it, or it broke off: end, the supervisor retries
             self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
+        except UpstreamAuthError as exc:  # OAuth failed, or a person must log in first
+            self._end(str(exc), needs_login=exc.needs_login)
 
     # -- the 2026-07-28 era (transports/modern.py says what is translated) ------------------------
 
@@ -231,6 +233,8 @@ class HttpConnection(RemoteConnection):
                     await self._on_response(line, response)
             except httpx2.HTTPError as exc:
                 self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
+            except UpstreamAuthError as exc:
+                self._end(str(exc), needs_login=exc.needs_login)
             finally:
                 self._calls.pop(request_id, None)
 
@@ -370,7 +374,7 @@ class HttpConnection(RemoteConnection):
                             delay = event.retry / 1000
                         if event.data:
                             await self._deliver(event.data.encode())
-            except httpx2.HTTPError as exc:
+            except (httpx2.HTTPError, UpstreamAuthError) as exc:
                 failures += 1
                 _log.debug("[%s] the GET stream dropped: %r", self.host, exc)
             await trio.sleep(delay)  # dropped or ended: reopen, resuming after the last event
@@ -473,8 +477,14 @@ async def open_client(config: UpstreamConfig) -> AsyncIterator[tuple[httpx2.Asyn
     # connect and write are bounded here; an answer may take as long as the tool does, which
     # the actor's own request_timeout bounds (it cancels the call and answers -32001)
     timeout = httpx2.Timeout(connect=config.startup_timeout, read=None, write=30.0, pool=30.0)
+    auth = None
+    if config.auth is not None and config.auth.type == "oauth":
+        from watchgate.transports.oauth import gateway_auth  # the MCP SDK: imported only when used
+
+        auth = gateway_auth(config)
     async with (
         httpx2.AsyncClient(
+            auth=auth,
             timeout=timeout,
             headers=request_headers(config),
             follow_redirects=False,

@@ -48,6 +48,7 @@ class RemoteConnection:
         self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](_QUEUED)
         self._ended = trio.Event()
         self._reason = "the connection was closed"
+        self.needs_login = False  # it ended because a person must run `watchgate auth login`
 
     def send_nowait(self, data: Line) -> int:
         return 0
@@ -90,9 +91,10 @@ class RemoteConnection:
         error = JsonRpcError(jsonrpc.INTERNAL_ERROR, reason, {"host": self.host})
         await self._deliver(jsonrpc.encode(jsonrpc.error_response(msg.id, error)))
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: str, *, needs_login: bool = False) -> None:
         if self._ended.is_set():
             return
+        self.needs_login = needs_login
         self._reason = reason
         self._ended.set()
         self._incoming.close()
@@ -120,7 +122,7 @@ def bearer_token(auth: AuthConfig) -> str:
 def request_headers(config: UpstreamConfig) -> dict[str, str]:
     """The headers every request to the server carries: the config's, and the bearer token."""
     headers = dict(config.headers)
-    if config.auth is not None:
+    if config.auth is not None and config.auth.type == "bearer":
         headers["authorization"] = f"Bearer {bearer_token(config.auth)}"
     return headers
 

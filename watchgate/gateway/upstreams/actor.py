@@ -89,6 +89,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._asked = ServerRequests(config.name)
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
+        self.needs_login = False  # the last incarnation ended wanting `watchgate auth login NAME`
         self._timeouts_in_a_row = 0  # request timeouts since the server last answered anything
         self.stderr_tail: list[str] = []
         self.log = ServerLog()
@@ -138,6 +139,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                                     process.stderr_tail,
                                 )
                                 task_status.started()
+                                self.needs_login = False
                                 await self._router.tell(ready)
                                 nursery.start_soon(self._expire_loop, nursery.cancel_scope)
                                 if self.config.ping_interval:
@@ -153,9 +155,11 @@ class UpstreamActor(Actor[UpstreamMessage]):
                     if not isinstance(start_error, UpstreamStartError):
                         raise
                     self._exit_reason = str(start_error)
+                    self.needs_login = getattr(start_error, "needs_login", False)
                     raise start_error from None
                 except UpstreamStartError as exc:
                     self._exit_reason = str(exc)
+                    self.needs_login = getattr(exc, "needs_login", False)
                     raise
             finally:
                 self._process = None
@@ -279,6 +283,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             await process.wait()
         await self._last_words(process)
         self._exit_reason = process.describe_exit()
+        self.needs_login = getattr(process, "needs_login", False)  # a remote server wants `auth login`
         _log.warning("[%s] %s", self.name, self._exit_reason)
         scope.cancel()
 
@@ -296,6 +301,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         await trio.sleep(1)  # normally the reader meets the end of stdout meanwhile and says why
         await self._last_words(process)
         self._exit_reason = process.describe_exit()
+        self.needs_login = getattr(process, "needs_login", False)  # a remote server wants `auth login`
         _log.warning(
             "[%s] %s (its stdout is still held open by a process it started)", self.name, self._exit_reason
         )
