@@ -26,7 +26,8 @@ error saying so.
 falls back to ``initialize`` on anything but a modern answer (the spec's procedure);
 ``transports/modern.py`` says what is translated for a server that speaks it.
 
-Not yet (issue 13): OAuth.
+OAuth 2.1 (``auth: {type: oauth}``) is an ``httpx2.Auth`` on the connection's client
+(``transports/oauth.py``); its refusals end the connection like any other, with a reason.
 """
 
 from __future__ import annotations
