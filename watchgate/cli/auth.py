@@ -26,6 +26,7 @@ from watchgate.config.load import load_config
 from watchgate.config.schema import UpstreamConfig
 from watchgate.daemon.paths import find_config
 from watchgate.errors import WatchgateError
+from watchgate.sanitize import clean
 
 _LOGIN_TIMEOUT = 300.0
 
@@ -129,7 +130,7 @@ async def _login_async(upstream: UpstreamConfig, no_browser: bool) -> int:
         server.server_close()
     entry = storage.entry()
     if response.status_code in (401, 403) or "tokens" not in entry:
-        said = response.text[:200].strip()
+        said = clean(response.text[:200].strip())  # a server's words reach the terminal escaped
         raise WatchgateError(
             f"{upstream.name} still refuses the login (HTTP {response.status_code})"
             + (f": {said}" if said else "")
