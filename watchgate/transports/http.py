@@ -33,8 +33,8 @@ OAuth 2.1 (``auth: {type: oauth}``) is an ``httpx2.Auth`` on the connection's cl
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
@@ -101,12 +101,7 @@ class HttpConnection(RemoteConnection):
             if len(self._handshake) < 2 and (_INITIALIZE in line or _INITIALIZED in line):
                 self._handshake.append(line)  # the first two lines the actor sends
             self._nursery.start_soon(self._post, line)
-            if (
-                not self._listening
-                and self._endpoint is None
-                and _INITIALIZED in line
-                and self._modern is None
-            ):
+            if not self._listening and self._endpoint is None and _INITIALIZED in line:
                 self._listening = True
                 self._nursery.start_soon(self._listen)
 
@@ -135,8 +130,19 @@ class HttpConnection(RemoteConnection):
             headers[_VERSION] = self._protocol_version
         return headers
 
-    async def _post(self, line: bytes, *, renewed: bool = False) -> None:
+    @contextmanager
+    def _ending_on_failure(self) -> Iterator[None]:
+        """A server that cannot be reached or broke off, or that OAuth refuses, ends the
+        connection saying why: the supervisor reconnects with its backoff."""
         try:
+            yield
+        except httpx2.HTTPError as exc:
+            self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
+        except UpstreamAuthError as exc:  # OAuth failed, or a person must log in first
+            self._end(str(exc), needs_login=exc.needs_login)
+
+    async def _post(self, line: bytes, *, renewed: bool = False) -> None:
+        with self._ending_on_failure():
             if self._probe_modern and _INITIALIZE in line:
                 self._probe_modern = False
                 if await self._discover(line):
@@ -157,10 +163,6 @@ class HttpConnection(RemoteConnection):
                 self._end(f"{self.host} ended the session (HTTP 404)")
             elif await self._renew(session):
                 await self._post(line, renewed=True)
-        except httpx2.HTTPError as exc:  # cannot reach it, or it broke off: end, the supervisor retries
-            self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
-        except UpstreamAuthError as exc:  # OAuth failed, or a person must log in first
-            self._end(str(exc), needs_login=exc.needs_login)
 
     # -- the 2026-07-28 era (transports/modern.py says what is translated) ------------------------
 
@@ -228,14 +230,11 @@ class HttpConnection(RemoteConnection):
             if request_id is not None:
                 self._calls[request_id] = scope
             try:
-                async with self._client.stream(
-                    "POST", self.url, content=body, headers=self._base(headers)
-                ) as response:
-                    await self._on_response(line, response)
-            except httpx2.HTTPError as exc:
-                self._end(f"cannot reach {self.host}: {clean(str(exc) or type(exc).__name__)}")
-            except UpstreamAuthError as exc:
-                self._end(str(exc), needs_login=exc.needs_login)
+                with self._ending_on_failure():
+                    async with self._client.stream(
+                        "POST", self.url, content=body, headers=self._base(headers)
+                    ) as response:
+                        await self._on_response(line, response)
             finally:
                 self._calls.pop(request_id, None)
 

@@ -31,9 +31,12 @@ from typing import Any, Final
 
 import msgspec
 
+from watchgate.errors import JsonRpcError
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Kind
 from watchgate.transports.mrtr import InputRounds, Retry
 
-__all__ = ["MODERN", "ModernSession", "header_paths", "is_modern_error", "local_answer", "supported_versions"]
+__all__ = ["MODERN", "ModernSession", "header_paths", "local_answer", "supported_versions"]
 
 MODERN: Final = "2026-07-28"
 _VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
@@ -41,7 +44,6 @@ _CLIENT_INFO_KEY: Final = "io.modelcontextprotocol/clientInfo"
 _CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
 _SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"
 _UNSUPPORTED_VERSION: Final = -32022
-_MODERN_ERRORS: Final = frozenset({-32020, -32021, _UNSUPPORTED_VERSION})
 _NAMED: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name (tchar)
 _SAFE_VALUE: Final = re.compile(r"^[\x20-\x7e]*$")
@@ -131,16 +133,17 @@ class ModernSession:
         ``tools/list`` teaches the header annotations (a tool that breaks their rules is left
         out); an ``input_required`` result becomes input requests for the client, or a retry
         (``transports/mrtr.py``); a retry's answer gets the actor's id back."""
-        if b'"id"' not in message or not (b'"result"' in message or b'"error"' in message):
-            return [message], None
         try:
-            decoded = msgspec.json.decode(message)
-        except msgspec.DecodeError:
+            envelope = jsonrpc.decode(message)  # the id and kind only: results stay raw
+        except JsonRpcError:
             return [message], None
-        if not isinstance(decoded, dict) or "method" in decoded:
+        if envelope.kind is not Kind.RESPONSE:
             return [message], None
-        answered_id = decoded.get("id")
+        answered_id = envelope.id
         method = self._pending.pop(answered_id, None)
+        if method != "tools/list" and not self.rounds.concerns(answered_id, message):
+            return [message], None  # nothing to learn or translate: passed on as it came
+        decoded = msgspec.json.decode(message)
         outcome = self.rounds.answered(decoded)
         if isinstance(outcome, Retry):
             return [], outcome
@@ -197,12 +200,6 @@ def supported_versions(body: bytes) -> list[str] | None:
     data = error.get("data")
     supported = data.get("supported") if isinstance(data, dict) else None
     return [v for v in supported if isinstance(v, str)] if isinstance(supported, list) else []
-
-
-def is_modern_error(body: bytes) -> bool:
-    """A JSON-RPC error only a modern server answers (version, header or capability)."""
-    error = _error_of(body)
-    return error is not None and error.get("code") in _MODERN_ERRORS
 
 
 def _error_of(body: bytes) -> dict[str, Any] | None:

@@ -56,6 +56,15 @@ class InputRounds:
         if message.get("method") in _RETRYABLE and "id" in message:
             self._requests[message["id"]] = message
 
+    def concerns(self, answer_id: Any, message: bytes) -> bool:
+        """Whether an answer is the rounds' business: a retry's answer, or an ``input_required``
+        result for a request that may have one. Anything else settles its request here."""
+        if answer_id in self._original or (answer_id in self._requests and b'"input_required"' in message):
+            return True
+        if self._requests.pop(answer_id, None) is not None:
+            self._count.pop(answer_id, None)
+        return False
+
     def answered(self, answer: dict[str, Any]) -> list[dict[str, Any]] | Retry | None:
         """An answer from the server. None: final, deliver it (its id is set back to the
         actor's). A list: input requests to put to the client. A `Retry`: send it now."""
