@@ -50,7 +50,7 @@ typecheck: $(STAMPS)/python
 	$(BIN)/mypy --strict watchgate actors
 
 pytest: install
-	$(BIN)/python -m pytest -W error --cov --cov-report=term
+	$(BIN)/python -m pytest -W error --numprocesses 2 --cov --cov-report=term
 
 test: lint typecheck pytest
 

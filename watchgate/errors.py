@@ -273,7 +273,7 @@ class ControlError(WatchgateError):
 
 
 class CannotListen(WatchgateError):
-    """The control socket cannot be created where the runtime directory says."""
+    """An address cannot be listened on: the daemon's socket, or the HTTP listener's address."""
 
 
 _REASON_PREFIXES = ("UpstreamExited: ", "UpstreamStartError: ")

@@ -53,14 +53,34 @@ def test_run_with_a_missing_config_says_so(tmp_path: Path, capsys: pytest.Captur
     assert "nope.yaml" in err and "Traceback" not in err
 
 
-def test_run_refuses_clients_over_http_in_one_line(
+def test_run_refuses_http_on_an_open_address_without_a_token(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "http.yaml"
-    path.write_text("proxy:\n  transport: http\n  upstream:\n    command: [x]\n")
+    path.write_text(
+        "proxy:\n  transport: http\n  http: {listen: '0.0.0.0:8848'}\n  upstream:\n    command: [x]\n"
+    )
     assert main(["run", "-c", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("watchgate: proxy.transport: http") and err.count("\n") == 1
+    assert err.startswith("watchgate: refusing to listen on 0.0.0.0:8848") and err.count("\n") == 1
+
+
+def test_run_http_wants_host_and_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text("proxy:\n  upstream:\n    command: [x]\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "-c", str(path), "--http", "8848"])
+    assert exit_.value.code == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_a_bad_listen_address_in_the_config_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("proxy:\n  transport: http\n  http: {listen: nowhere}\n  upstream:\n    command: [x]\n")
+    assert main(["validate", "-c", str(path)]) == 1
+    assert "proxy.http" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -100,19 +100,19 @@ def test_every_key_is_read() -> None:
             "audit:\n  sinks:\n    - {type: csv}\n",
             "audit.sinks[0]",
             5,
-            "a sink needs 'path' (a file) or, for syslog, 'socket' (a Unix socket), got a mapping",
+            "a sink needs 'path' (a file) or, for syslog, 'socket' (a Unix socket)",
         ),
         (
             "audit:\n  sinks:\n    - {type: cef, socket: /dev/log}\n",
             "audit.sinks[0]",
             5,
-            "'socket' is only for syslog sinks; a cef sink needs 'path', got a mapping",
+            "'socket' is only for syslog sinks; a cef sink needs 'path'",
         ),
         (
             "audit:\n  sinks:\n    - {type: syslog, socket: /dev/log, path: x}\n",
             "audit.sinks[0]",
             5,
-            "give either 'path' or 'socket' for a sink, not both, got a mapping",
+            "give either 'path' or 'socket' for a sink, not both",
         ),
     ],
 )

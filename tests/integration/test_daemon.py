@@ -66,14 +66,14 @@ class DaemonHandle:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(config: Path) -> AsyncIterator[DaemonHandle]:
+async def running_daemon(config: Path, *extra: str) -> AsyncIterator[DaemonHandle]:
     runtime = Path(tempfile.mkdtemp(prefix="wg-", dir="/tmp"))  # short: Unix socket paths are limited
     env = {**os.environ, "WATCHGATE_RUNTIME_DIR": str(runtime)}
     log = config.with_suffix(".daemon.log")
     paths = RuntimePaths(runtime)
     with log.open("wb") as sink:
         process = await trio.lowlevel.open_process(
-            [WATCHGATE, "up", "--foreground", "-c", str(config)], env=env, stdout=sink, stderr=sink
+            [WATCHGATE, "up", "--foreground", "-c", str(config), *extra], env=env, stdout=sink, stderr=sink
         )
     try:
         with trio.fail_after(60):

@@ -18,6 +18,7 @@ import msgspec
 import trio
 
 from watchgate.cli.attach import bridge, hand_over
+from watchgate.cli.options import listen_address, with_http
 from watchgate.config import load_config
 from watchgate.daemon import control
 from watchgate.daemon.client import call, follow
@@ -37,6 +38,12 @@ def register(commands: Any) -> None:
     up.add_argument("-c", "--config", help="config file (default: $WATCHGATE_CONFIG, ./supervisor.yaml, …)")
     up.add_argument(
         "--foreground", action="store_true", help="stay in the foreground (systemd, launchd, tests)"
+    )
+    up.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        type=listen_address,
+        help="also serve MCP over Streamable HTTP on this address, beside the socket (proxy.http.listen)",
     )
     up.set_defaults(func=_up)
 
@@ -97,7 +104,7 @@ def _control(action: Callable[[RuntimePaths], Awaitable[int]]) -> int:
 def _up(args: argparse.Namespace) -> int:
     try:
         path = find_config(args.config).resolve()
-        config = load_config(path)
+        config = with_http(load_config(path), args.http)
     except (WatchgateError, ConfigError) as exc:
         return _fail(str(exc))
     paths = runtime_paths()
@@ -105,7 +112,7 @@ def _up(args: argparse.Namespace) -> int:
         pid = paths.pid_file.read_text().strip() if paths.pid_file.exists() else "?"
         return _fail(f"a Watchgate daemon is already running (pid {pid}, socket {paths.socket})")
     if not args.foreground:
-        return _start_detached(path, paths)
+        return _start_detached(path, paths, args.http)
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     daemon = Daemon(config, paths, config_path=path)
     try:
@@ -135,11 +142,14 @@ async def _shutdown_on_signal(daemon: Daemon) -> None:
             daemon.request_shutdown(grace=5.0)
 
 
-def _start_detached(config: Path, paths: RuntimePaths) -> int:
+def _start_detached(config: Path, paths: RuntimePaths, http: str | None = None) -> int:
     paths.ensure()
     with open_private(paths.log_file, append=True) as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "watchgate.cli", "up", "--foreground", "-c", str(config)],
+            [
+                *(sys.executable, "-m", "watchgate.cli", "up", "--foreground", "-c", str(config)),
+                *(("--http", http) if http else ()),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

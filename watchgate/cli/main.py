@@ -11,8 +11,9 @@ from typing import Any
 import trio
 
 from watchgate import __version__
+from watchgate.cli.options import listen_address, with_http
 from watchgate.config import GatewayConfig, Transport, load_config
-from watchgate.errors import ConfigError, WatchgateError
+from watchgate.errors import CannotListen, ConfigError, WatchgateError
 from watchgate.gateway.tree import audit_actor
 from watchgate.listeners.stdio import serve_stdio
 
@@ -70,6 +71,12 @@ def _register_core(commands: Any) -> None:
         help="write the audit log here instead of the config's audit.path (one log has one writer: "
         "use this to run beside a daemon on the same config)",
     )
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        type=listen_address,
+        help="serve MCP over Streamable HTTP on this address instead of stdio (proxy.http.listen)",
+    )
     run.set_defaults(func=_run)
     validate = commands.add_parser("validate", help="check a config file and print every problem")
     validate.add_argument("-c", "--config", required=True, help="the YAML config file")
@@ -104,14 +111,18 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    if config.proxy.transport != "stdio":
-        print(
-            f"watchgate: proxy.transport: {config.proxy.transport} (clients over HTTP) is not in this "
-            "version yet; `watchgate run` serves one client on stdio (remove the key, or set it to stdio)",
-            file=sys.stderr,
-        )
-        return 1
+    config = with_http(config, args.http)
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
+    if config.proxy.transport == "http":
+        from watchgate.listeners.http import serve_http  # hypercorn loads only for HTTP
+
+        try:
+            trio.run(serve_http, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
+        except CannotListen:
+            if audit is not None:
+                audit.release()
+            raise
+        return 0
     trio.run(serve_stdio, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
     return 0

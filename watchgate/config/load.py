@@ -24,6 +24,7 @@ from watchgate.config.schema import (
     URL_SCHEMES,
     AuthConfig,
     GatewayConfig,
+    HttpListenerConfig,
     PluginConfig,
     ProxyConfig,
     SandboxConfig,
@@ -171,6 +172,7 @@ class _Builder:
         return msgspec.structs.replace(
             converted.value,
             sandbox=default,
+            http=self.listener(converted.value.http, "proxy.http"),
             upstreams=tuple(
                 u
                 if u.sandbox is not None or u.transport is not Transport.STDIO
@@ -192,6 +194,18 @@ class _Builder:
         return msgspec.structs.replace(
             sandbox, paths=resolve("paths", sandbox.paths), read_only=resolve("read_only", sandbox.read_only)
         )
+
+    def listener(self, http: HttpListenerConfig, path: str) -> HttpListenerConfig:
+        """The token and certificate files as absolute paths (``~`` expanded, relative to the config)."""
+
+        def file(value: str, key: str) -> str:
+            return self.resolve(self.expand(value, join_path(path, key), tilde=True))
+
+        tls = http.tls
+        if tls is not None:
+            tls = msgspec.structs.replace(tls, cert=file(tls.cert, "tls.cert"), key=file(tls.key, "tls.key"))
+        token = None if http.token_file is None else file(http.token_file, "token_file")
+        return msgspec.structs.replace(http, token_file=token, tls=tls)
 
     def check_names(self, items: list[tuple[str, Any]]) -> None:
         """Names become tool prefixes and URI schemes in multi-server mode (ADR-014)."""

@@ -28,7 +28,9 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "GatewayConfig",
+    "HttpListenerConfig",
     "LimitsConfig",
+    "ListenerTlsConfig",
     "LogLevel",
     "LoggingConfig",
     "PluginConfig",
@@ -188,11 +190,49 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     plugins: tuple[PluginConfig, ...] = ()  # overrides of the global plugins for this server
 
 
+def check_listen(listen: str) -> str:
+    """``HOST:PORT`` (``[::1]:8848`` for IPv6), or ValueError saying what is wrong."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen: expected HOST:PORT (e.g. 127.0.0.1:8848), got {listen!r}")
+    return listen
+
+
+class ListenerTlsConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The certificate the HTTP listener presents (PEM files); both or neither."""
+
+    cert: str
+    key: str
+
+
+class HttpListenerConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """How clients reach the gateway over Streamable HTTP (DESIGN.md section 5).
+
+    Loopback by default; any other address needs ``token_file`` (a bearer token every request
+    must carry), or the listener refuses to start. ``allowed_origins``: the browser origins that
+    may call it (an ``Origin`` header naming any other gets 403: DNS rebinding); loopback origins
+    are always allowed on a loopback listener."""
+
+    listen: str = "127.0.0.1:8848"
+    path: str = "/mcp"
+    token_file: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    tls: ListenerTlsConfig | None = None
+    max_body: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024  # bytes of one POST
+    max_sessions: Annotated[int, Meta(ge=1)] = 1024  # legacy sessions at once
+    session_idle_timeout: Positive = 3600.0  # a legacy session nobody used this long is ended
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {self.path!r}")
+        check_listen(self.listen)
+
+
 class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     upstreams: tuple[UpstreamConfig, ...]
-    # how clients reach `watchgate run`: stdio; http (a listener) is accepted for configs written
-    # for it, and refused by `run` until the listener exists
+    # how clients reach `watchgate run`: stdio, or http (the listener of `http`)
     transport: Literal["stdio", "http"] = "stdio"
+    http: HttpListenerConfig = HttpListenerConfig()
     startup_wait: Annotated[float, Meta(ge=0)] = 15.0
     sandbox: SandboxConfig = SandboxConfig()  # every stdio server's, unless it has its own
 

@@ -326,6 +326,8 @@ def _translate(message: str, value: Any) -> str:
         lambda m: " or ".join(_TYPE_WORDS.get(t, t) for t in m[1].split(" | ")),
         _GOT.sub("", message),
     )
+    if not message[:1].isupper():  # a rule's own sentence (a __post_init__): it says what was wrong
+        return text
     return f"{text[:1].lower()}{text[1:]}, got {show(value)}"
 
 

@@ -17,8 +17,10 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from watchgate.config import GatewayConfig
 from watchgate.daemon.ops import ControlOps
 from watchgate.daemon.paths import RuntimePaths, open_private
+from watchgate.errors import CannotListen
 from watchgate.gateway.messages import Broadcast
 from watchgate.gateway.tree import Gateway, audit_actor
+from watchgate.listeners.http import HttpListener
 from watchgate.listeners.unix import UnixListener
 from watchgate.protocol import jsonrpc
 from watchgate.transports.base import Connector, default_connector
@@ -44,6 +46,7 @@ class Daemon:
         self._stop = trio.Event()
         self._grace = 5.0
         self._listener: UnixListener | None = None
+        self.http: HttpListener | None = None  # proxy.transport: http (or `up --http`)
 
     def release(self) -> None:
         """Give up what the constructor claimed (the audit log) when the daemon never serves."""
@@ -53,9 +56,18 @@ class Daemon:
     async def bind(self) -> None:
         """Claim the socket (replacing a stale one); DaemonAlreadyRunning if a daemon answers on it."""
         self.paths.ensure()
+        if self.config.proxy.transport == "http" and self.http is None:
+            self.http = HttpListener(self.gateway, self.config.proxy.http)  # CannotListen: refused
         self._listener = await UnixListener.bind(
             self.paths.socket, self.paths.pid_file, self.gateway, self._control
         )
+        if self.http is not None:
+            try:
+                self.http.bind()  # after the socket: "already running" is the likelier refusal
+            except CannotListen:
+                await self._listener.aclose()
+                self.paths.socket.unlink(missing_ok=True)
+                raise
 
     def request_shutdown(self, grace: float) -> None:
         self._grace = grace
@@ -73,10 +85,15 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.gateway.run)
                 nursery.start_soon(listener.accept_loop, nursery)
+                if self.http is not None:
+                    await nursery.start(self.http.serve)
                 _log.info("ready: %d upstream(s), socket %s", len(self.gateway.upstreams), self.paths.socket)
                 task_status.started()
                 await self._stop.wait()
                 await self._drain(listener)
+                if self.http is not None:
+                    self.http.shutdown()
+                    await self.http.stopped.wait()
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -94,6 +111,8 @@ class Daemon:
         )
         await self.gateway.notifier.tell(Broadcast(notice))
         await listener.aclose()
+        if self.http is not None:
+            self.http.stop_accepting()
         with trio.move_on_after(self._grace):
             # in-flight counts change inside many actors: poll them, cheaply
             while any(actor.in_flight for actor in self.gateway.upstreams.values()):  # noqa: ASYNC110

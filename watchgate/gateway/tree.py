@@ -37,6 +37,7 @@ from watchgate.gateway.messages import (
     UpstreamStatus,
 )
 from watchgate.gateway.notifications import NotificationActor
+from watchgate.gateway.ports import ClientChannel
 from watchgate.gateway.router.actor import RouterActor
 from watchgate.gateway.upstreams.actor import UpstreamActor
 from watchgate.hooks import HookChain, MessageHooks
@@ -133,9 +134,17 @@ class Gateway:
     ) -> bool:
         """One client session as a temporary child of the clients supervisor; returns when it
         ends, True if the client ended it (closed its input), False if the gateway did."""
-        client = ClientActor(LineChannel(send, receive), router=self.router)
-        session = ClientSession(client, peer_pid, trio.current_time())
-        self._record(lifecycle_entry("client_attached", client=client.name, reason=f"pid {peer_pid}"))
+        return await self.attach_channel(LineChannel(send, receive), peer_pid=peer_pid)
+
+    async def attach_channel(
+        self, channel: ClientChannel, *, peer_pid: int | None = None, peer: str | None = None
+    ) -> bool:
+        """``attach_client`` on any client channel (an HTTP session's); ``peer`` says who it is
+        when no pid does (an HTTP client's address)."""
+        client = ClientActor(channel, router=self.router)
+        session = ClientSession(client, peer_pid, trio.current_time(), peer=peer)
+        who = peer if peer is not None else f"pid {peer_pid}"
+        self._record(lifecycle_entry("client_attached", client=client.name, reason=who))
         self._sessions[client.name] = session
         await self.notifier.tell(ClientAttached(client))
 
@@ -158,6 +167,13 @@ class Gateway:
                     # RuntimeError: the gateway is shutting down and stops every client itself
                     with contextlib.suppress(RuntimeError):
                         await self.clients.remove_child(client.name)
+
+    async def serve_channel(self, channel: ClientChannel) -> None:
+        """A client that lives for one request (a 2026-07-28 client over HTTP): its actor runs
+        in the caller's task, outside the clients supervisor and unseen by the notification
+        actor (nothing is broadcast to it); it ends when the channel's input does, and what it
+        still has in flight is cancelled upstream."""
+        await ClientActor(channel, router=self.router).run()
 
     async def end_sessions(self, reason: str, *, within: float = 2.0) -> None:
         """Answer what is still in flight (-32003 with ``reason``), then end every session once
@@ -276,6 +292,7 @@ class ClientSession:
     peer_pid: int | None
     attached_at: float
     done: trio.Event = field(default_factory=trio.Event)
+    peer: str | None = None  # an HTTP client's address
 
 
 def _process_of(config: UpstreamConfig) -> UpstreamConfig:

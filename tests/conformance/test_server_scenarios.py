@@ -1,0 +1,142 @@
+"""The official conformance suite's server scenarios against Watchgate's client side: Watchgate
+serving HTTP in front of the project's own fixture (``tests/servers/conformance_fixture.py``,
+over stdio), compared with the same fixture served directly over HTTP, for both requirement
+sets.
+
+Each side runs the whole requirement set in one ``--requirements`` invocation; a scenario
+failed if any of its checks did (``checks.json`` in the output directory). The test fails when
+Watchgate fails a scenario the fixture passes directly (unless the baseline names it, with the
+reason), and when a baseline entry passes now (a stale baseline). The score is in
+docs/conformance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+import trio
+import yaml
+
+from tests.conformance.test_client_scenarios import NODE, PACKAGE, SUITE
+from tests.integration.conftest import WATCHGATE
+from tests.integration.test_http_upstream import _free_port
+
+HERE = Path(__file__).resolve().parent
+FIXTURE = HERE.parent / "servers" / "conformance_fixture.py"
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def serving(command: list[str], port: int, log: Path) -> AsyncIterator[str]:
+    """Run ``command`` (an HTTP server on ``port``) until the block ends; its MCP endpoint."""
+    with log.open("w") as out:
+        process = await trio.lowlevel.open_process(
+            command, stdout=out, stderr=subprocess.STDOUT, env=os.environ
+        )
+    try:
+        with trio.fail_after(60):
+            async with httpx.AsyncClient() as probe:
+                while process.returncode is None:
+                    try:
+                        await probe.get(f"http://127.0.0.1:{port}/")
+                        break
+                    except httpx.TransportError:
+                        await trio.sleep(0.05)
+        assert process.returncode is None, log.read_text()
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        with trio.CancelScope(shield=True):
+            process.terminate()
+            with trio.move_on_after(10):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def _through_watchgate(tmp_path: Path, port: int) -> list[str]:
+    config = tmp_path / "watchgate.yaml"
+    fixture = {"name": "fixture", "command": [sys.executable, str(FIXTURE), "stdio"], "request_timeout": 60}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "proxy": {
+                    "transport": "http",
+                    "http": {"listen": f"127.0.0.1:{port}"},
+                    "upstreams": [fixture],
+                },
+                "audit": {"enabled": False},
+            }
+        )
+    )
+    return [WATCHGATE, "run", "-c", str(config)]
+
+
+async def _failed_scenarios(url: str, revision: str, results: Path) -> tuple[set[str], set[str], str]:
+    """(failed, run) scenario names, and the suite's summary."""
+    done = await trio.run_process(
+        [str(NODE), str(SUITE), "server", "--url", url, "--requirements", revision, "-o", str(results)],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    failed, ran = set(), set()
+    for checks in results.glob("server-*/checks.json"):
+        name = checks.parent.name.removeprefix("server-").rsplit("-", 6)[0]  # drop the timestamp
+        ran.add(name)
+        if any(check["status"] == "FAILURE" for check in json.loads(checks.read_text())):
+            failed.add(name)
+    output = done.stdout.decode(errors="replace")
+    return failed, ran, output[output.find("=== SUMMARY") :]
+
+
+def _baseline(revision: str) -> dict[str, str]:
+    entries = yaml.safe_load((HERE / f"server-baseline-{revision}.yaml").read_text())["server"] or []
+    return {entry["scenario"]: entry["reason"] for entry in entries}
+
+
+def _scored(revision: str) -> set[str]:
+    requirements = yaml.safe_load((PACKAGE / "requirements" / f"{revision}.yaml").read_text())
+    return set(requirements["server"])
+
+
+@pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])
+async def test_watchgate_scores_what_the_fixture_scores_for(revision: str, tmp_path: Path) -> None:
+    direct_port, gateway_port = _free_port(), _free_port()
+    fixture = [sys.executable, str(FIXTURE), "http", str(direct_port)]
+    with trio.fail_after(600):
+        async with (
+            serving(fixture, direct_port, tmp_path / "fixture.log") as direct,
+            serving(
+                _through_watchgate(tmp_path, gateway_port), gateway_port, tmp_path / "gateway.log"
+            ) as gateway,
+        ):
+            outcome: dict[str, tuple[set[str], set[str], str]] = {}
+
+            async def run(side: str, url: str) -> None:
+                outcome[side] = await _failed_scenarios(url, revision, tmp_path / side)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run, "direct", direct)
+                nursery.start_soon(run, "gateway", gateway)
+    scored = _scored(revision)
+    direct_failed, direct_ran, _ = outcome["direct"]
+    gateway_failed, gateway_ran, summary = outcome["gateway"]
+    assert scored <= gateway_ran and gateway_ran == direct_ran  # the whole requirement set ran on both
+    # the score: scored scenarios only (the unscored ones, extensions and pending, run for visibility)
+    worse = (gateway_failed - direct_failed) & scored
+    assert worse == set(), f"fail through Watchgate but pass directly: {sorted(worse)}\n{summary}"
+    expected = _baseline(revision)
+    unexplained = (gateway_failed & scored) - set(expected)
+    assert unexplained == set(), f"failing, not in the baseline: {sorted(unexplained)}\n{summary}"
+    stale = set(expected) - gateway_failed
+    assert stale == set(), f"passing now: take them out of the baseline: {sorted(stale)}"

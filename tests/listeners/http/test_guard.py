@@ -1,0 +1,100 @@
+"""Who may talk to the listener: origins, bearer tokens, addresses; and /healthz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.gateway.fakes import FakeServer, echo, make_config
+from tests.listeners.http.conftest import SSE_ACCEPT, serving
+from watchgate.config.schema import HttpListenerConfig
+from watchgate.errors import CannotListen
+from watchgate.gateway.tree import Gateway
+from watchgate.listeners.http import HttpListener
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}},
+}
+HEADERS = {"accept": SSE_ACCEPT, "content-type": "application/json"}
+
+
+def token_file(tmp_path: Path, mode: int = 0o600) -> str:
+    path = tmp_path / "token"
+    path.write_text("s3cret\n")
+    path.chmod(mode)
+    return str(path)
+
+
+async def test_a_page_of_another_origin_is_forbidden() -> None:
+    async with serving(make_config("fx"), FakeServer("fx")) as (_, _, url), httpx.AsyncClient() as http:
+        evil = await http.post(url, json=INIT, headers={**HEADERS, "origin": "http://evil.example"})
+        assert evil.status_code == 403
+        assert "evil.example" in evil.json()["error"]["message"]
+        local = await http.post(url, json=INIT, headers={**HEADERS, "origin": "http://localhost:3000"})
+        assert local.status_code == 200
+
+
+async def test_an_allowed_origin_may_call() -> None:
+    server = FakeServer("fx")
+    origins = ("https://app.example",)
+    listening = serving(make_config("fx"), server, allowed_origins=origins)
+    async with listening as (_, _, url), httpx.AsyncClient() as http:
+        ok = await http.post(url, json=INIT, headers={**HEADERS, "origin": "https://app.example"})
+        assert ok.status_code == 200
+
+
+async def test_a_token_is_required_when_one_is_configured(tmp_path: Path) -> None:
+    server = FakeServer("fx", tools={"echo": echo})
+    listening = serving(make_config("fx"), server, token_file=token_file(tmp_path))
+    async with listening as (_, _, url), httpx.AsyncClient() as http:
+        missing = await http.post(url, json=INIT, headers=HEADERS)
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        wrong = await http.post(url, json=INIT, headers={**HEADERS, "authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = await http.post(url, json=INIT, headers={**HEADERS, "authorization": "Bearer s3cret"})
+        assert right.status_code == 200
+
+
+async def test_a_non_loopback_address_without_a_token_is_refused() -> None:
+    gateway = Gateway(make_config("fx"))
+    with pytest.raises(CannotListen, match="without a bearer token"):
+        HttpListener(gateway, HttpListenerConfig(listen="0.0.0.0:8848"))
+
+
+async def test_a_token_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    gateway = Gateway(make_config("fx"))
+    loose = HttpListenerConfig(listen="0.0.0.0:0", token_file=token_file(tmp_path, 0o644))
+    with pytest.raises(CannotListen, match="chmod 600"):
+        HttpListener(gateway, loose)
+
+
+async def test_an_address_in_use_is_one_clear_error() -> None:
+    server = FakeServer("fx")
+    async with serving(make_config("fx"), server) as (_, listener, _):
+        taken = listener.urls[0].removeprefix("http://")
+        second = HttpListener(Gateway(make_config("fx")), HttpListenerConfig(listen=taken))
+        with pytest.raises(CannotListen, match=f"cannot listen on {taken}"):
+            second.bind()
+
+
+async def test_healthz_reports_every_upstream() -> None:
+    async with serving(make_config("fx"), FakeServer("fx")) as (_, _, url), httpx.AsyncClient() as http:
+        health = await http.get(url.removesuffix("/mcp") + "/healthz")
+        assert health.status_code == 200
+        assert health.json() == {"status": "ready", "upstreams": {"fx": "running"}}
+
+
+async def test_healthz_is_503_while_no_upstream_runs() -> None:
+    broken = FakeServer("fx")
+    broken.fail_start = "no such command"
+    config = make_config("fx", max_restarts=0)
+    async with serving(config, broken) as (_, _, url), httpx.AsyncClient() as http:
+        health = await http.get(url.removesuffix("/mcp") + "/healthz")
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"

@@ -1,0 +1,255 @@
+"""The listener's ASGI application: one MCP endpoint (``proxy.http.path``) and ``/healthz``.
+
+POST carries one JSON-RPC message. A 2026-07-28 request (its ``_meta`` names the protocol
+version) stands alone and is served by ``modern.py``; anything else belongs to a legacy
+session: ``initialize`` opens one (``Mcp-Session-Id`` in the answer), every later message
+names it. A request is answered on an SSE stream when the client accepts one (progress,
+sampling and log messages come on it before the answer), else as JSON; a notification or a
+response gets 202. GET opens (or resumes, with ``Last-Event-ID``) a session's stream for
+messages no request carries; DELETE ends the session. A refusal is an HTTP status with a
+JSON-RPC error body, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import msgspec
+
+from watchgate.errors import JsonRpcError, PeerGone
+from watchgate.gateway.tree import Gateway
+from watchgate.listeners.http.asgi import (
+    Receive,
+    Scope,
+    Send,
+    error_body,
+    headers_of,
+    read_body,
+    respond,
+    serve_events,
+    sse_event,
+)
+from watchgate.listeners.http.guard import Refusal, RequestGuard
+from watchgate.listeners.http.health import health_report
+from watchgate.listeners.http.modern import ModernRequests, is_modern
+from watchgate.listeners.http.session import DuplicateRequestId, HttpSession
+from watchgate.listeners.http.sessions import SessionTable
+from watchgate.listeners.http.streams import EventLog, event_id, parse_event_id
+from watchgate.protocol import jsonrpc
+from watchgate.protocol.jsonrpc import Kind
+
+__all__ = ["McpHttpApp"]
+
+_log = logging.getLogger("watchgate.http")
+_SESSION = "mcp-session-id"
+_PRIMING_SINCE = "2025-11-25"  # clients of this revision on take an empty event that primes resumption
+_LEGACY_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
+
+
+class McpHttpApp:
+    def __init__(
+        self, gateway: Gateway, path: str, guard: RequestGuard, sessions: SessionTable, modern: ModernRequests
+    ) -> None:
+        self._gateway = gateway
+        self._path = path
+        self._guard = guard
+        self._sessions = sessions
+        self._modern = modern
+        self.draining = False  # shutting down: nothing new is taken
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # a WebSocket upgrade: not an MCP transport here
+            await send({"type": "websocket.close", "code": 1003})
+            return
+        path = scope["path"]
+        if path == "/healthz" and scope["method"] in ("GET", "HEAD"):
+            status, body = health_report(self._gateway)
+            await respond(send, status, body)
+            return
+        if path != self._path:
+            await respond(send, 404, error_body(f"no MCP endpoint at {path}; it is at {self._path}"))
+            return
+        headers = headers_of(scope)
+        try:
+            await self._endpoint(scope, receive, send, headers)
+        except Refusal as refusal:
+            extra = [(b"www-authenticate", b'Bearer realm="watchgate"')] if refusal.status == 401 else []
+            if refusal.status == 405:
+                extra.append((b"allow", b"GET, POST, DELETE"))
+            await respond(send, refusal.status, error_body(str(refusal), refusal.code), headers=extra)
+
+    async def _endpoint(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        self._guard.check(headers)
+        if self.draining:
+            raise Refusal(503, "Watchgate is shutting down", -32003)
+        method = scope["method"]
+        if method == "POST":
+            await self._post(scope, receive, send, headers)
+        elif method == "GET":
+            await self._get(receive, send, headers)
+        elif method == "DELETE":
+            await self._delete(send, headers)
+        else:
+            raise Refusal(405, f"{method} is not supported here: use POST, GET or DELETE")
+
+    # --- POST ------------------------------------------------------------------------------------
+    async def _post(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        stream_ok = self._guard.check_post(headers)
+        body = await read_body(receive, self._guard.max_body)
+        try:
+            msg = jsonrpc.decode(body, check_utf8=True)
+        except jsonrpc.InvalidRequest as exc:
+            await respond(send, 400, error_body(exc.message, exc.code, exc.request_id))
+            return
+        except JsonRpcError as exc:
+            await respond(send, 400, error_body(exc.message, exc.code))
+            return
+        if is_modern(msg, headers):
+            await self._modern.serve(msg, receive, send, headers, stream_ok=stream_ok, peer=_peer(scope))
+            return
+        session = await self._session_for(msg, headers, _peer(scope))
+        if msg.kind is not Kind.REQUEST:
+            try:
+                await session.post(body)
+            except PeerGone:
+                raise Refusal(404, "the session has ended; initialize a new one") from None
+            await respond(send, 202, headers=_session_header(session))
+            return
+        if msg.method == "initialize":
+            session.protocol_version = _requested_version(msg)
+        try:
+            log = await session.post_request(msg, body)
+        except DuplicateRequestId:
+            raise Refusal(400, f"request id {msg.id!r} is already in flight in this session") from None
+        except PeerGone:
+            raise Refusal(404, "the session has ended; initialize a new one") from None
+        if stream_ok:
+            await self._stream(session, log, 0, receive, send, headers=_session_header(session))
+        else:
+            await respond(send, 200, await _answer_in(log), headers=_session_header(session))
+
+    async def _session_for(self, msg: jsonrpc.Message, headers: dict[str, str], peer: str) -> HttpSession:
+        session_id = headers.get(_SESSION)
+        if session_id is None:
+            if msg.method != "initialize":
+                raise Refusal(
+                    400,
+                    "no Mcp-Session-Id: send initialize first (2025-11-25), or give every request "
+                    "_meta io.modelcontextprotocol/protocolVersion (2026-07-28)",
+                )
+            if self._sessions.full():
+                raise Refusal(503, "too many sessions; end one with DELETE, or try again later")
+            return await self._sessions.open(peer)
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise Refusal(404, "unknown or expired session; initialize a new one")
+        version = headers.get("mcp-protocol-version")
+        if version is not None and version not in _LEGACY_VERSIONS:
+            raise Refusal(400, f"unsupported MCP-Protocol-Version {version!r} for a session")
+        return session
+
+    async def _stream(
+        self,
+        session: HttpSession,
+        log: EventLog,
+        after: int,
+        receive: Receive,
+        send: Send,
+        *,
+        headers: list[tuple[bytes, bytes]],
+        resumed: bool = False,
+    ) -> None:
+        """Serve ``log`` from after ``after``; a drop leaves it for a resumption (not a cancel)."""
+        session.reading(log, True)
+        try:
+            events = self._events(session, log, after, prime=not resumed)
+            await serve_events(send, receive, events, headers=headers)
+        finally:
+            session.reading(log, False)
+
+    async def _events(
+        self, session: HttpSession, log: EventLog, after: int, *, prime: bool
+    ) -> AsyncGenerator[bytes, None]:
+        if prime and (session.protocol_version or "") >= _PRIMING_SINCE:
+            yield sse_event(b"", event_id(log.number, after))  # an id to resume from, no message
+        async for seq, data in log.read_after(after):
+            yield sse_event(data, event_id(log.number, seq))
+
+    # --- GET and DELETE --------------------------------------------------------------------------
+    async def _get(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        if "text/event-stream" not in headers.get("accept", ""):
+            raise Refusal(406, "GET opens an SSE stream: Accept must include text/event-stream")
+        session = self._existing(headers)
+        log, after = session.standalone, session.standalone.undelivered
+        last = headers.get("last-event-id")
+        resumed = last is not None
+        if last is not None:
+            position = parse_event_id(last)
+            earlier = session.stream(position[0]) if position is not None else None
+            if position is None or earlier is None or not earlier.knows(position[1]):
+                raise Refusal(404, f"cannot resume after event {last!r}: it is gone")
+            log, after = earlier, position[1]
+        if log.reading:
+            raise Refusal(409, "this stream is already being read; one reader at a time")
+        await self._stream(
+            session, log, after, receive, send, headers=_session_header(session), resumed=resumed
+        )
+
+    async def _delete(self, send: Send, headers: dict[str, str]) -> None:
+        session = self._existing(headers)
+        session.end()
+        await respond(send, 204)
+
+    def _existing(self, headers: dict[str, str]) -> HttpSession:
+        session_id = headers.get(_SESSION)
+        if session_id is None:
+            raise Refusal(400, "Mcp-Session-Id is required")
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise Refusal(404, "unknown or expired session")
+        return session
+
+
+async def _answer_in(log: EventLog) -> bytes:
+    """The last event of a request's log: its answer (the rest went nowhere: no stream)."""
+    answer = b""
+    async for _, data in log.read_after(0):
+        answer = data
+    if not answer:
+        return error_body("the session ended before the request was answered", -32003)
+    return answer
+
+
+def _session_header(session: HttpSession) -> list[tuple[bytes, bytes]]:
+    assert session.id is not None
+    return [(b"mcp-session-id", session.id.encode())]
+
+
+def _requested_version(msg: jsonrpc.Message) -> str | None:
+    try:
+        params: Any = jsonrpc.load(msg.params)
+    except msgspec.DecodeError:
+        return None
+    version = params.get("protocolVersion") if isinstance(params, dict) else None
+    return version if isinstance(version, str) else None
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"http {client[0]}:{client[1]}" if client else "http"
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """The listener's lifetime is its owner's: startup and shutdown are acknowledged, nothing more."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,123 @@
+"""The HTTP listener's lifetime: bind early, serve with hypercorn's trio worker, stop gracefully.
+
+``bind`` claims the address before anything is served, so a port in use or a refused
+configuration (a non-loopback address without a token) is one line at start-up, not a
+traceback later. ``shutdown`` ends every session (their streams finish with what they hold)
+and lets hypercorn close connections within ``GRACE`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from functools import partial
+from typing import Any, cast
+
+import trio
+from hypercorn.config import Config, Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
+
+from watchgate.audit import AuditActor
+from watchgate.config.schema import GatewayConfig, HttpListenerConfig
+from watchgate.errors import CannotListen
+from watchgate.gateway.tree import Gateway
+from watchgate.listeners.http.app import McpHttpApp
+from watchgate.listeners.http.guard import RequestGuard, split_listen
+from watchgate.listeners.http.modern import ModernRequests
+from watchgate.listeners.http.sessions import SessionTable
+
+__all__ = ["GRACE", "HttpListener", "serve_http"]
+
+GRACE = 2.0  # seconds open connections get to finish once the listener stops
+_log = logging.getLogger("watchgate.http")
+
+
+class HttpListener:
+    def __init__(self, gateway: Gateway, config: HttpListenerConfig) -> None:
+        """`CannotListen` if the configuration is refused (see ``guard.py``)."""
+        self.config = config
+        guard = RequestGuard(config)
+        self.sessions = SessionTable(
+            gateway, limit=config.max_sessions, idle_timeout=config.session_idle_timeout
+        )
+        self.app = McpHttpApp(gateway, config.path, guard, self.sessions, ModernRequests(gateway))
+        self._hypercorn = _hypercorn_config(config)
+        self._sockets: Sockets | None = None
+        self._stop = trio.Event()
+        self.stopped = trio.Event()  # set once serve() has returned
+        self.urls: list[str] = []
+
+    def bind(self) -> None:
+        """Claim the address now; `CannotListen` names it and why not."""
+        host, port = split_listen(self.config.listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:  # create_server closes what it opened when it fails (hypercorn's helper does not)
+            sock = socket.create_server((host, port), family=family, backlog=self._hypercorn.backlog)
+            sock.setblocking(False)
+        except OSError as exc:
+            raise CannotListen(f"cannot listen on {self.config.listen}: {exc.strerror or exc}") from None
+        tls = self.config.tls is not None
+        self._sockets = Sockets([sock] if tls else [], [] if tls else [sock], [])
+
+    async def serve(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until ``shutdown`` and its grace are over; started with the URLs it listens on."""
+        if self._sockets is None:
+            self.bind()
+        # hypercorn's types name its own TypedDicts; the app speaks the same ASGI in plain mappings
+        app = wrap_app(cast(Any, self.app), self._hypercorn.wsgi_max_body_size, "asgi")
+        serving = partial(
+            worker_serve, app, self._hypercorn, sockets=self._sockets, shutdown_trigger=self._stop.wait
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.sessions.run)
+                async with trio.open_nursery() as server:  # hypercorn returns once shut down and drained
+                    self.urls = await server.start(serving)
+                    where = ", ".join(f"{url}{self.config.path}" for url in self.urls)
+                    _log.info("serving MCP over HTTP at %s", where)
+                    task_status.started(self.urls)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.stopped.set()
+
+    def stop_accepting(self) -> None:
+        """New sessions and requests get 503 from now on; those under way go on (a drain)."""
+        self.app.draining = True
+
+    def shutdown(self) -> None:
+        """End every session and stop taking connections (idempotent)."""
+        self.sessions.end_all()
+        self._stop.set()
+
+
+def _hypercorn_config(config: HttpListenerConfig) -> Config:
+    hc = Config()
+    hc.bind = [config.listen]
+    hc.graceful_timeout = GRACE
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.include_date_header = True
+    if config.tls is not None:
+        hc.certfile, hc.keyfile = config.tls.cert, config.tls.key
+    return hc
+
+
+async def serve_http(config: GatewayConfig, audit: AuditActor | None) -> None:
+    """``watchgate run`` with ``proxy.transport: http`` (or ``--http``): the tree and the
+    listener until SIGINT or SIGTERM; then in-flight requests are answered, streams closed."""
+    gateway = Gateway(config, audit=audit)
+    listener = HttpListener(gateway, config.proxy.http)
+    listener.bind()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(gateway.run)
+        async with trio.open_nursery() as http:
+            await http.start(listener.serve)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    _log.info("%s: shutting down", signal.Signals(signum).name)
+                    break
+            await gateway.end_sessions("Watchgate is shutting down")
+            listener.shutdown()
+        nursery.cancel_scope.cancel()
