@@ -30,9 +30,17 @@ pytestmark = pytest.mark.integration
 
 def _scenarios(revision: str) -> list[str]:
     """What the requirement set asks of a client, the unscored scenarios included (run with
-    ``--force``, as ``--requirements`` does: an extension has no dated version to match)."""
+    ``--force``, as ``--requirements`` does: an extension has no dated version to match),
+    except the extensions the baseline says are not built: each would cost ~6 s of CPU to fail
+    the same way again. Take one out of the baseline when it is built, and it runs again."""
     requirements = yaml.safe_load((PACKAGE / "requirements" / f"{revision}.yaml").read_text())
-    unscored = [entry["scenario"] for entry in requirements.get("not_scored", []) if entry["leg"] == "client"]
+    not_built = _baseline(revision)
+    unscored = [
+        entry["scenario"]
+        for entry in requirements.get("not_scored", [])
+        if entry["leg"] == "client"
+        and not (entry["reason"] == "extension" and entry["scenario"] in not_built)
+    ]
     return [*requirements["client"], *unscored]
 
 
@@ -67,14 +75,15 @@ async def test_the_upstream_side_passes_the_client_scenarios_of(revision: str, t
             for scenario in _scenarios(revision):
                 nursery.start_soon(one, scenario)
     failed = {name for name, (passed, _) in outcomes.items() if not passed}
-    expected = _baseline(revision)
+    expected = _baseline(revision) & set(outcomes)  # the extensions not built did not run
     report = "\n".join(
         f"--- {name}\n{outcomes[name][1]}\n{_client_errors(tmp_path, name)}"
         for name in sorted(failed - expected)
     )
     assert failed - expected == set(), f"failing, not in the baseline:\n{report}"
     assert expected - failed == set(), "passing now: take them out of the baseline"
-    assert len(outcomes) >= 20  # the requirement set was read, not an empty list
+    scored = yaml.safe_load((PACKAGE / "requirements" / f"{revision}.yaml").read_text())["client"]
+    assert len(scored) >= 15 and set(scored) <= set(outcomes)  # the requirement set was read and run
 
 
 def _client_errors(tmp_path: Path, scenario: str) -> str:

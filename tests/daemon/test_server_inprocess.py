@@ -179,7 +179,7 @@ async def test_bad_requests_and_wrong_paths_are_refused(
 async def test_reload_refuses_to_switch_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha"), FakeServer("beta")) as (daemon, _):
         _write(daemon.config_path, "alpha")  # type: ignore[arg-type]
-        with pytest.raises(ControlError, match="single- and multi-server"):
+        with pytest.raises(ControlError, match="carry their prefix"):
             await call(daemon.paths, control.Reload())
         daemon.config_path.write_text("proxy: {upstreams: []}\n")  # type: ignore[union-attr]
         with pytest.raises(ControlError, match=r"proxy\.upstreams"):

@@ -130,3 +130,40 @@ def test_malformed_results_are_passed_through_rather_than_crashing() -> None:
     assert _loads(namespace.rewrite_result("tools/call", "fs", weird_items)) == {
         "content": [1, {"type": "resource", "resource": "uri"}]
     }
+
+
+def test_a_server_without_a_prefix_keeps_its_names_beside_prefixed_ones() -> None:
+    table = NamespaceTable(
+        multi_server=True,
+        servers=["fs", "time"],
+        tools={"fs": ["read_file"], "time": ["get_current_time"]},
+        prefixed=["time"],
+    )
+    assert table.public_tool("fs", "read_file") == "read_file"
+    assert table.public_uri("fs", "file:///x") == "file:///x"
+    assert table.resolve_tool("read_file") == ("fs", "read_file")
+    assert table.resolve_tool("time__get_current_time") == ("time", "get_current_time")
+    # not listed yet: a prefixed name goes by its prefix, any other name to the one plain server
+    assert table.resolve_tool("time__new") == ("time", "new")
+    assert table.resolve_tool("brand_new") == ("fs", "brand_new")
+    assert table.resolve_uri("time+tz://utc") == ("time", "tz://utc")
+    assert table.resolve_uri("file:///etc/hosts") == ("fs", "file:///etc/hosts")
+
+
+def test_two_plain_servers_sharing_a_name_the_first_keeps_it() -> None:
+    table = NamespaceTable(
+        multi_server=True, servers=["a", "b"], tools={"b": ["echo", "only_b"], "a": ["echo"]}, prefixed=[]
+    )
+    assert table.resolve_tool("echo") == ("a", "echo")
+    assert table.resolve_tool("only_b") == ("b", "only_b")
+    assert table.collisions == [("echo", "a", "b")]
+    with pytest.raises(UnknownName):  # two plain servers: an unlisted name has no owner to guess
+        table.resolve_tool("unlisted")
+
+
+def test_prefix_always_with_one_server() -> None:
+    table = NamespaceTable(multi_server=False, servers=["only"], tools={"only": ["x"]}, prefixed=["only"])
+    assert table.public_tool("only", "x") == "only__x"
+    assert table.resolve_tool("only__x") == ("only", "x")
+    with pytest.raises(UnknownName):
+        table.resolve_tool("x")

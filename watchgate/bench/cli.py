@@ -93,7 +93,9 @@ def run_bench(args: argparse.Namespace) -> int:
             f"server {upstream.name!r} uses {upstream.transport}: only stdio can be run directly", 1
         )
     args.config_path = Path(args.config).resolve()
-    gateway_tool = public_name(upstream.name, args.tool) if config.proxy.multi_server else args.tool
+    gateway_tool = (
+        public_name(upstream.name, args.tool) if upstream.name in config.proxy.prefixed else args.tool
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="watchgate-bench-") as tmp:
             results = trio.run(_bench, args, config, upstream, gateway_tool, arguments, Path(tmp))

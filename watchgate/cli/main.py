@@ -97,6 +97,13 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     names = ", ".join(u.name for u in config.proxy.upstreams)
     print(f"ok: {len(config.proxy.upstreams)} upstream(s) ({names})")
+    plain = [u.name for u in config.proxy.upstreams if u.name not in config.proxy.prefixed]
+    if config.proxy.multi_server and len(plain) > 1:
+        print(
+            f"warning: {', '.join(map(repr, plain))} have no prefix: a name two of them offer goes to "
+            "the first in the config, the other's is hidden (set `prefix: always` on one)",
+            file=sys.stderr,
+        )
     for upstream in config.proxy.upstreams:
         if upstream.transport is Transport.STDIO and not (upstream.sandbox and upstream.sandbox.enabled):
             print(

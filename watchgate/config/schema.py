@@ -174,6 +174,9 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     headers: dict[str, str] = {}
     auth: AuthConfig | None = None  # remote: a bearer token
     tls: TlsConfig = TlsConfig()  # remote: whom to trust
+    # its names to clients as <name>__tool and <name>+uri: "auto" only with more than one server,
+    # "always", or "never" (its names pass through; DESIGN.md section 4)
+    prefix: Literal["auto", "always", "never"] = "auto"
     # http: "auto" probes the 2026-07-28 era first and falls back to initialize; "legacy" never probes
     protocol: Literal["auto", "legacy"] = "auto"
     restart: Restart = "permanent"
@@ -238,8 +241,16 @@ class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True)
 
     @property
     def multi_server(self) -> bool:
-        """Namespacing of tools, prompts and URIs is on exactly when this is true."""
+        """More than one upstream: ``prefix: auto`` servers are namespaced."""
         return len(self.upstreams) > 1
+
+    @property
+    def prefixed(self) -> frozenset[str]:
+        """The servers whose tools, prompts and URIs clients see with the server's prefix."""
+        multi = self.multi_server
+        return frozenset(
+            u.name for u in self.upstreams if u.prefix == "always" or (u.prefix == "auto" and multi)
+        )
 
 
 class LoggingConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

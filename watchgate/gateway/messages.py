@@ -146,6 +146,7 @@ class ClientDetached:
 @dataclass(frozen=True, slots=True)
 class AddUpstream:
     actor: UpstreamPort
+    prefixed: bool = True  # its names carry its prefix
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ them to the one client they belong to, keeping them ordered before that request'
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from msgspec import UNSET
@@ -41,10 +41,12 @@ _log = logging.getLogger("watchgate.notifications")
 
 class NotificationActor(Actor[NotifierMessage]):
     def __init__(
-        self, *, multi_server: bool, hooks: HookChain | None = None, mailbox_size: int = 1024
+        self, *, prefixed: Collection[str], hooks: HookChain | None = None, mailbox_size: int = 1024
     ) -> None:
+        """``prefixed``: the servers whose URIs clients see as ``<server>+uri`` (kept up to date
+        by the gateway on reload: the set is shared, not copied)."""
         super().__init__("notifications", mailbox_size=mailbox_size)
-        self._multi = multi_server
+        self._prefixed = prefixed
         self._hooks = hooks if hooks is not None else HookChain()
         self._clients: dict[int, ClientPort] = {}
         self._router: RouterPort | None = None
@@ -79,10 +81,11 @@ class NotificationActor(Actor[NotifierMessage]):
             assert self._router is not None
             await self._router.tell(RefreshLists(server, kinds))
             return
-        if self._multi:
+        prefixed = server in self._prefixed
+        if prefixed:
             msg = _rewrite(server, msg)
         if not self._hooks.empty:
-            checked = await self._hooks.on_notification(server, server if self._multi else None, msg)
+            checked = await self._hooks.on_notification(server, server if prefixed else None, msg)
             if checked is None:
                 return
             msg = checked

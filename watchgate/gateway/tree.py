@@ -99,7 +99,8 @@ class Gateway:
                 [*([self.plugins] if self.plugins is not None else []), *extra_hooks, *recorder]
             )
         self.hooks = hooks
-        self.notifier = NotificationActor(multi_server=proxy.multi_server, hooks=hooks)
+        self._prefixed = set(proxy.prefixed)  # shared with the notifier, updated on reload
+        self.notifier = NotificationActor(prefixed=self._prefixed, hooks=hooks)
         self.router = RouterActor(proxy, notifier=self.notifier, hooks=hooks)
         self.notifier.attach_router(self.router)
         self._connector = connector
@@ -194,7 +195,7 @@ class Gateway:
             config,
             router=self.router,
             notifier=self.notifier,
-            multi_server=self.config.proxy.multi_server,
+            prefixed=config.name in self.config.proxy.prefixed,
             connector=self._connector,
             hooks=self.hooks,
         )
@@ -203,13 +204,18 @@ class Gateway:
     async def reload(self, config: GatewayConfig) -> dict[str, list[str]]:
         """Apply a new config: added servers start, removed ones stop, changed ones restart;
         untouched servers keep running and their clients notice nothing but a list_changed."""
-        if config.proxy.multi_server != self.config.proxy.multi_server:
-            raise RuntimeError(
-                "reload cannot switch between single- and multi-server mode (every public name would "
-                "change); use `watchgate down` and `watchgate up`"
-            )
         old = {u.name: u for u in self.config.proxy.upstreams}
         new = {u.name: u for u in config.proxy.upstreams}
+        renamed = sorted(
+            name
+            for name in old.keys() & new.keys()
+            if (name in config.proxy.prefixed) != (name in self._prefixed)
+        )
+        if renamed:
+            raise RuntimeError(
+                f"reload cannot change whether {', '.join(map(repr, renamed))} carry their prefix (every "
+                "public name would change under its clients); use `watchgate down` and `watchgate up`"
+            )
         removed = [name for name in old if name not in new]
         added = [name for name in new if name not in old]
         # a change of a server's plugins alone does not restart it
@@ -220,10 +226,12 @@ class Gateway:
             await self.router.tell(RemoveUpstream(name))
             del self.upstreams[name]
         self.config = config
+        self._prefixed.clear()
+        self._prefixed.update(config.proxy.prefixed)
         for name in changed + added:
             actor, spec = self._upstream_child(new[name])
             self.upstreams[name] = actor
-            await self.router.tell(AddUpstream(actor))
+            await self.router.tell(AddUpstream(actor, prefixed=name in self._prefixed))
             await self.upstream_supervisor.add_child(spec)
         unchanged = [name for name in new if name not in added and name not in changed]
         if replugged:  # lists are filtered by plugins: let every running server's lists pass again

@@ -8,7 +8,7 @@ Merged results are encoded once per change, not once per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,12 +50,17 @@ _str_decoder: Final = msgspec.json.Decoder(str)
 
 
 class Catalog:
-    def __init__(self, *, multi_server: bool, servers: Sequence[str]) -> None:
+    def __init__(
+        self, *, multi_server: bool, servers: Sequence[str], prefixed: Collection[str] | None = None
+    ) -> None:
+        """``prefixed``: the servers whose names carry their prefix (default: all of them in
+        multi-server mode, none with one server)."""
         self.multi_server = multi_server
         self.servers = list(servers)
+        self.prefixed = set(self.servers if multi_server else ()) if prefixed is None else set(prefixed)
         self._lists: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}
         self._merged: dict[str, msgspec.Raw] = {}
-        self.table = NamespaceTable(multi_server=multi_server, servers=self.servers)
+        self.table = NamespaceTable(multi_server=multi_server, servers=self.servers, prefixed=self.prefixed)
 
     def update(self, server: str, lists: dict[str, list[Item]]) -> list[str]:
         """Replace some of ``server``'s lists; return the kinds whose merged answer changed."""
@@ -71,14 +76,20 @@ class Catalog:
         self._rebuild(changed)
         return changed
 
-    def add_server(self, server: str) -> None:
+    def add_server(self, server: str, *, prefixed: bool | None = None) -> None:
+        """``prefixed``: whether its names carry its prefix (default: in multi-server mode)."""
         self.servers.append(server)
+        if prefixed if prefixed is not None else self.multi_server:
+            self.prefixed.add(server)
+        else:
+            self.prefixed.discard(server)
         self._lists[server] = {}
         self._rebuild(["tools", "prompts"])
 
     def remove_server(self, server: str) -> list[str]:
         changed = self.drop(server)
         self.servers.remove(server)
+        self.prefixed.discard(server)
         del self._lists[server]
         self._rebuild(["tools", "prompts"])
         return changed
@@ -98,10 +109,12 @@ class Catalog:
     def _merge(self, key: str) -> list[Item]:
         kind = LIST_KINDS[key]
         merged: list[Item] = []
+        named = key in ("tools", "prompts")
         for server in self.servers:
             items = self._lists[server].get(key, [])
-            if not self.multi_server:
-                merged.extend(items)
+            if server not in self.prefixed:
+                # its names pass through; one another plain server already has is not listed twice
+                merged.extend(item for item in items if not named or self._owns(key, server, item))
                 continue
             for item in items:
                 value = item.get(kind.field)
@@ -112,6 +125,11 @@ class Catalog:
                 merged.append(renamed)
         return merged
 
+    def _owns(self, key: str, server: str, item: Item) -> bool:
+        if len(self.servers) == 1 or "name" not in item:
+            return True
+        return self.table.owner(key, _str_decoder.decode(item["name"])) in (server, None)
+
     def _rebuild(self, changed: list[str]) -> None:
         for key in changed:
             self._merged.pop(key, None)
@@ -119,6 +137,7 @@ class Catalog:
             self.table = NamespaceTable(
                 multi_server=self.multi_server,
                 servers=self.servers,
+                prefixed=self.prefixed,
                 tools={s: _names(lists.get("tools", [])) for s, lists in self._lists.items()},
                 prompts={s: _names(lists.get("prompts", [])) for s, lists in self._lists.items()},
             )

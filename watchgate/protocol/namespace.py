@@ -4,6 +4,11 @@ Tools and prompts become ``<server>__<name>`` (ADR-014: MCP hosts accept only
 ``^[a-zA-Z0-9_-]{1,64}$``, so ``::`` is out); server names cannot contain ``_``, so splitting on the
 first ``__`` is unambiguous. URIs become ``<server>+<uri>``: a valid RFC 3986 scheme, reversible and
 readable. In single-server mode everything passes through unchanged.
+
+Prefixing is per server (``prefix: auto | always | never``): a server without a prefix keeps its
+own names. A name that two unprefixed servers share belongs to the first in the config (the
+router reports the collision); a name no list knows goes to the one unprefixed server, if
+there is exactly one.
 """
 
 from __future__ import annotations
@@ -66,25 +71,47 @@ class NamespaceTable:
         servers: Iterable[str],
         tools: Mapping[str, Iterable[str]] = {},
         prompts: Mapping[str, Iterable[str]] = {},
+        prefixed: Iterable[str] | None = None,
     ) -> None:
+        """``prefixed``: the servers whose names carry their prefix (default: every server in
+        multi-server mode, none with one server)."""
         self.multi_server = multi_server
         self.servers = list(servers)
+        self.prefixed = (
+            frozenset(self.servers if multi_server else ()) if prefixed is None else frozenset(prefixed)
+        )
         self._known = set(self.servers)
+        plain = [server for server in self.servers if server not in self.prefixed]
+        self._plain_only = plain[0] if len(plain) == 1 else None  # where an unknown plain name goes
+        self._sole = self._plain_only if len(self.servers) == 1 else None  # everything goes there
+        self.collisions: list[tuple[str, str, str]] = []  # (name, kept server, hidden server)
         self._tools = self._index(tools)
         self._prompts = self._index(prompts)
 
     def _index(self, names: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, str]]:
-        return {
-            public_name(server, name): (server, name)
-            for server, server_names in names.items()
-            for name in server_names
-        }
+        index: dict[str, tuple[str, str]] = {}
+        for server in sorted(names, key=self._order):
+            for name in names[server]:
+                public = self.public_tool(server, name)
+                if public in index:
+                    self.collisions.append((public, index[public][0], server))
+                    continue
+                index[public] = (server, name)
+        return index
+
+    def _order(self, server: str) -> int:
+        return self.servers.index(server) if server in self._known else len(self.servers)
+
+    def owner(self, kind: str, public: str) -> str | None:
+        """The server a listed tool or prompt name belongs to (the first, on a collision)."""
+        found = (self._tools if kind == "tools" else self._prompts).get(public)
+        return found[0] if found is not None else None
 
     def public_tool(self, server: str, name: str) -> str:
-        return public_name(server, name) if self.multi_server else name
+        return public_name(server, name) if server in self.prefixed else name
 
     def public_uri(self, server: str, uri: str) -> str:
-        return public_uri(server, uri) if self.multi_server else uri
+        return public_uri(server, uri) if server in self.prefixed else uri
 
     def resolve_tool(self, name: str) -> tuple[str, str]:
         return self._resolve("tool", name, self._tools)
@@ -93,23 +120,27 @@ class NamespaceTable:
         return self._resolve("prompt", name, self._prompts)
 
     def _resolve(self, kind: str, name: str, index: dict[str, tuple[str, str]]) -> tuple[str, str]:
-        if not self.multi_server:
-            return self.servers[0], name
+        if self._sole is not None:
+            return self._sole, name
         found = index.get(name)
         if found is not None:
             return found
         split = split_name(name)
-        if split is None or split[0] not in self._known:
-            raise UnknownName(kind, name, self.servers)
-        return split
+        if split is not None and split[0] in self.prefixed:
+            return split
+        if self._plain_only is not None:
+            return self._plain_only, name
+        raise UnknownName(kind, name, self.servers)
 
     def resolve_uri(self, uri: str) -> tuple[str, str]:
-        if not self.multi_server:
-            return self.servers[0], uri
+        if self._sole is not None:
+            return self._sole, uri
         split = split_uri(uri)
-        if split is None or split[0] not in self._known:
-            raise UnknownName("resource", uri, self.servers)
-        return split
+        if split is not None and split[0] in self.prefixed:
+            return split
+        if self._plain_only is not None:
+            return self._plain_only, uri
+        raise UnknownName("resource", uri, self.servers)
 
 
 # --- URIs inside results -------------------------------------------------------------------------

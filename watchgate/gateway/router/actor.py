@@ -88,9 +88,10 @@ class RouterActor(Actor[RouterMessage]):
         self._hooks = hooks if hooks is not None else HookChain()
         self._multi = config.multi_server
         names = [u.name for u in config.upstreams]
-        self._catalog = Catalog(multi_server=self._multi, servers=names)
+        self._catalog = Catalog(multi_server=self._multi, servers=names, prefixed=config.prefixed)
         self._views: dict[str, UpstreamView] = {}
-        self._forwarder = Forwarder(self._catalog, self._views, self._hooks, multi_server=self._multi)
+        self._forwarder = Forwarder(self._catalog, self._views, self._hooks)
+        self._collisions: set[tuple[str, str, str]] = set()  # reported already
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
         self._deferred: list[tuple[ClientPort, int | str, Callable[[], Any]]] = []
         self._nursery: trio.Nursery | None = None
@@ -171,7 +172,7 @@ class RouterActor(Actor[RouterMessage]):
         elif isinstance(msg, UpstreamReady):
             if msg.instructions and not self._hooks.empty:  # they reach the model: plugins judge them
                 judged = await self._hooks.on_instructions(
-                    msg.server, msg.server if self._multi else None, msg.instructions
+                    msg.server, self._prefix(msg.server), msg.instructions
                 )
                 msg = dataclasses.replace(msg, instructions=judged)
             view = self._views[msg.server]
@@ -188,11 +189,23 @@ class RouterActor(Actor[RouterMessage]):
             await self._on_lists(msg)
 
     # --- upstream lifecycle ----------------------------------------------------------------------
+    def _report_collisions(self) -> None:
+        """Two servers without prefixes that offer the same name: a config problem naming both
+        (the first server in the config keeps the name; set ``prefix`` on one of them)."""
+        for name, kept, hidden in self._catalog.table.collisions:
+            if (name, kept, hidden) not in self._collisions:
+                self._collisions.add((name, kept, hidden))
+                _log.error(
+                    "%r is offered by both %r and %r, neither with a prefix: %r keeps it, %r's is "
+                    "hidden (set `prefix: always` on one of them)",
+                    name, kept, hidden, kept, hidden,
+                )  # fmt: skip
+
     async def _reconfigure(self, msg: AddUpstream | RemoveUpstream) -> None:
         """Config reload: a server joins or leaves; its clients see only a list_changed."""
         if isinstance(msg, AddUpstream):
             self._views[msg.actor.name] = UpstreamView(msg.actor, settled=True)
-            self._catalog.add_server(msg.actor.name)
+            self._catalog.add_server(msg.actor.name, prefixed=msg.prefixed)
         elif msg.server in self._views:
             del self._views[msg.server]
             await self._announce(self._catalog.remove_server(msg.server))
@@ -234,15 +247,20 @@ class RouterActor(Actor[RouterMessage]):
                 _log.warning("[%s] could not list %s: %s", server, key, exc)
                 continue
             if not self._hooks.empty:  # plugins hide or pin items before any client can see them
-                items = await self._hooks.on_list(server, server if self._multi else None, key, items)
+                items = await self._hooks.on_list(server, self._prefix(server), key, items)
             lists[key] = items
         await self.tell(ListsFetched(server, fetch_id, lists))
+
+    def _prefix(self, server: str) -> str | None:
+        """What plugins are told of a server's public prefix: its name, or None if it has none."""
+        return server if server in self._catalog.prefixed else None
 
     async def _on_lists(self, msg: ListsFetched) -> None:
         view = self._views[msg.server]
         view.fetching -= 1
         fresh = {key: items for key, items in msg.lists.items() if view.latest_fetch.get(key) == msg.fetch_id}
         await self._announce(self._catalog.update(msg.server, fresh))
+        self._report_collisions()
         if view.fetching == 0:
             await self._mark_settled(view)
 
@@ -301,7 +319,7 @@ class RouterActor(Actor[RouterMessage]):
 
     def _initialize_result(self, version: str) -> dict[str, Any]:
         ready = [view.ready for view in self._views.values() if view.ready is not None]
-        return initialize_result(ready, version, multi_server=self._multi)
+        return initialize_result(ready, version, multi_server=self._multi, prefixed=self._catalog.prefixed)
 
     async def _unknown_method(self, client: ClientPort, msg: Message) -> None:
         raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")

@@ -41,13 +41,10 @@ class UpstreamView:
 
 
 class Forwarder:
-    def __init__(
-        self, catalog: Catalog, views: dict[str, UpstreamView], hooks: HookChain, *, multi_server: bool
-    ) -> None:
+    def __init__(self, catalog: Catalog, views: dict[str, UpstreamView], hooks: HookChain) -> None:
         self._catalog = catalog
         self._views = views  # the router's own dict: changed in place, never replaced
         self._hooks = hooks
-        self._multi = multi_server
 
     async def by_name(self, client: ClientPort, msg: Message, member: str, kind: str) -> None:
         """``tools/call`` (kind ``tool``) or ``prompts/get`` (``prompt``), named by ``params.<member>``."""
@@ -109,7 +106,7 @@ class Forwarder:
         ctx: CallContext | None = None
         if not self._hooks.empty:
             ctx = CallContext(
-                server=server if self._multi else None,
+                server=server if server in self._catalog.prefixed else None,
                 upstream=server,
                 client_id=client.client_id,
                 method=method,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from watchgate import __version__
 from watchgate.gateway.messages import UpstreamReady
 
 
-def initialize_result(ready: Sequence[UpstreamReady], version: str, *, multi_server: bool) -> dict[str, Any]:
+def initialize_result(
+    ready: Sequence[UpstreamReady], version: str, *, multi_server: bool, prefixed: Collection[str] = ()
+) -> dict[str, Any]:
     """``tools`` always (with listChanged: servers come and go); the rest when some upstream has
     it; instructions merged per server in multi-server mode, passed through with one server."""
     upstream_caps = [r.capabilities for r in ready]
@@ -32,8 +34,12 @@ def initialize_result(ready: Sequence[UpstreamReady], version: str, *, multi_ser
     texts = [(r.server, r.instructions) for r in ready if r.instructions]
     if texts:
         result["instructions"] = (
-            "\n\n".join(f"## Server {name!r} (tools prefixed {name}__)\n{text}" for name, text in texts)
+            "\n\n".join(f"## Server {name!r} ({_named(name, prefixed)})\n{text}" for name, text in texts)
             if multi_server
             else texts[0][1]
         )
     return result
+
+
+def _named(server: str, prefixed: Collection[str]) -> str:
+    return f"tools prefixed {server}__" if server in prefixed else "tools under their own names"

@@ -73,7 +73,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         *,
         router: RouterPort,
         notifier: NotifierPort,
-        multi_server: bool,
+        prefixed: bool,
         connector: Connector = default_connector,
         hooks: HookChain | None = None,
         mailbox_size: int = 1024,
@@ -83,7 +83,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._connect = connector
         self._router = router
         self._notifier = notifier
-        self._multi = multi_server
+        self._prefixed = prefixed  # clients see its names as <name>__tool and <name>+uri
         self._hooks = hooks if hooks is not None else HookChain()
         self._inflight = InFlightTable()
         self._asked = ServerRequests(config.name)
@@ -334,7 +334,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 pending.reply.set(msg.result)  # type: ignore[arg-type]
             return
         out = msg.with_id(pending.client_request_id)
-        if self._multi and msg.result is not UNSET:
+        if self._prefixed and msg.result is not UNSET:
             result = rewrite_result(pending.method, self.name, msg.result)
             if result is not msg.result:
                 out = out.with_result(result)
@@ -370,7 +370,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         fields["progressToken"] = jsonrpc.raw(pending.progress_token)
         out = msg.with_params(jsonrpc.raw_fields(fields))
         if not self._hooks.empty:
-            checked = await self._hooks.on_notification(self.name, self.name if self._multi else None, out)
+            checked = await self._hooks.on_notification(self.name, self.name if self._prefixed else None, out)
             if checked is None:
                 return
             out = checked
