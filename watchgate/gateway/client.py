@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections import deque
 from typing import Any, Final
 
@@ -25,12 +26,13 @@ from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
-from watchgate.protocol import jsonrpc
+from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, error_response
 
 _BATCH: Final = 256
 _END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
 _ids = itertools.count(1)
+_MODERN_MARK: Final = re.compile(re.escape(eras.VERSION_KEY.encode()))  # scans params without copying
 _log = logging.getLogger("watchgate.client")
 
 
@@ -70,6 +72,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.finished = False  # the session has ended: sends are dropped, queued requests skipped
         self.client_left = False  # the session ended because the client closed its input
         self._reading = trio.CancelScope()
+        self._modern: dict[int | str, str] = {}  # 2026-07-28 requests awaiting their answer: method
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
@@ -81,6 +84,8 @@ class ClientActor(Actor[Line | LargeAnswer]):
             if self._owed == 0:
                 self._all_answered.set()
                 last = True
+            if self._modern and isinstance(msg.id, int | str) and msg.id in self._modern:
+                msg = eras.shaped(msg, self._modern.pop(msg.id))
         if self.finished:
             return
         if self._channel.takes_views and (large := jsonrpc.large_answer(msg)) is not None:
@@ -214,6 +219,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
         kind = msg.kind
         if kind is Kind.REQUEST:
             self._owe()
+            if msg.params is not UNSET and _MODERN_MARK.search(msg.params) is not None:
+                modern = await self._modern_request(msg)
+                if modern is None:
+                    return
+                msg = modern
             if not await self._router.route_now(self, msg):
                 await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
@@ -224,6 +234,23 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 _log.debug("[%s] answer to unknown request %r", self.name, msg.id)
                 return
             await upstream.tell(ForwardAnswer(msg))
+
+    async def _modern_request(self, msg: Message) -> Message | None:
+        """A 2026-07-28 request (its ``_meta`` names the version): checked (None once answered
+        with the error), its method remembered for the shape of its answer, and stripped of the
+        client's connection-owned ``_meta`` keys (protocol/eras.py)."""
+        params = eras.params_of(msg)
+        if eras.modern_version(params) is None:
+            return msg  # the key was elsewhere in the params: a legacy request
+        assert isinstance(msg.id, int | str) and isinstance(msg.method, str)
+        try:
+            eras.check_meta(params)
+        except JsonRpcError as exc:
+            await self.send(error_response(msg.id, exc))
+            return None
+        assert params is not None
+        self._modern[msg.id] = msg.method
+        return eras.for_upstream(msg, params)
 
     async def _write_loop(self, session: trio.CancelScope) -> None:
         try:

@@ -42,7 +42,7 @@ from watchgate.gateway.router.listing import call_quietly, fetch_all
 from watchgate.gateway.router.subscriptions import LOG_LEVELS, LogLevels, Subscriptions
 from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSION
 from watchgate.hooks import HookChain
-from watchgate.protocol import jsonrpc
+from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
 from watchgate.protocol.jsonrpc import Message, error_response
 
@@ -100,6 +100,7 @@ class RouterActor(Actor[RouterMessage]):
         self._levels = LogLevels()
         self._routes: dict[str, Callable[[ClientPort, Message], Awaitable[object]]] = {
             "initialize": self._initialize,
+            "server/discover": self._discover,
             "ping": self._ping,
             "tools/call": partial(self._forwarder.by_name, member="name", kind="tool"),
             "prompts/get": partial(self._forwarder.by_name, member="name", kind="prompt"),
@@ -323,6 +324,12 @@ class RouterActor(Actor[RouterMessage]):
 
     async def _unknown_method(self, client: ClientPort, msg: Message) -> None:
         raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")
+
+    async def _discover(self, client: ClientPort, msg: Message) -> None:
+        """2026-07-28: what ``initialize`` would say, as ``server/discover`` says it."""
+        await self._after_settle(
+            client, msg, lambda: eras.discover_result(self._initialize_result(PROTOCOL_VERSION))
+        )
 
     async def _ping(self, client: ClientPort, msg: Message) -> None:
         await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]

@@ -110,7 +110,9 @@ class McpHttpApp:
             await respond(send, 400, error_body(exc.message, exc.code))
             return
         if is_modern(msg, headers):
-            await self._modern.serve(msg, receive, send, headers, stream_ok=stream_ok, peer=_peer(scope))
+            await self._modern.serve(
+                msg, body, receive, send, headers, stream_ok=stream_ok, peer=_peer(scope)
+            )
             return
         session = await self._session_for(msg, headers, _peer(scope))
         if msg.kind is not Kind.REQUEST:

@@ -1,0 +1,63 @@
+"""A 2026-07-28 client on a byte stream (stdio, the daemon's socket): no initialize, every
+request with its own ``_meta`` (protocol/eras.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from tests.gateway.fakes import FakeServer, echo, make_config, running_gateway
+
+META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "modern", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+def modern(params: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    return {**(params or {}), "_meta": {**META, **meta}}
+
+
+async def test_discover_then_calls_without_initialize(autojump_clock: trio.testing.MockClock) -> None:
+    server = FakeServer("fx", tools={"echo": echo}, instructions="hello")
+    async with running_gateway(make_config("fx"), server) as (_, client):
+        discovered = await client.result("server/discover", modern())
+        assert discovered["supportedVersions"] == ["2026-07-28"]
+        assert discovered["resultType"] == "complete" and discovered["instructions"] == "hello"
+        assert "tools" in discovered["capabilities"]
+        tools = await client.result("tools/list", modern())
+        assert (tools["resultType"], tools["ttlMs"], tools["cacheScope"]) == ("complete", 0, "private")
+        call = modern({"name": "echo", "arguments": {"text": "hi"}}, progressToken="p1")
+        result = await client.result("tools/call", call)
+        assert result == {"resultType": "complete", "content": [{"type": "text", "text": "hi"}]}
+        upstream_meta = server.session.requests("tools/call")[0]["params"]["_meta"]
+        assert not any(key.startswith("io.modelcontextprotocol/") for key in upstream_meta)
+        assert "progressToken" in upstream_meta  # the client's own keys go on (mapped)
+
+
+async def test_a_version_the_gateway_does_not_speak_is_told_the_supported_ones(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_gateway(make_config("fx"), FakeServer("fx")) as (_, client):
+        response = await client.request(
+            "tools/list", modern(**{"io.modelcontextprotocol/protocolVersion": "2031-01-01"})
+        )
+        assert response["error"]["code"] == -32022
+        assert response["error"]["data"]["supported"] == ["2026-07-28"]
+
+
+async def test_capabilities_are_required_in_every_request(autojump_clock: trio.testing.MockClock) -> None:
+    async with running_gateway(make_config("fx"), FakeServer("fx")) as (_, client):
+        meta = {k: v for k, v in META.items() if not k.endswith("clientCapabilities")}
+        response = await client.request("tools/list", {"_meta": meta})
+        assert response["error"]["code"] == -32602
+        assert "clientCapabilities" in response["error"]["message"]
+
+
+async def test_legacy_requests_beside_are_unchanged(autojump_clock: trio.testing.MockClock) -> None:
+    async with running_gateway(make_config("fx"), FakeServer("fx", tools={"echo": echo})) as (_, client):
+        await client.initialize()
+        tools = await client.result("tools/list")
+        assert "resultType" not in tools

@@ -1,0 +1,144 @@
+"""The 2026-07-28 (stateless) revision as a client meets it, whatever the transport (DESIGN.md
+section 5): what makes a request modern, what the gateway checks in its ``_meta``, what it
+keeps from upstreams, and the shape of the results it answers with.
+
+Pure functions on messages, shared by the HTTP listener (``listeners/http/modern.py``) and the
+client actor (a modern client on stdio).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from watchgate.errors import JsonRpcError
+from watchgate.protocol import jsonrpc
+
+__all__ = [
+    "CAPABILITIES_KEY",
+    "MODERN_VERSIONS",
+    "UNSUPPORTED_VERSION",
+    "VERSION_KEY",
+    "check_meta",
+    "discover_result",
+    "for_upstream",
+    "modern_version",
+    "params_of",
+    "shaped",
+]
+
+MODERN_VERSIONS: Final = ("2026-07-28",)
+VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
+CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
+SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"
+_RESERVED_PREFIX: Final = "io.modelcontextprotocol/"
+UNSUPPORTED_VERSION: Final = -32022
+#: results a client may cache (spec server/utilities/caching), with the gateway's hints
+CACHEABLE: Final = frozenset(
+    {
+        "server/discover",
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+    }
+)
+
+_params = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Shape(msgspec.Struct):
+    resultType: str | None = None
+    ttlMs: int | None = None
+
+
+_shape = msgspec.json.Decoder(_Shape)
+
+
+def params_of(msg: jsonrpc.Message) -> dict[str, Any] | None:
+    """The request's params as an object ({} when absent); None when they are not an object."""
+    if msg.params is msgspec.UNSET:
+        return {}
+    try:
+        return _params.decode(msg.params)
+    except msgspec.DecodeError:
+        return None
+
+
+def _meta_of(params: dict[str, Any] | None) -> dict[str, Any]:
+    meta = params.get("_meta") if params else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def modern_version(params: dict[str, Any] | None) -> object:
+    """What the request's ``_meta`` names as its protocol version (None: a legacy request)."""
+    return _meta_of(params).get(VERSION_KEY)
+
+
+def check_meta(params: dict[str, Any] | None) -> None:
+    """The per-request ``_meta`` rules; `JsonRpcError` names the first one broken (-32022 with
+    the supported versions in its data, -32602 otherwise)."""
+    if params is None:
+        raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params must be an object")
+    meta = _meta_of(params)
+    version = meta.get(VERSION_KEY)
+    if not isinstance(version, str):
+        raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"_meta {VERSION_KEY} is required in 2026-07-28")
+    if version not in MODERN_VERSIONS:
+        raise JsonRpcError(
+            UNSUPPORTED_VERSION,
+            f"unsupported protocol version {version!r}",
+            {"supported": list(MODERN_VERSIONS), "requested": version},
+        )
+    if not isinstance(meta.get(CAPABILITIES_KEY), dict):
+        raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"_meta {CAPABILITIES_KEY} is required (an object)")
+
+
+def for_upstream(msg: jsonrpc.Message, params: dict[str, Any]) -> jsonrpc.Message:
+    """The request without the client's connection-owned ``_meta`` keys: each upstream gets its
+    own era's from its transport, never a client's."""
+    meta = {k: v for k, v in _meta_of(params).items() if not k.startswith(_RESERVED_PREFIX)}
+    rest = {k: v for k, v in params.items() if k != "_meta"}
+    if meta:
+        rest["_meta"] = meta
+    return msg.with_params(jsonrpc.raw(rest))
+
+
+def shaped(msg: jsonrpc.Message, method: str) -> jsonrpc.Message:
+    """A result as a 2026-07-28 client expects it: ``resultType`` always, and cache hints on a
+    cacheable result that has none (0 and private: what passes the gateway's plugins may differ
+    between callers)."""
+    if msg.result is msgspec.UNSET:
+        return msg
+    result = bytes(msg.result)
+    try:
+        shape = _shape.decode(result)
+    except msgspec.DecodeError:
+        return msg
+    added = b""
+    if shape.resultType is None:
+        added += b'"resultType":"complete",'
+    if method in CACHEABLE and shape.ttlMs is None and shape.resultType in (None, "complete"):
+        added += b'"ttlMs":0,"cacheScope":"private",'
+    if not added:
+        return msg
+    inner = result.strip()[1:-1].strip()
+    return msg.with_result(msgspec.Raw(b"{" + (added + inner if inner else added[:-1]) + b"}"))
+
+
+def discover_result(initialized: dict[str, Any]) -> dict[str, Any]:
+    """``server/discover``'s answer from what ``initialize`` would say (the upstreams' union)."""
+    discovered: dict[str, Any] = {
+        "resultType": "complete",
+        "supportedVersions": list(MODERN_VERSIONS),
+        "capabilities": initialized["capabilities"],
+        "serverInfo": initialized["serverInfo"],
+        "_meta": {SERVER_INFO_KEY: initialized["serverInfo"]},
+        "ttlMs": 0,
+        "cacheScope": "private",
+    }
+    if "instructions" in initialized:
+        discovered["instructions"] = initialized["instructions"]
+    return discovered
