@@ -250,6 +250,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
             return None
         assert params is not None
         self._modern[msg.id] = msg.method
+        if getattr(self._channel, "translates_requests", False):
+            # its channel turns a server's questions into input_required (MRTR): let them come
+            self.introduce(*eras.client_identity(params))
         return eras.for_upstream(msg, params)
 
     async def _write_loop(self, session: trio.CancelScope) -> None:

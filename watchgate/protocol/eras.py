@@ -21,6 +21,7 @@ __all__ = [
     "UNSUPPORTED_VERSION",
     "VERSION_KEY",
     "check_meta",
+    "client_identity",
     "discover_result",
     "for_upstream",
     "modern_version",
@@ -94,6 +95,13 @@ def check_meta(params: dict[str, Any] | None) -> None:
         )
     if not isinstance(meta.get(CAPABILITIES_KEY), dict):
         raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"_meta {CAPABILITIES_KEY} is required (an object)")
+
+
+def client_identity(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The capabilities and clientInfo a request's ``_meta`` declares (checked by check_meta)."""
+    meta = _meta_of(params)
+    info = meta.get("io.modelcontextprotocol/clientInfo")
+    return meta.get(CAPABILITIES_KEY) or {}, info if isinstance(info, dict) else {}
 
 
 def for_upstream(msg: jsonrpc.Message, params: dict[str, Any]) -> jsonrpc.Message:

@@ -42,7 +42,9 @@ class HttpListener:
         self.sessions = SessionTable(
             gateway, limit=config.max_sessions, idle_timeout=config.session_idle_timeout
         )
-        self.app = McpHttpApp(gateway, config.path, guard, self.sessions, ModernRequests(gateway))
+        self.app = McpHttpApp(
+            gateway, config.path, guard, self.sessions, ModernRequests(gateway, self.sessions)
+        )
         self._hypercorn = _hypercorn_config(config)
         self._sockets: Sockets | None = None
         self._stop = trio.Event()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import secrets
 from collections.abc import AsyncGenerator
 from typing import Any, Final
 
@@ -33,7 +34,8 @@ from watchgate.listeners.http.asgi import (
 )
 from watchgate.listeners.http.guard import Refusal
 from watchgate.listeners.http.listen import serve_listen
-from watchgate.listeners.http.session import HttpSession
+from watchgate.listeners.http.mrtr import PARK_SECONDS, MrtrSession
+from watchgate.listeners.http.sessions import SessionTable
 from watchgate.listeners.http.streams import EventLog
 from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Kind
@@ -105,8 +107,12 @@ def check_headers(msg: jsonrpc.Message, params: dict[str, Any] | None, headers: 
 
 
 class ModernRequests:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, sessions: SessionTable) -> None:
+        """``sessions``: where a request's client actor runs, so a call parked on
+        ``input_required`` (mrtr.py) outlives the HTTP request that started it."""
         self._gateway = gateway
+        self._sessions = sessions
+        self._parked: dict[str, MrtrSession] = {}
 
     async def serve(
         self,
@@ -132,36 +138,67 @@ class ModernRequests:
         except JsonRpcError as exc:
             await respond(send, 400, jsonrpc.encode(jsonrpc.error_response(msg.id, exc)))
             return
+        assert params is not None
         if msg.method not in _METHODS:
             await respond(send, 404, error_body(f"method not found: {msg.method}", -32601, msg.id))
             return
         if msg.method == "subscriptions/listen":
-            assert params is not None
             await serve_listen(self._gateway, msg.id, params.get("notifications"), peer, receive, send)
             return
-        # a call may send progress before its answer: a stream; discover and lists come as JSON
-        await self._call(msg, line, receive, send, stream_ok=stream_ok and msg.method in _MAY_PROGRESS)
-
-    async def _call(
-        self, msg: jsonrpc.Message, line: bytes, receive: Receive, send: Send, *, stream_ok: bool
-    ) -> None:
-        """One request, one client actor; the stream's end (or the client's) ends both."""
-        session = HttpSession(None)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._gateway.serve_channel, session)
+        if "requestState" in params:
+            session = self._resumable(params["requestState"], msg.method)
+            if session is None:
+                message = (
+                    "requestState is unknown or expired (it belongs to the gateway process that "
+                    "issued it): send the request again without it"
+                )
+                await respond(send, 400, error_body(message, jsonrpc.INVALID_PARAMS, msg.id))
+                return
+            log = await session.resume(msg, params.get("inputResponses"))
+        else:
+            session = MrtrSession(secrets.token_urlsafe(24))
+            self._sessions.spawn(self._run, session)
             try:
                 log = await session.post_request(msg, line)
             except PeerGone:  # pragma: no cover - the actor ended before it read anything
-                assert isinstance(msg.id, int | str)
                 await respond(send, 503, error_body("the gateway is shutting down", -32003, msg.id))
                 return
-            try:
-                if stream_ok:
-                    await serve_events(send, receive, _events(log))
-                else:
-                    await _answer_as_json(log, receive, send)
-            finally:
-                session.end()  # answered, or the client left: either way this request is over
+        # a call may send progress before its answer: a stream; discover and lists come as JSON
+        try:
+            if stream_ok and msg.method in _MAY_PROGRESS:
+                await serve_events(send, receive, _events(log))
+            else:
+                await _answer_as_json(log, receive, send)
+        finally:
+            if session.parked:  # answered with input_required: the call waits for the retry
+                self._park(session)
+            else:  # answered, or the client left: either way this request is over
+                session.end()
+
+    async def _run(self, session: MrtrSession) -> None:
+        try:
+            await self._gateway.serve_channel(session)
+        finally:
+            session.end()
+            self._parked.pop(session.token, None)
+
+    def _resumable(self, state: object, method: str) -> MrtrSession | None:
+        session = self._parked.pop(state, None) if isinstance(state, str) else None
+        if session is not None and session.method != method:
+            session.end()  # a retry must repeat its request: anything else ends the call
+            return None
+        return session
+
+    def _park(self, session: MrtrSession) -> None:
+        session.parkings += 1
+        self._parked[session.token] = session
+        self._sessions.spawn(self._expire, session, session.parkings)
+
+    async def _expire(self, session: MrtrSession, parking: int) -> None:
+        await trio.sleep(PARK_SECONDS)
+        if session.parkings == parking and self._parked.get(session.token) is session:
+            del self._parked[session.token]
+            session.end()
 
 
 async def _events(log: EventLog) -> AsyncGenerator[bytes, None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -71,6 +72,11 @@ class SessionTable:
         finally:
             session.end()
             self._sessions.pop(session.id, None)
+
+    def spawn(self, task: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``task`` for as long as the listener runs (a parked 2026-07-28 call's actor)."""
+        assert self._nursery is not None, "the table is not running"
+        self._nursery.start_soon(task, *args)
 
     def get(self, session_id: str) -> HttpSession | None:
         return self._sessions.get(session_id)

@@ -1,0 +1,84 @@
+"""A server's questions toward a 2026-07-28 client: input_required, then the retry (MRTR)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+import trio
+
+from tests.gateway.fakes import FakeServer, FakeSession, make_config, text
+from tests.listeners.http.conftest import events, modern_headers, modern_request, serving
+from watchgate.listeners.http import modern
+
+REPLY = {"role": "assistant", "content": {"type": "text", "text": "42"}, "model": "m"}
+
+
+async def asks_twice(session: FakeSession, args: dict[str, Any]) -> Any:
+    first = await session.request_client("sampling/createMessage", {"messages": [], "maxTokens": 5})
+    second = await session.request_client("roots/list", {})
+    return text(f"{first['result']['content']['text']} with {len(second['result']['roots'])} roots")
+
+
+def call(request_id: int, **extra: Any) -> dict[str, Any]:
+    request = modern_request(request_id, "tools/call", {"name": "ask", "arguments": {}, **extra})
+    request["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = {"sampling": {}, "roots": {}}
+    return request
+
+
+async def post(http: httpx.AsyncClient, url: str, request: dict[str, Any]) -> dict[str, Any]:
+    response = await http.post(url, json=request, headers=modern_headers("tools/call", "ask"))
+    assert response.status_code == 200, response.text
+    return events(response.text)[-1]
+
+
+async def test_questions_become_input_required_and_the_retry_carries_the_answers() -> None:
+    server = FakeServer("fx", tools={"ask": asks_twice})
+    async with serving(make_config("fx"), server) as (_, _, url), httpx.AsyncClient() as http:
+        with trio.fail_after(10):
+            first = await post(http, url, call(1))
+            assert first["id"] == 1
+            result = first["result"]
+            assert result["resultType"] == "input_required"
+            ((key, question),) = result["inputRequests"].items()
+            assert question["method"] == "sampling/createMessage"
+            state = result["requestState"]
+
+            second = await post(http, url, call(2, inputResponses={key: REPLY}, requestState=state))
+            result = second["result"]
+            assert (second["id"], result["resultType"]) == (2, "input_required")
+            ((key, question),) = result["inputRequests"].items()
+            assert question["method"] == "roots/list"
+
+            roots = {"roots": [{"uri": "file:///a"}]}
+            extra = {key: roots, "not-asked": {}}
+            done = await post(http, url, call(3, inputResponses=extra, requestState=result["requestState"]))
+        assert done["id"] == 3
+        assert done["result"]["resultType"] == "complete"
+        assert done["result"]["content"][0]["text"] == "42 with 1 roots"
+        assert len(server.session.requests("tools/call")) == 1  # one call upstream, three requests
+
+
+async def test_an_unknown_request_state_is_refused() -> None:
+    async with serving(make_config("fx"), FakeServer("fx", tools={"ask": asks_twice})) as (_, _, url):
+        async with httpx.AsyncClient() as http:
+            request = call(1, inputResponses={}, requestState="forged")
+            response = await http.post(url, json=request, headers=modern_headers("tools/call", "ask"))
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == -32602
+        assert "requestState" in response.json()["error"]["message"]
+
+
+async def test_a_call_nobody_resumes_is_cancelled_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(modern, "PARK_SECONDS", 0.05)
+    server = FakeServer("fx", tools={"ask": asks_twice})
+    async with serving(make_config("fx"), server) as (_, _, url), httpx.AsyncClient() as http:
+        first = await post(http, url, call(1))
+        assert first["result"]["resultType"] == "input_required"
+        with trio.fail_after(5):
+            while not server.session.requests("notifications/cancelled"):
+                await trio.sleep(0.01)
+        retry = call(2, inputResponses={}, requestState=first["result"]["requestState"])
+        response = await http.post(url, json=retry, headers=modern_headers("tools/call", "ask"))
+        assert response.status_code == 400  # expired
