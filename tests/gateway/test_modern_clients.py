@@ -61,3 +61,23 @@ async def test_legacy_requests_beside_are_unchanged(autojump_clock: trio.testing
         await client.initialize()
         tools = await client.result("tools/list")
         assert "resultType" not in tools
+
+
+async def test_a_result_a_plugin_changed_loses_the_servers_cache_hints(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from tests.plugins.helpers import config_with
+
+    async def cached(session: Any, args: dict[str, Any]) -> Any:
+        said = args["text"].replace("SECRET", "key=AKIAIOSFODNN7EXAMPLE")  # the server leaks it
+        return {"content": [{"type": "text", "text": said}], "ttlMs": 60000, "cacheScope": "public"}
+
+    server = FakeServer("fx", tools={"say": cached})
+    config = config_with("fx", plugins=[{"name": "secrets"}])
+    async with running_gateway(config, server) as (_, client):
+        plain = await client.result("tools/call", modern({"name": "say", "arguments": {"text": "hello"}}))
+        assert (plain["ttlMs"], plain["cacheScope"]) == (60000, "public")  # untouched: the server's own
+        secret = {"name": "say", "arguments": {"text": "SECRET"}}
+        redacted = await client.result("tools/call", modern(secret))
+        assert "REDACTED" in redacted["content"][0]["text"]
+        assert "ttlMs" not in redacted and "cacheScope" not in redacted

@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,51 @@ async def test_http_and_stdio_clients_share_the_daemon(
             clients = (await daemon.ps())["clients"]
             assert len(clients) == 2
             assert all(u["in_flight"] == 0 for u in (await daemon.ps())["upstreams"])
+
+
+@_SDK_LEAVES_GENERATORS
+async def test_the_sdk_modern_client_through_the_daemon(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The official SDK's 2026-07-28 client: a legacy server's sampling request comes back as
+    input_required and the SDK's retry answers it (MRTR); progress reaches it; closing a call's
+    stream cancels the call upstream."""
+    from tests.integration.test_daemon import running_daemon
+
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
+        )
+
+    progress: list[float] = []
+    first_step = trio.Event()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+        first_step.set()
+
+    port = _free_port()
+    config = write_config(upstream("everything", EVERYTHING))
+    with trio.fail_after(120):
+        async with (
+            running_daemon(config, "--http", f"127.0.0.1:{port}") as daemon,
+            Client(f"http://127.0.0.1:{port}/mcp", mode="2026-07-28", sampling_callback=sample) as client,
+        ):
+            sampled = await client.call_tool("trigger-sampling-request", {"prompt": "?", "maxTokens": 5})
+            assert "forty-two" in text_of(sampled)
+            long = {"duration": 30, "steps": 30}
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    partial(
+                        client.call_tool,
+                        "trigger-long-running-operation",
+                        long,
+                        progress_callback=on_progress,
+                    )
+                )
+                await first_step.wait()
+                nursery.cancel_scope.cancel()  # the client gives up: its stream closes
+            with trio.fail_after(10):  # long before the 30 s the call would take
+                while (await daemon.upstream("everything"))["in_flight"]:
+                    await trio.sleep(0.05)
+            assert progress and progress[0] == 1

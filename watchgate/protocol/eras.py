@@ -27,6 +27,7 @@ __all__ = [
     "modern_version",
     "params_of",
     "shaped",
+    "without_cache_hints",
 ]
 
 MODERN_VERSIONS: Final = ("2026-07-28",)
@@ -53,6 +54,7 @@ _params = msgspec.json.Decoder(dict[str, Any])
 class _Shape(msgspec.Struct):
     resultType: str | None = None
     ttlMs: int | None = None
+    cacheScope: str | None = None
 
 
 _shape = msgspec.json.Decoder(_Shape)
@@ -134,6 +136,23 @@ def shaped(msg: jsonrpc.Message, method: str) -> jsonrpc.Message:
         return msg
     inner = result.strip()[1:-1].strip()
     return msg.with_result(msgspec.Raw(b"{" + (added + inner if inner else added[:-1]) + b"}"))
+
+
+def without_cache_hints(msg: jsonrpc.Message) -> jsonrpc.Message:
+    """A result a plugin changed: the server's ``ttlMs``/``cacheScope`` described what it sent,
+    not this (the gateway's own conservative hints are added toward 2026-07-28 clients)."""
+    if msg.result is msgspec.UNSET:
+        return msg
+    try:
+        shape = _shape.decode(msg.result)
+        if shape.ttlMs is None and shape.cacheScope is None:
+            return msg
+        result = _params.decode(msg.result)
+    except msgspec.DecodeError:
+        return msg
+    result.pop("ttlMs", None)
+    result.pop("cacheScope", None)
+    return msg.with_result(jsonrpc.raw(result))
 
 
 def discover_result(initialized: dict[str, Any]) -> dict[str, Any]:

@@ -181,3 +181,33 @@ async def test_a_subscription_the_gateway_ends_is_answered_before_it_closes() ->
                 await read_lines(stream, take)
         assert seen[-1]["id"] == 2
         assert seen[-1]["result"]["resultType"] == "complete"
+
+
+async def test_a_subscription_to_resources_is_acknowledged_for_what_could_be_subscribed() -> None:
+    caps = {"tools": {}, "resources": {"subscribe": True}}
+    fx = FakeServer("fx", capabilities=caps, resources=["file:///a"])
+    other = FakeServer("other", capabilities=caps)
+    async with serving(make_config("fx", "other"), fx, other) as (_, _, url), httpx.AsyncClient() as http:
+        wanted = {"resourceSubscriptions": ["fx+file:///a", "nobody+x://y"]}
+        listen = modern_request(9, "subscriptions/listen", {"notifications": wanted})
+        seen: list[dict[str, Any]] = []
+
+        async def take(line: str) -> bool:
+            if line.startswith("data:"):
+                seen.append(json.loads(line[5:]))
+                if len(seen) == 1:
+                    assert fx.session.requests("resources/subscribe")[0]["params"]["uri"] == "file:///a"
+                    await fx.session.notify("notifications/resources/updated", {"uri": "file:///other"})
+                    await fx.session.notify("notifications/resources/updated", {"uri": "file:///a"})
+            return len(seen) < 2
+
+        async with http.stream(
+            "POST", url, json=listen, headers=modern_headers("subscriptions/listen")
+        ) as stream:
+            with trio.fail_after(5):
+                await read_lines(stream, take)
+        ack, updated = seen
+        assert ack["params"]["notifications"] == {"resourceSubscriptions": ["fx+file:///a"]}
+        assert updated["method"] == "notifications/resources/updated"
+        assert updated["params"]["uri"] == "fx+file:///a"
+        assert updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 9

@@ -49,7 +49,7 @@ from watchgate.gateway.upstreams.session import (
     swap_progress_token,
 )
 from watchgate.hooks import HookChain
-from watchgate.protocol import jsonrpc
+from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line, Message, error_response
 from watchgate.protocol.namespace import rewrite_result
 from watchgate.sanitize import clean
@@ -341,7 +341,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
         client = pending.client
         assert client is not None
         if pending.ctx is not None:
-            out = await self._hooks.on_response(pending.ctx, out)
+            judged = await self._hooks.on_response(pending.ctx, out)
+            # a result a plugin changed keeps no cache hints of the server's (ADR-024)
+            out = judged if judged is out else eras.without_cache_hints(judged)
             group = current_group()
             if group is not None:
                 request_id = pending.client_request_id

@@ -71,8 +71,11 @@ async def serve_listen(
         for n, uri in enumerate(sorted(uris)):
             subscribe = jsonrpc.request(f"listen-{n}", "resources/subscribe", {"uri": uri})
             log = await session.post_request(subscribe, jsonrpc.encode(subscribe))
-            async for _ in log.read_after(0):  # the upstream's acknowledgement (or its error)
-                pass
+            answers = [data async for _, data in log.read_after(0)]  # the upstream's ack, or an error
+            if not answers or jsonrpc.decode(answers[-1]).is_error:  # not honoured: not acknowledged
+                uris.discard(uri)
+        if "resourceSubscriptions" in agreed:
+            agreed["resourceSubscriptions"] = [uri for uri in agreed["resourceSubscriptions"] if uri in uris]
 
         async def events() -> AsyncGenerator[bytes, None]:
             ack = {"notifications": agreed}
