@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+import trio
 
 from tests.gateway.fakes import FakeServer, echo, make_config
 from tests.listeners.http.conftest import SSE_ACCEPT, serving
@@ -98,3 +99,33 @@ async def test_healthz_is_503_while_no_upstream_runs() -> None:
         health = await http.get(url.removesuffix("/mcp") + "/healthz")
         assert health.status_code == 503
         assert health.json()["status"] == "unavailable"
+
+
+async def test_tls_files_that_cannot_be_loaded_are_one_clear_error(tmp_path: Path) -> None:
+    from watchgate.config.schema import ListenerTlsConfig
+
+    tls = ListenerTlsConfig(cert=str(tmp_path / "nope.pem"), key=str(tmp_path / "nope.key"))
+    listener = HttpListener(Gateway(make_config("fx")), HttpListenerConfig(listen="127.0.0.1:0", tls=tls))
+    with pytest.raises(CannotListen, match=r"proxy\.http\.tls: cannot load"):
+        listener.bind()
+
+
+async def test_https_with_a_certificate(tmp_path: Path) -> None:
+    """A self-signed certificate made here; the client trusts exactly it."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    await trio.run_process(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        capture_stdout=True, capture_stderr=True,
+    )  # fmt: skip
+    from watchgate.config.schema import ListenerTlsConfig
+
+    tls = ListenerTlsConfig(cert=str(cert), key=str(key))
+    async with serving(make_config("fx"), FakeServer("fx"), tls=tls) as (_, _, url):
+        assert url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(verify=context) as http:
+            response = await http.post(url, json=INIT, headers=HEADERS)
+        assert response.status_code == 200

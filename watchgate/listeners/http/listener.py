@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import ssl
 from functools import partial
 from typing import Any, cast
 
@@ -52,7 +53,13 @@ class HttpListener:
         self.urls: list[str] = []
 
     def bind(self) -> None:
-        """Claim the address now; `CannotListen` names it and why not."""
+        """Claim the address now; `CannotListen` names it and why not (or the TLS files)."""
+        if self.config.tls is not None:
+            try:  # hypercorn would load them once serving: a missing file must be one line now
+                self._hypercorn.create_ssl_context()
+            except (OSError, ssl.SSLError) as exc:
+                files = f"{self.config.tls.cert} and {self.config.tls.key}"
+                raise CannotListen(f"proxy.http.tls: cannot load {files}: {exc}") from None
         host, port = split_listen(self.config.listen)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:  # create_server closes what it opened when it fails (hypercorn's helper does not)
@@ -60,8 +67,8 @@ class HttpListener:
             sock.setblocking(False)
         except OSError as exc:
             raise CannotListen(f"cannot listen on {self.config.listen}: {exc.strerror or exc}") from None
-        tls = self.config.tls is not None
-        self._sockets = Sockets([sock] if tls else [], [] if tls else [sock], [])
+        secure = self.config.tls is not None
+        self._sockets = Sockets([sock] if secure else [], [] if secure else [sock], [])
 
     async def serve(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until ``shutdown`` and its grace are over; started with the URLs it listens on."""
