@@ -82,3 +82,28 @@ async def test_a_call_nobody_resumes_is_cancelled_upstream(monkeypatch: pytest.M
         retry = call(2, inputResponses={}, requestState=first["result"]["requestState"])
         response = await http.post(url, json=retry, headers=modern_headers("tools/call", "ask"))
         assert response.status_code == 400  # expired
+
+
+async def test_a_call_that_ends_while_the_client_answers_gives_the_retry_its_answer() -> None:
+    release = trio.Event()
+
+    async def asks_without_waiting(session: FakeSession, args: dict[str, Any]) -> Any:
+        question = {"messages": [], "maxTokens": 5}
+        await session.send(
+            {"jsonrpc": "2.0", "id": "q1", "method": "sampling/createMessage", "params": question}
+        )
+        await release.wait()
+        return text("done without it")
+
+    server = FakeServer("fx", tools={"ask": asks_without_waiting})
+    async with serving(make_config("fx"), server) as (_, listener, url), httpx.AsyncClient() as http:
+        with trio.fail_after(10):
+            first = await post(http, url, call(1))
+            ((key, _),) = first["result"]["inputRequests"].items()
+            release.set()  # the call's answer comes while the client thinks
+            parked = listener.app._modern._parked  # internals: retry only once the answer came
+            while not any(session.answered for session in parked.values()):
+                await trio.sleep(0.01)
+            retry = call(2, inputResponses={key: REPLY}, requestState=first["result"]["requestState"])
+            done = await post(http, url, retry)
+        assert (done["id"], done["result"]["content"][0]["text"]) == (2, "done without it")

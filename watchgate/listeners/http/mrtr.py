@@ -39,12 +39,15 @@ class MrtrSession(HttpSession):
         self._original: int | str | None = None  # the id the upstream call answers to
         self._reply_id: int | str | None = None  # the id the client's current request waits for
         self._current: EventLog | None = None
-        self.answered = False  # the call's own answer went out: nothing more to park for
+        self.answered = False  # the call's own answer came: nothing more to park for
+        self._final: jsonrpc.Message | None = None  # that answer, when it came while parked
 
     @property
     def parked(self) -> bool:
-        """The current request was answered with ``input_required``; the call goes on upstream."""
-        return bool(self.asked) and not self.answered and self._current is not None and self._current.complete
+        """The current request was answered with ``input_required``: the retry comes for the rest."""
+        current = self._current
+        waiting = bool(self.asked) and not self.answered
+        return current is not None and current.complete and (waiting or self._final is not None)
 
     async def post_request(self, msg: jsonrpc.Message, line: bytes) -> EventLog:
         assert isinstance(msg.id, int | str) and isinstance(msg.method, str)
@@ -61,6 +64,11 @@ class MrtrSession(HttpSession):
         self._reply_id = retry.id
         number = self._current.number + 1 if self._current is not None else 1
         self._current = EventLog(number, limit=self._history)
+        if self._final is not None:  # the call ended while the client was answering: that is all
+            self._current.append(jsonrpc.encode(self._final.with_id(retry.id)))
+            self._current.finish()
+            self._final = None
+            return self._current
         for key, result in responses.items() if isinstance(responses, dict) else ():
             if key in self.asked:  # an answer to something not asked is ignored
                 del self.asked[key]
@@ -74,10 +82,13 @@ class MrtrSession(HttpSession):
         current = self._current
         if msg.method is msgspec.UNSET:  # the call's answer (nothing else is asked of the client)
             if msg.id == self._original and current is not None:
+                self.answered = True
+                if current.complete:  # parked: the retry gets it
+                    self._final = msg
+                    return
                 if self._reply_id != self._original:
                     assert self._reply_id is not None
                     line = jsonrpc.encode(msg.with_id(self._reply_id))
-                self.answered = True
                 current.append(line)
                 current.finish()
             return
