@@ -8,7 +8,8 @@ The facade of a small package, one job a module:
 - ``session`` and ``sessions``: a client's conversation as a client actor's channel, and the
   legacy sessions (``Mcp-Session-Id``) of one listener;
 - ``streams``: an SSE stream as an append-only log, so a dropped connection loses nothing;
-- ``modern``: 2026-07-28 clients, one request at a time;
+- ``modern``: 2026-07-28 clients, one request at a time; ``mrtr``: a server's questions to them
+  as ``input_required`` and the retry that answers; ``listen``: their ``subscriptions/listen``;
 - ``health`` and ``asgi``: the readiness report, and the few ASGI moves everything makes.
 """
 
