@@ -92,3 +92,18 @@ def test_the_shipped_default_config_validates(capsys: pytest.CaptureFixture[str]
     root = Path(__file__).resolve().parents[2]
     assert main(["validate", "-c", str(root / "supervisor.yaml")]) == 0
     assert "(time, everything)" in capsys.readouterr().out
+
+
+def test_validate_warns_when_two_servers_have_no_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "plain.yaml"
+    path.write_text(
+        "proxy:\n  upstreams:\n"
+        "    - {name: a, command: [x], prefix: never}\n"
+        "    - {name: b, command: [x], prefix: never}\n"
+        "    - {name: c, command: [x]}\n"
+    )
+    assert main(["validate", "-c", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 'a', 'b' have no prefix" in err
