@@ -17,6 +17,7 @@ from watchgate.protocol import jsonrpc
 
 __all__ = [
     "CAPABILITIES_KEY",
+    "LEGACY_VERSIONS",
     "MODERN_VERSIONS",
     "UNSUPPORTED_VERSION",
     "VERSION_KEY",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 MODERN_VERSIONS: Final = ("2026-07-28",)
+#: the revisions with the initialize handshake (and, over HTTP from 2025-03-26, sessions)
+LEGACY_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
 CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
 SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"

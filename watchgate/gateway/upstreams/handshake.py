@@ -13,12 +13,12 @@ from watchgate import __version__
 from watchgate.errors import UpstreamStartError
 from watchgate.gateway.messages import UpstreamReady
 from watchgate.gateway.upstreams.session import as_dict, describe_server
-from watchgate.protocol import jsonrpc
+from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Line
 
 PROTOCOL_VERSION: Final = "2025-11-25"
 # 2026-07-28: a stateless server, its discovery answered as an initialize (transports/modern.py)
-KNOWN_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"})
+KNOWN_VERSIONS: Final = eras.LEGACY_VERSIONS | frozenset(eras.MODERN_VERSIONS)
 _log = logging.getLogger("watchgate.upstream")
 
 

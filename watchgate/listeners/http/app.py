@@ -37,7 +37,7 @@ from watchgate.listeners.http.modern import ModernRequests, is_modern
 from watchgate.listeners.http.session import DuplicateRequestId, HttpSession
 from watchgate.listeners.http.sessions import SessionTable
 from watchgate.listeners.http.streams import EventLog, event_id, parse_event_id
-from watchgate.protocol import jsonrpc
+from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Kind
 
 __all__ = ["McpHttpApp"]
@@ -45,7 +45,6 @@ __all__ = ["McpHttpApp"]
 _log = logging.getLogger("watchgate.http")
 _SESSION = "mcp-session-id"
 _PRIMING_SINCE = "2025-11-25"  # clients of this revision on take an empty event that primes resumption
-_LEGACY_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 
 
 class McpHttpApp:
@@ -151,7 +150,7 @@ class McpHttpApp:
         if session is None:
             raise Refusal(404, "unknown or expired session; initialize a new one")
         version = headers.get("mcp-protocol-version")
-        if version is not None and version not in _LEGACY_VERSIONS:
+        if version is not None and version not in eras.LEGACY_VERSIONS:
             raise Refusal(400, f"unsupported MCP-Protocol-Version {version!r} for a session")
         return session
 

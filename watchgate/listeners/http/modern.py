@@ -43,7 +43,6 @@ from watchgate.protocol.jsonrpc import Kind
 __all__ = ["ModernRequests", "is_modern"]
 
 HEADER_MISMATCH: Final = -32020
-_LEGACY_HEADER_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 #: what a 2026-07-28 client may ask the gateway; anything else is 404 + -32601
 _METHODS: Final = frozenset(
     {
@@ -68,7 +67,7 @@ def is_modern(msg: jsonrpc.Message, headers: dict[str, str]) -> bool:
     if msg.method == "server/discover":
         return True
     version = headers.get("mcp-protocol-version")
-    if version is not None and version not in _LEGACY_HEADER_VERSIONS and "mcp-session-id" not in headers:
+    if version is not None and version not in eras.LEGACY_VERSIONS and "mcp-session-id" not in headers:
         return True
     return msg.kind is Kind.REQUEST and eras.modern_version(eras.params_of(msg)) is not None
 
