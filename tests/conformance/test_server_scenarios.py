@@ -19,6 +19,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -31,6 +32,7 @@ from tests.integration.test_http_upstream import _free_port
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE.parent / "servers" / "conformance_fixture.py"
+THROUGH = ("stdio", "http")  # how Watchgate reaches the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -63,16 +65,16 @@ async def serving(command: list[str], port: int, log: Path) -> AsyncIterator[str
                 await process.wait()
 
 
-def _through_watchgate(tmp_path: Path, port: int) -> list[str]:
-    config = tmp_path / "watchgate.yaml"
-    fixture = {"name": "fixture", "command": [sys.executable, str(FIXTURE), "stdio"], "request_timeout": 60}
+def _through_watchgate(tmp_path: Path, port: int, fixture: dict[str, Any]) -> list[str]:
+    config = tmp_path / f"watchgate-{port}.yaml"
+    upstream = {"name": "fixture", "request_timeout": 60, **fixture}
     config.write_text(
         yaml.safe_dump(
             {
                 "proxy": {
                     "transport": "http",
                     "http": {"listen": f"127.0.0.1:{port}"},
-                    "upstreams": [fixture],
+                    "upstreams": [upstream],
                 },
                 "audit": {"enabled": False},
             }
@@ -99,9 +101,14 @@ async def _failed_scenarios(url: str, revision: str, results: Path) -> tuple[set
     return failed, ran, output[output.find("=== SUMMARY") :]
 
 
-def _baseline(revision: str) -> dict[str, str]:
+def _baseline(revision: str) -> dict[str, dict[str, str]]:
+    """Per way through (``stdio``, ``http``): the scenarios expected to fail, with the reason."""
     entries = yaml.safe_load((HERE / f"server-baseline-{revision}.yaml").read_text())["server"] or []
-    return {entry["scenario"]: entry["reason"] for entry in entries}
+    expected: dict[str, dict[str, str]] = {side: {} for side in THROUGH}
+    for entry in entries:
+        for side in entry.get("through", THROUGH):
+            expected[side][entry["scenario"]] = entry["reason"]
+    return expected
 
 
 def _scored(revision: str) -> set[str]:
@@ -111,14 +118,23 @@ def _scored(revision: str) -> set[str]:
 
 @pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])
 async def test_watchgate_scores_what_the_fixture_scores_for(revision: str, tmp_path: Path) -> None:
-    direct_port, gateway_port = _free_port(), _free_port()
+    """Three runs of the requirement set at once: the fixture directly, and Watchgate in front of
+    it over stdio (the ``initialize`` era: a legacy upstream) and over HTTP (2026-07-28: a modern
+    upstream, whose ``input_required`` and ``requestState`` pass through untouched)."""
+    direct_port, stdio_port, http_port = _free_port(), _free_port(), _free_port()
     fixture = [sys.executable, str(FIXTURE), "http", str(direct_port)]
+    over_stdio = {"command": [sys.executable, str(FIXTURE), "stdio"]}
     with trio.fail_after(600):
         async with (
             serving(fixture, direct_port, tmp_path / "fixture.log") as direct,
             serving(
-                _through_watchgate(tmp_path, gateway_port), gateway_port, tmp_path / "gateway.log"
-            ) as gateway,
+                _through_watchgate(tmp_path, stdio_port, over_stdio), stdio_port, tmp_path / "stdio.log"
+            ) as stdio,
+            serving(
+                _through_watchgate(tmp_path, http_port, {"transport": "http", "url": direct}),
+                http_port,
+                tmp_path / "http.log",
+            ) as http,
         ):
             outcome: dict[str, tuple[set[str], set[str], str]] = {}
 
@@ -126,17 +142,22 @@ async def test_watchgate_scores_what_the_fixture_scores_for(revision: str, tmp_p
                 outcome[side] = await _failed_scenarios(url, revision, tmp_path / side)
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(run, "direct", direct)
-                nursery.start_soon(run, "gateway", gateway)
+                for side, url in (("direct", direct), ("stdio", stdio), ("http", http)):
+                    nursery.start_soon(run, side, url)
     scored = _scored(revision)
     direct_failed, direct_ran, _ = outcome["direct"]
-    gateway_failed, gateway_ran, summary = outcome["gateway"]
-    assert scored <= gateway_ran and gateway_ran == direct_ran  # the whole requirement set ran on both
-    # the score: scored scenarios only (the unscored ones, extensions and pending, run for visibility)
-    worse = (gateway_failed - direct_failed) & scored
-    assert worse == set(), f"fail through Watchgate but pass directly: {sorted(worse)}\n{summary}"
     expected = _baseline(revision)
-    unexplained = (gateway_failed & scored) - set(expected)
-    assert unexplained == set(), f"failing, not in the baseline: {sorted(unexplained)}\n{summary}"
-    stale = set(expected) - gateway_failed
-    assert stale == set(), f"passing now: take them out of the baseline: {sorted(stale)}"
+    for side in THROUGH:
+        failed, ran, summary = outcome[side]
+        assert scored <= ran and ran == direct_ran, side  # the whole requirement set ran on both
+        # the score: scored scenarios only (the unscored ones, extensions and pending, run for visibility)
+        worse = (failed - direct_failed - set(expected[side])) & scored
+        assert worse == set(), (
+            f"fail through Watchgate ({side}) but pass directly: {sorted(worse)}\n{summary}"
+        )
+        unexplained = (failed & scored) - set(expected[side])
+        assert unexplained == set(), (
+            f"failing ({side}), not in the baseline: {sorted(unexplained)}\n{summary}"
+        )
+        stale = set(expected[side]) - failed
+        assert stale == set(), f"passing now ({side}): take them out of the baseline: {sorted(stale)}"

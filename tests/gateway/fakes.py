@@ -36,6 +36,7 @@ class FakeSession:
         self.exit_code: int | None = None
         self.stderr_tail: list[str] = []
         self.closed = trio.Event()
+        self.relayed: dict[int | str, dict[str, Any]] = {}  # request id -> what relay_input was told
         self._answers: dict[Any, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._send_lock = trio.Lock()  # answers run as concurrent tasks, like a real server's
@@ -148,6 +149,9 @@ class FakeServer:
             return
         try:
             result = await self._result(session, method, params)
+        except FakeError as exc:  # a tool's own error answer
+            await session.send({"jsonrpc": "2.0", "id": msg["id"], "error": exc.error})
+            return
         except LookupError as exc:
             await session.send(
                 {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32602, "message": str(exc)}}
@@ -258,6 +262,9 @@ class FakeConnection:
     @property
     def stderr_tail(self) -> list[str]:
         return self._session.stderr_tail
+
+    def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
+        self._session.relayed[request_id] = capabilities
 
     async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         await self._session.closed.wait()
@@ -403,6 +410,16 @@ async def running_gateway(
             nursery.start_soon(client.pump)
             yield gateway, client
             nursery.cancel_scope.cancel()
+
+
+class FakeError(Exception):
+    """Raised by a fake tool: its call is answered with this JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.error: dict[str, Any] = {"code": code, "message": message}
+        if data is not None:
+            self.error["data"] = data
 
 
 def text(content: str) -> dict[str, Any]:

@@ -81,3 +81,34 @@ async def test_a_result_a_plugin_changed_loses_the_servers_cache_hints(
         redacted = await client.result("tools/call", modern(secret))
         assert "REDACTED" in redacted["content"][0]["text"]
         assert "ttlMs" not in redacted and "cacheScope" not in redacted
+
+
+async def test_the_upstream_hears_which_calls_take_input_required_themselves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A 2026-07-28 call is marked for its upstream's transport with the capabilities it
+    declared (a 2026-07-28 server's input_required then reaches the client untouched); a legacy
+    call on the same connection is not."""
+    server = FakeServer("fx", tools={"echo": echo})
+    async with running_gateway(make_config("fx"), server) as (_, client):
+        await client.initialize()
+        declared = {"elicitation": {}}
+        call = {"name": "echo", "arguments": {"text": "hi"}}
+        await client.result(
+            "tools/call", modern(call, **{"io.modelcontextprotocol/clientCapabilities": declared})
+        )
+        await client.result("tools/call", call)
+        modern_call, legacy_call = server.session.requests("tools/call")
+        assert server.session.relayed == {modern_call["id"]: declared}
+        assert legacy_call["id"] not in server.session.relayed
+
+
+async def test_subscriptions_listen_on_a_byte_stream_says_where_it_is_served(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_gateway(make_config("fx"), FakeServer("fx")) as (_, client):
+        response = await client.request(
+            "subscriptions/listen", modern({"notifications": {"toolsListChanged": True}})
+        )
+    assert response["error"]["code"] == -32601
+    assert "over HTTP only" in response["error"]["message"]

@@ -5,9 +5,9 @@ the tools, resources and prompts the conformance suite's server scenarios call (
     conformance_fixture.py stdio                 # behind Watchgate
     conformance_fixture.py http PORT             # directly, for the same scenarios
 
-The MRTR tools of the 2026-07-28 requirements (``test_input_required_result_*``) are not in
-that list and not here: those scenarios fail directly and through Watchgate alike
-(tests/conformance/server-baseline-*.yaml says so).
+The MRTR tools and prompt of the 2026-07-28 requirements (``test_input_required_result_*``) are
+``conformance_mrtr.py``'s: they answer ``input_required`` only on a 2026-07-28 connection (over
+HTTP), so behind Watchgate they work when the fixture is reached over HTTP, not over stdio.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 import anyio
+import conformance_mrtr  # beside this file: the fixture runs as a script
 from mcp import types
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -329,6 +330,9 @@ _lowlevel = server._lowlevel_server
 _lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, _set_level)
 _lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, _subscribe)
 _lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, _unsubscribe)
+
+
+conformance_mrtr.register(server)
 
 
 def main(argv: list[str]) -> None:

@@ -52,9 +52,10 @@ def _answer(body: dict[str, Any], result: dict[str, Any], status: int = 200) -> 
 class ModernServer:
     """A stateless server: every POST stands alone and must carry the era's _meta and headers."""
 
-    def __init__(self) -> None:
+    def __init__(self, capabilities: dict[str, Any] | None = None) -> None:
         self.posts: list[tuple[httpx2.Headers, dict[str, Any]]] = []
         self.refused_once = False
+        self.capabilities = capabilities if capabilities is not None else {"tools": {}}
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         if request.method != "POST":
@@ -71,7 +72,7 @@ class ModernServer:
                 return httpx2.Response(400, json={"jsonrpc": "2.0", "id": body["id"], "error": error})
             info = {"io.modelcontextprotocol/serverInfo": {"name": "modern", "version": "1"}}
             return _answer(
-                body, {"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "_meta": info}
+                body, {"supportedVersions": ["2026-07-28"], "capabilities": self.capabilities, "_meta": info}
             )
         if method == "tools/list":
             return _answer(body, {"resultType": "complete", "tools": TOOLS})
@@ -166,6 +167,33 @@ async def test_a_client_that_cannot_answer_the_input_gets_an_error_for_its_call(
     )
 
 
+async def test_a_modern_clients_call_gets_the_servers_input_required_untouched() -> None:
+    server = ModernServer()
+    async with connected(server) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        declared = {"elicitation": {"form": {}}}
+        connection.relay_input(8, declared)  # the upstream actor: this request's client answers itself
+        call = {"name": "search", "arguments": {}}
+        await _send(connection, {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": call})
+        asked = await _next(connection)
+        assert asked["id"] == 8  # the result itself, not a question of the gateway's
+        assert asked["result"]["resultType"] == "input_required"
+        assert asked["result"]["requestState"] == "s=1"
+        assert asked["result"]["inputRequests"]["who"]["method"] == "elicitation/create"
+
+        retry = {**call, "inputResponses": {"who": {"action": "decline"}}, "requestState": "s=1"}
+        connection.relay_input(9, declared)
+        await _send(connection, {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": retry})
+        final = await _next(connection)
+    assert final["id"] == 9
+    echoed = json.loads(final["result"]["content"][0]["text"])
+    assert echoed["requestState"] == "s=1" and echoed["inputResponses"] == {"who": {"action": "decline"}}
+    first, second = (body for _, body in server.posts if body["method"] == "tools/call")
+    for body in (first, second):  # the server hears what the answering client can do
+        assert body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] == declared
+
+
 async def test_closing_a_calls_stream_is_how_it_is_cancelled(autojump_clock: trio.testing.MockClock) -> None:
     closed = trio.Event()
     server = ModernServer()
@@ -197,6 +225,135 @@ async def test_closing_a_calls_stream_is_how_it_is_cancelled(autojump_clock: tri
     assert "notifications/cancelled" not in [
         body["method"] for _, body in server.posts
     ]  # not sent in this era
+
+
+SUBSCRIBE = {"jsonrpc": "2.0", "id": 2, "method": "resources/subscribe", "params": {"uri": "file:///a"}}
+
+
+def _event(message: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(message).encode() + b"\n\n"
+
+
+async def test_list_changes_and_resource_updates_come_on_one_listen_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """No GET stream and no resources/subscribe in this era: one subscriptions/listen request
+    carries both, its filter following the gateway's subscriptions; logging/setLevel becomes the
+    per-request logLevel."""
+    server = ModernServer({"tools": {"listChanged": True}, "resources": {"subscribe": True}})
+    listens: list[dict[str, Any]] = []
+    closed: list[dict[str, Any]] = []
+    push, pushed = trio.open_memory_channel[bytes](10)
+
+    async def stream(wanted: dict[str, Any], request_id: str) -> AsyncIterator[bytes]:
+        try:
+            meta = {"io.modelcontextprotocol/subscriptionId": request_id}
+            ack = {"_meta": meta, "notifications": wanted}
+            yield _event(
+                {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged", "params": ack}
+            )
+            async for event in pushed:
+                yield event
+        finally:
+            closed.append(wanted)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        if body.get("method") == "subscriptions/listen":
+            assert request.headers["mcp-method"] == "subscriptions/listen"
+            listens.append(body["params"]["notifications"])
+            events = stream(body["params"]["notifications"], body["id"])
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=events)
+        return server(request)
+
+    async with connected(handler) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await _send(
+            connection,
+            {"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": {"level": "debug"}},
+        )
+        assert await _next(connection) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        assert listens == []  # not before the handshake is over
+        await _send(connection, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await trio.testing.wait_all_tasks_blocked()
+        assert listens == [{"toolsListChanged": True}]  # what the server offers
+
+        changed = {"_meta": {"io.modelcontextprotocol/subscriptionId": "x"}}
+        await push.send(
+            _event({"jsonrpc": "2.0", "method": "notifications/tools/list_changed", "params": changed})
+        )
+        assert await _next(connection) == {
+            "jsonrpc": "2.0",
+            "method": "notifications/tools/list_changed",
+            "params": {},
+        }  # as on the GET stream of the older era: the acknowledgment and the stream's id stay here
+
+        await _send(connection, SUBSCRIBE)
+        assert await _next(connection) == {"jsonrpc": "2.0", "id": 2, "result": {}}
+        await trio.testing.wait_all_tasks_blocked()
+        assert listens[-1] == {"toolsListChanged": True, "resourceSubscriptions": ["file:///a"]}
+        assert closed == [{"toolsListChanged": True}]  # the old stream closed: that subscription ended
+        updated = {"uri": "file:///a", "_meta": {"io.modelcontextprotocol/subscriptionId": "y"}}
+        await push.send(
+            _event({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": updated})
+        )
+        assert (await _next(connection))["params"] == {"uri": "file:///a"}
+
+        await _send(connection, {"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+        await _next(connection)
+    _, listed = server.posts[-1]
+    assert listed["params"]["_meta"]["io.modelcontextprotocol/logLevel"] == "debug"
+
+
+async def test_a_listen_stream_that_ends_or_drops_is_reopened_until_the_server_refuses_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    server = ModernServer({"prompts": {"listChanged": True}})
+    listens: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        if body.get("method") != "subscriptions/listen":
+            return server(request)
+        listens.append(body["id"])
+        if len(listens) == 1:  # the server ends it gracefully (its answer to the listen request)
+            closure = {"jsonrpc": "2.0", "id": body["id"], "result": {"resultType": "complete"}}
+            return httpx2.Response(
+                200, headers={"content-type": "text/event-stream"}, content=_event(closure)
+            )
+        if len(listens) == 2:
+            raise httpx2.ConnectError("connection refused")
+        return httpx2.Response(
+            404, json={"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32601, "message": "no"}}
+        )
+
+    async with connected(handler) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await _send(connection, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await trio.sleep(60)
+    assert len(listens) == 3 and len(set(listens)) == 3  # each one a new request; none after the 404
+
+
+async def test_a_server_without_subscriptions_refuses_them_and_gets_no_listen_stream() -> None:
+    listens = []
+    server = ModernServer()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if json.loads(request.content).get("method") == "subscriptions/listen":
+            listens.append(request)
+        return server(request)
+
+    async with connected(handler) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await _send(connection, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await _send(connection, SUBSCRIBE)
+        refused = await _next(connection)
+    assert refused["error"]["code"] == -32601
+    assert "offers no resource subscriptions" in refused["error"]["message"]
+    assert listens == []  # it offers no list changes either: nothing to listen for
 
 
 @pytest.mark.parametrize(

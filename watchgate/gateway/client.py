@@ -73,6 +73,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.client_left = False  # the session ended because the client closed its input
         self._reading = trio.CancelScope()
         self._modern: dict[int | str, str] = {}  # 2026-07-28 requests awaiting their answer: method
+        self._declared: dict[int | str, dict[str, Any]] = {}  # ... and the capabilities each declared
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
@@ -85,6 +86,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 self._all_answered.set()
                 last = True
             if self._modern and isinstance(msg.id, int | str) and msg.id in self._modern:
+                self._declared.pop(msg.id, None)
                 msg = eras.shaped(msg, self._modern.pop(msg.id))
         if self.finished:
             return
@@ -169,6 +171,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
         """Route the client's response to ``request_id`` back to the upstream that asked."""
         self._answers[request_id] = upstream
 
+    def relays_input(self, request_id: int | str) -> dict[str, Any] | None:
+        return self._declared.get(request_id)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until the client closes its side; then its session ends and its requests are cancelled."""
         with self.incarnation():
@@ -250,9 +255,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
             return None
         assert params is not None
         self._modern[msg.id] = msg.method
+        capabilities, client_info = eras.client_identity(params)
+        self._declared[msg.id] = capabilities
         if getattr(self._channel, "translates_requests", False):
-            # its channel turns a server's questions into input_required (MRTR): let them come
-            self.introduce(*eras.client_identity(params))
+            # its channel turns a legacy server's questions into input_required (MRTR): let them come
+            self.introduce(capabilities, client_info)
         return eras.for_upstream(msg, params)
 
     async def _write_loop(self, session: trio.CancelScope) -> None:

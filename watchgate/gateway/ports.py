@@ -92,6 +92,11 @@ class ClientPort(Protocol):
     def expect_answer(self, request_id: str, upstream: UpstreamPort) -> None:
         """The client's answer to ``request_id`` (a server's request) goes to ``upstream``."""
 
+    def relays_input(self, request_id: int | str) -> dict[str, Any] | None:
+        """The capabilities a 2026-07-28 request of this client declared: it takes an
+        ``input_required`` result itself (MRTR), so a 2026-07-28 upstream's is passed through
+        untouched. None for any other request."""
+
 
 class UpstreamPort(Protocol):
     """One upstream server's actor, as the router and the clients see it."""

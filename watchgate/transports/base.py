@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watchgate.config.schema import Transport
 from watchgate.protocol.jsonrpc import Line
@@ -44,6 +44,12 @@ class UpstreamConnection(Protocol):
 
     def receive(self) -> AsyncIterator[list[bytes]]:
         """The peer's lines, a burst at a time; ends with the peer. Raises ``LineTooLong``."""
+
+    def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
+        """The request about to be sent under ``request_id`` comes from a client that answers
+        ``input_required`` itself, declaring ``capabilities``: a server of the 2026-07-28 era gets
+        them and its ``input_required`` result is passed through untouched (MRTR). A no-op for
+        servers of the older era, who ask their questions as requests of their own."""
 
     @property
     def stderr_tail(self) -> Sequence[str]: ...

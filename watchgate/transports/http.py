@@ -46,7 +46,8 @@ from watchgate.errors import JsonRpcError, UpstreamAuthError, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.sanitize import clean
-from watchgate.transports.modern import MODERN, ModernSession, local_answer, supported_versions
+from watchgate.transports.listen import ListenStream
+from watchgate.transports.modern import MODERN, ModernSession, supported_versions
 from watchgate.transports.mrtr import Retry
 from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
 from watchgate.transports.sse import LegacyStreamError, each_event, read_legacy_stream
@@ -86,6 +87,7 @@ class HttpConnection(RemoteConnection):
         self._renewing = trio.Lock()
         self._probe_modern = config.protocol != "legacy"  # the 2026-07-28 era first, then initialize
         self._modern: ModernSession | None = None
+        self._listen_stream: ListenStream | None = None  # modern era: what it says outside requests
         self._calls: dict[object, trio.CancelScope] = {}  # modern era: closing a call's stream cancels it
 
     async def send(self, data: Line) -> None:
@@ -104,6 +106,10 @@ class HttpConnection(RemoteConnection):
             if not self._listening and self._endpoint is None and _INITIALIZED in line:
                 self._listening = True
                 self._nursery.start_soon(self._listen)
+
+    def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
+        if self._modern is not None:  # only the 2026-07-28 era has input_required results
+            self._modern.relay(request_id, capabilities)
 
     async def open_legacy(self) -> None:
         """Open the legacy event stream; from now on messages go to the endpoint it names.
@@ -183,6 +189,10 @@ class HttpConnection(RemoteConnection):
                 if MODERN not in (result.get("supportedVersions") or []):
                     return False
                 self._modern = modern
+                modern.capabilities = result.get("capabilities") or {}
+                self._listen_stream = ListenStream(
+                    modern, self._client, self.url, self.host, self._deliver_as_is, self._nursery
+                )
                 _log.info("[%s] speaks MCP %s (stateless)", self.host, MODERN)
                 reply = {
                     "jsonrpc": "2.0",
@@ -217,9 +227,11 @@ class HttpConnection(RemoteConnection):
             return
         prepared = modern.prepare(message)
         if prepared is None:
-            answer = local_answer(message)
+            answer = modern.local_answer(message)
             if answer is not None:
                 await super()._deliver(answer)
+            if self._listen_stream is not None:  # initialized, or a subscription changed
+                self._listen_stream.update()
             return
         self._nursery.start_soon(self._post_modern, line, *prepared, message.get("id"))
 
@@ -389,6 +401,9 @@ class HttpConnection(RemoteConnection):
             self._nursery.start_soon(self._post_modern, *self._modern.retry(retry), retry.message["id"])
         for each in messages:
             await super()._deliver(each)
+
+    async def _deliver_as_is(self, message: bytes) -> None:
+        await super()._deliver(message)
 
     def _remember_version(self, message: bytes) -> None:
         """The protocol version the server chose in its ``initialize`` answer goes on every later POST."""

@@ -11,15 +11,19 @@ headers. The HTTP connection translates, with what this module knows (no I/O her
 - every request gets ``_meta`` (the gateway's own era keys, never a client's) and the headers
   ``MCP-Protocol-Version``, ``Mcp-Method``, ``Mcp-Name`` and ``Mcp-Param-*`` (from the tool's
   ``x-mcp-header`` annotations, learned from ``tools/list``);
-- ``notifications/initialized`` and ``logging/setLevel`` have no meaning there and are answered
-  here; ``ping`` becomes ``server/discover`` (the liveness probe still reaches the server);
+- ``notifications/initialized`` has no meaning there; ``logging/setLevel`` is answered here and
+  its level goes in every later request's ``_meta`` (``io.modelcontextprotocol/logLevel``, the
+  era's per-request level); ``ping`` becomes ``server/discover`` (the liveness probe still
+  reaches the server);
+- ``resources/subscribe`` and ``unsubscribe`` are answered here: they change the filter of the
+  connection's ``subscriptions/listen`` stream (``transports/listen.py``), which also carries
+  the list changes the server announces, as notifications outside any request;
 - a tool whose ``x-mcp-header`` annotations break the spec's rules is left out of ``tools/list``
   with a warning (the spec's "reject the tool definition").
 
-- an ``input_required`` result (MRTR) is answered by the calling client through the requests it
-  knows, and retried (``transports/mrtr.py``).
-
-Not yet: ``subscriptions/listen`` (notifications outside a call).
+- an ``input_required`` result (MRTR) is passed through untouched to a calling client of the
+  same era (``relay``); a client of the older era answers it through the requests it knows, and
+  the connection retries (``transports/mrtr.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind
 from watchgate.transports.mrtr import InputRounds, Retry
 
-__all__ = ["MODERN", "ModernSession", "header_paths", "local_answer", "supported_versions"]
+__all__ = ["MODERN", "ModernSession", "header_paths", "supported_versions"]
 
 MODERN: Final = "2026-07-28"
 _VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
@@ -48,7 +52,15 @@ _NAMED: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": 
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name (tchar)
 _SAFE_VALUE: Final = re.compile(r"^[\x20-\x7e]*$")
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
-_ANSWERED_HERE: Final[dict[str, dict[str, Any]]] = {"logging/setLevel": {}}
+_LOG_LEVEL_KEY: Final = "io.modelcontextprotocol/logLevel"
+_SUBSCRIPTION_KEY: Final = "io.modelcontextprotocol/subscriptionId"
+_ANSWERED_HERE: Final = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
+_LIST_CHANGES: Final = (
+    ("tools", "toolsListChanged"),
+    ("prompts", "promptsListChanged"),
+    ("resources", "resourcesListChanged"),
+)
+_ACKNOWLEDGED: Final = "notifications/subscriptions/acknowledged"
 
 _log = logging.getLogger("watchgate.upstream")
 
@@ -66,9 +78,21 @@ class ModernSession:
         }
         self._header_paths: dict[str, dict[str, tuple[str, ...]]] = {}  # tool -> header -> path
         self._pending: dict[Any, str] = {}  # request id -> method, for what the answer teaches
+        self._relayed: dict[Any, dict[str, Any]] = {}  # request id -> the capabilities of its client
         self.rounds = InputRounds()
+        self.capabilities: dict[str, Any] = {}  # what server/discover said the server can do
+        self.log_level: str | None = None  # the level logging/setLevel asked for, per request here
+        self.subscribed: set[str] = set()  # resource URIs the gateway's clients subscribed to
+        self.initialized = False  # the actor's handshake is over: the listen stream may open
 
     # -- toward the server ----------------------------------------------------------------------
+
+    def relay(self, request_id: Any, capabilities: dict[str, Any]) -> None:
+        """The request sent next under ``request_id`` is a 2026-07-28 client's: the server is told
+        that client's capabilities (not the gateway's) and its ``input_required`` result goes to
+        the client as it came, ``requestState`` untouched; the client's retry comes back as a
+        request like any other (DESIGN.md section 5)."""
+        self._relayed[request_id] = capabilities
 
     def discover(self, request_id: Any) -> tuple[bytes, dict[str, str]]:
         message = {
@@ -83,7 +107,11 @@ class ModernSession:
         """The request or notification as the server wants it, and its headers; None if it has
         no meaning in this era (the caller answers it with `local_answer`, or drops it)."""
         method = message.get("method")
-        if not isinstance(method, str) or method == "notifications/initialized" or method in _ANSWERED_HERE:
+        if method == "notifications/initialized":
+            self.initialized = True
+            return None
+        if not isinstance(method, str) or method in _ANSWERED_HERE:
+            self._note(message)
             return None
         if method == "ping":  # no ping in this era: the probe asks server/discover instead
             method = message["method"] = "server/discover"
@@ -91,11 +119,17 @@ class ModernSession:
         params = dict(params) if isinstance(params, dict) else {}
         meta = dict(params.get("_meta") or {})
         meta.update(self._meta)
+        if self.log_level is not None:
+            meta[_LOG_LEVEL_KEY] = self.log_level
+        relayed = self._relayed.pop(message["id"], None) if "id" in message else None
+        if relayed is not None:  # its client answers input_required itself: it says what it can
+            meta[_CAPABILITIES_KEY] = relayed
         params["_meta"] = meta
         message["params"] = params
         if "id" in message:
             self._pending[message["id"]] = method
-            self.rounds.sent(message)
+            if relayed is None:
+                self.rounds.sent(message)
         return msgspec.json.encode(message), self._headers(method, params)
 
     def _headers(self, method: str, params: dict[str, Any]) -> dict[str, str]:
@@ -176,6 +210,78 @@ class ModernSession:
         decoded["result"] = {**result, "tools": kept}
         return True
 
+    # -- what this era has no method for ----------------------------------------------------------
+
+    def _note(self, message: dict[str, Any]) -> None:
+        params = message.get("params")
+        params = params if isinstance(params, dict) else {}
+        method, uri = message.get("method"), params.get("uri")
+        if method == "logging/setLevel" and isinstance(params.get("level"), str):
+            self.log_level = params["level"]
+        elif method == "resources/subscribe" and isinstance(uri, str) and self._subscribable:
+            self.subscribed.add(uri)
+        elif method == "resources/unsubscribe" and isinstance(uri, str):
+            self.subscribed.discard(uri)
+
+    @property
+    def _subscribable(self) -> bool:
+        resources = self.capabilities.get("resources")
+        return isinstance(resources, dict) and bool(resources.get("subscribe"))
+
+    def local_answer(self, message: dict[str, Any]) -> bytes | None:
+        """The answer to a request this era has no method for (`_note` took what it says)."""
+        method = message.get("method")
+        if method not in _ANSWERED_HERE or "id" not in message:
+            return None
+        answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
+        if method != "logging/setLevel" and not self._subscribable:
+            answer = jsonrpc_error(message["id"], -32601, f"{self._host} offers no resource subscriptions")
+        return msgspec.json.encode(answer)
+
+    # -- subscriptions/listen (transports/listen.py does the I/O) ---------------------------------
+
+    def listen_filter(self) -> dict[str, Any]:
+        """What the gateway wants to hear outside requests: the list changes the server offers,
+        and updates of the subscribed resources; {} once there is nothing (no stream then)."""
+        if not self.initialized:
+            return {}
+        wanted: dict[str, Any] = {}
+        for kind, key in _LIST_CHANGES:
+            offered = self.capabilities.get(kind)
+            if isinstance(offered, dict) and offered.get("listChanged"):
+                wanted[key] = True
+        if self.subscribed:
+            wanted["resourceSubscriptions"] = sorted(self.subscribed)
+        return wanted
+
+    def listen_request(self, request_id: str, wanted: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        params = {"_meta": dict(self._meta), "notifications": wanted}
+        message = {"jsonrpc": "2.0", "id": request_id, "method": "subscriptions/listen", "params": params}
+        return msgspec.json.encode(message), self._headers("subscriptions/listen", params)
+
+    @staticmethod
+    def from_listen(data: bytes) -> tuple[bytes | None, bool]:
+        """An event of the listen stream: (the notification for the actor, without the stream's
+        subscription id; None for the acknowledgment or anything else), and whether the server
+        ended the stream (its answer to the listen request)."""
+        try:
+            message = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return None, False
+        if not isinstance(message, dict):
+            return None, False
+        if "id" in message:
+            return None, True
+        method, params = message.get("method"), message.get("params")
+        if not isinstance(method, str) or method == _ACKNOWLEDGED:
+            return None, False
+        if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
+            meta = {k: v for k, v in params["_meta"].items() if k != _SUBSCRIPTION_KEY}
+            message["params"] = (
+                {**params, "_meta": meta} if meta else {k: v for k, v in params.items() if k != "_meta"}
+            )
+        return msgspec.json.encode(message), False
+
     def retry(self, retry: Retry) -> tuple[bytes, bytes, dict[str, str]]:
         """The retry of an ``input_required`` request: its line, body and headers."""
         message = retry.message
@@ -184,12 +290,8 @@ class ModernSession:
         return body, body, self._headers(message["method"], message.get("params") or {})
 
 
-def local_answer(message: dict[str, Any]) -> bytes | None:
-    """The answer to a request this era has no method for (``logging/setLevel``)."""
-    if message.get("method") in _ANSWERED_HERE and "id" in message:
-        result = _ANSWERED_HERE[message["method"]]
-        return msgspec.json.encode({"jsonrpc": "2.0", "id": message["id"], "result": result})
-    return None
+def jsonrpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
 def supported_versions(body: bytes) -> list[str] | None:

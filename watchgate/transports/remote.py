@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import ssl
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import trio
@@ -59,6 +59,9 @@ class RemoteConnection:
     def receive(self) -> trio.MemoryReceiveChannel[list[bytes]]:
         """Each message the server sent, as a burst of one; ends with the connection."""
         return self._bursts
+
+    def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
+        """Only a server of the 2026-07-28 era has ``input_required`` (``transports/http.py``)."""
 
     async def pump_stderr(self, on_line: object = None) -> None:
         await self._ended.wait()

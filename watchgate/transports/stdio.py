@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -170,6 +170,9 @@ class StdioProcess:
         described = f"{reason}; stderr: {last}" if last else reason
         limit = over_limit(self._limits, described) if code is not None and code != 0 else None
         return f"{limit}: {described}" if limit else described
+
+    def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
+        """A server on stdio is spoken to in the initialize era: its questions are requests."""
 
     async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         """Drain stderr into the ring buffer, the log and ``on_line`` until the child closes it."""

@@ -67,7 +67,10 @@ async def first_line(stream: httpx.Response, predicate: Callable[[str], bool]) -
 
 
 def events(body: str) -> list[dict[str, Any]]:
-    """The JSON-RPC messages of an SSE body (priming events, with empty data, left out)."""
+    """The JSON-RPC messages of an SSE body (priming events, with empty data, left out), or the
+    one message of a JSON body (clients must take either)."""
+    if body.lstrip().startswith("{"):
+        return [json.loads(body)]
     found = []
     for block in body.replace("\r\n", "\n").split("\n\n"):
         data = [line[5:].strip() for line in block.split("\n") if line.startswith("data:")]
@@ -145,5 +148,6 @@ def modern_request(request_id: int, method: str, params: dict[str, Any] | None =
         "io.modelcontextprotocol/protocolVersion": MODERN,
         "io.modelcontextprotocol/clientInfo": {"name": "modern-test", "version": "1"},
         "io.modelcontextprotocol/clientCapabilities": {},
+        **(params or {}).get("_meta", {}),
     }
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**(params or {}), "_meta": meta}}

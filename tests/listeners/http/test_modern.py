@@ -8,7 +8,7 @@ from typing import Any
 import httpx2 as httpx
 import trio
 
-from tests.gateway.fakes import FakeServer, echo, hang, make_config
+from tests.gateway.fakes import FakeError, FakeServer, FakeSession, echo, hang, make_config, text
 from tests.listeners.http.conftest import (
     MODERN,
     events,
@@ -52,6 +52,41 @@ async def test_a_call_stands_alone_and_its_result_says_its_type() -> None:
         # the client's connection-owned keys stay at the gateway; no session was left behind
         assert not any(k.startswith("io.modelcontextprotocol/") for k in upstream.get("_meta", {}))
         assert gateway.sessions() == []
+
+
+async def test_an_answer_that_comes_first_is_json_with_its_status_and_progress_makes_a_stream() -> None:
+    """A client must take either (spec): JSON lets the status say what the answer is, and only
+    a call that says something before its answer needs a stream."""
+
+    async def needs_sampling(session: FakeSession, args: dict[str, Any]) -> Any:
+        raise FakeError(
+            -32021, "MissingRequiredClientCapabilityError", {"requiredCapabilities": {"sampling": {}}}
+        )
+
+    async def steps(session: FakeSession, args: dict[str, Any]) -> Any:
+        token = session.requests("tools/call")[-1]["params"]["_meta"]["progressToken"]  # the gateway's own
+        await session.notify("notifications/progress", {"progressToken": token, "progress": 1})
+        return text("done")
+
+    server = FakeServer("fx", tools={"echo": echo, "needs": needs_sampling, "steps": steps})
+    async with serving(make_config("fx"), server) as (_, _, url), httpx.AsyncClient() as http:
+        call = modern_request(1, "tools/call", {"name": "echo", "arguments": {"text": "hi"}})
+        quick = await http.post(url, json=call, headers=modern_headers("tools/call", "echo"))
+        assert (quick.status_code, quick.headers["content-type"]) == (200, "application/json")
+        assert quick.json()["result"]["content"][0]["text"] == "hi"
+
+        call = modern_request(2, "tools/call", {"name": "needs", "arguments": {}})
+        refused = await http.post(url, json=call, headers=modern_headers("tools/call", "needs"))
+        assert refused.status_code == 400  # MissingRequiredClientCapability: 400 on HTTP (spec)
+        assert refused.json()["error"]["data"] == {"requiredCapabilities": {"sampling": {}}}
+
+        params = {"name": "steps", "arguments": {}, "_meta": {"progressToken": "p"}}
+        call = modern_request(3, "tools/call", params)
+        streamed = await http.post(url, json=call, headers=modern_headers("tools/call", "steps"))
+        assert streamed.headers["content-type"].startswith("text/event-stream"), streamed.text
+        progress, answer = events(streamed.text)
+        assert progress["method"] == "notifications/progress" and progress["params"]["progressToken"] == "p"
+        assert answer["result"]["content"][0]["text"] == "done"
 
 
 async def test_lists_carry_cache_hints_and_json_is_answered_as_json() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 import trio
+import trio.testing
 
 from tests.gateway.fakes import FakeServer, FakeSession, make_config, text
 from tests.listeners.http.conftest import events, modern_headers, modern_request, serving
@@ -60,14 +61,32 @@ async def test_questions_become_input_required_and_the_retry_carries_the_answers
         assert len(server.session.requests("tools/call")) == 1  # one call upstream, three requests
 
 
-async def test_an_unknown_request_state_is_refused() -> None:
+async def test_an_unknown_request_state_of_the_gateways_is_refused() -> None:
     async with serving(make_config("fx"), FakeServer("fx", tools={"ask": asks_twice})) as (_, _, url):
         async with httpx.AsyncClient() as http:
-            request = call(1, inputResponses={}, requestState="forged")
+            request = call(1, inputResponses={}, requestState=modern.STATE_PREFIX + "forged")
             response = await http.post(url, json=request, headers=modern_headers("tools/call", "ask"))
         assert response.status_code == 400
         assert response.json()["error"]["code"] == -32602
         assert "requestState" in response.json()["error"]["message"]
+
+
+async def test_a_servers_own_request_state_goes_upstream_untouched() -> None:
+    """A 2026-07-28 server's input_required reached the client as it was (transports/modern.py):
+    the retry carries that server's state, which is the server's to check, not the gateway's."""
+
+    async def done(session: FakeSession, args: dict[str, Any]) -> Any:
+        return text("done")
+
+    server = FakeServer("fx", tools={"ask": done})
+    async with serving(make_config("fx"), server) as (_, _, url), httpx.AsyncClient() as http:
+        with trio.fail_after(10):
+            answer = await post(http, url, call(1, inputResponses={"k": REPLY}, requestState="sealed:abc"))
+    assert answer["result"]["content"][0]["text"] == "done"
+    (upstream,) = server.session.requests("tools/call")
+    assert upstream["params"]["requestState"] == "sealed:abc"
+    assert upstream["params"]["inputResponses"] == {"k": REPLY}
+    assert server.session.relayed == {upstream["id"]: {"sampling": {}, "roots": {}}}
 
 
 async def test_a_call_nobody_resumes_is_cancelled_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,14 +115,14 @@ async def test_a_call_that_ends_while_the_client_answers_gives_the_retry_its_ans
         return text("done without it")
 
     server = FakeServer("fx", tools={"ask": asks_without_waiting})
-    async with serving(make_config("fx"), server) as (_, listener, url), httpx.AsyncClient() as http:
+    async with serving(make_config("fx"), server) as (gateway, _, url), httpx.AsyncClient() as http:
         with trio.fail_after(10):
             first = await post(http, url, call(1))
             ((key, _),) = first["result"]["inputRequests"].items()
             release.set()  # the call's answer comes while the client thinks
-            parked = listener.app._modern._parked  # internals: retry only once the answer came
-            while not any(session.answered for session in parked.values()):
+            while gateway.upstreams["fx"].in_flight:  # as ps shows it: the call has its answer
                 await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()  # ... and it reached the parked request
             retry = call(2, inputResponses={key: REPLY}, requestState=first["result"]["requestState"])
             done = await post(http, url, retry)
         assert (done["id"], done["result"]["content"][0]["text"]) == (2, "done without it")

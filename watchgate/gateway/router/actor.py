@@ -323,6 +323,11 @@ class RouterActor(Actor[RouterMessage]):
         return initialize_result(ready, version, multi_server=self._multi, prefixed=self._catalog.prefixed)
 
     async def _unknown_method(self, client: ClientPort, msg: Message) -> None:
+        if msg.method == "subscriptions/listen":  # a 2026-07-28 client on stdio or the socket
+            raise JsonRpcError(
+                jsonrpc.METHOD_NOT_FOUND,
+                "subscriptions/listen is served over HTTP only (watchgate run --http, up --http)",
+            )
         raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")
 
     async def _discover(self, client: ClientPort, msg: Message) -> None:

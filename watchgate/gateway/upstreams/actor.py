@@ -245,6 +245,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
             msg.method, self._deadline(), client=msg.client, client_request_id=request.id, ctx=msg.ctx
         )
         out = request.with_id(pending.gateway_id)
+        if self._process is not None and (declared := msg.client.relays_input(request.id)) is not None:
+            # a 2026-07-28 client answers a 2026-07-28 server's input_required itself (MRTR)
+            self._process.relay_input(pending.gateway_id, declared)
         params = request.params
         if params is not UNSET and _PROGRESS_MARK.search(params) is not None:
             token, new_params = swap_progress_token(request, pending.gateway_id, msg.fields)

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import AsyncGenerator
 from typing import Any, Final
 
+import msgspec
 import trio
 
 from watchgate.errors import JsonRpcError, PeerGone
@@ -43,6 +44,10 @@ from watchgate.protocol.jsonrpc import Kind
 __all__ = ["ModernRequests", "is_modern"]
 
 HEADER_MISMATCH: Final = -32020
+MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
+_MISSING_CAPABILITY: Final = b"-32021"  # the cheap test before the answer is decoded
+#: the requestState of a call the gateway parked (mrtr.py) starts so; any other is a server's own
+STATE_PREFIX: Final = "watchgate-mrtr:"
 #: what a 2026-07-28 client may ask the gateway; anything else is 404 + -32601
 _METHODS: Final = frozenset(
     {
@@ -70,6 +75,10 @@ def is_modern(msg: jsonrpc.Message, headers: dict[str, str]) -> bool:
     if version is not None and version not in eras.LEGACY_VERSIONS and "mcp-session-id" not in headers:
         return True
     return msg.kind is Kind.REQUEST and eras.modern_version(eras.params_of(msg)) is not None
+
+
+def _ours(state: object) -> bool:
+    return isinstance(state, str) and state.startswith(STATE_PREFIX)
 
 
 def _decoded_header(value: str) -> str:
@@ -144,7 +153,7 @@ class ModernRequests:
         if msg.method == "subscriptions/listen":
             await serve_listen(self._gateway, msg.id, params.get("notifications"), peer, receive, send)
             return
-        if "requestState" in params:
+        if _ours(params.get("requestState")):
             session = self._resumable(params["requestState"], msg.method)
             if session is None:
                 message = (
@@ -154,20 +163,25 @@ class ModernRequests:
                 await respond(send, 400, error_body(message, jsonrpc.INVALID_PARAMS, msg.id))
                 return
             log = await session.resume(msg, params.get("inputResponses"))
-        else:
-            session = MrtrSession(secrets.token_urlsafe(24))
+        else:  # a new call, or a retry carrying a 2026-07-28 server's own requestState (passed on)
+            session = MrtrSession(STATE_PREFIX + secrets.token_urlsafe(24))
             self._sessions.spawn(self._run, session)
             try:
                 log = await session.post_request(msg, line)
             except PeerGone:  # pragma: no cover - the actor ended before it read anything
                 await respond(send, 503, error_body("the gateway is shutting down", -32003, msg.id))
                 return
-        # a call may send progress before its answer: a stream; discover and lists come as JSON
+        # a call that sends progress before its answer gets a stream; an answer that comes first,
+        # and discover and lists always, come as JSON (its HTTP status can then say what it is)
         try:
-            if stream_ok and msg.method in _MAY_PROGRESS:
-                await serve_events(send, receive, _events(log))
-            else:
+            if not stream_ok or msg.method not in _MAY_PROGRESS:
                 await _answer_as_json(log, receive, send)
+            elif (settled := await _settled(log, receive)) is None:
+                pass  # the client left before anything came: its request is cancelled below
+            elif settled:
+                await _answer_as_json(log, receive, send)
+            else:
+                await serve_events(send, receive, _events(log))
         finally:
             if session.parked:  # answered with input_required: the call waits for the retry
                 self._park(session)
@@ -205,6 +219,15 @@ async def _events(log: EventLog) -> AsyncGenerator[bytes, None]:
         yield sse_event(data, None)
 
 
+async def _settled(log: EventLog, receive: Receive) -> bool | None:
+    """Whether the answer is the first thing the request's log holds (JSON will do) or something
+    came before it (a stream); None if the client left first."""
+    settled = None
+    async with until_disconnect(receive):
+        settled = await log.settled()  # not reached if the client left first
+    return settled
+
+
 async def _answer_as_json(log: EventLog, receive: Receive, send: Send) -> None:
     """Wait for the answer while watching the client: one that leaves cancels its request."""
     answer = b""
@@ -214,4 +237,15 @@ async def _answer_as_json(log: EventLog, receive: Receive, send: Send) -> None:
     if not answer:
         return  # the client went away: nobody to answer
     with contextlib.suppress(OSError):
-        await respond(send, 200, answer)
+        await respond(send, _status_of(answer), answer)
+
+
+def _status_of(answer: bytes) -> int:
+    """The HTTP status an answer goes with: 400 for MissingRequiredClientCapability (the spec's
+    rule for HTTP), 200 for everything else (a JSON-RPC error is an answer too)."""
+    if _MISSING_CAPABILITY not in answer:
+        return 200
+    error = jsonrpc.decode(answer).error
+    body = jsonrpc.load(error) if error is not msgspec.UNSET else None
+    code = body.get("code") if isinstance(body, dict) else None
+    return 400 if code == MISSING_REQUIRED_CLIENT_CAPABILITY else 200

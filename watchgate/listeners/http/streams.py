@@ -72,6 +72,13 @@ class EventLog:
         first = self._events[0][0] if self._events else self._next
         return first - 1 <= seq < self._next
 
+    async def settled(self) -> bool:
+        """Wait for the first event (or the end); True if the log is complete with one event at
+        most (a request answered before anything else: JSON will do, no stream needed)."""
+        while not self._events and not self.complete:
+            await self._changed.wait()
+        return self.complete and len(self._events) <= 1 and self._next <= 2
+
     async def read_after(self, seq: int) -> AsyncIterator[tuple[int, bytes]]:
         """Every event after ``seq``, waiting for more, until the log is complete."""
         while True:
