@@ -51,6 +51,7 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     from watchgate.bench import cli as bench_cli
     from watchgate.cli import auth as auth_cli
     from watchgate.cli import daemon as cli_daemon
+    from watchgate.cli import importer as import_cli
     from watchgate.cli import pin as plugins_cli
 
     return [
@@ -59,6 +60,7 @@ def _extra_commands() -> list[Callable[[Any], None]]:
         bench_cli.register,
         plugins_cli.register,
         auth_cli.register,
+        import_cli.register,
     ]
 
 

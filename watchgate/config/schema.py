@@ -153,6 +153,51 @@ class TlsConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     verify: bool = True
 
 
+_ITEM_NAME: Final = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # the spec's tool name characters
+
+
+class ItemRules(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """What clients see of one server's tools (or prompts): the tool manager.
+
+    Every key and glob names the server's *own* name. ``allow`` (globs; if given, only these)
+    and ``deny`` (globs; never these; deny wins) hide items from lists and calls alike;
+    ``rename`` shows a name as another (the old name no longer works); ``describe`` replaces a
+    description. Pins and the audit log keep the server's own names."""
+
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] = ()
+    rename: dict[str, str] = {}
+    describe: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for old, new in self.rename.items():
+            if not _ITEM_NAME.match(new):
+                raise ValueError(
+                    f"rename: {new!r} (for {old!r}) is not a valid name: letters, digits, _ . - (1-128)"
+                )
+            if new in seen:
+                raise ValueError(f"rename: {seen[new]!r} and {old!r} are both renamed to {new!r}")
+            seen[new] = old
+
+    @property
+    def empty(self) -> bool:
+        return self.allow is None and not self.deny and not self.rename and not self.describe
+
+
+class ResourceRules(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The tool manager for resources: ``allow``/``deny`` globs on URIs (templates are hidden by
+    ``deny`` only) and ``describe`` by URI. URIs are addresses: they are not renamed."""
+
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] = ()
+    describe: dict[str, str] = {}
+
+    @property
+    def empty(self) -> bool:
+        return self.allow is None and not self.deny and not self.describe
+
+
 class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """One upstream MCP server and the policy its supervisor applies to it.
 
@@ -191,6 +236,10 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     ping_timeout: Positive = 10.0  # no answer to the probe within this: hung, restart it
     max_timeouts: Annotated[int, Meta(ge=0)] = 3  # this many request timeouts in a row: hung; 0: never
     plugins: tuple[PluginConfig, ...] = ()  # overrides of the global plugins for this server
+    # the tool manager: what clients see of its tools, prompts and resources
+    tools: ItemRules = ItemRules()
+    prompts: ItemRules = ItemRules()
+    resources: ResourceRules = ResourceRules()
 
 
 def check_listen(listen: str) -> str:

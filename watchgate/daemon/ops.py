@@ -22,7 +22,6 @@ from watchgate.errors import ConfigError, exit_reason
 from watchgate.gateway.messages import RefreshLists
 from watchgate.gateway.tree import Gateway
 from watchgate.protocol.catalog import LIST_KINDS
-from watchgate.protocol.namespace import public_name
 
 _log = logging.getLogger("watchgate.control")
 
@@ -154,14 +153,10 @@ class ControlOps:
 
     def tools(self, name: str) -> list[ToolRow]:
         self._known([name])
-        gateway = self._gateway
-        multi = gateway.config.proxy.multi_server
         rows = []
-        for own in gateway.router.tool_names(name):
-            public = public_name(name, own) if multi else own
-            rows.append(
-                ToolRow(name=public, upstream_name=own, shortened=multi and public != f"{name}__{own}")
-            )
+        for public, shown, own in self._gateway.router.tool_names(name):
+            shortened = public not in (shown, f"{name}__{shown}")  # hashed down to 64 characters
+            rows.append(ToolRow(name=public, upstream_name=own, shortened=shortened))
         return rows
 
     async def _logs(self, ws: WebSocketConnection, request: control.Logs) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from actors import Reply
     from watchgate.hooks import CallContext
+    from watchgate.protocol.curation import Curation
     from watchgate.protocol.jsonrpc import Message
 
 
@@ -152,3 +153,11 @@ class AddUpstream:
 @dataclass(frozen=True, slots=True)
 class RemoveUpstream:
     server: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recurate:
+    """A running server's tool manager rules changed: its lists are shown anew, no restart."""
+
+    server: str
+    curation: Curation

@@ -26,12 +26,13 @@ import trio
 from actors import Backoff, ChildSpec, RestartPolicy, RestartType, Supervisor, SupervisorEvent
 from watchgate.audit import AuditActor, AuditEntry, lifecycle_entry, resolved_audit_config, supervisor_entry
 from watchgate.audit.hooks import AuditHooks
-from watchgate.config.schema import GatewayConfig, UpstreamConfig
+from watchgate.config.schema import GatewayConfig, ItemRules, ResourceRules, UpstreamConfig
 from watchgate.errors import exit_reason
 from watchgate.gateway.client import ClientActor
 from watchgate.gateway.messages import (
     AddUpstream,
     ClientAttached,
+    Recurate,
     RefreshLists,
     RemoveUpstream,
     UpstreamStatus,
@@ -43,6 +44,7 @@ from watchgate.gateway.upstreams.actor import UpstreamActor
 from watchgate.hooks import HookChain, MessageHooks
 from watchgate.plugins.pipeline import build_plugins
 from watchgate.protocol.catalog import LIST_KINDS
+from watchgate.protocol.curation import Curation
 from watchgate.transports.base import Connector, default_connector
 from watchgate.wire.lines import LineChannel
 
@@ -218,8 +220,13 @@ class Gateway:
             )
         removed = [name for name in old if name not in new]
         added = [name for name in new if name not in old]
-        # a change of a server's plugins alone does not restart it
+        # a change of a server's plugins or tool manager rules alone does not restart it
         changed = [name for name in new if name in old and _process_of(new[name]) != _process_of(old[name])]
+        recurated = [
+            name
+            for name in new
+            if name in old and name not in changed and _curation_of(new[name]) != _curation_of(old[name])
+        ]
         replugged = self._reload_plugins(config)
         for name in removed + changed:
             await self.upstream_supervisor.remove_child(name)
@@ -233,6 +240,8 @@ class Gateway:
             self.upstreams[name] = actor
             await self.router.tell(AddUpstream(actor, prefixed=name in self._prefixed))
             await self.upstream_supervisor.add_child(spec)
+        for name in recurated:
+            await self.router.tell(Recurate(name, Curation.of(new[name])))
         unchanged = [name for name in new if name not in added and name not in changed]
         if replugged:  # lists are filtered by plugins: let every running server's lists pass again
             for name in unchanged:
@@ -304,8 +313,14 @@ class ClientSession:
 
 
 def _process_of(config: UpstreamConfig) -> UpstreamConfig:
-    """What running the server depends on: its config without the plugins."""
-    return msgspec.structs.replace(config, plugins=())
+    """What running the server depends on: its config without the plugins and the tool manager."""
+    return msgspec.structs.replace(
+        config, plugins=(), tools=ItemRules(), prompts=ItemRules(), resources=ResourceRules()
+    )
+
+
+def _curation_of(config: UpstreamConfig) -> tuple[ItemRules, ItemRules, ResourceRules]:
+    return config.tools, config.prompts, config.resources
 
 
 def _any_server_plugins(config: GatewayConfig) -> bool:

@@ -8,13 +8,15 @@ Merged results are encoded once per change, not once per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 
+from watchgate.errors import UnknownName
 from watchgate.protocol import jsonrpc
+from watchgate.protocol.curation import Curation
 from watchgate.protocol.namespace import NamespaceTable, public_name, public_uri
 
 
@@ -51,14 +53,22 @@ _str_decoder: Final = msgspec.json.Decoder(str)
 
 class Catalog:
     def __init__(
-        self, *, multi_server: bool, servers: Sequence[str], prefixed: Collection[str] | None = None
+        self,
+        *,
+        multi_server: bool,
+        servers: Sequence[str],
+        prefixed: Collection[str] | None = None,
+        curations: Mapping[str, Curation] | None = None,
     ) -> None:
         """``prefixed``: the servers whose names carry their prefix (default: all of them in
-        multi-server mode, none with one server)."""
+        multi-server mode, none with one server). ``curations``: each server's tool manager
+        rules (none: everything as the server names it)."""
         self.multi_server = multi_server
         self.servers = list(servers)
         self.prefixed = set(self.servers if multi_server else ()) if prefixed is None else set(prefixed)
-        self._lists: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}
+        self._curations = dict(curations or {})
+        self._lists: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}  # as served
+        self._shown: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}  # as seen
         self._merged: dict[str, msgspec.Raw] = {}
         self.table = NamespaceTable(multi_server=multi_server, servers=self.servers, prefixed=self.prefixed)
 
@@ -67,38 +77,90 @@ class Catalog:
         current = self._lists[server]
         changed = [key for key, items in lists.items() if current.get(key, []) != items]
         current.update(lists)
+        curation = self._curations.get(server)
+        for key in changed:
+            self._shown[server][key] = curation.items(key, current[key]) if curation else current[key]
         self._rebuild(changed)
         return changed
 
     def drop(self, server: str) -> list[str]:
         changed = [key for key, items in self._lists[server].items() if items]
         self._lists[server] = {}
+        self._shown[server] = {}
         self._rebuild(changed)
         return changed
 
-    def add_server(self, server: str, *, prefixed: bool | None = None) -> None:
+    def add_server(
+        self, server: str, *, prefixed: bool | None = None, curation: Curation | None = None
+    ) -> None:
         """``prefixed``: whether its names carry its prefix (default: in multi-server mode)."""
         self.servers.append(server)
+        if curation is not None:
+            self._curations[server] = curation
         if prefixed if prefixed is not None else self.multi_server:
             self.prefixed.add(server)
         else:
             self.prefixed.discard(server)
         self._lists[server] = {}
+        self._shown[server] = {}
         self._rebuild(["tools", "prompts"])
+
+    def set_curation(self, server: str, curation: Curation) -> list[str]:
+        """New tool manager rules for ``server``: the kinds whose list clients see changed."""
+        self._curations[server] = curation
+        changed = []
+        for key, items in self._lists[server].items():
+            shown = curation.items(key, items)
+            if shown != self._shown[server].get(key):
+                self._shown[server][key] = shown
+                changed.append(key)
+        self._rebuild(changed)
+        return changed
 
     def remove_server(self, server: str) -> list[str]:
         changed = self.drop(server)
         self.servers.remove(server)
         self.prefixed.discard(server)
         del self._lists[server]
+        del self._shown[server]
+        self._curations.pop(server, None)
         self._rebuild(["tools", "prompts"])
         return changed
 
-    def own_names(self, server: str, key: str) -> list[str]:
-        return _names(self._lists[server].get(key, []))
+    def shown_names(self, server: str, key: str) -> list[tuple[str, str]]:
+        """(the name clients see before any prefix, the server's own) of a tool or prompt list."""
+        curation = self._curations.get(server)
+        pairs = []
+        for shown in _names(self._shown[server].get(key, [])):
+            own = curation.own_name(key, shown) if curation is not None else shown
+            pairs.append((shown, own if own is not None else shown))
+        return pairs
 
     def count(self, server: str, key: str) -> int:
-        return len(self._lists[server].get(key, ()))
+        """How many items of the list clients see."""
+        return len(self._shown[server].get(key, ()))
+
+    # -- a name a client used, back to the server's own ------------------------------------------
+
+    def resolve_tool(self, name: str) -> tuple[str, str]:
+        return self._own("tools", "tool", *self.table.resolve_tool(name), name)
+
+    def resolve_prompt(self, name: str) -> tuple[str, str]:
+        return self._own("prompts", "prompt", *self.table.resolve_prompt(name), name)
+
+    def resolve_uri(self, uri: str) -> tuple[str, str]:
+        server, own = self.table.resolve_uri(uri)
+        curation = self._curations.get(server)
+        if curation is not None and not curation.allows_uri(own):
+            raise UnknownName("resource", uri, self.servers)
+        return server, own
+
+    def _own(self, key: str, kind: str, server: str, shown: str, name: str) -> tuple[str, str]:
+        curation = self._curations.get(server)
+        own = curation.own_name(key, shown) if curation is not None else shown
+        if own is None:  # hidden, or renamed away: as if the server had no such thing
+            raise UnknownName(kind, name, self.servers)
+        return server, own
 
     def result(self, key: str) -> msgspec.Raw:
         merged = self._merged.get(key)
@@ -111,7 +173,7 @@ class Catalog:
         merged: list[Item] = []
         named = key in ("tools", "prompts")
         for server in self.servers:
-            items = self._lists[server].get(key, [])
+            items = self._shown[server].get(key, [])
             if server not in self.prefixed:
                 # its names pass through; one another plain server already has is not listed twice
                 merged.extend(item for item in items if not named or self._owns(key, server, item))
@@ -138,8 +200,8 @@ class Catalog:
                 multi_server=self.multi_server,
                 servers=self.servers,
                 prefixed=self.prefixed,
-                tools={s: _names(lists.get("tools", [])) for s, lists in self._lists.items()},
-                prompts={s: _names(lists.get("prompts", [])) for s, lists in self._lists.items()},
+                tools={s: _names(lists.get("tools", [])) for s, lists in self._shown.items()},
+                prompts={s: _names(lists.get("prompts", [])) for s, lists in self._shown.items()},
             )
 
 

@@ -29,6 +29,7 @@ from watchgate.gateway.messages import (
     ClientRequest,
     ForwardCancel,
     ListsFetched,
+    Recurate,
     RefreshLists,
     RemoveUpstream,
     Subscribers,
@@ -44,6 +45,7 @@ from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSI
 from watchgate.hooks import HookChain
 from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
+from watchgate.protocol.curation import Curation
 from watchgate.protocol.jsonrpc import Message, error_response
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ RouterMessage = (
     | ListsFetched
     | AddUpstream
     | RemoveUpstream
+    | Recurate
     | _Settle
 )
 _DOWN: Final = {"exited": "crashed", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
@@ -88,7 +91,12 @@ class RouterActor(Actor[RouterMessage]):
         self._hooks = hooks if hooks is not None else HookChain()
         self._multi = config.multi_server
         names = [u.name for u in config.upstreams]
-        self._catalog = Catalog(multi_server=self._multi, servers=names, prefixed=config.prefixed)
+        self._catalog = Catalog(
+            multi_server=self._multi,
+            servers=names,
+            prefixed=config.prefixed,
+            curations={u.name: Curation.of(u) for u in config.upstreams},
+        )
         self._views: dict[str, UpstreamView] = {}
         self._forwarder = Forwarder(self._catalog, self._views, self._hooks)
         self._collisions: set[tuple[str, str, str]] = set()  # reported already
@@ -122,8 +130,12 @@ class RouterActor(Actor[RouterMessage]):
     def tool_count(self, server: str) -> int:
         return self._catalog.count(server, "tools")
 
-    def tool_names(self, server: str) -> list[str]:
-        return self._catalog.own_names(server, "tools")
+    def tool_names(self, server: str) -> list[tuple[str, str, str]]:
+        """Each tool clients see: the name they call it by, that name before any prefix (renamed
+        or not), and the server's own name."""
+        table = self._catalog.table
+        shown = self._catalog.shown_names(server, "tools")
+        return [(table.public_tool(server, name), name, own) for name, own in shown]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -164,6 +176,8 @@ class RouterActor(Actor[RouterMessage]):
                 await view.actor.tell(msg)
             await self._notifier.tell(ClientDetached(msg.client_id))
             await self._forget_client(msg.client_id)
+        elif isinstance(msg, Recurate):
+            await self._announce(self._catalog.set_curation(msg.server, msg.curation))
         elif isinstance(msg, AddUpstream | RemoveUpstream):
             await self._reconfigure(msg)
         elif isinstance(msg, UpstreamReady | UpstreamStatus | RefreshLists | ListsFetched) and (
@@ -206,7 +220,9 @@ class RouterActor(Actor[RouterMessage]):
         """Config reload: a server joins or leaves; its clients see only a list_changed."""
         if isinstance(msg, AddUpstream):
             self._views[msg.actor.name] = UpstreamView(msg.actor, settled=True)
-            self._catalog.add_server(msg.actor.name, prefixed=msg.prefixed)
+            self._catalog.add_server(
+                msg.actor.name, prefixed=msg.prefixed, curation=Curation.of(msg.actor.config)
+            )
         elif msg.server in self._views:
             del self._views[msg.server]
             await self._announce(self._catalog.remove_server(msg.server))
@@ -384,7 +400,7 @@ class RouterActor(Actor[RouterMessage]):
         uri = jsonrpc.field_str(jsonrpc.params_fields(msg), "uri")
         if uri is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
-        self._catalog.table.resolve_uri(uri)  # unknown server: -32602 before anything is counted
+        self._catalog.resolve_uri(uri)  # unknown server or hidden: -32602 before anything is counted
         return uri
 
     async def _forget_client(self, client_id: int) -> None:

@@ -52,8 +52,8 @@ class Forwarder:
         name = jsonrpc.field_str(fields, member)
         if name is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.{member} is required")
-        table = self._catalog.table
-        server, own = table.resolve_tool(name) if kind == "tool" else table.resolve_prompt(name)
+        catalog = self._catalog
+        server, own = catalog.resolve_tool(name) if kind == "tool" else catalog.resolve_prompt(name)
         if own != name:
             fields[member] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -64,7 +64,7 @@ class Forwarder:
         uri = jsonrpc.field_str(fields, "uri")
         if uri is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
-        server, own = self._catalog.table.resolve_uri(uri)
+        server, own = self._catalog.resolve_uri(uri)
         if own != uri:
             fields["uri"] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -75,11 +75,11 @@ class Forwarder:
         ref = jsonrpc.load(fields.get("ref", UNSET))
         if not isinstance(ref, dict):
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.ref must be an object")
-        table = self._catalog.table
+        catalog = self._catalog
         if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
-            member, (server, own) = "name", table.resolve_prompt(ref["name"])
+            member, (server, own) = "name", catalog.resolve_prompt(ref["name"])
         elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
-            member, (server, own) = "uri", table.resolve_uri(ref["uri"])
+            member, (server, own) = "uri", catalog.resolve_uri(ref["uri"])
         else:
             raise JsonRpcError(
                 jsonrpc.INVALID_PARAMS,
