@@ -2,30 +2,37 @@
 
 ``conformance client --command "python client_driver.py" --scenario NAME`` starts a mock MCP
 server for the scenario and runs this with its URL. The driver writes a one-server config
-(``transport: http`` to that URL), starts the real ``watchgate run`` on it and, as an MCP client
-of the gateway (the official SDK over stdio), does what the scenario expects a client to do.
-Everything the mock server sees therefore comes from Watchgate's Streamable HTTP transport:
-the handshake, the headers, the session, the stream resumption.
+(``transport: http`` to that URL), runs the gateway on it as ``watchgate run`` does (in this
+process, its byte stream bridged to the official SDK's client session: one Python start per
+scenario instead of three, the suite's largest cost) and, as an MCP client of the gateway, does
+what the scenario expects a client to do. A login is ``watchgate auth login``'s own code, with
+an HTTP client for the browser. Everything the mock server sees therefore comes from
+Watchgate's Streamable HTTP transport: the handshake, the headers, the session, the stream
+resumption, the OAuth flows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import trio
 import yaml
-from mcp import ClientSession, MCPError, StdioServerParameters, types
-from mcp.client.stdio import stdio_client
+from mcp import ClientSession, MCPError, types
+from mcp.shared.message import SessionMessage
 
-WATCHGATE = str(Path(sys.executable).with_name("watchgate"))
+from watchgate.cli.auth import _login_async
+from watchgate.config import load_config
+from watchgate.gateway.tree import Gateway
 
 
 async def _scenario(session: Any, scenario: str) -> None:
@@ -99,34 +106,60 @@ async def _accept_with_defaults(context: Any, params: types.ElicitRequestParams)
     return types.ElicitResult(action="accept", content=content)
 
 
-async def _login(config: Path, env: dict[str, str]) -> None:
-    """``watchgate auth login`` as a person runs it, the browser being an HTTP client that follows
-    the authorization URL (the suite's authorization server approves at once and redirects to
-    the login's loopback listener)."""
-    process = await trio.lowlevel.open_process(
-        [WATCHGATE, "auth", "login", "conformance", "--no-browser", "-c", str(config)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=sys.stderr,
-    )
-    assert process.stdout is not None
-    printed = b""
-    try:
-        async for chunk in process.stdout:
-            sys.stderr.write(chunk.decode(errors="replace"))
-            *lines, printed = (printed + chunk).split(b"\n")  # whole lines only: a URL read in half is no URL
-            for line in lines:
-                if line.startswith(b"http") and b"?" in line:
-                    async with httpx2.AsyncClient(follow_redirects=True, timeout=30) as browser:
-                        with contextlib.suppress(httpx2.HTTPError):
-                            await browser.get(line.decode().strip())
-    finally:
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:  # cut short: it must not outlive the driver (it holds stderr)
-                with trio.move_on_after(5):
-                    await process.wait()
-                process.kill()
-            await process.wait()
+async def _login(config: Path) -> None:
+    """``watchgate auth login``, the browser being an HTTP client that follows the authorization
+    URL (the suite's authorization server approves at once and redirects to the login's
+    loopback listener)."""
+    async with (
+        trio.open_nursery() as nursery,
+        httpx2.AsyncClient(follow_redirects=True, timeout=30) as browser,
+    ):
+
+        async def follow(url: str) -> None:
+            with contextlib.suppress(httpx2.HTTPError):
+                await browser.get(url)
+
+        async def open_url(url: str) -> None:
+            nursery.start_soon(follow, url)  # the redirect back is served once this returns
+
+        (upstream,) = load_config(config).proxy.upstreams
+        await _login_async(upstream, True, open_url=open_url)
+
+
+@contextlib.asynccontextmanager
+async def _gateway(config: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """The gateway on ``config``, as ``watchgate run`` serves it (audit off), and the SDK's
+    streams to it: JSON lines both ways, as over stdio."""
+    gateway = Gateway(load_config(config))
+    ours, theirs = (
+        trio.SocketStream(end) for end in trio.socket.socketpair()
+    )  # not trio.testing: it loads pytest
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def outgoing() -> None:
+        async with write_reader:
+            async for message in write_reader:
+                line = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+                await ours.send_all(line.encode())
+
+    async def incoming() -> None:
+        rest = b""
+        async with read_writer:
+            while data := await ours.receive_some():
+                *lines, rest = (rest + data).split(b"\n")
+                for line in lines:
+                    message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                    await read_writer.send(SessionMessage(message))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gateway.serve_stream, theirs, theirs)
+        nursery.start_soon(outgoing)
+        nursery.start_soon(incoming)
+        try:
+            yield read_stream, write_stream
+        finally:
+            nursery.cancel_scope.cancel()
 
 
 def _oauth(scenario: str) -> dict[str, Any] | None:
@@ -179,28 +212,28 @@ class _LoggingIn:
 
 async def main(url: str) -> None:
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "watchgate.yaml"
         upstream: dict[str, Any] = {"name": "conformance", "transport": "http", "url": url}
-        env = {**os.environ, "XDG_CONFIG_HOME": scratch}  # the token file, this run's own
+        os.environ["XDG_CONFIG_HOME"] = scratch  # the token file, this run's own
         auth = _oauth(scenario)
         if auth is not None:
             upstream["auth"] = auth
             # while the login is redone (a step-up), the server waits in needs-login, restarting
-            # with its backoff; under the suite's load that can take a while: keep it short
+            # with its backoff; keep it short
             upstream.update(max_restarts=50, backoff={"max": 1.0})
         config.write_text(yaml.safe_dump({"proxy": {"upstreams": [upstream], "startup_wait": 60}}))
         if auth is not None:
             with trio.fail_after(60):
-                await _login(config, env)
-        params = StdioServerParameters(command=WATCHGATE, args=["run", "-c", str(config)], env=env)
+                await _login(config)
         async with (
-            stdio_client(params, errlog=sys.stderr) as (read, write),
+            _gateway(config) as (read, write),
             ClientSession(read, write, elicitation_callback=_accept_with_defaults) as session,
         ):
             with trio.fail_after(75):  # the suite waits 90 s (the test says so): fail first, saying where
                 await session.initialize()
-                login = (lambda: _login(config, env)) if auth is not None else None
+                login = (lambda: _login(config)) if auth is not None else None
                 await _scenario(_LoggingIn(session, login), scenario)
 
 

@@ -15,6 +15,7 @@ import queue
 import sys
 import time
 import webbrowser
+from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -84,7 +85,14 @@ def _login(args: argparse.Namespace) -> int:
     return trio.run(_login_async, upstream, args.no_browser)
 
 
-async def _login_async(upstream: UpstreamConfig, no_browser: bool) -> int:
+async def _login_async(
+    upstream: UpstreamConfig,
+    no_browser: bool,
+    *,
+    open_url: Callable[[str], Awaitable[None]] | None = None,
+) -> int:
+    """The login itself; ``open_url`` stands in for the browser (it must not wait for the
+    redirect back: that is served after it returns)."""
     import httpx2
 
     from watchgate.transports.oauth import AuthorizationCodeResult, TokenFile, gateway_auth, preregister
@@ -96,7 +104,9 @@ async def _login_async(upstream: UpstreamConfig, no_browser: bool) -> int:
     storage = TokenFile(upstream.url or "")
 
     async def redirect(url: str) -> None:
-        if no_browser or not webbrowser.open(url):
+        if open_url is not None:
+            await open_url(url)
+        elif no_browser or not webbrowser.open(url):
             print(f"Open this URL to log in to {upstream.name}:\n{url}", flush=True)
         else:
             print(f"A browser is open for the login to {upstream.name}; waiting for it…", flush=True)
