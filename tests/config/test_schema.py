@@ -204,12 +204,21 @@ def test_stdio_command_must_not_be_empty(command: str) -> None:
     assert problem.message == "the command is empty"
 
 
-@pytest.mark.parametrize("key", ["url: http://h/", "headers: {A: b}", "protocol: legacy"])
+@pytest.mark.parametrize("key", ["url: http://h/", "headers: {A: b}", "tls: {verify: false}"])
 def test_stdio_forbids_url_and_headers(key: str) -> None:
     [problem] = problems(one_upstream("command: [s]", key))
     name = key.split(":")[0]
     assert (problem.path, problem.line) == (f"proxy.upstream.{name}", 4)
     assert problem.message == f"{name!r} is only for http, sse and websocket upstreams, not stdio"
+
+
+def test_protocol_modern_is_for_stdio_servers() -> None:
+    assert (
+        parse_config(one_upstream("command: [s]", "protocol: modern")).proxy.upstreams[0].protocol == "modern"
+    )
+    [problem] = problems(one_upstream("transport: http", "url: http://h/mcp", "protocol: modern"))
+    assert problem.path == "proxy.upstream.protocol"
+    assert problem.message.startswith("'modern' is for stdio servers")
 
 
 @pytest.mark.parametrize(

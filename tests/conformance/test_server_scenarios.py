@@ -12,6 +12,7 @@ docs/conformance.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -32,7 +33,9 @@ from tests.integration.test_http_upstream import _free_port
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE.parent / "servers" / "conformance_fixture.py"
-THROUGH = ("stdio", "http")  # how Watchgate reaches the fixture
+#: how Watchgate reaches the fixture, per requirement set (a 2025-11-25 client never meets
+#: ``protocol: modern``'s own features, so that way runs with the 2026-07-28 set only)
+THROUGH = {"2025-11-25": ("stdio", "http"), "2026-07-28": ("stdio", "stdio-modern", "http")}
 
 pytestmark = pytest.mark.integration
 
@@ -102,11 +105,11 @@ async def _failed_scenarios(url: str, revision: str, results: Path) -> tuple[set
 
 
 def _baseline(revision: str) -> dict[str, dict[str, str]]:
-    """Per way through (``stdio``, ``http``): the scenarios expected to fail, with the reason."""
+    """Per way through (``THROUGH``): the scenarios expected to fail there, with the reason."""
     entries = yaml.safe_load((HERE / f"server-baseline-{revision}.yaml").read_text())["server"] or []
-    expected: dict[str, dict[str, str]] = {side: {} for side in THROUGH}
+    expected: dict[str, dict[str, str]] = {side: {} for side in THROUGH[revision]}
     for entry in entries:
-        for side in entry.get("through", THROUGH):
+        for side in entry.get("through", THROUGH[revision]):
             expected[side][entry["scenario"]] = entry["reason"]
     return expected
 
@@ -118,36 +121,41 @@ def _scored(revision: str) -> set[str]:
 
 @pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])
 async def test_watchgate_scores_what_the_fixture_scores_for(revision: str, tmp_path: Path) -> None:
-    """Three runs of the requirement set at once: the fixture directly, and Watchgate in front of
-    it over stdio (the ``initialize`` era: a legacy upstream) and over HTTP (2026-07-28: a modern
+    """The requirement set run at once against the fixture directly and through Watchgate, which
+    reaches it over stdio (the ``initialize`` era: a legacy upstream), over stdio with
+    ``protocol: modern`` (2026-07-28 requirements only) and over HTTP (2026-07-28: a modern
     upstream, whose ``input_required`` and ``requestState`` pass through untouched)."""
-    direct_port, stdio_port, http_port = _free_port(), _free_port(), _free_port()
-    fixture = [sys.executable, str(FIXTURE), "http", str(direct_port)]
-    over_stdio = {"command": [sys.executable, str(FIXTURE), "stdio"]}
+    direct_port = _free_port()
+    stdio = [sys.executable, str(FIXTURE), "stdio"]
     with trio.fail_after(600):
-        async with (
-            serving(fixture, direct_port, tmp_path / "fixture.log") as direct,
-            serving(
-                _through_watchgate(tmp_path, stdio_port, over_stdio), stdio_port, tmp_path / "stdio.log"
-            ) as stdio,
-            serving(
-                _through_watchgate(tmp_path, http_port, {"transport": "http", "url": direct}),
-                http_port,
-                tmp_path / "http.log",
-            ) as http,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            fixture = [sys.executable, str(FIXTURE), "http", str(direct_port)]
+            urls = {
+                "direct": await stack.enter_async_context(
+                    serving(fixture, direct_port, tmp_path / "direct.log")
+                )
+            }
+            upstreams = {
+                "stdio": {"command": stdio},
+                "stdio-modern": {"command": stdio, "protocol": "modern"},
+                "http": {"transport": "http", "url": urls["direct"]},
+            }
+            for side in THROUGH[revision]:
+                port = _free_port()
+                gateway = _through_watchgate(tmp_path, port, upstreams[side])
+                urls[side] = await stack.enter_async_context(serving(gateway, port, tmp_path / f"{side}.log"))
             outcome: dict[str, tuple[set[str], set[str], str]] = {}
 
             async def run(side: str, url: str) -> None:
                 outcome[side] = await _failed_scenarios(url, revision, tmp_path / side)
 
             async with trio.open_nursery() as nursery:
-                for side, url in (("direct", direct), ("stdio", stdio), ("http", http)):
+                for side, url in urls.items():
                     nursery.start_soon(run, side, url)
     scored = _scored(revision)
     direct_failed, direct_ran, _ = outcome["direct"]
     expected = _baseline(revision)
-    for side in THROUGH:
+    for side in THROUGH[revision]:
         failed, ran, summary = outcome[side]
         assert scored <= ran and ran == direct_ran, side  # the whole requirement set ran on both
         # the score: scored scenarios only (the unscored ones, extensions and pending, run for visibility)

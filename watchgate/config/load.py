@@ -366,7 +366,7 @@ class _Builder:
         """stdio spawns a command; http, sse and websocket connect to a url. Never a mix."""
         forbidden: tuple[str, ...]
         if u.transport is Transport.STDIO:
-            forbidden, other = ("url", "headers", "auth", "tls", "protocol"), "http, sse and websocket"
+            forbidden, other = ("url", "headers", "auth", "tls"), "http, sse and websocket"
             if not u.command and "command" not in skip:
                 what = "is empty" if "command" in raw else "is required for a stdio upstream"
                 self.add(join_path(path, "command"), f"the command {what}")
@@ -378,6 +378,12 @@ class _Builder:
             if u.url is None and "url" not in skip:
                 message = f"a url is required when transport is {u.transport}"
                 self.add(join_path(path, "url"), message)
+            if u.protocol == "modern":
+                message = (
+                    "'modern' is for stdio servers: over http, 'auto' speaks 2026-07-28 to a server "
+                    "that does, and initialize to one that does not"
+                )
+                self.add(join_path(path, "protocol"), message)
         for key in forbidden:
             if key in raw:
                 message = f"{key!r} is only for {other} upstreams, not {u.transport}"

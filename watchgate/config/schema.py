@@ -222,8 +222,9 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     # its names to clients as <name>__tool and <name>+uri: "auto" only with more than one server,
     # "always", or "never" (its names pass through; DESIGN.md section 4)
     prefix: Literal["auto", "always", "never"] = "auto"
-    # http: "auto" probes the 2026-07-28 era first and falls back to initialize; "legacy" never probes
-    protocol: Literal["auto", "legacy"] = "auto"
+    # http: "auto" probes the 2026-07-28 era first and falls back to initialize; "legacy" never
+    # probes. stdio: "auto" and "legacy" open with initialize; "modern" speaks 2026-07-28
+    protocol: Literal["auto", "legacy", "modern"] = "auto"
     restart: Restart = "permanent"
     max_restarts: Annotated[int, Meta(ge=0)] = 5
     within_seconds: Positive = 60.0

@@ -75,4 +75,8 @@ def default_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[Ups
         Transport.SSE: sse_connector,
         Transport.WEBSOCKET: websocket_connector,
     }
+    if config.transport is Transport.STDIO and config.protocol == "modern":
+        from watchgate.transports.modern_stdio import modern_stdio_connector
+
+        return modern_stdio_connector(config)
     return connectors[config.transport](config)

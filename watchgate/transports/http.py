@@ -47,7 +47,7 @@ from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.sanitize import clean
 from watchgate.transports.listen import ListenStream
-from watchgate.transports.modern import MODERN, ModernSession, supported_versions
+from watchgate.transports.modern import MODERN, ModernSession, as_object, supported_versions
 from watchgate.transports.mrtr import Retry
 from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
 from watchgate.transports.sse import LegacyStreamError, each_event, read_legacy_stream
@@ -206,11 +206,8 @@ class HttpConnection(RemoteConnection):
         return False
 
     async def _send_modern(self, modern: ModernSession, line: bytes) -> None:
-        try:
-            message = msgspec.json.decode(line)
-        except msgspec.DecodeError:
-            return
-        if not isinstance(message, dict):
+        message = as_object(line)
+        if message is None:
             return
         if "method" not in message and modern.rounds.owns(message.get("id")):
             outcome = modern.rounds.input_given(message)  # the client's input for an MRTR round

@@ -40,7 +40,7 @@ from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind
 from watchgate.transports.mrtr import InputRounds, Retry
 
-__all__ = ["MODERN", "ModernSession", "header_paths", "supported_versions"]
+__all__ = ["MODERN", "ModernSession", "as_object", "header_paths", "supported_versions"]
 
 MODERN: Final = "2026-07-28"
 _VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
@@ -288,6 +288,15 @@ class ModernSession:
         self._pending[message["id"]] = message["method"]
         body = msgspec.json.encode(message)
         return body, body, self._headers(message["method"], message.get("params") or {})
+
+
+def as_object(line: bytes) -> dict[str, Any] | None:
+    """A line the gateway sends, as the dict the translation works on (None: not an object)."""
+    try:
+        message = msgspec.json.decode(line)
+    except msgspec.DecodeError:
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def jsonrpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
