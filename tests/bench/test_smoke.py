@@ -42,7 +42,18 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     for label in ("latency echo p50 (us)", "throughput echo c=32", "large", "fan-out", "plugins", "daemon"):
         assert label in proc.stdout
     results = json.loads(out.read_text())
-    expected = {"machine", "latency", "throughput", "large", "fanout", "peer", "plugins", "daemon", "targets"}
+    expected = {
+        "machine",
+        "latency",
+        "throughput",
+        "large",
+        "fanout",
+        "peer",
+        "plugins",
+        "telemetry",
+        "daemon",
+        "targets",
+    }
     assert expected <= results.keys()
     assert results["mode"] == "quick"
     assert results["errors"] == []
@@ -67,6 +78,10 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     ].keys()
     assert "added_p50_us" in plugins and "ratio" in plugins["throughput"]
     assert "plugins added p50" in proc.stdout
+    telemetry = results["telemetry"]
+    assert telemetry["status"] == "ok", telemetry  # spans and metrics to a local OTLP sink
+    assert {"added_p50_us", "throughput"} <= telemetry.keys()
+    assert "telemetry (OpenTelemetry spans + metrics)" in proc.stdout
     assert results["daemon"]["status"] in {"ok", "not built yet"}
     assert results["peer"]["status"] in {"ok", "skipped"}
     assert results["gatekit"]["status"] in {"ok", "skipped"}  # `make bench` installs it, `make test` not

@@ -65,6 +65,17 @@ def test_run_refuses_http_on_an_open_address_without_a_token(
     assert err.startswith("watchgate: refusing to listen on 0.0.0.0:8848") and err.count("\n") == 1
 
 
+def test_run_with_a_profile_it_does_not_have_or_over_http_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "profiles.yaml"
+    path.write_text("proxy:\n  upstream:\n    command: [x]\nprofiles:\n  lean: {tools: {allow: [read*]}}\n")
+    assert main(["run", "-c", str(path), "--profile", "fat"]) == 1
+    assert capsys.readouterr().err == "watchgate: unknown profile 'fat' (known: lean)\n"
+    assert main(["run", "-c", str(path), "--profile", "lean", "--http", "127.0.0.1:0"]) == 1
+    assert "over HTTP each client chooses its profile (?profile=NAME)" in capsys.readouterr().err
+
+
 def test_run_http_wants_host_and_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text("proxy:\n  upstream:\n    command: [x]\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchgate.cli.daemon import _upstream_row
+from watchgate.cli.ps import upstream_row as _upstream_row
 
 
 def _row(**fields: Any) -> dict[str, Any]:

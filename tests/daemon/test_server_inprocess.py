@@ -6,6 +6,7 @@ exactly as a user's ``watchgate ps`` would in another process.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ import yaml
 from trio_websocket import ConnectionRejected, HandshakeError, wrap_client_stream
 
 from tests.gateway.fakes import FakeServer, echo, fake_connector, hang
+from watchgate.cli import ps as ps_command
 from watchgate.cli.main import main
 from watchgate.config import load_config
 from watchgate.daemon import control
@@ -30,21 +32,27 @@ from watchgate.errors import ControlError, DaemonAlreadyRunning
 from watchgate.listeners.endpoints import ATTACH_PATH
 
 
-def _write(path: Path, *names: str) -> None:
+def _write(path: Path, *names: str, profiles: dict[str, Any] | None = None) -> None:
     upstreams = [
         {"name": name, "command": ["fake"], "backoff": {"initial": 0.1, "max": 0.1}} for name in names
     ]
-    path.write_text(yaml.safe_dump({"proxy": {"startup_wait": 5, "upstreams": upstreams}}))
+    document: dict[str, Any] = {"proxy": {"startup_wait": 5, "upstreams": upstreams}}
+    if profiles:
+        document["profiles"] = profiles
+    path.write_text(yaml.safe_dump(document))
 
 
 @asynccontextmanager
 async def daemon_with(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *servers: FakeServer
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *servers: FakeServer,
+    profiles: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Daemon, Callable[..., Any]]]:
     runtime = Path(tempfile.mkdtemp(prefix="wg-", dir="/tmp"))
     monkeypatch.setenv(RUNTIME_ENV, str(runtime))
     config_path = tmp_path / "watchgate.yaml"
-    _write(config_path, *(s.name for s in servers))
+    _write(config_path, *(s.name for s in servers), profiles=profiles)
     daemon = Daemon(
         load_config(config_path),
         RuntimePaths(runtime),
@@ -91,7 +99,7 @@ async def test_the_commands_against_a_running_daemon(
             {"name": "alpha__echo", "upstream_name": "echo", "shortened": False}
         ]
         assert await cli("ps", "--clients") == 0
-        assert capsys.readouterr().out.split() == ["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT"]
+        assert capsys.readouterr().out.split() == ["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT", "PROFILE"]
 
         assert await cli("stop", "alpha") == 0
         assert capsys.readouterr().out == "alpha: stopped\n"
@@ -296,3 +304,110 @@ async def test_a_server_that_needs_a_login_says_so_in_ps_and_to_its_callers(
         hosted.fail_start = None  # logged in: `auth login` asks the daemon to restart it
         assert await cli("restart", "hosted") == 0
         assert capsys.readouterr().out == "hosted: running\n"
+
+
+async def test_ps_name_shows_one_server_in_full_and_watch_redraws(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha, beta = FakeServer("alpha", tools={"echo": echo}), FakeServer("beta")
+    async with daemon_with(monkeypatch, tmp_path, alpha, beta) as (daemon, cli):
+        assert await cli("ps", "alpha") == 0
+        shown = capsys.readouterr().out
+        head, *rest = shown.splitlines()
+        assert head.split()[:4] == ["alpha", "running", "pid", str(alpha.session.pid)]
+        fields = {line[2:12].strip(): line[13:] for line in rest if line[2:12].strip()}
+        assert fields["transport"] == "stdio (MCP 2025-11-25, alpha 0)"
+        assert fields["runs"] == "fake"
+        assert fields["policy"].startswith("permanent, at most 5 restarts within 60 s")
+        assert fields["tools"] == "1: alpha__echo"
+        assert fields["processes"].startswith(str(alpha.session.pid))
+        assert fields["events"].endswith("event: started")
+        assert "\x1b[" not in shown  # not a terminal: no colours
+
+        assert await cli("ps", "alpha", "--json") == 0
+        detail = json.loads(capsys.readouterr().out)
+        assert detail["row"]["name"] == "alpha" and detail["tools"] == ["alpha__echo"]
+        assert await cli("ps", "gamma") == 1
+        assert "unknown server 'gamma' (known: alpha, beta)" in capsys.readouterr().err
+
+        watch = argparse.Namespace(name=None, json=False, tools=None, clients=False, watch=0.3)
+        with trio.move_on_after(1.0):  # --watch redraws until stopped (Ctrl-C at a terminal)
+            await ps_command._ps(watch, daemon.paths)
+        assert capsys.readouterr().out.count("NAME  ") >= 3
+
+
+_HELLO_LINES = (
+    b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+    b'"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n'
+    b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+    b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n'
+)
+
+
+def _tool_names(lines: bytes) -> list[str] | None:
+    for line in lines.splitlines():
+        message = json.loads(line)
+        if message.get("id") == 2:
+            return [tool["name"] for tool in message["result"]["tools"]]
+    return None
+
+
+async def test_attach_with_a_profile_by_hand_over_and_by_relay(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+    import socket as stdlib_socket
+
+    from watchgate.daemon.client import connect
+    from watchgate.errors import DaemonRefused
+    from watchgate.listeners import handoff
+
+    alpha, beta = FakeServer("alpha", tools={"echo": echo}), FakeServer("beta", tools={"echo": echo})
+    profiles = {"only-alpha": {"servers": ["alpha"]}}
+    async with daemon_with(monkeypatch, tmp_path, alpha, beta, profiles=profiles) as (daemon, _):
+        async with connect(daemon.paths, f"{ATTACH_PATH}?profile=only-alpha") as ws:  # the relay
+            await ws.send_message(_HELLO_LINES)
+            received = b""
+            while _tool_names(received) is None:
+                received += await ws.get_message()  # type: ignore[operator]
+        assert _tool_names(received) == ["alpha__echo"]
+        with pytest.raises(DaemonRefused, match=r"unknown profile 'nope' \(known: only-alpha\)"):
+            async with connect(daemon.paths, f"{ATTACH_PATH}?profile=nope"):
+                pass
+
+        async def hand_over(profile: bytes) -> tuple[trio.socket.SocketType, int, int]:
+            client_in, gateway_in = os.pipe()
+            gateway_out, client_out = os.pipe()
+            sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+            await sock.connect(str(daemon.paths.socket))
+            await sock.sendmsg(
+                [handoff.HELLO_WITH_PROFILE + profile + b"\n"], handoff.pack_fds([client_in, client_out])
+            )
+            os.close(client_in)
+            os.close(client_out)
+            return sock, gateway_in, gateway_out
+
+        sock, gateway_in, gateway_out = await hand_over(b"nope")
+        with trio.fail_after(5):
+            refusal = await sock.recv(200)
+        assert refusal == handoff.REFUSED + b"unknown profile 'nope' (known: only-alpha)\n"
+        sock.close()
+        os.close(gateway_in)
+        os.close(gateway_out)
+
+        sock, gateway_in, gateway_out = await hand_over(b"only-alpha")
+        with trio.fail_after(5):
+            assert await sock.recv(1) == handoff.ACCEPTED
+        os.write(gateway_in, _HELLO_LINES)
+        received = b""
+        with trio.fail_after(10):
+            while _tool_names(received) is None:
+                received += await trio.to_thread.run_sync(os.read, gateway_out, 65536)
+        assert _tool_names(received) == ["alpha__echo"]
+        report = await call(daemon.paths, control.Ps())
+        assert [c["profile"] for c in report["clients"]] == ["only-alpha"]
+        os.close(gateway_in)  # the client leaves
+        with trio.fail_after(5):
+            assert await sock.recv(1) == handoff.CLIENT_LEFT
+        sock.close()
+        os.close(gateway_out)

@@ -10,6 +10,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import trio
@@ -452,9 +453,10 @@ async def running_daemon(
         async with trio.open_nursery() as nursery:
             await nursery.start(gateway.run)
 
-            async def attach(*, reading: bool = True) -> Client:
+            async def attach(*, reading: bool = True, profile: str | None = None) -> Client:
                 """``reading=False``: a client that never reads what it is sent (a lockstep
-                stream: the gateway's writes to it block, as on a pipe nobody drains)."""
+                stream: the gateway's writes to it block, as on a pipe nobody drains);
+                ``profile``: the one it attaches with."""
                 to_gw_send, to_gw_receive = trio.testing.memory_stream_one_way_pair()
                 if reading:
                     to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
@@ -462,7 +464,9 @@ async def running_daemon(
                     to_client_send, to_client_receive = trio.testing.lockstep_stream_pair()
                 client = Client(to_gw_send, to_client_receive)
                 before = len(gateway.sessions())
-                nursery.start_soon(gateway.attach_client, to_gw_receive, to_client_send)
+                nursery.start_soon(
+                    partial(gateway.attach_client, to_gw_receive, to_client_send, profile=profile)
+                )
                 if reading:
                     nursery.start_soon(client.pump)
                 while len(gateway.sessions()) == before:

@@ -99,6 +99,7 @@ def write_config(
     *,
     plugins: Sequence[dict[str, Any]] = (),
     audit: bool = True,
+    telemetry: dict[str, Any] | None = None,
 ) -> Path:
     """A gateway config with defaults everywhere except a generous ``startup_wait``.
 
@@ -112,6 +113,8 @@ def write_config(
         config["audit"] = {"enabled": False}
     if plugins:
         config["plugins"] = list(plugins)
+    if telemetry is not None:
+        config["telemetry"] = telemetry
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

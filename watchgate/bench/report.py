@@ -100,6 +100,7 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         if peer.get("status") != "ok":
             rows.append([label, peer.get("note", "not run")])
     rows.append(["plugins (all built-in security plugins)", _plugins_note(results.get("plugins", {}))])
+    rows.append(["telemetry (OpenTelemetry spans + metrics)", _plugins_note(results.get("telemetry", {}))])
     rows += _floor_rows(results.get("floor", {}))
     rows.append(["daemon via `watchgate attach`", results.get("daemon", {}).get("status", NOT_BUILT)])
     return rows
@@ -131,7 +132,8 @@ def _floor_rows(floor: dict[str, Any]) -> list[list[str]]:
 
 
 def _plugins_note(plugins: dict[str, Any]) -> str:
-    """One spanning line: the gateway without plugins vs with all of them, and the difference."""
+    """One spanning line: the gateway without a feature (all plugins, telemetry) vs with it, and
+    the difference."""
     if plugins.get("status") != "ok":
         return str(plugins.get("error", plugins.get("status", NOT_BUILT)))
     off, on, tput = plugins["without"], plugins["with"], plugins["throughput"]

@@ -8,6 +8,7 @@ one's failure is recorded and never fails the run, because they are not what the
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -283,23 +284,83 @@ async def plugins_scenario(counts: Counts, workdir: Path) -> dict[str, Any]:
     plugins = arms.builtin_plugins(workdir)
     bare = arms.write_config(workdir / "plugins-off.yaml", [entry], audit=False)
     full = arms.write_config(workdir / "plugins-on.yaml", [entry], plugins=plugins, audit=False)
+    compared = await _off_on("plugins", server, bare, full, counts, workdir)
+    return {**compared, "plugins": [plugin["name"] for plugin in plugins], "audit": PLUGINS_AUDIT_NOTE}
+
+
+async def telemetry_scenario(counts: Counts, workdir: Path) -> dict[str, Any]:
+    """``watchgate run`` on the echo server without telemetry vs with it (every span and metric
+    exported over OTLP/HTTP to a local sink that answers at once): what tracing costs per call.
+    Without it the SDK is never imported: that arm runs the code the other rows measure."""
+    server = Server("echo", arms.echo_server(), "echo", {"text": "hello"})
+    entry = arms.upstream_entry(server.label, server.argv)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, _otlp_sink, 0)
+        port = listeners[0].socket.getsockname()[1]
+        telemetry = {"otlp_endpoint": f"http://127.0.0.1:{port}", "metrics_interval": 1}
+        bare = arms.write_config(workdir / "telemetry-off.yaml", [entry], audit=False)
+        traced = arms.write_config(workdir / "telemetry-on.yaml", [entry], audit=False, telemetry=telemetry)
+        compared = await _off_on("telemetry", server, bare, traced, counts, workdir)
+        nursery.cancel_scope.cancel()
+    return compared
+
+
+_SINK_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+
+
+async def _otlp_sink(stream: trio.SocketStream) -> None:
+    """An OTLP/HTTP collector that keeps nothing: each POST is read and answered 200."""
+    buffered = b""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while True:
+            while b"\r\n\r\n" not in buffered:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buffered += data
+            head, _, buffered = buffered.partition(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            while len(buffered) < length:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buffered += data
+            buffered = buffered[length:]
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+            )
+
+
+async def _off_on(
+    label: str, server: Server, off_config: Path, on_config: Path, counts: Counts, workdir: Path
+) -> dict[str, Any]:
+    """Two ``watchgate run`` arms on one server, measured like the direct/watchgate pair."""
     k = max(counts.concurrency)
     async with AsyncExitStack() as stack:
-        without = await open_connection(stack, "watchgate-plugins-off", arms.gateway_command(bare), workdir)
-        with_ = await open_connection(stack, "watchgate-plugins-on", arms.gateway_command(full), workdir)
+        without = await open_connection(
+            stack, f"watchgate-{label}-off", arms.gateway_command(off_config), workdir
+        )
+        with_ = await open_connection(
+            stack, f"watchgate-{label}-on", arms.gateway_command(on_config), workdir
+        )
         pair = [Arm.of(conn, server.tool, server.arguments) for conn in (without, with_)]
-        log("plugins: warm-up")
+        log(f"{label}: warm-up")
         await measure.warm_up(pair, counts.warmup)
-        log("plugins: latency")
+        log(f"{label}: latency")
         off, on = await measure.latency(pair, counts.latency_calls, counts.repeats)
-        log(f"plugins: throughput, {k} outstanding")
+        log(f"{label}: throughput, {k} outstanding")
         off_t, on_t = await measure.throughput(pair, counts.throughput_calls, k, counts.repeats)
     return {
         "status": "ok",
         "server": server.label,
         "tool": server.tool,
-        "plugins": [plugin["name"] for plugin in plugins],
-        "audit": PLUGINS_AUDIT_NOTE,
         "without": off.as_json(),
         "with": on.as_json(),
         "added_p50_us": round(on.p50_us - off.p50_us, 1),

@@ -38,6 +38,7 @@ from watchgate.bench.scenarios import (
     optional_arms,
     plugins_scenario,
     server_scenario,
+    telemetry_scenario,
 )
 
 
@@ -99,6 +100,7 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
         "large": {},
         "fanout": {},
         "plugins": {},
+        "telemetry": {},
         "floor": {},
         **optional_arms(),
         "errors": [],
@@ -120,6 +122,8 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
             results["latency"].append({"server": server.label, "error": str(exc)})
     log("plugins: all six built-in security plugins vs none")
     await _scenario(results, "plugins", plugins_scenario(counts, workdir))
+    log("telemetry: OpenTelemetry spans and metrics (OTLP) vs none")
+    await _scenario(results, "telemetry", telemetry_scenario(counts, workdir))
     log("floor: the bare trio pass-through, run with the audit log off and on, the daemon")
     await _scenario(results, "floor", floor_scenario(counts, workdir))
     log(f"fan-out: {counts.fanout.upstreams} upstreams x {counts.fanout.tools} tools")

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from urllib.parse import urlencode
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from watchgate.daemon.client import connect
 from watchgate.daemon.paths import RuntimePaths
+from watchgate.errors import WatchgateError
 from watchgate.listeners import handoff
 from watchgate.listeners.endpoints import ATTACH_PATH
 from watchgate.wire.pipes import stdio_streams
@@ -26,19 +28,30 @@ from watchgate.wire.pipes import stdio_streams
 RELAY_ENV = "WATCHGATE_ATTACH_RELAY"
 
 
-def hand_over(paths: RuntimePaths) -> bool | None:
+class AttachRefused(WatchgateError):
+    """The daemon would not take this client (a profile it does not have); the message says why."""
+
+
+def hand_over(paths: RuntimePaths, profile: str | None = None) -> bool | None:
     """Give the daemon this process's stdin and stdout and wait for the session to end: True if
     the client ended it, False if the daemon did; None if the daemon would not take them (then
-    nothing has changed and the caller relays instead)."""
+    nothing has changed and the caller relays instead). Raises `AttachRefused` saying why when
+    the daemon has no such ``profile``."""
     if os.environ.get(RELAY_ENV) == "1" or not hasattr(socket, "SCM_RIGHTS"):
         return None
     paths.verify_socket()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
             sock.connect(str(paths.socket))
-            sock.sendmsg([handoff.HELLO], handoff.pack_fds([sys.stdin.fileno(), sys.stdout.fileno()]))
+            hello = (
+                handoff.HELLO if profile is None else handoff.HELLO_WITH_PROFILE + profile.encode() + b"\n"
+            )
+            sock.sendmsg([hello], handoff.pack_fds([sys.stdin.fileno(), sys.stdout.fileno()]))
             sock.settimeout(10)
-            if sock.recv(1) != handoff.ACCEPTED:
+            answer = sock.recv(1)
+            if answer == handoff.REFUSED:
+                raise AttachRefused(sock.makefile("rb").readline(512).decode(errors="replace").strip())
+            if answer != handoff.ACCEPTED:
                 return None
         except OSError:  # no daemon, or one that does not know the handoff: the relay says why
             return None
@@ -55,11 +68,12 @@ def hand_over(paths: RuntimePaths) -> bool | None:
         return status == handoff.CLIENT_LEFT  # b"": the daemon died
 
 
-async def bridge(paths: RuntimePaths) -> bool:
+async def bridge(paths: RuntimePaths, profile: str | None = None) -> bool:
     """Relay until one side ends; True if the client ended the session (its stdin closed),
     False if the daemon did (``watchgate down``, or the daemon died)."""
     stdin, stdout = stdio_streams()
-    async with connect(paths, ATTACH_PATH, receive_buffer_size=65536) as ws, trio.open_nursery() as nursery:
+    resource = ATTACH_PATH if profile is None else f"{ATTACH_PATH}?{urlencode({'profile': profile})}"
+    async with connect(paths, resource, receive_buffer_size=65536) as ws, trio.open_nursery() as nursery:
         client_left = trio.Event()
         nursery.start_soon(_client_to_daemon, stdin, ws, client_left)
         await _daemon_to_client(ws, stdout)

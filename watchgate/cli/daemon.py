@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import trio
 
+from watchgate.cli import ps as ps_command
 from watchgate.cli.attach import bridge, hand_over
 from watchgate.cli.options import listen_address, with_http
 from watchgate.config import load_config
@@ -56,13 +56,10 @@ def register(commands: Any) -> None:
     )
     attach.add_argument("-c", "--config", help="config for a daemon started on demand")
     attach.add_argument("--no-start", action="store_true", help="fail instead of starting a daemon")
+    attach.add_argument("--profile", metavar="NAME", help="see only what this profile of the config shows")
     attach.set_defaults(func=_attach)
 
-    ps = commands.add_parser("ps", help="the servers and their state")
-    ps.add_argument("--json", action="store_true", help="machine-readable output")
-    ps.add_argument("--tools", metavar="NAME", help="list that server's tools with their public names")
-    ps.add_argument("--clients", action="store_true", help="list attached clients")
-    ps.set_defaults(func=_ps)
+    ps_command.register(commands, _control)
 
     for verb, helptext in (
         ("restart", "restart servers (clears failed)"),
@@ -221,10 +218,12 @@ def _attach(args: argparse.Namespace) -> int:
         if refusal:
             return _fail(refusal)
     try:
-        handed = hand_over(paths)  # the fast path: the daemon serves the client's own pipes
-        client_left = handed if handed is not None else trio.run(bridge, paths)
+        handed = hand_over(paths, args.profile)  # the fast path: the daemon serves the client's pipes
+        client_left = handed if handed is not None else trio.run(bridge, paths, args.profile)
     except OSError as exc:
         return _fail(f"cannot reach the daemon: {exc}")
+    except WatchgateError as exc:  # refused (an unknown profile): its reason, one line
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
     if not client_left:  # the daemon went down under the client: say so, and not with status 0
@@ -233,93 +232,6 @@ def _attach(args: argparse.Namespace) -> int:
 
 
 # --- ps / restart / logs / reload ----------------------------------------------------------------------
-def _ps(args: argparse.Namespace) -> int:
-    async def ps(paths: RuntimePaths) -> int:
-        if args.tools:
-            tools = await call(paths, control.Tools(name=args.tools))
-            if args.json:
-                print(msgspec.json.encode(tools).decode())
-            else:
-                _print_table(["NAME", "UPSTREAM NAME"], [[t["name"], t["upstream_name"]] for t in tools])
-            return 0
-        report = await call(paths, control.Ps())
-        if args.json:
-            print(msgspec.json.encode(report).decode())
-        elif args.clients:
-            _print_table(
-                ["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT"],
-                [
-                    [
-                        c["id"],
-                        f"{c['name']} {c['version']}".strip(),
-                        c["pid"] or "-",
-                        _duration(c["attached_for"]),
-                        c["in_flight"],
-                    ]
-                    for c in report["clients"]
-                ],
-            )
-        else:
-            _print_table(
-                [
-                    "NAME",
-                    "TRANSPORT",
-                    "STATE",
-                    "PID",
-                    "UPTIME",
-                    "RESTARTS",
-                    "TOOLS",
-                    "IN-FLIGHT",
-                    "SANDBOX",
-                    "LAST ERROR",
-                ],
-                [_upstream_row(u) for u in report["upstreams"]],
-            )
-            print(_audit_line(report.get("audit")))
-        return 0
-
-    return _control(ps)
-
-
-def _audit_line(audit: dict[str, Any] | None) -> str:
-    if audit is None or not audit.get("enabled"):
-        return "audit: off"
-    if not audit["healthy"]:
-        return f"audit: FAILING, requests are refused ({audit['last_error']}); log {audit['path']}"
-    lost = f", {audit['records_lost']} lost" if audit["records_lost"] else ""
-    return f"audit: ok, {audit['records_written']} records{lost}; log {audit['path']}"
-
-
-def _upstream_row(u: dict[str, Any]) -> list[Any]:
-    state = u["state"]
-    if state == "backoff" and u["next_restart_in"] is not None:
-        state = f"backoff ({u['next_restart_in']:.1f}s)"
-    return [
-        u["name"],
-        u["transport"],
-        state,
-        u["pid"] or u.get("host") or "-",  # a remote server: its host
-        _duration(u["uptime"]) if u["uptime"] is not None else "-",
-        u["restarts"],
-        u["tools"],
-        u["in_flight"],
-        u.get("sandbox", "-"),
-        (u["last_error"] or "-")[:80],
-    ]
-
-
-def _duration(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-def _print_table(header: list[str], rows: list[list[Any]]) -> None:
-    cells = [header, *[[escape_controls(str(c)) for c in row] for row in rows]]  # names peers chose
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
 def _act(args: argparse.Namespace) -> int:
     if not args.names and not args.all:
         return _fail(f"{args.verb}: name a server (or --all)", 2)

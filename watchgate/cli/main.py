@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import trio
 
 from watchgate import __version__
+from watchgate.cli import completion
 from watchgate.cli.options import listen_address, with_http
 from watchgate.config import GatewayConfig, Transport, load_config
 from watchgate.errors import CannotListen, ConfigError, WatchgateError
@@ -18,6 +20,31 @@ from watchgate.gateway.tree import audit_actor
 from watchgate.listeners.stdio import serve_stdio
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: one line a person would type, for each command's --help (by its path after "watchgate")
+_EXAMPLES = {
+    "run": "watchgate run -c supervisor.yaml --http 127.0.0.1:8848",
+    "validate": "watchgate validate -c supervisor.yaml",
+    "up": "watchgate up -c ~/.config/watchgate/supervisor.yaml --http 127.0.0.1:8848",
+    "down": "watchgate down --grace 10",
+    "attach": "watchgate attach -c /home/me/supervisor.yaml   (what a client's config launches)",
+    "restart": "watchgate restart github   (or --all)",
+    "stop": "watchgate stop github",
+    "start": "watchgate start github",
+    "logs": "watchgate logs github -f -n 50",
+    "reload": "watchgate reload   (after editing the config the daemon runs)",
+    "audit": "watchgate audit verify",
+    "audit verify": "watchgate audit verify -c supervisor.yaml",
+    "audit tail": "watchgate audit tail -n 20",
+    "audit stats": "watchgate audit stats",
+    "bench": "watchgate bench --quick",
+    "pin": "watchgate pin list",
+    "pin list": "watchgate pin list",
+    "pin approve": "watchgate pin approve github__search_issues",
+    "auth": "watchgate auth login linear",
+    "auth login": "watchgate auth login linear --no-browser",
+    "auth status": "watchgate auth status",
+    "auth logout": "watchgate auth logout linear",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WatchgateError as exc:  # a refusal the command did not word itself: one line, no traceback
         print(f"watchgate: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # its reader left (`| head`): stop quietly, as any Unix tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error flushing at exit
+        return 1
     return code
 
 
@@ -41,7 +71,22 @@ def _parser() -> argparse.ArgumentParser:
     _register_core(commands)
     for register in _extra_commands():
         register(commands)
+    completion.register(commands, _parser)
+    _add_examples(parser)
     return parser
+
+
+def _add_examples(parser: argparse.ArgumentParser) -> None:
+    """``--help`` of every command ends with an example (those that give their own keep it)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, sub in action.choices.items():
+            example = _EXAMPLES.get(f"{sub.prog.removeprefix('watchgate ')}") or _EXAMPLES.get(name)
+            if example is not None and not sub.epilog:
+                sub.epilog = "example:\n  " + example
+                sub.formatter_class = argparse.RawDescriptionHelpFormatter
+            _add_examples(sub)
 
 
 def _extra_commands() -> list[Callable[[Any], None]]:
@@ -79,6 +124,7 @@ def _register_core(commands: Any) -> None:
         type=listen_address,
         help="serve MCP over Streamable HTTP on this address instead of stdio (proxy.http.listen)",
     )
+    run.add_argument("--profile", metavar="NAME", help="the client sees only what this profile shows (stdio)")
     run.set_defaults(func=_run)
     validate = commands.add_parser("validate", help="check a config file and print every problem")
     validate.add_argument("-c", "--config", required=True, help="the YAML config file")
@@ -121,6 +167,15 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     config = with_http(config, args.http)
+    if args.profile is not None and (config.proxy.transport == "http" or args.profile not in config.profiles):
+        known = ", ".join(config.profiles) or "none configured"
+        why = (
+            "over HTTP each client chooses its profile (?profile=NAME)"
+            if config.proxy.transport == "http"
+            else f"unknown profile {args.profile!r} (known: {known})"
+        )
+        print(f"watchgate: {why}", file=sys.stderr)
+        return 1
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
     if config.proxy.transport == "http":
@@ -133,5 +188,5 @@ def _run(args: argparse.Namespace) -> int:
                 audit.release()
             raise
         return 0
-    trio.run(serve_stdio, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
+    trio.run(serve_stdio, config, audit, args.profile, restrict_keyboard_interrupt_to_checkpoints=True)
     return 0

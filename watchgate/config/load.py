@@ -26,6 +26,7 @@ from watchgate.config.schema import (
     GatewayConfig,
     HttpListenerConfig,
     PluginConfig,
+    ProfileConfig,
     ProxyConfig,
     SandboxConfig,
     Transport,
@@ -127,9 +128,22 @@ class _Builder:
                 self.take(converted.issues)
                 sections[name] = converted.value
         self.check_plugins(sections.get("plugins") or ())
+        self.check_profiles(sections.get("profiles") or {}, sections.get("proxy"))
         if self.problems:
             return None
         return GatewayConfig(**sections, source=source)
+
+    def check_profiles(self, profiles: dict[str, ProfileConfig], proxy: ProxyConfig | None) -> None:
+        """A profile's name is a plain word (a flag and a URL query carry it); its servers exist."""
+        known = [u.name for u in proxy.upstreams] if proxy is not None else []
+        for name, profile in profiles.items():
+            path = join_path("profiles", name)
+            if not SERVER_NAME_RE.match(name):
+                self.add(path, f"profile name {name!r}: letters, digits and '-', starting with a letter")
+            for server in profile.servers or ():
+                if proxy is not None and server not in known:
+                    message = f"no upstream is called {server!r} (known: {', '.join(known)})"
+                    self.add(join_path(path, "servers"), message)
 
     def check_plugins(self, global_plugins: tuple[PluginConfig, ...]) -> None:
         """Every plugin must load and its config convert, globally and as merged per server."""

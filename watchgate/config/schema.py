@@ -343,9 +343,41 @@ class AuditConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True)
     mailbox_size: Annotated[int, Meta(ge=1)] = 1024
 
 
+class NameGlobs(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Globs on the names clients see (``github__get_*``): ``allow`` (only these, if given) and
+    ``deny`` (never these; deny wins)."""
+
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] = ()
+
+
+class ProfileConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """A named view of the gateway for a kind of client (``watchgate attach --profile NAME``):
+    only these servers (all when not given), and of them only the tools and prompts the globs
+    let through."""
+
+    servers: tuple[str, ...] | None = None
+    tools: NameGlobs = NameGlobs()
+    prompts: NameGlobs = NameGlobs()
+
+
+class TelemetryConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """OpenTelemetry over OTLP/HTTP (``watchgate[otel]``): spans and metrics, never payloads."""
+
+    otlp_endpoint: str  # e.g. http://127.0.0.1:4318 (the collector's OTLP/HTTP port)
+    service_name: str = "watchgate"
+    metrics_interval: Positive = 15.0  # seconds between metric exports
+
+    def __post_init__(self) -> None:
+        if not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"otlp_endpoint must be an http:// or https:// URL, got {self.otlp_endpoint!r}")
+
+
 class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     proxy: ProxyConfig
     logging: LoggingConfig = LoggingConfig()
     audit: AuditConfig = AuditConfig()
     plugins: tuple[PluginConfig, ...] = ()
+    profiles: dict[str, ProfileConfig] = {}  # name -> what a client that chose it sees
+    telemetry: TelemetryConfig | None = None  # OpenTelemetry: off unless given
     source: str | None = None  # not a YAML key: where the configuration was read from

@@ -45,6 +45,12 @@ class Tools(Request, tag="tools"):
     name: str
 
 
+class Detail(Request, tag="detail"):
+    """``ps NAME``: one server in full."""
+
+    name: str
+
+
 class Down(Request, tag="down"):
     grace: float = 5.0
 
@@ -59,7 +65,7 @@ class Relist(Request, tag="relist"):
     names: list[str]
 
 
-AnyRequest = Ps | Restart | Stop | Start | Logs | Tools | Down | Reload | Relist
+AnyRequest = Ps | Restart | Stop | Start | Logs | Tools | Detail | Down | Reload | Relist
 
 
 class Reply(msgspec.Struct, omit_defaults=True):
@@ -92,6 +98,7 @@ class ClientRow(msgspec.Struct):
     pid: int | None
     attached_for: float
     in_flight: int
+    profile: str | None = None  # the profile it attached with (None: it sees everything)
 
 
 class PsReport(msgspec.Struct):
@@ -102,6 +109,26 @@ class PsReport(msgspec.Struct):
     upstreams: list[UpstreamRow]
     clients: list[ClientRow]
     audit: AuditStatus | None = None  # None: not auditing
+
+
+class ProcessRow(msgspec.Struct):
+    pid: int
+    depth: int  # 0: the server's own process, 1: its children, …
+    command: str
+
+
+class ServerDetail(msgspec.Struct):
+    """Everything ``ps NAME`` shows of one server."""
+
+    row: UpstreamRow
+    target: str  # the command line, or the URL
+    policy: str  # the restart policy, in words
+    protocol: str | None  # what the running server speaks
+    server: str | None  # its serverInfo: name and version
+    processes: list[ProcessRow]
+    tools: list[str]  # the names clients call them by
+    events: list[str]  # its recent lifecycle events, oldest first
+    stderr: list[str]  # its last lines of stderr
 
 
 class ToolRow(msgspec.Struct):

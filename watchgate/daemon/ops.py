@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -14,10 +15,19 @@ import msgspec
 import trio
 from trio_websocket import WebSocketConnection
 
-from actors import ChildState, UnknownChild
+from actors import ChildState, ChildStatus, UnknownChild
 from watchgate.config import load_config
 from watchgate.daemon import control
-from watchgate.daemon.control import ClientRow, PsReport, Reply, ToolRow, UpstreamRow
+from watchgate.daemon.control import (
+    ClientRow,
+    ProcessRow,
+    PsReport,
+    Reply,
+    ServerDetail,
+    ToolRow,
+    UpstreamRow,
+)
+from watchgate.daemon.proctree import process_tree
 from watchgate.errors import ConfigError, exit_reason
 from watchgate.gateway.messages import RefreshLists
 from watchgate.gateway.tree import Gateway
@@ -70,6 +80,8 @@ class ControlOps:
             return self.ps()
         if isinstance(request, control.Tools):
             return self.tools(request.name)
+        if isinstance(request, control.Detail):
+            return self.detail(request.name)
         if isinstance(request, control.Restart):
             names = supervisor.names() if request.all else self._known(request.names)
             for name in names:
@@ -107,29 +119,7 @@ class ControlOps:
     def ps(self) -> PsReport:
         gateway = self._gateway
         now = trio.current_time()
-        rows = []
-        for status in gateway.upstream_supervisor.statuses():
-            actor = gateway.upstreams[status.name]
-            running = status.state == ChildState.RUNNING
-            rows.append(
-                UpstreamRow(
-                    name=status.name,
-                    transport=str(actor.config.transport),
-                    state="needs-login" if actor.needs_login and not running else str(status.state),
-                    pid=actor.pid,
-                    host=urlsplit(actor.config.url).netloc if actor.config.url else None,
-                    uptime=now - status.started_at if running and status.started_at is not None else None,
-                    restarts=status.restarts,
-                    tools=gateway.router.tool_count(status.name),
-                    in_flight=actor.in_flight,
-                    mailbox=actor.mailbox_depth(),
-                    last_error=exit_reason(status.last_exit),
-                    sandbox=actor.sandbox,
-                    next_restart_in=(
-                        max(0.0, status.next_restart_at - now) if status.next_restart_at is not None else None
-                    ),
-                )
-            )
+        rows = [self._row(status, now) for status in gateway.upstream_supervisor.statuses()]
         clients = [
             ClientRow(
                 id=session.client.client_id,
@@ -138,6 +128,7 @@ class ControlOps:
                 pid=session.peer_pid,
                 attached_for=now - session.attached_at,
                 in_flight=sum(a.in_flight_of(session.client.client_id) for a in gateway.upstreams.values()),
+                profile=session.client.profile,
             )
             for session in gateway.sessions()
         ]
@@ -149,6 +140,57 @@ class ControlOps:
             upstreams=rows,
             clients=clients,
             audit=gateway.audit.status() if gateway.audit is not None else None,
+        )
+
+    def _row(self, status: ChildStatus, now: float) -> UpstreamRow:
+        gateway = self._gateway
+        actor = gateway.upstreams[status.name]
+        running = status.state == ChildState.RUNNING
+        return UpstreamRow(
+            name=status.name,
+            transport=str(actor.config.transport),
+            state="needs-login" if actor.needs_login and not running else str(status.state),
+            pid=actor.pid,
+            host=urlsplit(actor.config.url).netloc if actor.config.url else None,
+            uptime=now - status.started_at if running and status.started_at is not None else None,
+            restarts=status.restarts,
+            tools=gateway.router.tool_count(status.name),
+            in_flight=actor.in_flight,
+            mailbox=actor.mailbox_depth(),
+            last_error=exit_reason(status.last_exit),
+            sandbox=actor.sandbox,
+            next_restart_in=(
+                max(0.0, status.next_restart_at - now) if status.next_restart_at is not None else None
+            ),
+        )
+
+    def detail(self, name: str) -> ServerDetail:
+        """``ps NAME``: the row, what it runs and how it is restarted, its processes, tools,
+        recent lifecycle events and last words."""
+        self._known([name])
+        gateway = self._gateway
+        actor = gateway.upstreams[name]
+        config = actor.config
+        ready = gateway.router.view(name).ready
+        served = (
+            f"{ready.server_info.get('name', '?')} {ready.server_info.get('version', '')}" if ready else ""
+        )
+        backoff = config.backoff
+        policy = (
+            f"{config.restart}, at most {config.max_restarts} restarts within {config.within_seconds:g} s, "
+            f"backoff {backoff.initial:g}-{backoff.max:g} s; request timeout {config.request_timeout:g} s"
+        )
+        events = [line for line in actor.log.tail(1000) if " event: " in line][-10:]
+        return ServerDetail(
+            row=self._row(gateway.upstream_supervisor.status(name), trio.current_time()),
+            target=config.url or shlex.join(config.command),
+            policy=policy,
+            protocol=ready.protocol_version if ready is not None else None,
+            server=served.strip() or None,
+            processes=[ProcessRow(pid=p, depth=d, command=c) for d, p, c in process_tree(actor.pid)],
+            tools=[public for public, _, _ in gateway.router.tool_names(name)],
+            events=events,
+            stderr=list(actor.stderr_tail)[-5:],
         )
 
     def tools(self, name: str) -> list[ToolRow]:

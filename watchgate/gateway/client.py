@@ -45,11 +45,13 @@ class ClientActor(Actor[Line | LargeAnswer]):
         linger: float = 0.0,
         mailbox_size: int = 1024,
         stall_timeout: float = 10.0,
+        profile: str | None = None,
     ) -> None:
         """``linger``: at end of input, how long to wait for the answers still owed (``watchgate
         run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once.
         ``stall_timeout``: how long the output queue may stay full before the client is let go."""
         self.client_id = next(_ids)
+        self.profile = profile  # the profile it attached with: what of the gateway it sees
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._channel = channel
         self._router = router

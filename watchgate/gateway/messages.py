@@ -6,6 +6,7 @@ Frozen dataclasses with slots: they are created per request on the hot path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from watchgate.hooks import CallContext
     from watchgate.protocol.curation import Curation
     from watchgate.protocol.jsonrpc import Message
+    from watchgate.protocol.profiles import ProfileRules
 
 
 # --- client -> router ----------------------------------------------------------------------------
@@ -153,6 +155,13 @@ class AddUpstream:
 @dataclass(frozen=True, slots=True)
 class RemoveUpstream:
     server: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetProfiles:
+    """The config's profiles changed (reload): lists and calls follow the new ones."""
+
+    profiles: Mapping[str, ProfileRules]
 
 
 @dataclass(frozen=True, slots=True)

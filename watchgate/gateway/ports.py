@@ -73,6 +73,10 @@ class ClientPort(Protocol):
     def log_level(self) -> str | None: ...
 
     @property
+    def profile(self) -> str | None:
+        """The profile it chose when it attached (None: it sees everything)."""
+
+    @property
     def finished(self) -> bool:
         """The session has ended: sends are dropped."""
 

@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -35,6 +36,7 @@ from watchgate.gateway.messages import (
     Recurate,
     RefreshLists,
     RemoveUpstream,
+    SetProfiles,
     UpstreamStatus,
 )
 from watchgate.gateway.notifications import NotificationActor
@@ -47,6 +49,9 @@ from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.protocol.curation import Curation
 from watchgate.transports.base import Connector, default_connector
 from watchgate.wire.lines import LineChannel
+
+if TYPE_CHECKING:
+    from watchgate.telemetry import Telemetry
 
 _log = logging.getLogger("watchgate.gateway")
 
@@ -85,25 +90,35 @@ class Gateway:
         hooks: HookChain | None = None,
         extra_hooks: Sequence[MessageHooks] = (),
         audit: AuditActor | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """``hooks``: the message hooks every actor calls, exactly as given; by default the
-        plugins of ``config`` (rebuilt on reload), then ``extra_hooks``, then the audit log.
-        ``audit``: the audit actor (see ``audit_actor``); None records nothing."""
+        plugins of ``config`` (rebuilt on reload), then ``extra_hooks``, then telemetry, then
+        the audit log. ``audit``: the audit actor (see ``audit_actor``); None records nothing.
+        ``telemetry``: given (the tests' in-memory exporters) or started from ``config``."""
         proxy = config.proxy
         self.config = config
         self.audit = audit
         self.plugins: MessageHooks | None = None
         self._owns_plugins = hooks is None
+        self._owns_telemetry = telemetry is None and config.telemetry is not None
+        if self._owns_telemetry:
+            from watchgate.telemetry import start_telemetry  # the SDK loads only when asked for
+
+            assert config.telemetry is not None
+            telemetry = start_telemetry(config.telemetry, self._telemetry_counts)
+        self.telemetry = telemetry
         if hooks is None:
             self.plugins = build_plugins(config)
             recorder = [AuditHooks(audit, include_payloads=config.audit.include_payloads)] if audit else []
+            observer = [telemetry.hooks] if telemetry is not None else []
             hooks = HookChain(
-                [*([self.plugins] if self.plugins is not None else []), *extra_hooks, *recorder]
+                [*([self.plugins] if self.plugins is not None else []), *extra_hooks, *observer, *recorder]
             )
         self.hooks = hooks
         self._prefixed = set(proxy.prefixed)  # shared with the notifier, updated on reload
         self.notifier = NotificationActor(prefixed=self._prefixed, hooks=hooks)
-        self.router = RouterActor(proxy, notifier=self.notifier, hooks=hooks)
+        self.router = RouterActor(proxy, notifier=self.notifier, hooks=hooks, profiles=config.profiles)
         self.notifier.attach_router(self.router)
         self._connector = connector
         children = [self._upstream_child(u) for u in proxy.upstreams]
@@ -130,21 +145,53 @@ class Gateway:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the tree until cancelled (the daemon); started once every child has started."""
         self.started_at = trio.current_time()
-        await self.root.run(task_status=task_status)
+        try:
+            await self.root.run(task_status=task_status)
+        finally:
+            await self._stop_telemetry()
+
+    def _telemetry_counts(self) -> dict[str, tuple[int, int]]:
+        """Per server: restarts, requests in flight (read by the SDK's exporting thread)."""
+        upstreams = dict(self.upstreams)
+        return {
+            status.name: (status.restarts, upstreams[status.name].in_flight)
+            for status in list(self.upstream_supervisor.statuses())
+            if status.name in upstreams
+        }
+
+    async def _stop_telemetry(self) -> None:
+        """Flush what telemetry still holds (a collector that does not answer costs 5 s at most)."""
+        telemetry = self.telemetry
+        if telemetry is None or not self._owns_telemetry:
+            return
+        self.telemetry = None
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await trio.to_thread.run_sync(telemetry.shutdown, abandon_on_cancel=True)
 
     async def attach_client(
-        self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream, *, peer_pid: int | None = None
+        self,
+        receive: trio.abc.ReceiveStream,
+        send: trio.abc.SendStream,
+        *,
+        peer_pid: int | None = None,
+        profile: str | None = None,
     ) -> bool:
         """One client session as a temporary child of the clients supervisor; returns when it
         ends, True if the client ended it (closed its input), False if the gateway did."""
-        return await self.attach_channel(LineChannel(send, receive), peer_pid=peer_pid)
+        return await self.attach_channel(LineChannel(send, receive), peer_pid=peer_pid, profile=profile)
 
     async def attach_channel(
-        self, channel: ClientChannel, *, peer_pid: int | None = None, peer: str | None = None
+        self,
+        channel: ClientChannel,
+        *,
+        peer_pid: int | None = None,
+        peer: str | None = None,
+        profile: str | None = None,
     ) -> bool:
         """``attach_client`` on any client channel (an HTTP session's); ``peer`` says who it is
-        when no pid does (an HTTP client's address)."""
-        client = ClientActor(channel, router=self.router)
+        when no pid does (an HTTP client's address); ``profile``: the one it chose (checked by
+        the caller with `has_profile`)."""
+        client = ClientActor(channel, router=self.router, profile=profile)
         session = ClientSession(client, peer_pid, trio.current_time(), peer=peer)
         who = peer if peer is not None else f"pid {peer_pid}"
         self._record(lifecycle_entry("client_attached", client=client.name, reason=who))
@@ -171,12 +218,20 @@ class Gateway:
                     with contextlib.suppress(RuntimeError):
                         await self.clients.remove_child(client.name)
 
-    async def serve_channel(self, channel: ClientChannel) -> None:
+    async def serve_channel(self, channel: ClientChannel, *, profile: str | None = None) -> None:
         """A client that lives for one request (a 2026-07-28 client over HTTP): its actor runs
         in the caller's task, outside the clients supervisor and unseen by the notification
         actor (nothing is broadcast to it); it ends when the channel's input does, and what it
         still has in flight is cancelled upstream."""
-        await ClientActor(channel, router=self.router).run()
+        await ClientActor(channel, router=self.router, profile=profile).run()
+
+    def has_profile(self, name: str) -> bool:
+        return name in self.config.profiles
+
+    def unknown_profile(self, name: str) -> str:
+        """What a client that asked for a profile the config does not have is told."""
+        known = ", ".join(self.config.profiles) or "none configured"
+        return f"unknown profile {name!r} (known: {known})"
 
     async def end_sessions(self, reason: str, *, within: float = 2.0) -> None:
         """Answer what is still in flight (-32003 with ``reason``), then end every session once
@@ -207,6 +262,7 @@ class Gateway:
         """Apply a new config: added servers start, removed ones stop, changed ones restart;
         untouched servers keep running and their clients notice nothing but a list_changed."""
         old = {u.name: u for u in self.config.proxy.upstreams}
+        old_profiles = self.config.profiles
         new = {u.name: u for u in config.proxy.upstreams}
         renamed = sorted(
             name
@@ -242,6 +298,8 @@ class Gateway:
             await self.upstream_supervisor.add_child(spec)
         for name in recurated:
             await self.router.tell(Recurate(name, Curation.of(new[name])))
+        if config.profiles != old_profiles:
+            await self.router.tell(SetProfiles(config.profiles))
         unchanged = [name for name in new if name not in added and name not in changed]
         if replugged:  # lists are filtered by plugins: let every running server's lists pass again
             for name in unchanged:
@@ -290,16 +348,24 @@ class Gateway:
         ):  # the router's mailbox is full: ps and errors may lag, but never block the supervisor
             _log.exception("[%s] could not report %s to the router", event.child, event.kind)
 
-    async def serve_stream(self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream) -> None:
+    async def serve_stream(
+        self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream, *, profile: str | None = None
+    ) -> None:
         """Run the whole tree for one client on a byte stream; return when the client leaves."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.root.run)
             linger = max((u.request_timeout for u in self.config.proxy.upstreams), default=0.0)
             client = ClientActor(
-                LineChannel(send, receive), router=self.router, linger=linger + self.config.proxy.startup_wait
+                LineChannel(send, receive),
+                router=self.router,
+                linger=linger + self.config.proxy.startup_wait,
+                profile=profile,
             )
             await self.notifier.tell(ClientAttached(client))
-            await client.run()
+            try:
+                await client.run()
+            finally:
+                await self._stop_telemetry()
             nursery.cancel_scope.cancel()
 
 

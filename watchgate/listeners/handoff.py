@@ -8,7 +8,8 @@ daemon answers ``ACCEPTED``, serves the session on those descriptors, and when i
 one byte: ``CLIENT_LEFT`` (the client closed its stdin) or ``DAEMON_ENDED`` (``down``, or the
 session was let go), then closes the connection. ``attach`` exits with the status that byte
 says. A daemon that does not know ``HELLO`` closes the connection and ``attach`` relays over
-the WebSocket instead.
+the WebSocket instead. ``attach --profile NAME`` says ``HELLO_WITH_PROFILE`` and the name; a
+daemon that has no such profile answers ``REFUSED`` and the reason instead of ``ACCEPTED``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import socket
 from typing import Final
 
 HELLO: Final = b"WGFD1\n"
+HELLO_WITH_PROFILE: Final = b"WGFD2\n"  # followed, in the same message, by the profile's name and "\n"
 ACCEPTED: Final = b"+"
+REFUSED: Final = b"!"  # followed by why, one line (an unknown profile)
+MAX_PROFILE: Final = 64
 CLIENT_LEFT: Final = b"0"
 DAEMON_ENDED: Final = b"1"
 FDS: Final = 2  # stdin, stdout

@@ -19,12 +19,12 @@ from watchgate.wire.pipes import eager_receive, eager_send, stdio_streams
 __all__ = ["serve_stdio"]
 
 
-async def serve_stdio(config: GatewayConfig, audit: AuditActor | None) -> None:
+async def serve_stdio(config: GatewayConfig, audit: AuditActor | None, profile: str | None = None) -> None:
     stdin, stdout = stdio_streams()
     gateway = Gateway(config, audit=audit)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-        await gateway.serve_stream(eager_receive(stdin), eager_send(stdout))
+        await gateway.serve_stream(eager_receive(stdin), eager_send(stdout), profile=profile)
         nursery.cancel_scope.cancel()
 
 

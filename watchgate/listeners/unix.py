@@ -19,6 +19,7 @@ import stat
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, wrap_server_stream
@@ -77,20 +78,27 @@ class UnixListener:
             _log.debug("connection dropped: %r", exc)
             await stream.aclose()
             return
-        if first == handoff.HELLO:
-            await self._handed_over(stream, peer_pid)
+        if first in (handoff.HELLO, handoff.HELLO_WITH_PROFILE):
+            await self._handed_over(stream, peer_pid, with_profile=first == handoff.HELLO_WITH_PROFILE)
             return
         try:
             async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
                 request = await wrap_server_stream(
                     nursery, stream, max_message_size=MAX_MESSAGE, receive_buffer_size=65536
                 )
-                if request.path == ATTACH_PATH:
-                    ws = await request.accept()
-                    channel = WebSocketStream(ws)
-                    await self._gateway.attach_client(channel, channel, peer_pid=peer_pid)
-                    await ws.aclose()
-                elif request.path == CONTROL_PATH:
+                path, _, query = request.path.partition("?")
+                if path == ATTACH_PATH:
+                    profile = parse_qs(query).get("profile", [None])[-1]
+                    if profile is not None and not self._gateway.has_profile(profile):
+                        await request.reject(404, body=self._gateway.unknown_profile(profile).encode())
+                    else:
+                        ws = await request.accept()
+                        channel = WebSocketStream(ws)
+                        await self._gateway.attach_client(
+                            channel, channel, peer_pid=peer_pid, profile=profile
+                        )
+                        await ws.aclose()
+                elif path == CONTROL_PATH:
                     ws = await request.accept()
                     await self._serve_control(ws)
                 else:
@@ -101,20 +109,34 @@ class UnixListener:
             # this connection (a `logs -f` stopped with Ctrl-C, a client that vanished)
             _log.debug("session ended: %r", group.exceptions)
 
-    async def _handed_over(self, stream: trio.SocketStream, peer_pid: int | None) -> None:
+    async def _handed_over(
+        self, stream: trio.SocketStream, peer_pid: int | None, *, with_profile: bool
+    ) -> None:
         """Serve a client on the stdin and stdout its ``attach`` handed over (handoff.py)."""
         async with stream:
+            size = len(handoff.HELLO) + (handoff.MAX_PROFILE + 1 if with_profile else 0)
             try:
-                _, ancillary, _, _ = await stream.socket.recvmsg(
-                    len(handoff.HELLO), socket.CMSG_SPACE(handoff.FDS * 8)
-                )
+                data, ancillary, _, _ = await stream.socket.recvmsg(size, socket.CMSG_SPACE(handoff.FDS * 8))
             except OSError as exc:
                 _log.debug("handoff failed: %r", exc)
                 return
             fds = handoff.unpack_fds(ancillary)
-            if len(fds) != handoff.FDS:
+            profile = refusal = None
+            if with_profile:
+                try:
+                    with trio.fail_after(5):
+                        profile = await _profile_named(stream, data[len(handoff.HELLO) :])
+                except (ValueError, trio.TooSlowError, *_STREAM_GONE) as exc:
+                    refusal = f"a malformed hand-over: {exc or 'no profile name'}"
+                else:
+                    if not self._gateway.has_profile(profile):
+                        refusal = self._gateway.unknown_profile(profile)
+            if len(fds) != handoff.FDS or refusal is not None:
                 for fd in fds:
                     os.close(fd)
+                if refusal is not None:
+                    with contextlib.suppress(*_STREAM_GONE):
+                        await stream.send_all(handoff.REFUSED + refusal.encode() + b"\n")
                 return
             receive, send = (fd_stream(fd) for fd in fds)
             widen_pipes(receive, send)
@@ -126,7 +148,7 @@ class UnixListener:
                 # from here the client talks to the daemon on its own pipes: an attach that dies
                 # does not end the session, the client's end of its stdin does
                 ended_by_client = await self._gateway.attach_client(
-                    eager_receive(receive), eager_send(send), peer_pid=peer_pid
+                    eager_receive(receive), eager_send(send), peer_pid=peer_pid, profile=profile
                 )
                 status = handoff.CLIENT_LEFT if ended_by_client else handoff.DAEMON_ENDED
                 with trio.CancelScope(shield=True), contextlib.suppress(*_STREAM_GONE):
@@ -149,6 +171,21 @@ class UnixListener:
 
 
 _STREAM_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+async def _profile_named(stream: trio.SocketStream, head: bytes) -> str:
+    """The profile's name that follows ``HELLO_WITH_PROFILE`` (ValueError: too long, cut short,
+    not UTF-8)."""
+    while b"\n" not in head:
+        if len(head) > handoff.MAX_PROFILE:
+            raise ValueError("the profile's name is too long")
+        more = await stream.receive_some(handoff.MAX_PROFILE + 1)
+        if not more:
+            raise ValueError("the profile's name was cut short")
+        head += more
+    return head.partition(b"\n")[0].decode()
+
+
 _CONNECTION_ENDED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 

@@ -70,6 +70,7 @@ class Catalog:
         self._lists: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}  # as served
         self._shown: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}  # as seen
         self._merged: dict[str, msgspec.Raw] = {}
+        self._items: dict[str, list[Item]] = {}
         self.table = NamespaceTable(multi_server=multi_server, servers=self.servers, prefixed=self.prefixed)
 
     def update(self, server: str, lists: dict[str, list[Item]]) -> list[str]:
@@ -163,10 +164,17 @@ class Catalog:
         return server, own
 
     def result(self, key: str) -> msgspec.Raw:
+        """The merged list ``key`` as the ``*/list`` result (the same object until it changes)."""
         merged = self._merged.get(key)
         if merged is None:
-            merged = self._merged[key] = jsonrpc.raw({key: self._merge(key)})
+            merged = self._merged[key] = jsonrpc.raw({key: self.items(key)})
         return merged
+
+    def items(self, key: str) -> list[Item]:
+        items = self._items.get(key)
+        if items is None:
+            items = self._items[key] = self._merge(key)
+        return items
 
     def _merge(self, key: str) -> list[Item]:
         kind = LIST_KINDS[key]
@@ -195,6 +203,7 @@ class Catalog:
     def _rebuild(self, changed: list[str]) -> None:
         for key in changed:
             self._merged.pop(key, None)
+            self._items.pop(key, None)
         if {"tools", "prompts"} & set(changed):
             self.table = NamespaceTable(
                 multi_server=self.multi_server,

@@ -246,3 +246,30 @@ async def test_a_subscription_to_resources_is_acknowledged_for_what_could_be_sub
         assert updated["method"] == "notifications/resources/updated"
         assert updated["params"]["uri"] == "fx+file:///a"
         assert updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 9
+
+
+async def test_a_client_chooses_its_profile_on_the_url_or_in_a_header() -> None:
+    import yaml
+
+    from watchgate.config import parse_config
+
+    upstreams = [{"name": "fx", "command": ["fake"]}, {"name": "other", "command": ["fake"]}]
+    document = {
+        "proxy": {"startup_wait": 15, "upstreams": upstreams},
+        "profiles": {"fx-only": {"servers": ["fx"]}},
+    }
+    config = parse_config(yaml.safe_dump(document))
+    servers = fixture(), FakeServer("other", tools={"echo": echo})
+    async with serving(config, *servers) as (_, _, url), httpx.AsyncClient() as http:
+        request = modern_request(1, "tools/list")
+        everything = await http.post(url, json=request, headers=modern_headers("tools/list"))
+        assert len(everything.json()["result"]["tools"]) == 3
+        profiled = await http.post(
+            f"{url}?profile=fx-only", json=request, headers=modern_headers("tools/list")
+        )
+        assert sorted(t["name"] for t in profiled.json()["result"]["tools"]) == ["fx__echo", "fx__hang"]
+        headed = {**modern_headers("tools/list"), "watchgate-profile": "fx-only"}
+        assert len((await http.post(url, json=request, headers=headed)).json()["result"]["tools"]) == 2
+        unknown = await http.post(f"{url}?profile=nope", json=request, headers=modern_headers("tools/list"))
+        assert unknown.status_code == 400
+        assert unknown.json()["error"]["message"] == "unknown profile 'nope' (known: fx-only)"

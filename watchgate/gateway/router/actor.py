@@ -19,6 +19,7 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor, AskTimeout
+from watchgate.config.schema import ProfileConfig
 from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
 from watchgate.gateway.messages import (
     AddUpstream,
@@ -32,6 +33,7 @@ from watchgate.gateway.messages import (
     Recurate,
     RefreshLists,
     RemoveUpstream,
+    SetProfiles,
     Subscribers,
     UpstreamReady,
     UpstreamStatus,
@@ -47,6 +49,7 @@ from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
 from watchgate.protocol.curation import Curation
 from watchgate.protocol.jsonrpc import Message, error_response
+from watchgate.protocol.profiles import Profile, ProfileRules, profiles_of
 
 if TYPE_CHECKING:
     from watchgate.config.schema import ProxyConfig
@@ -67,8 +70,10 @@ RouterMessage = (
     | AddUpstream
     | RemoveUpstream
     | Recurate
+    | SetProfiles
     | _Settle
 )
+_NOTHING: Final = ProfileConfig(servers=())  # a profile that no longer exists
 _DOWN: Final = {"exited": "crashed", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
 _log = logging.getLogger("watchgate.router")
 
@@ -83,9 +88,11 @@ class RouterActor(Actor[RouterMessage]):
         *,
         notifier: NotifierPort,
         hooks: HookChain | None = None,
+        profiles: Mapping[str, ProfileRules] | None = None,
         mailbox_size: int = 1024,
     ) -> None:
         super().__init__("router", mailbox_size=mailbox_size)
+        self._profiles = profiles_of(profiles or {})
         self._config = config
         self._notifier = notifier
         self._hooks = hooks if hooks is not None else HookChain()
@@ -98,7 +105,7 @@ class RouterActor(Actor[RouterMessage]):
             curations={u.name: Curation.of(u) for u in config.upstreams},
         )
         self._views: dict[str, UpstreamView] = {}
-        self._forwarder = Forwarder(self._catalog, self._views, self._hooks)
+        self._forwarder = Forwarder(self._catalog, self._views, self._hooks, self.profile_of)
         self._collisions: set[tuple[str, str, str]] = set()  # reported already
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
         self._deferred: list[tuple[ClientPort, int | str, Callable[[], Any]]] = []
@@ -123,6 +130,13 @@ class RouterActor(Actor[RouterMessage]):
     def attach_upstreams(self, upstreams: Mapping[str, UpstreamPort]) -> None:
         self._views.clear()  # in place: the forwarder holds this dict
         self._views.update({name: UpstreamView(actor) for name, actor in upstreams.items()})
+
+    def profile_of(self, client: ClientPort) -> Profile | None:
+        """The profile a client chose (None: it sees everything). A profile a reload removed
+        shows nothing: the client asked for less, never for more."""
+        if client.profile is None:
+            return None
+        return self._profiles.get(client.profile) or Profile(client.profile, _NOTHING)
 
     def view(self, server: str) -> UpstreamView:
         return self._views[server]
@@ -176,6 +190,9 @@ class RouterActor(Actor[RouterMessage]):
                 await view.actor.tell(msg)
             await self._notifier.tell(ClientDetached(msg.client_id))
             await self._forget_client(msg.client_id)
+        elif isinstance(msg, SetProfiles):
+            self._profiles = profiles_of(msg.profiles)
+            await self._announce(["tools", "prompts", "resources"])  # what a profile shows may differ
         elif isinstance(msg, Recurate):
             await self._announce(self._catalog.set_curation(msg.server, msg.curation))
         elif isinstance(msg, AddUpstream | RemoveUpstream):
@@ -363,7 +380,11 @@ class RouterActor(Actor[RouterMessage]):
                 jsonrpc.INVALID_PARAMS, "invalid cursor: the gateway returns every item in one page"
             )
         key = BY_METHOD[msg.method].key
-        await self._after_settle(client, msg, lambda: self._catalog.result(key))
+        profile = self.profile_of(client)
+        if profile is None:
+            await self._after_settle(client, msg, lambda: self._catalog.result(key))
+        else:
+            await self._after_settle(client, msg, lambda: profile.result(key, self._catalog))
 
     async def _subscribe(self, client: ClientPort, msg: Message) -> None:
         """Counted per client: only the first subscriber reaches the upstream."""

@@ -9,6 +9,7 @@ whichever task asks: the client's reader for a lone call, the router for the res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from watchgate.protocol.jsonrpc import Message
 
 if TYPE_CHECKING:
     from watchgate.protocol.catalog import Catalog
+    from watchgate.protocol.profiles import Profile
 
 
 @dataclass
@@ -41,10 +43,17 @@ class UpstreamView:
 
 
 class Forwarder:
-    def __init__(self, catalog: Catalog, views: dict[str, UpstreamView], hooks: HookChain) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        views: dict[str, UpstreamView],
+        hooks: HookChain,
+        profile_of: Callable[[ClientPort], Profile | None] = lambda client: None,
+    ) -> None:
         self._catalog = catalog
         self._views = views  # the router's own dict: changed in place, never replaced
         self._hooks = hooks
+        self._profile_of = profile_of  # what a client's profile lets it reach
 
     async def by_name(self, client: ClientPort, msg: Message, member: str, kind: str) -> None:
         """``tools/call`` (kind ``tool``) or ``prompts/get`` (``prompt``), named by ``params.<member>``."""
@@ -54,6 +63,7 @@ class Forwarder:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.{member} is required")
         catalog = self._catalog
         server, own = catalog.resolve_tool(name) if kind == "tool" else catalog.resolve_prompt(name)
+        self._check_profile(client, kind, server, name)
         if own != name:
             fields[member] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -65,6 +75,7 @@ class Forwarder:
         if uri is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
         server, own = self._catalog.resolve_uri(uri)
+        self._check_profile(client, "resource", server, uri)
         if own != uri:
             fields["uri"] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -85,9 +96,15 @@ class Forwarder:
                 jsonrpc.INVALID_PARAMS,
                 "params.ref must be a ref/prompt with a name or a ref/resource with a uri",
             )
+        self._check_profile(client, "prompt" if member == "name" else "resource", server, ref[member])
         public, ref[member] = ref[member], own
         fields["ref"] = jsonrpc.raw(ref)
         await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public, fields)
+
+    def _check_profile(self, client: ClientPort, kind: str, server: str, public: str) -> None:
+        profile = self._profile_of(client)
+        if profile is not None:
+            profile.check(kind, server, public, self._catalog.servers)
 
     async def forward(
         self,

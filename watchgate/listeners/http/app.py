@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -108,12 +109,13 @@ class McpHttpApp:
         except JsonRpcError as exc:
             await respond(send, 400, error_body(exc.message, exc.code))
             return
+        profile = self._profile(scope, headers)
         if is_modern(msg, headers):
             await self._modern.serve(
-                msg, body, receive, send, headers, stream_ok=stream_ok, peer=_peer(scope)
+                msg, body, receive, send, headers, stream_ok=stream_ok, peer=_peer(scope), profile=profile
             )
             return
-        session = await self._session_for(msg, headers, _peer(scope))
+        session = await self._session_for(msg, headers, _peer(scope), profile)
         if msg.kind is not Kind.REQUEST:
             try:
                 await session.post(body)
@@ -134,7 +136,18 @@ class McpHttpApp:
         else:
             await respond(send, 200, await _answer_in(log), headers=_session_header(session))
 
-    async def _session_for(self, msg: jsonrpc.Message, headers: dict[str, str], peer: str) -> HttpSession:
+    def _profile(self, scope: Scope, headers: dict[str, str]) -> str | None:
+        """The profile a client chose: ``?profile=NAME`` on the endpoint, or a ``Watchgate-Profile``
+        header (a legacy session keeps the one its initialize named)."""
+        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        profile = query.get("profile", [None])[-1] or headers.get("watchgate-profile")
+        if profile is not None and not self._gateway.has_profile(profile):
+            raise Refusal(400, self._gateway.unknown_profile(profile), jsonrpc.INVALID_PARAMS)
+        return profile
+
+    async def _session_for(
+        self, msg: jsonrpc.Message, headers: dict[str, str], peer: str, profile: str | None
+    ) -> HttpSession:
         session_id = headers.get(_SESSION)
         if session_id is None:
             if msg.method != "initialize":
@@ -145,7 +158,7 @@ class McpHttpApp:
                 )
             if self._sessions.full():
                 raise Refusal(503, "too many sessions; end one with DELETE, or try again later")
-            return await self._sessions.open(peer)
+            return await self._sessions.open(peer, profile)
         session = self._sessions.get(session_id)
         if session is None:
             raise Refusal(404, "unknown or expired session; initialize a new one")

@@ -132,6 +132,7 @@ class ModernRequests:
         *,
         stream_ok: bool,
         peer: str = "http",
+        profile: str | None = None,
     ) -> None:
         if msg.kind is not Kind.REQUEST:
             raise Refusal(400, "a 2026-07-28 client sends requests only (closing a stream cancels it)")
@@ -165,7 +166,7 @@ class ModernRequests:
             log = await session.resume(msg, params.get("inputResponses"))
         else:  # a new call, or a retry carrying a 2026-07-28 server's own requestState (passed on)
             session = MrtrSession(STATE_PREFIX + secrets.token_urlsafe(24))
-            self._sessions.spawn(self._run, session)
+            self._sessions.spawn(self._run, session, profile)
             try:
                 log = await session.post_request(msg, line)
             except PeerGone:  # pragma: no cover - the actor ended before it read anything
@@ -188,9 +189,9 @@ class ModernRequests:
             else:  # answered, or the client left: either way this request is over
                 session.end()
 
-    async def _run(self, session: MrtrSession) -> None:
+    async def _run(self, session: MrtrSession, profile: str | None) -> None:
         try:
-            await self._gateway.serve_channel(session)
+            await self._gateway.serve_channel(session, profile=profile)
         finally:
             session.end()
             self._parked.pop(session.token, None)

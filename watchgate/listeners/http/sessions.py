@@ -53,22 +53,22 @@ class SessionTable:
     def full(self) -> bool:
         return len(self._sessions) >= self._limit
 
-    async def open(self, peer: str) -> HttpSession:
-        """A new session, served by a client actor until it ends."""
+    async def open(self, peer: str, profile: str | None = None) -> HttpSession:
+        """A new session, served by a client actor (seeing what ``profile`` shows) until it ends."""
         assert self._nursery is not None, "the table is not running"
         session = HttpSession(secrets.token_urlsafe(24))
         assert session.id is not None
         self._sessions[session.id] = session
         started = trio.Event()
-        self._nursery.start_soon(self._serve, session, peer, started)
+        self._nursery.start_soon(self._serve, session, peer, profile, started)
         await started.wait()
         return session
 
-    async def _serve(self, session: HttpSession, peer: str, started: trio.Event) -> None:
+    async def _serve(self, session: HttpSession, peer: str, profile: str | None, started: trio.Event) -> None:
         assert session.id is not None
         try:
             started.set()
-            await self._gateway.attach_channel(session, peer=peer)
+            await self._gateway.attach_channel(session, peer=peer, profile=profile)
         finally:
             session.end()
             self._sessions.pop(session.id, None)

@@ -1,0 +1,92 @@
+"""OpenTelemetry through a running gateway, exported to the SDK's in-memory exporters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import trio
+import trio.testing
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from tests.gateway.fakes import FakeServer, echo, running_gateway
+from tests.plugins.helpers import config_with
+from watchgate.config.schema import TelemetryConfig
+from watchgate.gateway.tree import Gateway
+from watchgate.telemetry import start_telemetry
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+PARENT = "b7ad6b7169203331"
+SECRET = "AKIAIOSFODNN7EXAMPLE"
+
+
+def _metrics(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found[metric.name] = list(metric.data.data_points)
+    return found
+
+
+async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_server(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    gateways: list[Gateway] = []
+    telemetry = start_telemetry(
+        TelemetryConfig(otlp_endpoint="http://127.0.0.1:9"),
+        lambda: gateways[0]._telemetry_counts(),
+        span_processor=SimpleSpanProcessor(spans),
+        metric_reader=reader,
+    )
+    fs = FakeServer("fs", tools={"echo": echo})
+    config = config_with("fs", "other", plugins=[{"name": "secrets"}])
+    async with running_gateway(config, fs, FakeServer("other"), telemetry=telemetry) as (gateway, client):
+        gateways.append(gateway)
+        await client.initialize()
+        meta = {"traceparent": f"00-{TRACE}-{PARENT}-01"}
+        call = {"name": "fs__echo", "arguments": {"text": f"the key is {SECRET}"}, "_meta": meta}
+        result = await client.result("tools/call", call)
+        assert SECRET not in json.dumps(result)  # the secrets plugin did its work
+        refused = await client.request("tools/call", {"name": "fs__nope"})
+        assert "error" in refused
+    traced = [span for span in spans.get_finished_spans() if f"{span.context.trace_id:032x}" == TRACE]
+    finished = {span.name: span for span in traced}  # the first call's trace
+    request = finished["tools/call fs__echo"]
+    upstream = finished["tools/call fs"]
+    assert request.kind is SpanKind.SERVER and upstream.kind is SpanKind.CLIENT
+    assert f"{request.context.trace_id:032x}" == TRACE  # the client's trace, continued
+    assert request.parent is not None and f"{request.parent.span_id:016x}" == PARENT
+    assert upstream.parent is not None and upstream.parent.span_id == request.context.span_id
+    assert request.attributes["mcp.tool.name"] == "echo"
+    assert request.attributes["watchgate.public_name"] == "fs__echo"
+    assert request.attributes["mcp.server"] == "fs"
+    decisions = [s for s in finished.values() if s.name.startswith("plugin ")]
+    assert decisions and all(
+        s.parent is not None and s.parent.span_id == request.context.span_id for s in decisions
+    )
+    assert {s.attributes["watchgate.decision"] for s in decisions} <= {"allow", "deny", "modify", "error"}
+    # the server's parent is the gateway's upstream span
+    sent = fs.session.requests("tools/call")[0]["params"]["_meta"]["traceparent"]
+    assert sent == f"00-{TRACE}-{upstream.context.span_id:016x}-01"
+    everything = json.dumps([dict(s.attributes or {}) for s in spans.get_finished_spans()])
+    assert SECRET not in everything and "the key is" not in everything  # no arguments, no results
+
+    metrics = _metrics(reader)
+    [calls] = [p for p in metrics["watchgate.calls"] if p.attributes.get("tool") == "echo"]
+    assert calls.value == 1 and calls.attributes["server"] == "fs"
+    assert {p.attributes["server"] for p in metrics["watchgate.in_flight"]} == {"fs", "other"}
+    assert "watchgate.call.duration" in metrics and "watchgate.restarts" in metrics
+    telemetry.shutdown()
+
+
+def test_the_endpoint_must_be_a_url() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="otlp_endpoint must be an http"):
+        TelemetryConfig(otlp_endpoint="localhost:4318")
