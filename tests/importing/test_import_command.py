@@ -91,3 +91,25 @@ def test_the_config_found_like_up_finds_it(machine: Machine, capsys: pytest.Capt
     target = machine.home / ".config" / "watchgate" / "supervisor.yaml"
     assert [u.name for u in load_config(target).proxy.upstreams] == ["b"]
     assert Path(target).read_text().startswith("proxy:")
+
+
+@pytest.mark.parametrize(("answer", "written"), [("n", False), ("y", True)])
+def test_at_a_terminal_it_asks_first(
+    machine: Machine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    written: bool,
+) -> None:
+    machine.write(
+        "c.json",
+        {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}},
+        base=machine.project,
+    )
+    config = machine.project / "supervisor.yaml"
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or answer)
+    code = main(["import", "--from", "c.json", "-c", str(config)])
+    assert asked == [f"Add 1 server(s) to {config}? [y/N] "]
+    assert (code, config.exists()) == ((0, True) if written else (1, False))

@@ -90,3 +90,38 @@ def test_the_endpoint_must_be_a_url() -> None:
 
     with pytest.raises(ValueError, match="otlp_endpoint must be an http"):
         TelemetryConfig(otlp_endpoint="localhost:4318")
+
+
+async def test_a_call_a_plugin_refuses_is_still_one_span_saying_so(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    gateways: list[Gateway] = []
+    telemetry = start_telemetry(
+        TelemetryConfig(otlp_endpoint="http://127.0.0.1:9"),
+        lambda: gateways[0]._telemetry_counts(),
+        span_processor=SimpleSpanProcessor(spans),
+        metric_reader=reader,
+    )
+    fs = FakeServer("fs", tools={"echo": echo, "delete": echo})
+    plugins = [{"name": "tool_access", "config": {"tools": {"deny": ["delete"]}}}]
+    async with running_gateway(
+        config_with("fs", "other", plugins=plugins), fs, FakeServer("other"), telemetry=telemetry
+    ) as (
+        gateway,
+        client,
+    ):
+        gateways.append(gateway)
+        await client.initialize()
+        refused = await client.request("tools/call", {"name": "fs__delete", "arguments": {}})
+        assert refused["error"]["code"] == -32010
+    (request,) = [s for s in spans.get_finished_spans() if s.name == "tools/call fs__delete"]
+    assert request.attributes["watchgate.decision"] == "deny"
+    assert request.attributes["rpc.jsonrpc.error_code"] == -32010
+    assert request.end_time >= request.start_time
+    assert not fs.session.requests("tools/call")  # refused before the server
+    [decision] = [s for s in spans.get_finished_spans() if s.name == "plugin tool_access"]
+    assert decision.parent is not None and decision.parent.span_id == request.context.span_id
+    errors = _metrics(reader)["watchgate.errors"]
+    assert [(p.attributes["code"], p.value) for p in errors] == [(-32010, 1)]
+    telemetry.shutdown()
