@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from tests.gateway.fakes import FakeServer, echo, make_config, running_gateway
+from tests.gateway.fakes import FakeServer, echo, make_config, running_daemon, running_gateway
 
 META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -103,12 +103,82 @@ async def test_the_upstream_hears_which_calls_take_input_required_themselves(
         assert legacy_call["id"] not in server.session.relayed
 
 
-async def test_subscriptions_listen_on_a_byte_stream_says_where_it_is_served(
+async def test_subscriptions_on_a_byte_stream_share_it_told_apart_by_their_ids(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """On stdio every subscription shares the channel (spec): each gets the acknowledgment, then
+    what it asked for tagged with its id; cancelling one ends only that one."""
+    server = FakeServer(
+        "fx",
+        tools={"echo": echo},
+        resources=["file:///a"],
+        capabilities={"tools": {"listChanged": True}, "resources": {"subscribe": True}},
+    )
+    async with running_gateway(make_config("fx"), server) as (gateway, client):
+        await client.wait_for(lambda: gateway.router.tool_count("fx") == 1)  # its first lists are in
+        tools = modern({"notifications": {"toolsListChanged": True, "bogus": True}})
+        await client.send({"jsonrpc": "2.0", "id": "t", "method": "subscriptions/listen", "params": tools})
+        files = modern({"notifications": {"resourceSubscriptions": ["file:///a"]}})
+        await client.send({"jsonrpc": "2.0", "id": "f", "method": "subscriptions/listen", "params": files})
+
+        def acknowledged(subscription: str) -> dict[str, Any] | None:
+            return next(
+                (n for n in client.notifications if n["method"] == "notifications/subscriptions/acknowledged"
+                 and n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == subscription),
+                None,
+            )  # fmt: skip
+
+        await client.wait_for(lambda: acknowledged("t") is not None and acknowledged("f") is not None)
+        assert acknowledged("t")["params"]["notifications"] == {"toolsListChanged": True}  # type: ignore[index]
+        assert acknowledged("f")["params"]["notifications"] == {"resourceSubscriptions": ["file:///a"]}  # type: ignore[index]
+        assert server.session.requests("resources/subscribe")[0]["params"]["uri"] == "file:///a"
+
+        server.tools["more"] = echo
+        await server.session.notify("notifications/tools/list_changed")
+        await server.session.notify("notifications/resources/updated", {"uri": "file:///a"})
+        await server.session.notify("notifications/message", {"level": "error", "data": "not asked for"})
+
+        def tagged(method: str) -> list[Any]:
+            return [
+                n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"]
+                for n in client.notifications
+                if n["method"] == method
+            ]
+
+        await client.wait_for(lambda: tagged("notifications/resources/updated") == ["f"])
+        await client.wait_for(lambda: tagged("notifications/tools/list_changed") == ["t"])
+        assert not any(n["method"] == "notifications/message" for n in client.notifications)
+
+        await client.send(
+            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "f"}}
+        )
+        await client.wait_for(lambda: bool(server.session.requests("resources/unsubscribe")))
+        await server.session.notify("notifications/resources/updated", {"uri": "file:///a"})
+        server.tools["added"] = echo  # the gateway re-lists on list_changed: tell clients of a real change
+        await server.session.notify("notifications/tools/list_changed")
+        await client.wait_for(lambda: tagged("notifications/tools/list_changed") == ["t", "t"])
+        assert tagged("notifications/resources/updated") == ["f"]  # the cancelled one gets nothing more
+        assert "t" not in client.responses and "f" not in client.responses  # listens are not answered
+
+
+async def test_an_open_subscription_is_closed_gracefully_when_the_gateway_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_daemon(make_config("fx"), FakeServer("fx")) as (gateway, attach):
+        client = await attach()
+        listen = modern({"notifications": {"promptsListChanged": True}})
+        await client.send({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": listen})
+        await client.wait_for(lambda: bool(client.notifications))
+        await gateway.end_sessions("shutting down")
+        await client.wait_for(lambda: 9 in client.responses)
+    closing = client.responses[9]["result"]
+    assert closing == {"resultType": "complete", "_meta": {"io.modelcontextprotocol/subscriptionId": 9}}
+
+
+async def test_subscriptions_listen_without_the_eras_meta_says_what_it_needs(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with running_gateway(make_config("fx"), FakeServer("fx")) as (_, client):
-        response = await client.request(
-            "subscriptions/listen", modern({"notifications": {"toolsListChanged": True}})
-        )
+        response = await client.request("subscriptions/listen", {"notifications": {"toolsListChanged": True}})
     assert response["error"]["code"] == -32601
-    assert "over HTTP only" in response["error"]["message"]
+    assert "2026-07-28 method" in response["error"]["message"]

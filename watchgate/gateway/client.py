@@ -26,12 +26,14 @@ from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
-from watchgate.protocol import eras, jsonrpc
+from watchgate.protocol import eras, jsonrpc, subscriptions
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, error_response
+from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY, Listens
 
 _BATCH: Final = 256
 _END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
 _ids = itertools.count(1)
+_listen_ids = itertools.count(1)
 _MODERN_MARK: Final = re.compile(re.escape(eras.VERSION_KEY.encode()))  # scans params without copying
 _log = logging.getLogger("watchgate.client")
 
@@ -76,12 +78,20 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._reading = trio.CancelScope()
         self._modern: dict[int | str, str] = {}  # 2026-07-28 requests awaiting their answer: method
         self._declared: dict[int | str, dict[str, Any]] = {}  # ... and the capabilities each declared
+        # subscriptions/listen of a 2026-07-28 client on this byte stream (protocol/subscriptions.py)
+        self._listens = Listens()
+        self._listened = False  # it listened once: broadcasts reach it only through its subscriptions
+        self._acks: dict[int | str, tuple[dict[str, Any], set[str]]] = {}  # filter, URIs still to answer
+        self._internal: dict[str, tuple[int | str, str] | None] = {}  # our subscribe ids (None: unsubscribe)
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
         the last answer owed and the writer is idle (see outbox.py): one task hop less for the
         answer to a lone call. With more answers owed they are queued, to go out in batches."""
         last = False
+        if self._internal and msg.method is UNSET and isinstance(msg.id, str) and msg.id in self._internal:
+            await self._subscribed(msg)  # the answer to a subscription's own resources/subscribe
+            return
         if msg.method is UNSET:  # a response: one fewer answer owed to this client
             self._owed -= 1
             if self._owed == 0:
@@ -157,8 +167,21 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._owed += 1
 
     def end(self) -> None:
-        """End the session as if the client had left, but write what is queued for it first."""
+        """End the session as if the client had left, but write what is queued for it first
+        (an open subscription gets its graceful closure: the answer to its listen request)."""
+        for subscription in self._listens.ids():
+            closing = {"resultType": "complete", "_meta": {SUBSCRIPTION_KEY: subscription}}
+            self._queue(jsonrpc.encode_line(jsonrpc.result_response(subscription, closing)))
         self._reading.cancel()
+
+    async def tell(self, msg: Line | LargeAnswer) -> None:
+        """A broadcast (the notification actor): as it is, or, for a client that listens
+        (``subscriptions/listen``), a tagged copy for each subscription that asked for it."""
+        if not self._listened or not isinstance(msg, bytes | bytearray):
+            await super().tell(msg)
+            return
+        for line in self._listens.route(bytes(msg)):
+            await super().tell(line + b"\n")
 
     def introduce(self, capabilities: dict[str, Any], client_info: dict[str, Any]) -> None:
         self.capabilities, self.client_info = capabilities, client_info
@@ -231,9 +254,14 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 if modern is None:
                     return
                 msg = modern
+                if msg.method == "subscriptions/listen":
+                    await self._listen(msg)
+                    return
             if not await self._router.route_now(self, msg):
                 await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
+            if self._listened and msg.method == "notifications/cancelled" and await self._unlisten(msg):
+                return
             await self._router.tell(ClientNotification(self, msg))
         else:
             upstream = self._answers.pop(msg.id, None) if isinstance(msg.id, str) else None
@@ -263,6 +291,68 @@ class ClientActor(Actor[Line | LargeAnswer]):
             # its channel turns a legacy server's questions into input_required (MRTR): let them come
             self.introduce(capabilities, client_info)
         return eras.for_upstream(msg, params)
+
+    # -- subscriptions/listen on a byte stream (2026-07-28, protocol/subscriptions.py) ---------------
+
+    async def _listen(self, msg: Message) -> None:
+        """Open a subscription: subscribe upstream to its URIs (through the router, as any
+        client), acknowledge once every one is answered, then pass it what it asked for."""
+        assert isinstance(msg.id, int | str)
+        subscription = msg.id
+        params = eras.params_of(msg) or {}
+        agreed = subscriptions.agreed_filter(params.get("notifications"))
+        self._owed -= 1  # answered only when it ends: the end of input does not wait for it
+        if self._owed == 0:
+            self._all_answered.set()
+        self._modern.pop(subscription, None)
+        self._declared.pop(subscription, None)
+        self._listened = True
+        self.initialized = True  # broadcasts reach it now; its subscriptions pick theirs (tell)
+        uris = list(agreed.get("resourceSubscriptions", ()))
+        self._acks[subscription] = (agreed, set(uris))
+        if not uris:
+            self._acknowledge(subscription)
+        for uri in uris:
+            internal = f"watchgate-listen-{next(_listen_ids)}"
+            self._internal[internal] = (subscription, uri)
+            request = jsonrpc.request(internal, "resources/subscribe", {"uri": uri})
+            await self._router.tell(ClientRequest(self, request))
+
+    async def _subscribed(self, msg: Message) -> None:
+        entry = self._internal.pop(str(msg.id))
+        if entry is None:  # an unsubscribe's answer: nothing waits for it
+            return
+        subscription, uri = entry
+        agreed, pending = self._acks.get(subscription, ({}, set()))
+        pending.discard(uri)
+        if msg.is_error:  # not honoured: not acknowledged
+            agreed["resourceSubscriptions"] = [u for u in agreed["resourceSubscriptions"] if u != uri]
+        if not pending and subscription in self._acks:
+            self._acknowledge(subscription)
+
+    def _acknowledge(self, subscription: int | str) -> None:
+        agreed, _ = self._acks.pop(subscription)
+        self._listens.add(subscription, agreed)
+        ack = subscriptions.tagged(subscriptions.ACKNOWLEDGED, {"notifications": agreed}, subscription)
+        self._queue(ack + b"\n")
+
+    async def _unlisten(self, msg: Message) -> bool:
+        """``notifications/cancelled`` naming a subscription (this transport's cancellation):
+        it ends, and its URIs no other subscription of this client wants are released."""
+        params = eras.params_of(msg) or {}
+        subscription = params.get("requestId")
+        ended = self._listens.remove(subscription)
+        pending = self._acks.pop(subscription, None) if isinstance(subscription, int | str) else None
+        if ended is None and pending is None:
+            return False
+        agreed = ended if ended is not None else (pending[0] if pending is not None else {})
+        uris = set(agreed.get("resourceSubscriptions", ()))
+        for uri in sorted(uris - self._listens.uris()):
+            internal = f"watchgate-unlisten-{next(_listen_ids)}"
+            self._internal[internal] = None
+            request = jsonrpc.request(internal, "resources/unsubscribe", {"uri": uri})
+            await self._router.tell(ClientRequest(self, request))
+        return True
 
     async def _write_loop(self, session: trio.CancelScope) -> None:
         try:

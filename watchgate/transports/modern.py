@@ -38,6 +38,7 @@ import msgspec
 from watchgate.errors import JsonRpcError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind
+from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
 from watchgate.transports.mrtr import InputRounds, Retry
 
 __all__ = ["MODERN", "ModernSession", "as_object", "header_paths", "supported_versions"]
@@ -53,7 +54,6 @@ _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-n
 _SAFE_VALUE: Final = re.compile(r"^[\x20-\x7e]*$")
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
 _LOG_LEVEL_KEY: Final = "io.modelcontextprotocol/logLevel"
-_SUBSCRIPTION_KEY: Final = "io.modelcontextprotocol/subscriptionId"
 _ANSWERED_HERE: Final = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 _LIST_CHANGES: Final = (
     ("tools", "toolsListChanged"),
@@ -276,7 +276,7 @@ class ModernSession:
         if not isinstance(method, str) or method == _ACKNOWLEDGED:
             return None, False
         if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
-            meta = {k: v for k, v in params["_meta"].items() if k != _SUBSCRIPTION_KEY}
+            meta = {k: v for k, v in params["_meta"].items() if k != SUBSCRIPTION_KEY}
             message["params"] = (
                 {**params, "_meta": meta} if meta else {k: v for k, v in params.items() if k != "_meta"}
             )

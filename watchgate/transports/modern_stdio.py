@@ -25,6 +25,7 @@ import msgspec
 import trio
 
 from watchgate.protocol.jsonrpc import Line
+from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
 from watchgate.transports.modern import MODERN, ModernSession, as_object
 from watchgate.transports.stdio import StdioProcess, stdio_connector
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ModernStdioConnection", "modern_stdio_connector"]
 
-_SUBSCRIPTION_KEY: Final = "io.modelcontextprotocol/subscriptionId"
 _QUEUED: Final = 64
 _log = logging.getLogger("watchgate.upstream")
 
@@ -222,7 +222,7 @@ def _id(message: dict[str, Any]) -> Any:
 def _subscription_of(message: dict[str, Any]) -> Any:
     params = message.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
-    return meta.get(_SUBSCRIPTION_KEY) if isinstance(meta, dict) else None
+    return meta.get(SUBSCRIPTION_KEY) if isinstance(meta, dict) else None
 
 
 def modern_stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[ModernStdioConnection]:

@@ -356,10 +356,11 @@ class RouterActor(Actor[RouterMessage]):
         return initialize_result(ready, version, multi_server=self._multi, prefixed=self._catalog.prefixed)
 
     async def _unknown_method(self, client: ClientPort, msg: Message) -> None:
-        if msg.method == "subscriptions/listen":  # a 2026-07-28 client on stdio or the socket
+        if msg.method == "subscriptions/listen":  # without the era's _meta: a client of the older era
             raise JsonRpcError(
                 jsonrpc.METHOD_NOT_FOUND,
-                "subscriptions/listen is served over HTTP only (watchgate run --http, up --http)",
+                "subscriptions/listen is a 2026-07-28 method: give it _meta "
+                "io.modelcontextprotocol/protocolVersion (older clients get notifications as they are)",
             )
         raise JsonRpcError(jsonrpc.METHOD_NOT_FOUND, f"method not found: {msg.method!r}")
 

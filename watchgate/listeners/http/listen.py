@@ -14,7 +14,7 @@ graceful closure.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 import trio
@@ -23,41 +23,15 @@ from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http.asgi import Receive, Send, serve_events, sse_event
 from watchgate.listeners.http.session import HttpSession
 from watchgate.protocol import jsonrpc
+from watchgate.protocol.subscriptions import ACKNOWLEDGED, SUBSCRIPTION_KEY, agreed_filter, tagged, wanted
 
 __all__ = ["serve_listen"]
-
-SUBSCRIPTION_KEY: Final = "io.modelcontextprotocol/subscriptionId"
-#: filter flag -> the notification it lets through
-_FLAGS: Final = {
-    "toolsListChanged": "notifications/tools/list_changed",
-    "promptsListChanged": "notifications/prompts/list_changed",
-    "resourcesListChanged": "notifications/resources/list_changed",
-}
-_UPDATED: Final = "notifications/resources/updated"
-
-
-def agreed_filter(requested: Any) -> dict[str, Any]:
-    """The part of the client's filter the gateway honours (unknown or malformed parts left out)."""
-    if not isinstance(requested, dict):
-        return {}
-    agreed: dict[str, Any] = {flag: True for flag in _FLAGS if requested.get(flag) is True}
-    uris = requested.get("resourceSubscriptions")
-    if isinstance(uris, list) and all(isinstance(uri, str) for uri in uris):
-        agreed["resourceSubscriptions"] = list(dict.fromkeys(uris))
-    return agreed
-
-
-def _tagged(method: str, params: dict[str, Any], subscription: int | str) -> bytes:
-    meta = dict(params.get("_meta") or {})
-    meta[SUBSCRIPTION_KEY] = subscription
-    return jsonrpc.encode(jsonrpc.notification(method, {**params, "_meta": meta}))
 
 
 async def serve_listen(
     gateway: Gateway, subscription: int | str, requested: Any, peer: str, receive: Receive, send: Send
 ) -> None:
     agreed = agreed_filter(requested)
-    wanted = {_FLAGS[flag] for flag in _FLAGS if agreed.get(flag)}
     uris = set(agreed.get("resourceSubscriptions", ()))
     session = HttpSession(None)
     async with trio.open_nursery() as nursery:
@@ -79,17 +53,13 @@ async def serve_listen(
 
         async def events() -> AsyncGenerator[bytes, None]:
             ack = {"notifications": agreed}
-            yield sse_event(_tagged("notifications/subscriptions/acknowledged", ack, subscription), None)
+            yield sse_event(tagged(ACKNOWLEDGED, ack, subscription), None)
             async for _, line in session.standalone.read_after(0):
                 msg = jsonrpc.decode(line)
-                if not isinstance(msg.method, str) or not (msg.method in wanted or msg.method == _UPDATED):
-                    continue
                 params = jsonrpc.load(msg.params) if msg.params is not msgspec.UNSET else {}
-                if msg.method == _UPDATED and (not isinstance(params, dict) or params.get("uri") not in uris):
-                    continue
-                yield sse_event(
-                    _tagged(msg.method, params if isinstance(params, dict) else {}, subscription), None
-                )
+                params = params if isinstance(params, dict) else {}
+                if isinstance(msg.method, str) and wanted(agreed, msg.method, params):
+                    yield sse_event(tagged(msg.method, params, subscription), None)
             # the gateway ended the subscription (shutdown): the graceful closure
             closing = {"resultType": "complete", "_meta": {SUBSCRIPTION_KEY: subscription}}
             yield sse_event(jsonrpc.encode(jsonrpc.result_response(subscription, closing)), None)
