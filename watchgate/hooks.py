@@ -85,6 +85,11 @@ class CallContext:
     request_bytes: int  # size of the request's params as routed (names already the upstream's)
     decisions: list[Decision] = field(default_factory=list)  # every plugin decision, in order
 
+    def denial(self) -> Decision | None:
+        """The decision that blocked the call, if one did (a plugin that failed closed, "error",
+        blocks as surely as one that said "deny")."""
+        return next((d for d in self.decisions if d.action in ("deny", "error") and d.enforced), None)
+
 
 class MessageHooks(Protocol):
     async def on_request(self, ctx: CallContext, msg: Message) -> Message: ...

@@ -43,10 +43,9 @@ class AuditHooks:
                     ctx, "decision", decision=decision.action, plugin=decision.plugin, reason=decision.reason
                 )
             )
-        error_code = _error_code(msg)
+        error_code = jsonrpc.error_code(msg)
         body = msg.error if msg.is_error else msg.result
-        # a plugin that failed closed ("error") blocks as surely as one that said "deny"
-        denied = next((d for d in ctx.decisions if d.action in ("deny", "error") and d.enforced), None)
+        denied = ctx.denial()
         await self._audit.write_and_confirm(
             _entry(
                 ctx,
@@ -101,11 +100,3 @@ def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
         request_id=clean(request_id) if isinstance(request_id, str) else request_id,
         **fields,
     )
-
-
-def _error_code(msg: Message) -> int | None:
-    if not msg.is_error:
-        return None
-    body = jsonrpc.load(msg.error)
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, int) else jsonrpc.INTERNAL_ERROR

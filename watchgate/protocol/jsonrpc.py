@@ -266,3 +266,12 @@ def load(value: Raw | UnsetType) -> Any:
     if value is UNSET:
         return None
     return msgspec.json.decode(value)
+
+
+def error_code(msg: Message) -> int | None:
+    """The code of an error response (None for a result; -32603 for an error without one)."""
+    if not msg.is_error:
+        return None
+    body = load(msg.error)
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else INTERNAL_ERROR

@@ -88,10 +88,9 @@ class TelemetryHooks:
                 start_time=started,
             )
             call = _Call(request, trace.INVALID_SPAN)
-        code = _error_code(msg)
+        code = jsonrpc.error_code(msg)
         body = msg.error if msg.is_error else msg.result
-        denied = next((d for d in ctx.decisions if d.action in ("deny", "error") and d.enforced), None)
-        decision = "deny" if denied else ("error" if code is not None else "allow")
+        decision = "deny" if ctx.denial() else ("error" if code is not None else "allow")
         context = trace.set_span_in_context(call.request)
         for each in ctx.decisions:  # what each plugin decided; its reason may quote the call: left out
             span = self._tracer.start_span(f"plugin {each.plugin}", context=context, start_time=now)
@@ -152,11 +151,3 @@ def _labels(ctx: CallContext) -> dict[str, str]:
     if ctx.method in _NAMED and ctx.name is not None:
         labels["tool"] = ctx.name
     return labels
-
-
-def _error_code(msg: Message) -> int | None:
-    if not msg.is_error:
-        return None
-    body = jsonrpc.load(msg.error)
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, int) else None

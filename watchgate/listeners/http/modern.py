@@ -19,7 +19,6 @@ import secrets
 from collections.abc import AsyncGenerator
 from typing import Any, Final
 
-import msgspec
 import trio
 
 from watchgate.errors import JsonRpcError, PeerGone
@@ -246,7 +245,4 @@ def _status_of(answer: bytes) -> int:
     rule for HTTP), 200 for everything else (a JSON-RPC error is an answer too)."""
     if _MISSING_CAPABILITY not in answer:
         return 200
-    error = jsonrpc.decode(answer).error
-    body = jsonrpc.load(error) if error is not msgspec.UNSET else None
-    code = body.get("code") if isinstance(body, dict) else None
-    return 400 if code == MISSING_REQUIRED_CLIENT_CAPABILITY else 200
+    return 400 if jsonrpc.error_code(jsonrpc.decode(answer)) == MISSING_REQUIRED_CLIENT_CAPABILITY else 200
