@@ -35,7 +35,7 @@ def test_states_are_coloured_only_on_a_terminal_that_wants_it(
         monkeypatch.setenv(key, value)
     out = Terminal() if terminal else io.StringIO()
     enabled = ps._colour_enabled(out)
-    ps._print_table(["NAME", "STATE"], [["time", "failed"]], out, colour_column=1 if enabled else None)
+    ps.print_table(["NAME", "STATE"], [["time", "failed"]], out, colour_column=1 if enabled else None)
     text = out.getvalue()
     assert ("\x1b[31mfailed\x1b[0m" in text) is coloured
     assert text.splitlines()[0] == "NAME  STATE"  # the header is never coloured, columns still align

@@ -15,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from watchgate.cli.ps import print_table
 from watchgate.config import parse_config
-from watchgate.daemon.paths import CONFIG_ENV
-from watchgate.errors import ConfigError
+from watchgate.daemon.paths import CONFIG_ENV, find_config
+from watchgate.errors import ConfigError, ConfigNotFound
 from watchgate.importing.merge import Plan, merged_text, plan
 from watchgate.importing.rewrite import attach_entry, rewrite
 from watchgate.importing.sources import (
@@ -98,12 +99,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _target(flag: str | None) -> Path:
-    if flag:
-        return Path(flag)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    here = Path("supervisor.yaml")
-    return here if here.is_file() else Path.home() / ".config" / "watchgate" / "supervisor.yaml"
+    """The config the other commands would use; where none exists yet, the per-user one."""
+    try:
+        return find_config(flag)
+    except ConfigNotFound:
+        return Path.home() / ".config" / "watchgate" / "supervisor.yaml"
 
 
 def _discovered() -> list[ClientFile]:
@@ -128,7 +128,7 @@ def _preview(result: Plan, problems: list[str], found: list[FoundServer], config
             origin = ", ".join(dict.fromkeys(server.client for server in planned.found))
             rows.append([planned.name, planned.kind, origin, "; ".join(notes)])
         print(f"To add to {config}:")
-        _table(rows)
+        print_table(rows[0], rows[1:], sys.stdout, indent="  ")
     for server, name in result.present:
         print(f"Already in {config.name}: {server.name} ({server.client}) as {name}")
     for server, why in result.skipped:
@@ -137,12 +137,6 @@ def _preview(result: Plan, problems: list[str], found: list[FoundServer], config
         print(f"Not read: {problem}")
     if not result.new:
         print("Nothing new to add.")
-
-
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _confirmed(result: Plan, config: Path, *, rewrite: bool) -> bool:

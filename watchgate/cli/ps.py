@@ -82,7 +82,7 @@ async def _show(args: argparse.Namespace, paths: RuntimePaths, out: TextIO) -> N
         if args.json:
             print(msgspec.json.encode(tools).decode(), file=out)
         else:
-            _print_table(["NAME", "UPSTREAM NAME"], [[t["name"], t["upstream_name"]] for t in tools], out)
+            print_table(["NAME", "UPSTREAM NAME"], [[t["name"], t["upstream_name"]] for t in tools], out)
         return
     if args.name:
         detail = await call(paths, control.Detail(name=args.name))
@@ -106,10 +106,10 @@ async def _show(args: argparse.Namespace, paths: RuntimePaths, out: TextIO) -> N
             ]
             for c in report["clients"]
         ]
-        _print_table(["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT", "PROFILE"], rows, out)
+        print_table(["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT", "PROFILE"], rows, out)
     else:
         rows = [upstream_row(u) for u in report["upstreams"]]
-        _print_table(_UPSTREAM_HEADER, rows, out, colour_column=2 if colour else None)
+        print_table(_UPSTREAM_HEADER, rows, out, colour_column=2 if colour else None)
         print(audit_line(report.get("audit")), file=out)
 
 
@@ -179,16 +179,22 @@ def duration(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def _print_table(
-    header: list[str], rows: list[list[Any]], out: TextIO, *, colour_column: int | None = None
+def print_table(
+    header: list[str],
+    rows: list[list[Any]],
+    out: TextIO,
+    *,
+    colour_column: int | None = None,
+    indent: str = "",
 ) -> None:
-    cells = [header, *[[escape_controls(str(c)) for c in row] for row in rows]]  # names peers chose
+    """Aligned columns; what peers or files chose is escaped before it reaches the terminal."""
+    cells = [header, *[[escape_controls(str(c)) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for n, row in enumerate(cells):
         padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         if colour_column is not None and n > 0:  # padding first: escape codes take no columns
             padded[colour_column] = _coloured(padded[colour_column], True)
-        print("  ".join(padded).rstrip(), file=out)
+        print(indent + "  ".join(padded).rstrip(), file=out)
 
 
 def _colour_enabled(out: TextIO) -> bool:

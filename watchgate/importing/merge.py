@@ -22,13 +22,13 @@ from typing import Any, Final
 
 import yaml
 
+from watchgate.config.schema import ENV_VAR
 from watchgate.importing.sources import FoundServer
 
 __all__ = ["Plan", "Planned", "merged_text", "plan"]
 
 _SECRET_NAME: Final = re.compile(r"TOKEN|SECRET|PASSW|API_?KEY|ACCESS_?KEY|PRIVATE|CREDENTIAL|AUTH", re.I)
 _SECRET_VALUE: Final = re.compile(r"^(ghp_|gho_|ghs_|github_pat_|sk-|xox[abprs]-|AKIA|AIza|glpat-|Bearer )")
-_REFERENCE: Final = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _MAX_NAME: Final = 32
 
 
@@ -93,7 +93,7 @@ def _entry(server: FoundServer, environ: Mapping[str, str]) -> tuple[dict[str, A
     entry = {"command": list(server.command)}
     env: dict[str, str] = {}
     for key, value in server.env.items():
-        if not _REFERENCE.match(value) and environ.get(key) == value:
+        if not _is_reference(value) and environ.get(key) == value:
             env[key] = "${" + key + "}"  # the gateway's environment has it: no copy in the file
             references.append(key)
             continue
@@ -106,9 +106,15 @@ def _entry(server: FoundServer, environ: Mapping[str, str]) -> tuple[dict[str, A
 
 
 def _looks_secret(key: str, value: str) -> bool:
-    if _REFERENCE.match(value) or not value:
+    if _is_reference(value) or not value:
         return False
     return bool(_SECRET_NAME.search(key) or _SECRET_VALUE.match(value))
+
+
+def _is_reference(value: str) -> bool:
+    """``${NAME}`` as the whole value (the config's own syntax; ``$${…}`` is a literal)."""
+    match = ENV_VAR.fullmatch(value)
+    return match is not None and not match.group(1)
 
 
 def _identity(entry: Mapping[str, Any]) -> tuple[Any, ...]:

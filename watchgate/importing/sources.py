@@ -13,7 +13,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -173,8 +172,3 @@ def _value(server: FoundServer, text: str) -> str:
         return "${" + variable + "}"
 
     return _VSCODE_INPUT.sub(input_variable, text)
-
-
-def found_in(files: list[ClientFile]) -> Iterator[tuple[list[FoundServer], list[str]]]:
-    for source in files:
-        yield read_client_file(source)

@@ -57,12 +57,6 @@ class Listens:
     def __init__(self) -> None:
         self._open: dict[int | str, dict[str, Any]] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._open)
-
-    def __contains__(self, subscription: object) -> bool:
-        return subscription in self._open
-
     def add(self, subscription: int | str, agreed: dict[str, Any]) -> None:
         self._open[subscription] = agreed
 
