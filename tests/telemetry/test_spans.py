@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -12,8 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from tests.gateway.fakes import FakeServer, echo, running_gateway
+from tests.gateway.fakes import Client, FakeServer, echo, running_gateway
 from tests.plugins.helpers import config_with
+from watchgate.config import GatewayConfig
 from watchgate.config.schema import TelemetryConfig
 from watchgate.gateway.tree import Gateway
 from watchgate.telemetry import start_telemetry
@@ -33,9 +37,11 @@ def _metrics(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
     return found
 
 
-async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_server(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+@asynccontextmanager
+async def traced(
+    config: GatewayConfig, *servers: FakeServer
+) -> AsyncIterator[tuple[Client, InMemorySpanExporter, InMemoryMetricReader]]:
+    """A gateway whose telemetry goes to the SDK's in-memory exporters."""
     spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
     gateways: list[Gateway] = []
     telemetry = start_telemetry(
@@ -44,10 +50,20 @@ async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_se
         span_processor=SimpleSpanProcessor(spans),
         metric_reader=reader,
     )
+    try:
+        async with running_gateway(config, *servers, telemetry=telemetry) as (gateway, client):
+            gateways.append(gateway)
+            yield client, spans, reader
+    finally:
+        telemetry.shutdown()
+
+
+async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_server(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     fs = FakeServer("fs", tools={"echo": echo})
     config = config_with("fs", "other", plugins=[{"name": "secrets"}])
-    async with running_gateway(config, fs, FakeServer("other"), telemetry=telemetry) as (gateway, client):
-        gateways.append(gateway)
+    async with traced(config, fs, FakeServer("other")) as (client, spans, reader):
         await client.initialize()
         meta = {"traceparent": f"00-{TRACE}-{PARENT}-01"}
         call = {"name": "fs__echo", "arguments": {"text": f"the key is {SECRET}"}, "_meta": meta}
@@ -55,8 +71,8 @@ async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_se
         assert SECRET not in json.dumps(result)  # the secrets plugin did its work
         refused = await client.request("tools/call", {"name": "fs__nope"})
         assert "error" in refused
-    traced = [span for span in spans.get_finished_spans() if f"{span.context.trace_id:032x}" == TRACE]
-    finished = {span.name: span for span in traced}  # the first call's trace
+    in_trace = [span for span in spans.get_finished_spans() if f"{span.context.trace_id:032x}" == TRACE]
+    finished = {span.name: span for span in in_trace}  # the first call's trace
     request = finished["tools/call fs__echo"]
     upstream = finished["tools/call fs"]
     assert request.kind is SpanKind.SERVER and upstream.kind is SpanKind.CLIENT
@@ -82,12 +98,9 @@ async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_se
     assert calls.value == 1 and calls.attributes["server"] == "fs"
     assert {p.attributes["server"] for p in metrics["watchgate.in_flight"]} == {"fs", "other"}
     assert "watchgate.call.duration" in metrics and "watchgate.restarts" in metrics
-    telemetry.shutdown()
 
 
 def test_the_endpoint_must_be_a_url() -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="otlp_endpoint must be an http"):
         TelemetryConfig(otlp_endpoint="localhost:4318")
 
@@ -95,23 +108,13 @@ def test_the_endpoint_must_be_a_url() -> None:
 async def test_a_call_a_plugin_refuses_is_still_one_span_saying_so(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    gateways: list[Gateway] = []
-    telemetry = start_telemetry(
-        TelemetryConfig(otlp_endpoint="http://127.0.0.1:9"),
-        lambda: gateways[0]._telemetry_counts(),
-        span_processor=SimpleSpanProcessor(spans),
-        metric_reader=reader,
-    )
     fs = FakeServer("fs", tools={"echo": echo, "delete": echo})
     plugins = [{"name": "tool_access", "config": {"tools": {"deny": ["delete"]}}}]
-    async with running_gateway(
-        config_with("fs", "other", plugins=plugins), fs, FakeServer("other"), telemetry=telemetry
-    ) as (
-        gateway,
+    async with traced(config_with("fs", "other", plugins=plugins), fs, FakeServer("other")) as (
         client,
+        spans,
+        reader,
     ):
-        gateways.append(gateway)
         await client.initialize()
         refused = await client.request("tools/call", {"name": "fs__delete", "arguments": {}})
         assert refused["error"]["code"] == -32010
@@ -124,4 +127,3 @@ async def test_a_call_a_plugin_refuses_is_still_one_span_saying_so(
     assert decision.parent is not None and decision.parent.span_id == request.context.span_id
     errors = _metrics(reader)["watchgate.errors"]
     assert [(p.attributes["code"], p.value) for p in errors] == [(-32010, 1)]
-    telemetry.shutdown()

@@ -16,7 +16,7 @@ from watchgate.cli import completion
 from watchgate.cli.options import listen_address, with_http
 from watchgate.config import GatewayConfig, Transport, load_config
 from watchgate.errors import CannotListen, ConfigError, WatchgateError
-from watchgate.gateway.tree import audit_actor
+from watchgate.gateway.tree import audit_actor, unknown_profile
 from watchgate.listeners.stdio import serve_stdio
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -168,11 +168,10 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     config = with_http(config, args.http)
     if args.profile is not None and (config.proxy.transport == "http" or args.profile not in config.profiles):
-        known = ", ".join(config.profiles) or "none configured"
         why = (
             "over HTTP each client chooses its profile (?profile=NAME)"
             if config.proxy.transport == "http"
-            else f"unknown profile {args.profile!r} (known: {known})"
+            else unknown_profile(config, args.profile)
         )
         print(f"watchgate: {why}", file=sys.stderr)
         return 1

@@ -70,6 +70,12 @@ def audit_actor(config: GatewayConfig, *, path: str | None = None) -> AuditActor
     return actor
 
 
+def unknown_profile(config: GatewayConfig, name: str) -> str:
+    """What a client that asked for a profile the config does not have is told."""
+    known = ", ".join(config.profiles) or "none configured"
+    return f"unknown profile {name!r} (known: {known})"
+
+
 def restart_policy(config: UpstreamConfig) -> RestartPolicy:
     b = config.backoff
     return RestartPolicy(
@@ -229,9 +235,7 @@ class Gateway:
         return name in self.config.profiles
 
     def unknown_profile(self, name: str) -> str:
-        """What a client that asked for a profile the config does not have is told."""
-        known = ", ".join(self.config.profiles) or "none configured"
-        return f"unknown profile {name!r} (known: {known})"
+        return unknown_profile(self.config, name)
 
     async def end_sessions(self, reason: str, *, within: float = 2.0) -> None:
         """Answer what is still in flight (-32003 with ``reason``), then end every session once
