@@ -36,7 +36,11 @@ MODERN_VERSIONS: Final = ("2026-07-28",)
 LEGACY_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
 CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO_KEY: Final = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"
+LOG_LEVEL_KEY: Final = "io.modelcontextprotocol/logLevel"
+#: the methods whose target is named in their params (and in the Mcp-Name header), and where
+NAMED_PARAM: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _RESERVED_PREFIX: Final = "io.modelcontextprotocol/"
 UNSUPPORTED_VERSION: Final = -32022
 #: results a client may cache (spec server/utilities/caching), with the gateway's hints
@@ -105,7 +109,7 @@ def check_meta(params: dict[str, Any] | None) -> None:
 def client_identity(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The capabilities and clientInfo a request's ``_meta`` declares (checked by check_meta)."""
     meta = _meta_of(params)
-    info = meta.get("io.modelcontextprotocol/clientInfo")
+    info = meta.get(CLIENT_INFO_KEY)
     return meta.get(CAPABILITIES_KEY) or {}, info if isinstance(info, dict) else {}
 
 

@@ -36,24 +36,17 @@ from typing import Any, Final
 import msgspec
 
 from watchgate.errors import JsonRpcError
-from watchgate.protocol import jsonrpc
+from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Kind
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
 from watchgate.transports.mrtr import InputRounds, Retry
 
 __all__ = ["MODERN", "ModernSession", "as_object", "header_paths", "supported_versions"]
 
-MODERN: Final = "2026-07-28"
-_VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
-_CLIENT_INFO_KEY: Final = "io.modelcontextprotocol/clientInfo"
-_CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
-_SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"
-_UNSUPPORTED_VERSION: Final = -32022
-_NAMED: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+MODERN: Final = eras.MODERN_VERSIONS[0]
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name (tchar)
 _SAFE_VALUE: Final = re.compile(r"^[\x20-\x7e]*$")
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
-_LOG_LEVEL_KEY: Final = "io.modelcontextprotocol/logLevel"
 _ANSWERED_HERE: Final = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 _LIST_CHANGES: Final = (
     ("tools", "toolsListChanged"),
@@ -72,9 +65,9 @@ class ModernSession:
         self._host = host
         params = initialize.get("params") or {}
         self._meta = {
-            _VERSION_KEY: MODERN,
-            _CLIENT_INFO_KEY: params.get("clientInfo") or {"name": "watchgate", "version": "0"},
-            _CAPABILITIES_KEY: params.get("capabilities") or {},
+            eras.VERSION_KEY: MODERN,
+            eras.CLIENT_INFO_KEY: params.get("clientInfo") or {"name": "watchgate", "version": "0"},
+            eras.CAPABILITIES_KEY: params.get("capabilities") or {},
         }
         self._header_paths: dict[str, dict[str, tuple[str, ...]]] = {}  # tool -> header -> path
         self._pending: dict[Any, str] = {}  # request id -> method, for what the answer teaches
@@ -120,10 +113,10 @@ class ModernSession:
         meta = dict(params.get("_meta") or {})
         meta.update(self._meta)
         if self.log_level is not None:
-            meta[_LOG_LEVEL_KEY] = self.log_level
+            meta[eras.LOG_LEVEL_KEY] = self.log_level
         relayed = self._relayed.pop(message["id"], None) if "id" in message else None
         if relayed is not None:  # its client answers input_required itself: it says what it can
-            meta[_CAPABILITIES_KEY] = relayed
+            meta[eras.CAPABILITIES_KEY] = relayed
         params["_meta"] = meta
         message["params"] = params
         if "id" in message:
@@ -134,7 +127,7 @@ class ModernSession:
 
     def _headers(self, method: str, params: dict[str, Any]) -> dict[str, str]:
         headers = {"mcp-protocol-version": MODERN, "mcp-method": method}
-        named = _NAMED.get(method)
+        named = eras.NAMED_PARAM.get(method)
         if named is not None and isinstance(params.get(named), str):
             headers["mcp-name"] = _header_value(params[named])
         if method == "tools/call":
@@ -155,7 +148,7 @@ class ModernSession:
         result: dict[str, Any] = {
             "protocolVersion": MODERN,
             "capabilities": discovered.get("capabilities") or {},
-            "serverInfo": discovered.get("serverInfo") or meta.get(_SERVER_INFO_KEY) or {},
+            "serverInfo": discovered.get("serverInfo") or meta.get(eras.SERVER_INFO_KEY) or {},
         }
         if isinstance(discovered.get("instructions"), str):
             result["instructions"] = discovered["instructions"]
@@ -306,7 +299,7 @@ def jsonrpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
 def supported_versions(body: bytes) -> list[str] | None:
     """The versions an UnsupportedProtocolVersion error lists; None if the body is not one."""
     error = _error_of(body)
-    if error is None or error.get("code") != _UNSUPPORTED_VERSION:
+    if error is None or error.get("code") != eras.UNSUPPORTED_VERSION:
         return None
     data = error.get("data")
     supported = data.get("supported") if isinstance(data, dict) else None

@@ -63,7 +63,6 @@ _METHODS: Final = frozenset(
     }
 )
 _MAY_PROGRESS: Final = frozenset({"tools/call", "prompts/get", "resources/read", "completion/complete"})
-_NAMED: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 
 def is_modern(msg: jsonrpc.Message, headers: dict[str, str]) -> bool:
@@ -105,7 +104,7 @@ def check_headers(msg: jsonrpc.Message, params: dict[str, Any] | None, headers: 
     if method_header != msg.method:
         message = f"Header mismatch: Mcp-Method {method_header!r} does not match {msg.method!r}"
         raise Refusal(400, message, HEADER_MISMATCH)
-    key = _NAMED.get(msg.method) if isinstance(msg.method, str) else None
+    key = eras.NAMED_PARAM.get(msg.method) if isinstance(msg.method, str) else None
     if key is not None and params is not None:
         name = headers.get("mcp-name")
         if name is None or _decoded_header(name) != params.get(key):
