@@ -32,7 +32,7 @@ import trio
 from actors import Actor, AskTimeout, Reply
 from watchgate.answer_group import current_group
 from watchgate.audit.chain import AppendResult, ChainWriter
-from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, normalize
+from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, AuditStatus, normalize
 from watchgate.audit.sinks import Sink, build_sinks, run_blocking
 from watchgate.config.schema import AuditConfig
 from watchgate.errors import AuditLogInUse, AuditUnavailable
@@ -41,7 +41,6 @@ __all__ = [
     "RETRY_INTERVAL",
     "AuditActor",
     "AuditMessage",
-    "AuditStatus",
     "AuditUnavailable",
     "Confirm",
 ]
@@ -63,20 +62,6 @@ class Confirm:
 
 
 AuditMessage = AuditEntry | Confirm
-
-
-class AuditStatus(msgspec.Struct, kw_only=True, frozen=True):
-    """What ``watchgate ps`` shows about the audit log."""
-
-    enabled: bool
-    path: str
-    healthy: bool
-    last_error: str | None
-    records_written: int
-    records_lost: int
-    pending: int
-    mailbox_depth: int
-    sink_errors: int
 
 
 class AuditActor(Actor[AuditMessage]):

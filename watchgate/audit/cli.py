@@ -43,7 +43,7 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def register(commands: Any) -> None:
-    """Add ``audit`` and its sub-commands to the ``watchgate`` parser (see ``cli._extra_commands``)."""
+    """Add ``audit`` and its sub-commands to the ``watchgate`` parser (``cli.main.COMMANDS``)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", help="take the log path from this config's audit.path")
     common.add_argument("path", nargs="?", metavar="PATH", help=f"the log (default: ./{DEFAULT_LOG_PATH})")

@@ -23,6 +23,7 @@ __all__ = [
     "ROTATE",
     "AuditEntry",
     "AuditRecord",
+    "AuditStatus",
     "Decision",
     "Event",
     "canonical_bytes",
@@ -190,3 +191,17 @@ def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tup
     digest = hashlib.sha256(canonical).hexdigest()
     line = b"".join((canonical[:-1], b',"hash":"', digest.encode(), b'"}\n'))
     return msgspec.structs.replace(record, hash=digest), line
+
+
+class AuditStatus(msgspec.Struct, kw_only=True, frozen=True):
+    """What ``watchgate ps`` shows about the audit log."""
+
+    enabled: bool
+    path: str
+    healthy: bool
+    last_error: str | None
+    records_written: int
+    records_lost: int
+    pending: int
+    mailbox_depth: int
+    sink_errors: int

@@ -1,5 +1,8 @@
 """The daemon's commands: ``up``, ``down``, ``attach``, ``ps``, ``restart``/``stop``/``start``,
-``logs``, ``reload``. Every failure is one clear line on stderr and a non-zero exit code."""
+``logs``, ``reload``. Every failure is one clear line on stderr and a non-zero exit code.
+
+Only ``up`` runs the gateway: it imports it (and the config loader) itself, so that ``attach``,
+which every MCP client launches, and ``ps`` start in the time it takes to load trio."""
 
 from __future__ import annotations
 
@@ -12,21 +15,22 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from watchgate.cli import ps as ps_command
 from watchgate.cli.attach import bridge, hand_over
 from watchgate.cli.options import listen_address, with_http
-from watchgate.config import load_config
 from watchgate.daemon import control
 from watchgate.daemon.client import call, follow
 from watchgate.daemon.paths import CONFIG_ENV, RuntimePaths, find_config, open_private, runtime_paths
-from watchgate.daemon.server import Daemon
 from watchgate.errors import ConfigError, ControlError, DaemonAlreadyRunning, DaemonNotRunning, WatchgateError
 from watchgate.listeners.unix import is_listening
 from watchgate.sanitize import escape_controls
+
+if TYPE_CHECKING:
+    from watchgate.daemon.server import Daemon
 
 AUTOSTART_ENV = "WATCHGATE_AUTOSTART"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -99,6 +103,9 @@ def _control(action: Callable[[RuntimePaths], Awaitable[int]]) -> int:
 
 # --- up / down -------------------------------------------------------------------------------------
 def _up(args: argparse.Namespace) -> int:
+    from watchgate.config import load_config
+    from watchgate.daemon.server import Daemon
+
     try:
         path = find_config(args.config).resolve()
         config = with_http(load_config(path), args.http)

@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import trio
+from collections.abc import Sequence
+from typing import Final
 
 from watchgate import __version__
 from watchgate.cli import completion
-from watchgate.cli.options import listen_address, with_http
-from watchgate.config import GatewayConfig, Transport, load_config
-from watchgate.errors import CannotListen, ConfigError, WatchgateError
-from watchgate.gateway.tree import audit_actor, unknown_profile
-from watchgate.listeners.stdio import serve_stdio
+from watchgate.errors import WatchgateError
 
-_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: the module whose ``register(commands)`` adds each command (its ``func(args) -> int`` is the exit
+#: code), in the order ``--help`` lists them. Only the module of the command a line names is
+#: imported: ``watchgate attach``, what every MCP client launches, and ``watchgate ps`` do not
+#: load the gateway, HTTP or YAML to parse their arguments (docs/cli.md, "Start-up").
+COMMANDS: Final = {
+    "run": "watchgate.cli.run",
+    "validate": "watchgate.cli.run",
+    "up": "watchgate.cli.daemon",
+    "down": "watchgate.cli.daemon",
+    "attach": "watchgate.cli.daemon",
+    "ps": "watchgate.cli.daemon",
+    "restart": "watchgate.cli.daemon",
+    "stop": "watchgate.cli.daemon",
+    "start": "watchgate.cli.daemon",
+    "logs": "watchgate.cli.daemon",
+    "reload": "watchgate.cli.daemon",
+    "audit": "watchgate.audit.cli",
+    "bench": "watchgate.bench.cli",
+    "pin": "watchgate.cli.pin",
+    "auth": "watchgate.cli.auth",
+    "import": "watchgate.cli.importer",
+}
 #: one line a person would type, for each command's --help (by its path after "watchgate")
 _EXAMPLES = {
     "run": "watchgate run -c supervisor.yaml --http 127.0.0.1:8848",
@@ -48,8 +63,9 @@ _EXAMPLES = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(_modules_for(words))
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -64,13 +80,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _modules_for(words: Sequence[str]) -> list[str]:
+    """The command modules a command line needs: its command's, none for ``--version``, every
+    one for the list of commands (``--help``, nothing given, a word that is no command)."""
+    command = next((word for word in words if not word.startswith("-")), None)
+    if command in COMMANDS:
+        return [COMMANDS[command]]
+    if command == "completion" or (command is None and "--version" in words):
+        return []  # completion builds the whole parser itself, when it prints
+    return list(dict.fromkeys(COMMANDS.values()))
+
+
+def _parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line with the commands of ``modules`` (all of them when not given)."""
     parser = argparse.ArgumentParser(prog="watchgate", description="A security gateway for MCP servers.")
     parser.add_argument("--version", action="version", version=f"watchgate {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _register_core(commands)
-    for register in _extra_commands():
-        register(commands)
+    for module in dict.fromkeys(COMMANDS.values()) if modules is None else modules:
+        importlib.import_module(module).register(commands)
     completion.register(commands, _parser)
     _add_examples(parser)
     return parser
@@ -87,105 +114,3 @@ def _add_examples(parser: argparse.ArgumentParser) -> None:
                 sub.epilog = "example:\n  " + example
                 sub.formatter_class = argparse.RawDescriptionHelpFormatter
             _add_examples(sub)
-
-
-def _extra_commands() -> list[Callable[[Any], None]]:
-    """Command groups that live with their feature; each module offers ``register(commands)``
-    adding its sub-commands whose ``func(args) -> int`` is the exit code."""
-    from watchgate.audit import cli as audit_cli
-    from watchgate.bench import cli as bench_cli
-    from watchgate.cli import auth as auth_cli
-    from watchgate.cli import daemon as cli_daemon
-    from watchgate.cli import importer as import_cli
-    from watchgate.cli import pin as plugins_cli
-
-    return [
-        cli_daemon.register,
-        audit_cli.register,
-        bench_cli.register,
-        plugins_cli.register,
-        auth_cli.register,
-        import_cli.register,
-    ]
-
-
-def _register_core(commands: Any) -> None:
-    run = commands.add_parser("run", help="run one gateway in this process, speaking MCP on stdin/stdout")
-    run.add_argument("-c", "--config", required=True, help="the YAML config file")
-    run.add_argument(
-        "--audit-log",
-        metavar="PATH",
-        help="write the audit log here instead of the config's audit.path (one log has one writer: "
-        "use this to run beside a daemon on the same config)",
-    )
-    run.add_argument(
-        "--http",
-        metavar="HOST:PORT",
-        type=listen_address,
-        help="serve MCP over Streamable HTTP on this address instead of stdio (proxy.http.listen)",
-    )
-    run.add_argument("--profile", metavar="NAME", help="the client sees only what this profile shows (stdio)")
-    run.set_defaults(func=_run)
-    validate = commands.add_parser("validate", help="check a config file and print every problem")
-    validate.add_argument("-c", "--config", required=True, help="the YAML config file")
-    validate.set_defaults(func=_validate)
-
-
-def _load(path: str) -> GatewayConfig | None:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return None
-
-
-def _validate(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return 1
-    names = ", ".join(u.name for u in config.proxy.upstreams)
-    print(f"ok: {len(config.proxy.upstreams)} upstream(s) ({names})")
-    plain = [u.name for u in config.proxy.upstreams if u.name not in config.proxy.prefixed]
-    if config.proxy.multi_server and len(plain) > 1:
-        print(
-            f"warning: {', '.join(map(repr, plain))} have no prefix: a name two of them offer goes to "
-            "the first in the config, the other's is hidden (set `prefix: always` on one)",
-            file=sys.stderr,
-        )
-    for upstream in config.proxy.upstreams:
-        if upstream.transport is Transport.STDIO and not (upstream.sandbox and upstream.sandbox.enabled):
-            print(
-                f"warning: {upstream.name!r} runs without a sandbox: it can read, write and send "
-                "whatever you can (add `sandbox: {enabled: true, paths: [...]}`; docs/security.md)",
-                file=sys.stderr,
-            )
-    return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return 1
-    config = with_http(config, args.http)
-    if args.profile is not None and (config.proxy.transport == "http" or args.profile not in config.profiles):
-        why = (
-            "over HTTP each client chooses its profile (?profile=NAME)"
-            if config.proxy.transport == "http"
-            else unknown_profile(config, args.profile)
-        )
-        print(f"watchgate: {why}", file=sys.stderr)
-        return 1
-    logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
-    audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
-    if config.proxy.transport == "http":
-        from watchgate.listeners.http import serve_http  # hypercorn loads only for HTTP
-
-        try:
-            trio.run(serve_http, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)
-        except CannotListen:
-            if audit is not None:
-                audit.release()
-            raise
-        return 0
-    trio.run(serve_stdio, config, audit, args.profile, restrict_keyboard_interrupt_to_checkpoints=True)
-    return 0

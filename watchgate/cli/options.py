@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from watchgate.config import GatewayConfig
-from watchgate.config.schema import check_listen
+if TYPE_CHECKING:  # `ps` and `attach` parse these options too: the config loads only when given
+    from watchgate.config import GatewayConfig
 
 __all__ = ["listen_address", "with_http"]
 
 
 def listen_address(text: str) -> str:
     """``--http``'s argument, checked as argparse checks types: a bad one is a usage error."""
+    from watchgate.config.schema import check_listen
+
     try:
         return check_listen(text)
     except ValueError as exc:

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import msgspec
 
-from watchgate.audit import AuditStatus
+from watchgate.audit.record import AuditStatus
 
 
 class Request(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):

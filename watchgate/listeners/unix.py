@@ -19,17 +19,20 @@ import stat
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, wrap_server_stream
 
 from watchgate.errors import CannotListen, DaemonAlreadyRunning
-from watchgate.gateway.tree import Gateway
 from watchgate.listeners import handoff
 from watchgate.listeners.endpoints import ATTACH_PATH, CONTROL_PATH, MAX_MESSAGE
 from watchgate.wire.pipes import eager_receive, eager_send, fd_stream, widen_pipes
 from watchgate.wire.wsstream import WebSocketStream
+
+if TYPE_CHECKING:  # the daemon hands its gateway in; a socket probe (`is_listening`) needs none
+    from watchgate.gateway.tree import Gateway
 
 __all__ = ["ControlHandler", "UnixListener", "is_listening"]
 
