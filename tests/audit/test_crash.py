@@ -83,6 +83,8 @@ def test_kill_9_loses_no_confirmed_record(tmp_path: Path) -> None:
     assert confirmed <= logged
 
     writer = ChainWriter(str(path), max_bytes=8192, keep=50, clock=Clock())  # the daemon comes back
-    assert writer.open().method == "resume"
+    # "rotate" when the kill fell inside a rotation (the new file empty or not there yet): the
+    # chain goes on from the rotated file; only "genesis" would be a broken chain
+    assert writer.open().method in {"resume", "rotate"}
     assert writer.append([call(1)]).error is None
     assert verify_log(str(path)).ok
