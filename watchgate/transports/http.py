@@ -47,8 +47,7 @@ from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.sanitize import clean
 from watchgate.transports.listen import ListenStream
-from watchgate.transports.modern import MODERN, ModernSession, as_object, supported_versions
-from watchgate.transports.mrtr import Retry
+from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object, supported_versions
 from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
 from watchgate.transports.sse import LegacyStreamError, each_event, read_legacy_stream
 
@@ -209,43 +208,31 @@ class HttpConnection(RemoteConnection):
         message = as_object(line)
         if message is None:
             return
-        if "method" not in message and modern.rounds.owns(message.get("id")):
-            outcome = modern.rounds.input_given(message)  # the client's input for an MRTR round
-            if isinstance(outcome, Retry):
-                self._nursery.start_soon(self._post_modern, *modern.retry(outcome), outcome.message["id"])
-            elif outcome is not None:
-                await super()._deliver(msgspec.json.encode(outcome))
-            return
-        if message.get("method") == "notifications/cancelled":  # this era's cancellation
-            params = message.get("params") or {}
-            scope = self._calls.get(params.get("requestId")) if isinstance(params, dict) else None
+        outgoing = modern.outgoing(message)
+        if isinstance(outgoing, Send):
+            self._nursery.start_soon(self._post_modern, outgoing)
+        elif isinstance(outgoing, Cancel):  # this era's cancellation: the call's stream closes
+            scope = self._calls.get(outgoing.request_id)
             if scope is not None:
                 scope.cancel()
-            return
-        prepared = modern.prepare(message)
-        if prepared is None:
-            answer = modern.local_answer(message)
-            if answer is not None:
-                await super()._deliver(answer)
+        else:
+            if outgoing.answer is not None:
+                await super()._deliver(outgoing.answer)
             if self._listen_stream is not None:  # initialized, or a subscription changed
                 self._listen_stream.update()
-            return
-        self._nursery.start_soon(self._post_modern, line, *prepared, message.get("id"))
 
-    async def _post_modern(
-        self, line: bytes, body: bytes, headers: dict[str, str], request_id: object
-    ) -> None:
+    async def _post_modern(self, send: Send) -> None:
         with trio.CancelScope() as scope:
-            if request_id is not None:
-                self._calls[request_id] = scope
+            if send.request_id is not None:
+                self._calls[send.request_id] = scope
             try:
                 with self._ending_on_failure():
                     async with self._client.stream(
-                        "POST", self.url, content=body, headers=self._base(headers)
+                        "POST", self.url, content=send.body, headers=self._base(send.headers)
                     ) as response:
-                        await self._on_response(line, response)
+                        await self._on_response(send.body, response)
             finally:
-                self._calls.pop(request_id, None)
+                self._calls.pop(send.request_id, None)
 
     @staticmethod
     def _base(headers: dict[str, str]) -> dict[str, str]:
@@ -395,7 +382,7 @@ class HttpConnection(RemoteConnection):
             return
         messages, retry = self._modern.receive(message)
         if retry is not None:
-            self._nursery.start_soon(self._post_modern, *self._modern.retry(retry), retry.message["id"])
+            self._nursery.start_soon(self._post_modern, self._modern.retry(retry))
         for each in messages:
             await super()._deliver(each)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -41,7 +42,16 @@ from watchgate.protocol.jsonrpc import Kind
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
 from watchgate.transports.mrtr import InputRounds, Retry
 
-__all__ = ["MODERN", "ModernSession", "as_object", "header_paths", "supported_versions"]
+__all__ = [
+    "MODERN",
+    "Cancel",
+    "Kept",
+    "ModernSession",
+    "Send",
+    "as_object",
+    "header_paths",
+    "supported_versions",
+]
 
 MODERN: Final = eras.MODERN_VERSIONS[0]
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name (tchar)
@@ -56,6 +66,32 @@ _LIST_CHANGES: Final = (
 _ACKNOWLEDGED: Final = "notifications/subscriptions/acknowledged"
 
 _log = logging.getLogger("watchgate.upstream")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A message for the server, as this era wants it: its body and headers, and the id of a
+    request (whose call this is: over HTTP, closing its POST cancels it)."""
+
+    body: bytes
+    headers: dict[str, str]
+    request_id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A message the connection keeps: ``answer`` is the actor's answer (None: none, or not
+    yet); what the listen stream should hear may have changed."""
+
+    answer: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """``notifications/cancelled`` for ``request_id``: over HTTP the call's POST is closed; on
+    stdio the notification is written as it came."""
+
+    request_id: Any
 
 
 class ModernSession:
@@ -86,6 +122,23 @@ class ModernSession:
         the client as it came, ``requestState`` untouched; the client's retry comes back as a
         request like any other (DESIGN.md section 5)."""
         self._relayed[request_id] = capabilities
+
+    def outgoing(self, message: dict[str, Any]) -> Send | Kept | Cancel:
+        """What becomes of a message the actor sends (the transports only do the I/O): a client's
+        input for an MRTR round completes it into a retry or an answer; a cancellation cancels;
+        what this era has no method for is kept (answered here, or noted); the rest is sent."""
+        if "method" not in message and self.rounds.owns(message.get("id")):
+            outcome = self.rounds.input_given(message)  # an older client's input for a round
+            if isinstance(outcome, Retry):
+                return self.retry(outcome)
+            return Kept(None if outcome is None else msgspec.json.encode(outcome))
+        if message.get("method") == "notifications/cancelled":
+            params = message.get("params")
+            return Cancel(params.get("requestId") if isinstance(params, dict) else None)
+        prepared = self.prepare(message)
+        if prepared is None:
+            return Kept(self.local_answer(message))
+        return Send(*prepared, message.get("id"))
 
     def discover(self, request_id: Any) -> tuple[bytes, dict[str, str]]:
         message = {
@@ -275,12 +328,12 @@ class ModernSession:
             )
         return msgspec.json.encode(message), False
 
-    def retry(self, retry: Retry) -> tuple[bytes, bytes, dict[str, str]]:
-        """The retry of an ``input_required`` request: its line, body and headers."""
+    def retry(self, retry: Retry) -> Send:
+        """The retry of an ``input_required`` request, under its own id."""
         message = retry.message
         self._pending[message["id"]] = message["method"]
-        body = msgspec.json.encode(message)
-        return body, body, self._headers(message["method"], message.get("params") or {})
+        headers = self._headers(message["method"], message.get("params") or {})
+        return Send(msgspec.json.encode(message), headers, message["id"])
 
 
 def as_object(line: bytes) -> dict[str, Any] | None:

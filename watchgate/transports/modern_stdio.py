@@ -26,7 +26,7 @@ import trio
 
 from watchgate.protocol.jsonrpc import Line
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
-from watchgate.transports.modern import MODERN, ModernSession, as_object
+from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object
 from watchgate.transports.stdio import StdioProcess, stdio_connector
 
 if TYPE_CHECKING:
@@ -104,26 +104,18 @@ class ModernStdioConnection:
             body, _ = modern.discover(message.get("id"))
             await self._write(body)
             return
-        if modern is None or message.get("method") == "notifications/cancelled":
+        if modern is None:  # nothing before initialize is the era's to translate
+            await self._write(line)
+            return
+        outgoing = modern.outgoing(message)
+        if isinstance(outgoing, Cancel):
             await self._write(line)  # stdio keeps notifications/cancelled in this era
-            return
-        if "method" not in message and modern.rounds.owns(message.get("id")):
-            outcome = modern.rounds.input_given(message)  # an older client's input for a round
-            if outcome is None:
-                return
-            if isinstance(outcome, dict):
-                await self._deliver(msgspec.json.encode(outcome))
-                return
-            await self._write(modern.retry(outcome)[1])
-            return
-        prepared = modern.prepare(message)
-        if prepared is not None:
-            await self._write(prepared[0])
-            return
-        answer = modern.local_answer(message)
-        if answer is not None:
-            await self._deliver(answer)
-        await self._update_listen(modern)
+        elif isinstance(outgoing, Send):
+            await self._write(outgoing.body)
+        else:
+            if outgoing.answer is not None:
+                await self._deliver(outgoing.answer)
+            await self._update_listen(modern)
 
     async def _write(self, body: bytes) -> None:
         await self._process.send(body + b"\n")
@@ -181,7 +173,7 @@ class ModernStdioConnection:
             return  # a notification of a subscription the gateway has cancelled already
         messages, retry = modern.receive(line)
         if retry is not None:
-            await self._write(modern.retry(retry)[1])
+            await self._write(modern.retry(retry).body)
         for each in messages:
             await self._deliver(each)
 
