@@ -55,6 +55,8 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         "telemetry",
         "daemon",
         "targets",
+        "http_listener",
+        "http_gateway",
     }
     assert expected <= results.keys()
     assert results["mode"] == "quick"
@@ -95,6 +97,13 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     )
     for line in ("floor: bare trio pass-through", "floor: run, audit log off", "floor: run, audit log on"):
         assert line in proc.stdout
+    for key, label in (
+        ("http_listener", "HTTP client vs stdio client"),
+        ("http_gateway", "HTTP: direct vs watchgate"),
+    ):  # clients over Streamable HTTP: a JSON answer or a stream, both read
+        assert results[key]["status"] == "ok", results[key]
+        assert {"added_p50_us", "throughput"} <= results[key].keys()
+        assert label in proc.stdout
     checks = {check["name"]: check for check in results["targets"]}
     for name in (
         "run p50 / bare trio pass-through p50",

@@ -49,58 +49,26 @@ _decode = msgspec.json.Decoder(_Incoming).decode
 _encode = msgspec.json.Encoder().encode
 
 
-class Connection:
-    """One child process speaking MCP on its stdio, seen from the client side."""
+class ClientSession:
+    """An MCP client session as the measurements see it: lines out, lines in. The protocol
+    (requests, the handshake, answering the peer) is here once; a transport gives `send` and
+    `receive_lines` (`Connection` over a child's stdio, `bench.httpdriver` over HTTP)."""
 
-    def __init__(self, name: str, process: trio.Process, stderr_path: Path) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.process = process
-        self.stderr_path = stderr_path
-        assert process.stdin is not None
-        assert process.stdout is not None
-        self._stdin = process.stdin
-        self._stdout = process.stdout
-        self._pending: list[bytes] = []
         self._ids = 0
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     def stderr_tail(self, lines: int = 5) -> str:
-        """The last lines the child wrote to stderr, to explain a failure."""
-        try:
-            text = self.stderr_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        """What the process behind the session last said, to explain a failure ("" unknown)."""
+        return ""
 
     async def send(self, data: bytes) -> None:
-        try:
-            await self._stdin.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise BenchError(f"{self.name}: stdin closed ({self.stderr_tail()})") from exc
+        """One or more newline-terminated messages."""
+        raise NotImplementedError
 
     async def receive_lines(self) -> list[bytes]:
-        """Every complete line from the next read(s): at least one."""
-        while True:
-            chunk = bytes(await self._stdout.receive_some(CHUNK))  # os.read gives bytes: no copy
-            if not chunk:
-                with trio.move_on_after(2):  # stdout can close a moment before the exit is seen
-                    await self.process.wait()
-                code = self.process.poll()
-                raise BenchError(f"{self.name}: stdout closed (exit {code}; stderr: {self.stderr_tail()})")
-            if b"\n" not in chunk:
-                self._pending.append(chunk)
-                continue
-            parts = chunk.split(b"\n")
-            if self._pending:
-                parts[0] = b"".join([*self._pending, parts[0]])
-                self._pending.clear()
-            tail = parts.pop()
-            if tail:
-                self._pending.append(tail)
-            return [part for part in parts if part.strip()]
+        """Every message that has arrived: at least one."""
+        raise NotImplementedError
 
     async def answer_peer_request(self, msg: _Incoming) -> None:
         """A server-to-client request (``ping``, ``roots/list`` ...): answer so the peer never waits."""
@@ -152,6 +120,59 @@ class Connection:
         return [str(tool["name"]) for tool in body.get("tools", [])]
 
 
+class Connection(ClientSession):
+    """One child process speaking MCP on its stdio, seen from the client side."""
+
+    def __init__(self, name: str, process: trio.Process, stderr_path: Path) -> None:
+        super().__init__(name)
+        self.process = process
+        self.stderr_path = stderr_path
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+        self._pending: list[bytes] = []
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        """The last lines the child wrote to stderr, to explain a failure."""
+        try:
+            text = self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._stdin.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise BenchError(f"{self.name}: stdin closed ({self.stderr_tail()})") from exc
+
+    async def receive_lines(self) -> list[bytes]:
+        """Every complete line from the next read(s): at least one."""
+        while True:
+            chunk = bytes(await self._stdout.receive_some(CHUNK))  # os.read gives bytes: no copy
+            if not chunk:
+                with trio.move_on_after(2):  # stdout can close a moment before the exit is seen
+                    await self.process.wait()
+                code = self.process.poll()
+                raise BenchError(f"{self.name}: stdout closed (exit {code}; stderr: {self.stderr_tail()})")
+            if b"\n" not in chunk:
+                self._pending.append(chunk)
+                continue
+            parts = chunk.split(b"\n")
+            if self._pending:
+                parts[0] = b"".join([*self._pending, parts[0]])
+                self._pending.clear()
+            tail = parts.pop()
+            if tail:
+                self._pending.append(tail)
+            return [part for part in parts if part.strip()]
+
+
 def call_template(tool: str, arguments: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """The bytes of a ``tools/call`` before and after its id: the id is the only thing that varies."""
     params = _encode({"name": tool, "arguments": arguments})
@@ -159,7 +180,7 @@ def call_template(tool: str, arguments: Mapping[str, Any]) -> tuple[bytes, bytes
 
 
 async def run_window(
-    conn: Connection, template: tuple[bytes, bytes], n: int, window: int
+    conn: ClientSession, template: tuple[bytes, bytes], n: int, window: int
 ) -> tuple[int, list[int]]:
     """``n`` calls with ``window`` outstanding at once on one connection (pipelined).
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchgate.bench.driver import Connection, call_template, run_window
+from watchgate.bench.driver import ClientSession, call_template, run_window
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,11 @@ class Arm:
     namespaced name, so each arm carries its own pre-encoded request.
     """
 
-    conn: Connection
+    conn: ClientSession
     template: tuple[bytes, bytes]
 
     @classmethod
-    def of(cls, conn: Connection, tool: str, arguments: dict[str, Any]) -> Arm:
+    def of(cls, conn: ClientSession, tool: str, arguments: dict[str, Any]) -> Arm:
         return cls(conn, call_template(tool, arguments))
 
 

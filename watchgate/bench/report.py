@@ -99,9 +99,24 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         peer = results.get(key, {})
         if peer.get("status") != "ok":
             rows.append([label, peer.get("note", "not run")])
-    rows.append(["plugins (all built-in security plugins)", _plugins_note(results.get("plugins", {}))])
-    rows.append(["telemetry (OpenTelemetry spans + metrics)", _plugins_note(results.get("telemetry", {}))])
+    rows.append(["plugins (all built-in security plugins)", _pair_note(results.get("plugins", {}))])
+    rows.append(["telemetry (OpenTelemetry spans + metrics)", _pair_note(results.get("telemetry", {}))])
     rows += _floor_rows(results.get("floor", {}))
+    for key, label in (
+        ("http_listener", "HTTP client vs stdio client (echo, run)"),
+        ("http_gateway", "HTTP: direct vs watchgate (everything)"),
+    ):
+        rows.append([label, _pair_note(results.get(key, {}))])
+    floor = results.get("http_listener", {}).get("floor")
+    if floor:
+        rows.append(
+            [
+                "HTTP floor: hypercorn answering at once",
+                f"p50 {_num(floor['p50_us'], 1)} us, p99 {_num(floor['p99_us'], 1)} us, "
+                f"c={results['http_listener']['throughput']['concurrency']} "
+                f"{_num(floor['calls_per_s'])} calls/s",
+            ]
+        )
     rows.append(["daemon via `watchgate attach`", results.get("daemon", {}).get("status", NOT_BUILT)])
     return rows
 
@@ -131,15 +146,16 @@ def _floor_rows(floor: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _plugins_note(plugins: dict[str, Any]) -> str:
-    """One spanning line: the gateway without a feature (all plugins, telemetry) vs with it, and
-    the difference."""
-    if plugins.get("status") != "ok":
-        return str(plugins.get("error", plugins.get("status", NOT_BUILT)))
-    off, on, tput = plugins["without"], plugins["with"], plugins["throughput"]
+def _pair_note(pair: dict[str, Any]) -> str:
+    """One spanning line: a pair of arms (the gateway without a feature, all plugins or
+    telemetry, vs with it; a stdio client vs an HTTP one; direct vs through Watchgate) and the
+    difference."""
+    if pair.get("status") != "ok":
+        return str(pair.get("error", pair.get("status", NOT_BUILT)))
+    off, on, tput = pair["without"], pair["with"], pair["throughput"]
     return (
-        f"p50 {_num(off['p50_us'], 1)} -> {_num(on['p50_us'], 1)} us ({plugins['added_p50_us']:+,.1f}), "
-        f"p99 {_num(off['p99_us'], 1)} -> {_num(on['p99_us'], 1)} us ({plugins['added_p99_us']:+,.1f}), "
+        f"p50 {_num(off['p50_us'], 1)} -> {_num(on['p50_us'], 1)} us ({pair['added_p50_us']:+,.1f}), "
+        f"p99 {_num(off['p99_us'], 1)} -> {_num(on['p99_us'], 1)} us ({pair['added_p99_us']:+,.1f}), "
         f"c={tput['concurrency']} {_num(tput['without']['calls_per_s'])} -> "
         f"{_num(tput['with']['calls_per_s'])} calls/s ({_ratio(tput['ratio'])})"
     )

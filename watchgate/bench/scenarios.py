@@ -342,7 +342,6 @@ async def _off_on(
     label: str, server: Server, off_config: Path, on_config: Path, counts: Counts, workdir: Path
 ) -> dict[str, Any]:
     """Two ``watchgate run`` arms on one server, measured like the direct/watchgate pair."""
-    k = max(counts.concurrency)
     async with AsyncExitStack() as stack:
         without = await open_connection(
             stack, f"watchgate-{label}-off", arms.gateway_command(off_config), workdir
@@ -351,16 +350,24 @@ async def _off_on(
             stack, f"watchgate-{label}-on", arms.gateway_command(on_config), workdir
         )
         pair = [Arm.of(conn, server.tool, server.arguments) for conn in (without, with_)]
-        log(f"{label}: warm-up")
-        await measure.warm_up(pair, counts.warmup)
-        log(f"{label}: latency")
-        off, on = await measure.latency(pair, counts.latency_calls, counts.repeats)
-        log(f"{label}: throughput, {k} outstanding")
-        off_t, on_t = await measure.throughput(pair, counts.throughput_calls, k, counts.repeats)
-    return {
+        compared = await compare(label, pair, counts)
+    return {**compared, "server": server.label, "tool": server.tool}
+
+
+async def compare(label: str, pair: list[Arm], counts: Counts, floor: Arm | None = None) -> dict[str, Any]:
+    """Two arms measured like the direct/watchgate pair (warmed up, interleaved, medians over
+    the repeats): what the second ("with") costs over the first ("without"). A ``floor`` arm,
+    what any process in that place costs, is measured interleaved with them."""
+    k = max(counts.concurrency)
+    measured = [*pair, floor] if floor is not None else pair
+    log(f"{label}: warm-up")
+    await measure.warm_up(measured, counts.warmup)
+    log(f"{label}: latency")
+    off, on, *below = await measure.latency(measured, counts.latency_calls, counts.repeats)
+    log(f"{label}: throughput, {k} outstanding")
+    off_t, on_t, *below_t = await measure.throughput(measured, counts.throughput_calls, k, counts.repeats)
+    compared: dict[str, Any] = {
         "status": "ok",
-        "server": server.label,
-        "tool": server.tool,
         "without": off.as_json(),
         "with": on.as_json(),
         "added_p50_us": round(on.p50_us - off.p50_us, 1),
@@ -373,3 +380,6 @@ async def _off_on(
             "ratio": round(on_t.calls_per_s / off_t.calls_per_s, 3),
         },
     }
+    for lat, flow in zip(below, below_t, strict=True):
+        compared["floor"] = {**lat.as_json(), "calls_per_s": round(flow.calls_per_s, 1)}
+    return compared

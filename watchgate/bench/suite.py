@@ -2,8 +2,8 @@
 
 Per server (the in-repo echo server, server-everything): latency, throughput and (echo) a large
 result, see ``scenarios.py``; then the cost of the built-in security plugins (``plugins_scenario``)
-the bare trio pass-through and the audit log's cost (``floor.py``) and the fan-out scenario,
-see ``fanout.py``. A failing scenario is
+the bare trio pass-through and the audit log's cost (``floor.py``), clients over HTTP
+(``httpclients.py``) and the fan-out scenario, see ``fanout.py``. A failing scenario is
 recorded in the JSON and the run goes on; the exit code says whether any failed.
 """
 
@@ -29,6 +29,7 @@ from watchgate.bench import arms, report
 from watchgate.bench.driver import BenchError
 from watchgate.bench.fanout import fanout
 from watchgate.bench.floor import floor_scenario
+from watchgate.bench.httpclients import http_gateway_scenario, http_listener_scenario
 from watchgate.bench.scenarios import (
     DEFAULT,
     QUICK,
@@ -102,6 +103,8 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
         "plugins": {},
         "telemetry": {},
         "floor": {},
+        "http_listener": {},
+        "http_gateway": {},
         **optional_arms(),
         "errors": [],
     }
@@ -126,6 +129,10 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
     await _scenario(results, "telemetry", telemetry_scenario(counts, workdir))
     log("floor: the bare trio pass-through, run with the audit log off and on, the daemon")
     await _scenario(results, "floor", floor_scenario(counts, workdir))
+    log("http listener: the echo server behind run, a client over stdio vs one over HTTP")
+    await _scenario(results, "http_listener", http_listener_scenario(counts, workdir))
+    log("http gateway: server-everything over HTTP, directly vs through run --http")
+    await _scenario(results, "http_gateway", http_gateway_scenario(counts, workdir))
     log(f"fan-out: {counts.fanout.upstreams} upstreams x {counts.fanout.tools} tools")
     await _scenario(results, "fanout", fanout(counts.fanout, workdir))
     results["targets"] = report.targets(results)

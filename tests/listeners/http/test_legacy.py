@@ -47,17 +47,29 @@ async def test_a_session_answers_on_the_requests_stream() -> None:
         assert called["result"]["content"][0]["text"] == "hi"
 
 
-async def test_the_stream_is_primed_and_its_events_have_ids() -> None:
+async def test_an_answer_that_comes_first_is_json() -> None:
     async with serving(make_config("fx"), fixture()) as (_, _, url), httpx.AsyncClient() as http:
         client = LegacyClient(http, url)
         await client.initialize()
         response = await client.post({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["content-length"] == str(len(response.content))  # not chunked
+        assert response.headers["mcp-session-id"] == client.session
+        assert response.json()["id"] == 7 and len(response.json()["result"]["tools"]) == 4
+
+
+async def test_the_stream_is_primed_and_its_events_have_ids() -> None:
+    async with serving(make_config("fx"), fixture()) as (_, _, url), httpx.AsyncClient() as http:
+        client = LegacyClient(http, url)
+        await client.initialize()
+        call = {"name": "progress", "arguments": {}, "_meta": {"progressToken": "tok-7"}}
+        response = await client.post({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call})
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-accel-buffering"] == "no"
         blocks = [b for b in response.text.split("\n\n") if b.strip()]
-        primed, answer = (b.split("\n") for b in blocks)
+        primed, progress, answer = (b.split("\n") for b in blocks)
         assert primed[0].endswith("-0") and primed[-1] == "data: "  # an id to resume from, no message
-        assert answer[0] == primed[0][:-1] + "1"
+        assert progress[0] == primed[0][:-1] + "1" and answer[0] == primed[0][:-1] + "2"
 
 
 async def test_a_client_that_takes_only_json_gets_json() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
+import trio
 
 from watchgate.errors import JsonRpcError, PeerGone
 from watchgate.gateway.tree import Gateway
@@ -31,6 +32,7 @@ from watchgate.listeners.http.asgi import (
     respond,
     serve_events,
     sse_event,
+    unless_gone,
 )
 from watchgate.listeners.http.guard import Refusal, RequestGuard
 from watchgate.listeners.http.health import health_report
@@ -46,6 +48,9 @@ __all__ = ["McpHttpApp"]
 _log = logging.getLogger("watchgate.http")
 _SESSION = "mcp-session-id"
 _PRIMING_SINCE = "2025-11-25"  # clients of this revision on take an empty event that primes resumption
+#: seconds a session's request waits for its answer to send it as JSON; a longer call gets a
+#: primed stream, so a client whose connection drops can resume it (Last-Event-ID)
+JSON_WINDOW = 0.2
 
 
 class McpHttpApp:
@@ -132,7 +137,9 @@ class McpHttpApp:
         except PeerGone:
             raise Refusal(404, "the session has ended; initialize a new one") from None
         if stream_ok:
-            await self._stream(session, log, 0, receive, send, headers=_session_header(session))
+            await self._stream(
+                session, log, 0, receive, send, headers=_session_header(session), json_first=True
+            )
         else:
             await respond(send, 200, await _answer_in(log), headers=_session_header(session))
 
@@ -177,10 +184,24 @@ class McpHttpApp:
         *,
         headers: list[tuple[bytes, bytes]],
         resumed: bool = False,
+        json_first: bool = False,
     ) -> None:
-        """Serve ``log`` from after ``after``; a drop leaves it for a resumption (not a cancel)."""
+        """Serve ``log`` from after ``after``; a drop leaves it for a resumption (not a cancel).
+
+        ``json_first``: an answer that comes before anything else, within `JSON_WINDOW`, is sent
+        as JSON (the spec lets the server choose, per request): no stream to frame, prime and
+        close, which is most of what a call costs the listener. A call that sends something
+        first, or takes longer, gets the primed stream it can resume after a drop. The log is
+        read meanwhile, so a server's question during the call still goes there."""
         session.reading(log, True)
         try:
+            if json_first:
+                settled = await _answered_first(log, receive)
+                if settled is None:
+                    return  # the client left before anything came (not a cancel in this era)
+                if settled:
+                    await respond(send, 200, await _answer_in(log), headers=headers)
+                    return
             events = self._events(session, log, after, prime=not resumed)
             await serve_events(send, receive, events, headers=headers)
         finally:
@@ -227,6 +248,13 @@ class McpHttpApp:
         if session is None:
             raise Refusal(404, "unknown or expired session")
         return session
+
+
+async def _answered_first(log: EventLog, receive: Receive) -> bool | None:
+    """Whether the request's answer came first and within `JSON_WINDOW`; None if the client left."""
+    with trio.move_on_after(JSON_WINDOW):
+        return await unless_gone(receive, log.settled)
+    return False
 
 
 async def _answer_in(log: EventLog) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import trio
@@ -27,8 +27,11 @@ __all__ = [
     "read_body",
     "respond",
     "serve_events",
+    "unless_gone",
     "until_disconnect",
 ]
+
+T = TypeVar("T")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -76,7 +79,11 @@ async def respond(
     content_type: bytes = b"application/json",
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    all_headers = [(b"content-type", content_type), *(headers or [])] if body else list(headers or [])
+    all_headers = list(headers or [])
+    if status != 204:  # a length, not chunks: the answer goes out in one write, not three
+        all_headers.append((b"content-length", b"%d" % len(body)))
+    if body:
+        all_headers.append((b"content-type", content_type))
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -98,6 +105,14 @@ async def until_disconnect(receive: Receive) -> AsyncIterator[trio.CancelScope]:
         nursery.start_soon(watch)
         yield nursery.cancel_scope
         nursery.cancel_scope.cancel()
+
+
+async def unless_gone(receive: Receive, wait: Callable[[], Awaitable[T]]) -> T | None:
+    """What ``wait()`` returns, or None if the client goes away first."""
+    result = None
+    async with until_disconnect(receive):
+        result = await wait()  # not reached if the client left first
+    return result
 
 
 async def serve_events(

@@ -30,6 +30,7 @@ from watchgate.listeners.http.asgi import (
     respond,
     serve_events,
     sse_event,
+    unless_gone,
     until_disconnect,
 )
 from watchgate.listeners.http.guard import Refusal
@@ -175,7 +176,7 @@ class ModernRequests:
         try:
             if not stream_ok or msg.method not in _MAY_PROGRESS:
                 await _answer_as_json(log, receive, send)
-            elif (settled := await _settled(log, receive)) is None:
+            elif (settled := await unless_gone(receive, log.settled)) is None:
                 pass  # the client left before anything came: its request is cancelled below
             elif settled:
                 await _answer_as_json(log, receive, send)
@@ -216,15 +217,6 @@ class ModernRequests:
 async def _events(log: EventLog) -> AsyncGenerator[bytes, None]:
     async for _, data in log.read_after(0):
         yield sse_event(data, None)
-
-
-async def _settled(log: EventLog, receive: Receive) -> bool | None:
-    """Whether the answer is the first thing the request's log holds (JSON will do) or something
-    came before it (a stream); None if the client left first."""
-    settled = None
-    async with until_disconnect(receive):
-        settled = await log.settled()  # not reached if the client left first
-    return settled
 
 
 async def _answer_as_json(log: EventLog, receive: Receive, send: Send) -> None:
