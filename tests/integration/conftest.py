@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -83,3 +84,44 @@ async def gateway(
 
 def text_of(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (a server binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def echoes_at_once(sessions: dict[str, ClientSession], tool: str, calls: int) -> list[str]:
+    """``calls`` echo calls from every session at once (each session's messages its own); the
+    answers that came back to the wrong caller or wrong (empty when every one is right)."""
+    wrong: list[str] = []
+
+    async def call(session: ClientSession, message: str) -> None:
+        answer = text_of(await session.call_tool(tool, {"message": message}))
+        if answer != f"Echo: {message}":
+            wrong.append(f"{message} got {answer}")
+
+    async with trio.open_nursery() as nursery:
+        for n in range(calls):
+            for name, session in sessions.items():
+                nursery.start_soon(call, session, f"{name}-{n}")
+    return wrong
+
+
+async def progress_and_sampling(session: ClientSession, prefix: str) -> tuple[list[float], str]:
+    """server-everything's long operation (3 steps) and sampling request through ``session``
+    (its sampling callback answers): the progress it saw, and what the sampled call said."""
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    await session.call_tool(
+        f"{prefix}trigger-long-running-operation",
+        {"duration": 0.3, "steps": 3},
+        progress_callback=on_progress,
+    )
+    sampled = await session.call_tool(f"{prefix}trigger-sampling-request", {"prompt": "?", "maxTokens": 5})
+    return progress, text_of(sampled)

@@ -18,8 +18,16 @@ import trio
 from mcp import Client, ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.integration.conftest import EVERYTHING, TIME, WATCHGATE, text_of, upstream
-from tests.integration.test_http_upstream import _free_port
+from tests.integration.conftest import (
+    EVERYTHING,
+    TIME,
+    WATCHGATE,
+    echoes_at_once,
+    free_port,
+    progress_and_sampling,
+    text_of,
+    upstream,
+)
 from tests.listeners.http.conftest import modern_headers, modern_request
 
 pytestmark = pytest.mark.integration
@@ -74,7 +82,7 @@ async def test_the_sdk_client_in_both_eras_through_run_http(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     config = write_config(upstream("time", TIME))
-    async with gateway_over_http(config, _free_port(), tmp_path / "gw.log") as url:
+    async with gateway_over_http(config, free_port(), tmp_path / "gw.log") as url:
         for mode in ("legacy", "2026-07-28", "auto"):
             async with Client(url, mode=mode) as client:  # type: ignore[arg-type]
                 tools = await client.list_tools()
@@ -94,10 +102,10 @@ async def test_one_modern_client_across_two_gateway_processes(
     async with (
         # one audit log has one writer: each process keeps its own chain (docs/deployment.md)
         gateway_over_http(
-            config, _free_port(), tmp_path / "a.log", "--audit-log", str(tmp_path / "a.jsonl")
+            config, free_port(), tmp_path / "a.log", "--audit-log", str(tmp_path / "a.jsonl")
         ) as first,
         gateway_over_http(
-            config, _free_port(), tmp_path / "b.log", "--audit-log", str(tmp_path / "b.jsonl")
+            config, free_port(), tmp_path / "b.log", "--audit-log", str(tmp_path / "b.jsonl")
         ) as second,
         httpx.AsyncClient() as http,
     ):
@@ -129,17 +137,12 @@ async def test_http_and_stdio_clients_share_the_daemon(
     client whose call asked for them."""
     from tests.integration.test_daemon import attached, running_daemon
 
-    progress: list[float] = []
-
     async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         return types.CreateMessageResult(
             role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
         )
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-
-    port = _free_port()
+    port = free_port()
     config = write_config(upstream("everything", EVERYTHING), upstream("time", TIME))
     with trio.fail_after(120):
         async with (
@@ -149,28 +152,10 @@ async def test_http_and_stdio_clients_share_the_daemon(
             ClientSession(read, write, sampling_callback=sample) as remote,
         ):
             await remote.initialize()
-            wrong: list[str] = []
-
-            async def call(session: ClientSession, message: str) -> None:
-                answer = text_of(await session.call_tool("everything__echo", {"message": message}))
-                if answer != f"Echo: {message}":
-                    wrong.append(f"{message} got {answer}")
-
-            async with trio.open_nursery() as nursery:
-                for n in range(30):
-                    nursery.start_soon(call, local, f"stdio-{n}")
-                    nursery.start_soon(call, remote, f"http-{n}")
-            assert wrong == []
-            await remote.call_tool(
-                "everything__trigger-long-running-operation",
-                {"duration": 0.3, "steps": 3},
-                progress_callback=on_progress,
-            )
-            assert progress == [1, 2, 3]
-            sampled = await remote.call_tool(
-                "everything__trigger-sampling-request", {"prompt": "?", "maxTokens": 5}
-            )
-            assert "forty-two" in text_of(sampled)
+            sessions = {"stdio": local, "http": remote}
+            assert await echoes_at_once(sessions, "everything__echo", 30) == []
+            progress, sampled = await progress_and_sampling(remote, "everything__")
+            assert progress == [1, 2, 3] and "forty-two" in sampled
             clients = (await daemon.ps())["clients"]
             assert len(clients) == 2
             assert all(u["in_flight"] == 0 for u in (await daemon.ps())["upstreams"])
@@ -197,7 +182,7 @@ async def test_the_sdk_modern_client_through_the_daemon(
         progress.append(value)
         first_step.set()
 
-    port = _free_port()
+    port = free_port()
     config = write_config(upstream("everything", EVERYTHING))
     with trio.fail_after(120):
         async with (

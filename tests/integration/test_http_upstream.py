@@ -5,7 +5,6 @@ the official MCP SDK."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,19 +13,23 @@ from typing import Any
 
 import pytest
 import trio
-from mcp import ClientSession, MCPError, types
+from mcp import MCPError, types
 
-from tests.integration.conftest import REPO, TIME, Recorder, gateway, text_of, upstream
+from tests.integration.conftest import (
+    REPO,
+    TIME,
+    Recorder,
+    echoes_at_once,
+    free_port,
+    gateway,
+    progress_and_sampling,
+    text_of,
+    upstream,
+)
 
 pytestmark = pytest.mark.integration
 
 EVERYTHING_BIN = str(REPO / "node_mcp/node_modules/.bin/mcp-server-everything")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @asynccontextmanager
@@ -64,7 +67,7 @@ def _http(name: str, url: str, transport: str = "http") -> dict[str, object]:
 
 
 async def test_a_remote_server_beside_a_stdio_one(write_config: Callable[..., Path], tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     with trio.fail_after(90):
         async with everything_over_http(port, tmp_path / "everything.log") as url:
             config = write_config(_http("remote", url), upstream("time", TIME))
@@ -89,7 +92,7 @@ async def test_a_remote_server_beside_a_stdio_one(write_config: Callable[..., Pa
 async def test_a_remote_server_that_is_gone_is_named_and_does_not_disturb_the_rest(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/mcp"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens there
     config = write_config(_http("remote", url), upstream("time", TIME), startup_wait=5)
     with trio.fail_after(60):
         async with gateway(config) as session:
@@ -105,7 +108,7 @@ async def test_a_remote_server_killed_mid_call_and_brought_back(
 ) -> None:
     """The call in flight fails at once naming the server, the stdio server is not disturbed,
     and once the remote server listens again on the same port its tools work again."""
-    port = _free_port()
+    port = free_port()
     config = write_config(_http("remote", f"http://127.0.0.1:{port}/mcp"), upstream("time", TIME))
     recorder = Recorder()
     with trio.fail_after(120):
@@ -155,7 +158,7 @@ async def test_a_legacy_sse_server_beside_a_stdio_one(
 ) -> None:
     """``transport: sse``, and ``transport: http`` finding out by itself that the server only
     speaks the legacy HTTP+SSE transport."""
-    port = _free_port()
+    port = free_port()
     with trio.fail_after(90):
         async with everything_over_http(port, tmp_path / "everything.log", mode="sse") as url:
             config = write_config(_http("old", url, transport), upstream("time", TIME))
@@ -184,7 +187,6 @@ async def test_through_the_daemon_two_clients_share_a_remote_server(
     own answer; progress, sampling and elicitation reach the client whose call asked for them."""
     from tests.integration.test_daemon import attached, running_daemon
 
-    progress: list[float] = []
     asked: list[str] = []
 
     async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
@@ -197,10 +199,7 @@ async def test_through_the_daemon_two_clients_share_a_remote_server(
         asked.append("elicitation")
         return types.ElicitResult(action="decline")
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-
-    port = _free_port()
+    port = free_port()
     with trio.fail_after(120):
         async with everything_over_http(port, tmp_path / "everything.log") as url:
             config = write_config(_http("remote", url), upstream("time", TIME))
@@ -210,28 +209,9 @@ async def test_through_the_daemon_two_clients_share_a_remote_server(
                 attached(daemon) as second,
             ):
                 assert (await daemon.upstream("remote"))["host"] == f"127.0.0.1:{port}"
-                wrong: list[str] = []
-
-                async def call(session: ClientSession, message: str) -> None:
-                    answer = text_of(await session.call_tool("remote__echo", {"message": message}))
-                    if answer != f"Echo: {message}":
-                        wrong.append(f"{message} got {answer}")
-
-                async with trio.open_nursery() as nursery:
-                    for n in range(50):
-                        nursery.start_soon(call, first, f"a{n}")
-                        nursery.start_soon(call, second, f"b{n}")
-                assert wrong == []
-                await first.call_tool(
-                    "remote__trigger-long-running-operation",
-                    {"duration": 0.3, "steps": 3},
-                    progress_callback=on_progress,
-                )
-                assert progress == [1, 2, 3]
-                sampled = await first.call_tool(
-                    "remote__trigger-sampling-request", {"prompt": "?", "maxTokens": 5}
-                )
-                assert "forty-two" in text_of(sampled)
+                assert await echoes_at_once({"a": first, "b": second}, "remote__echo", 50) == []
+                progress, sampled = await progress_and_sampling(first, "remote__")
+                assert progress == [1, 2, 3] and "forty-two" in sampled
                 await first.call_tool("remote__trigger-elicitation-request", {})
                 assert asked == ["sampling", "elicitation"]
                 assert all(u["in_flight"] == 0 for u in (await daemon.ps())["upstreams"])
