@@ -28,8 +28,7 @@ import trio
 import yaml
 
 from tests.conformance.test_client_scenarios import NODE, PACKAGE, SUITE
-from tests.integration.conftest import WATCHGATE
-from tests.integration.test_http_upstream import _free_port
+from tests.integration.conftest import WATCHGATE, free_port
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE.parent / "servers" / "conformance_fixture.py"
@@ -125,7 +124,7 @@ async def test_watchgate_scores_what_the_fixture_scores_for(revision: str, tmp_p
     reaches it over stdio (the ``initialize`` era: a legacy upstream), over stdio with
     ``protocol: modern`` (2026-07-28 requirements only) and over HTTP (2026-07-28: a modern
     upstream, whose ``input_required`` and ``requestState`` pass through untouched)."""
-    direct_port = _free_port()
+    direct_port = free_port()
     stdio = [sys.executable, str(FIXTURE), "stdio"]
     with trio.fail_after(600):
         async with contextlib.AsyncExitStack() as stack:
@@ -141,7 +140,7 @@ async def test_watchgate_scores_what_the_fixture_scores_for(revision: str, tmp_p
                 "http": {"transport": "http", "url": urls["direct"]},
             }
             for side in THROUGH[revision]:
-                port = _free_port()
+                port = free_port()
                 gateway = _through_watchgate(tmp_path, port, upstreams[side])
                 urls[side] = await stack.enter_async_context(serving(gateway, port, tmp_path / f"{side}.log"))
             outcome: dict[str, tuple[set[str], set[str], str]] = {}
