@@ -182,3 +182,94 @@ async def test_subscriptions_listen_without_the_eras_meta_says_what_it_needs(
         response = await client.request("subscriptions/listen", {"notifications": {"toolsListChanged": True}})
     assert response["error"]["code"] == -32601
     assert "2026-07-28 method" in response["error"]["message"]
+
+
+# -- a legacy server's questions toward a 2026-07-28 client on a byte stream (MRTR) -----------------
+
+SAMPLING = {"io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}
+
+
+async def asks_twice(session: Any, args: dict[str, Any]) -> Any:
+    """A legacy server's tool that asks the client's model, then asks again."""
+    first = await session.request_client("sampling/createMessage", {"messages": [], "maxTokens": 5})
+    second = await session.request_client("sampling/createMessage", {"messages": [], "maxTokens": 6})
+    said = [answer.get("result", {}).get("content", {}).get("text", "?") for answer in (first, second)]
+    return {"content": [{"type": "text", "text": " and ".join(said)}]}
+
+
+def sampled(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": {"type": "text", "text": text}, "model": "m"}
+
+
+async def test_a_legacy_servers_questions_become_input_required_rounds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    server = FakeServer("fx", tools={"ask": asks_twice})
+    async with running_gateway(make_config("fx"), server) as (_, client):
+        call = modern({"name": "ask", "arguments": {}}, **SAMPLING)
+        first = await client.result("tools/call", call)
+        assert first["resultType"] == "input_required"
+        ((key, question),) = first["inputRequests"].items()
+        assert question == {"method": "sampling/createMessage", "params": {"messages": [], "maxTokens": 5}}
+        assert not client.requests  # nothing was asked of the client outside its call's answer
+
+        retry = modern(
+            {
+                "name": "ask",
+                "arguments": {},
+                "inputResponses": {key: sampled("yes")},
+                "requestState": first["requestState"],
+            },
+            **SAMPLING,
+        )
+        second = await client.result("tools/call", retry)
+        assert second["resultType"] == "input_required"  # the server asked once more
+        ((again, asked),) = second["inputRequests"].items()
+        assert again != key and asked["params"]["maxTokens"] == 6
+
+        retry["inputResponses"] = {again: sampled("no")}
+        retry["requestState"] = second["requestState"]
+        final = await client.result("tools/call", retry)
+        assert final == {"resultType": "complete", "content": [{"type": "text", "text": "yes and no"}]}
+        assert len(server.session.requests("tools/call")) == 1  # one call upstream, answered twice
+
+
+async def test_a_retry_with_a_state_the_gateway_no_longer_has_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_gateway(make_config("fx"), FakeServer("fx", tools={"echo": echo})) as (_, client):
+        stale = modern(
+            {"name": "echo", "arguments": {}, "inputResponses": {}, "requestState": "watchgate-mrtr:gone"}
+        )
+        response = await client.request("tools/call", stale)
+    assert response["error"]["code"] == -32602
+    assert "requestState" in response["error"]["message"]
+
+
+async def test_a_client_without_the_capability_is_not_asked(autojump_clock: trio.testing.MockClock) -> None:
+    server = FakeServer("fx", tools={"ask": asks_twice})
+    async with running_gateway(make_config("fx"), server) as (_, client):
+        result = await client.result("tools/call", modern({"name": "ask", "arguments": {}}))
+    assert result["resultType"] == "complete"  # the server was told no (-32601) for both, and said so
+    assert result["content"][0]["text"] == "? and ?"
+
+
+async def test_cancelling_the_retry_cancels_the_call_upstream(autojump_clock: trio.testing.MockClock) -> None:
+    async def asks_then_works(session: Any, args: dict[str, Any]) -> Any:
+        await session.request_client("elicitation/create", {"message": "sure?", "requestedSchema": {}})
+        await trio.sleep_forever()
+
+    server = FakeServer("fx", tools={"slow": asks_then_works})
+    capable = {"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
+    async with running_gateway(make_config("fx"), server) as (_, client):
+        first = await client.result("tools/call", modern({"name": "slow", "arguments": {}}, **capable))
+        (key,) = first["inputRequests"]
+        retry = {"name": "slow", "arguments": {}, "inputResponses": {key: {"action": "accept"}}}
+        retry["requestState"] = first["requestState"]
+        await client.start("tools/call", modern(retry, **capable), request_id="again")
+        await client.wait_for(lambda: len(server.session.requests("tools/call")) == 1)
+        await trio.sleep(1)  # the server has its answer and works on
+        await client.notify("notifications/cancelled", {"requestId": "again", "reason": "enough"})
+        await client.wait_for(lambda: bool(server.session.requests("notifications/cancelled")))
+        (cancelled,) = server.session.requests("notifications/cancelled")
+        assert cancelled["params"]["requestId"] == server.session.requests("tools/call")[0]["id"]

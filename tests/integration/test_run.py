@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.integration.conftest import (
     EVERYTHING,
     FILESYSTEM,
     TIME,
+    WATCHGATE,
     Recorder,
     gateway,
     text_of,
@@ -154,3 +156,26 @@ async def test_progress_reaches_the_client_with_its_own_token(write_config: Call
             assert not result.is_error
     assert [p for p, _ in seen] == [1, 2, 3]
     assert all(total == 3 for _, total in seen)
+
+
+async def test_the_sdks_modern_client_on_stdio_answers_a_legacy_servers_question(
+    write_config: Callable[..., Path],
+) -> None:
+    """The official SDK's 2026-07-28 client over stdio: server-everything (a legacy server)
+    asks for sampling mid-call; the call comes back input_required, the SDK's retry answers it,
+    and the call's answer follows (MRTR on a byte stream, ADR-024 10.)."""
+    from mcp import Client, StdioServerParameters, types
+
+    async def sample(context: object, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
+        )
+
+    config = write_config(upstream("everything", EVERYTHING))
+    params = StdioServerParameters(command=WATCHGATE, args=["run", "-c", str(config)], env=dict(os.environ))
+    with trio.fail_after(60):
+        async with Client(params, mode="2026-07-28", sampling_callback=sample) as client:
+            sampled = await client.call_tool("trigger-sampling-request", {"prompt": "?", "maxTokens": 5})
+            assert "forty-two" in text_of(sampled)
+            echoed = await client.call_tool("echo", {"message": "after"})
+            assert text_of(echoed) == "Echo: after"

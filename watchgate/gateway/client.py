@@ -26,6 +26,7 @@ from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
+from watchgate.gateway.rounds import ClientRounds
 from watchgate.protocol import eras, jsonrpc, subscriptions
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, error_response
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY, Listens
@@ -78,6 +79,10 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._reading = trio.CancelScope()
         self._modern: dict[int | str, str] = {}  # 2026-07-28 requests awaiting their answer: method
         self._declared: dict[int | str, dict[str, Any]] = {}  # ... and the capabilities each declared
+        # a legacy server's questions toward it, as input_required rounds (gateway/rounds.py);
+        # an HTTP channel that translates them itself keeps its own (listeners/http/mrtr.py)
+        self._rounds = ClientRounds()
+        self._own_rounds = not getattr(channel, "translates_requests", False)
         # subscriptions/listen of a 2026-07-28 client on this byte stream (protocol/subscriptions.py)
         self._listens = Listens()
         self._listened = False  # it listened once: broadcasts reach it only through its subscriptions
@@ -92,6 +97,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
         if self._internal and msg.method is UNSET and isinstance(msg.id, str) and msg.id in self._internal:
             await self._subscribed(msg)  # the answer to a subscription's own resources/subscribe
             return
+        if self._rounds or (self._modern and msg.method is not UNSET and self._own_rounds):
+            rounded = await self._in_rounds(msg)
+            if rounded is None:
+                return
+            msg = rounded
         if msg.method is UNSET:  # a response: one fewer answer owed to this client
             self._owed -= 1
             if self._owed == 0:
@@ -115,6 +125,39 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 return
             line = line[sent:]
         self._queue(line)
+
+    async def _in_rounds(self, msg: Message) -> Message | None:
+        """A server's question toward a 2026-07-28 client becomes the ``input_required`` answer
+        to its call (None: nothing to send now); the call's own answer goes under the id the
+        client waits on, or waits for its retry."""
+        if msg.method is UNSET:
+            return self._rounds.answered(msg)
+        if msg.id is UNSET or msg.id is None or not self._own_rounds:
+            return msg  # a notification: as it is
+        asked = self._rounds.ask(msg, list(self._modern))
+        if asked is False:  # no call of this era to carry it: the server hears why
+            upstream = self._answers.pop(str(msg.id), None)
+            refusal = JsonRpcError(jsonrpc.METHOD_NOT_FOUND, "the client has no call in flight to ask in")
+            if upstream is not None:
+                await upstream.tell(ForwardAnswer(error_response(msg.id, refusal)))
+            return None
+        return asked if isinstance(asked, Message) else None
+
+    async def _resume(self, msg: Message, state: str) -> None:
+        """A retry of a call answered ``input_required``: its answers go to the server that asked."""
+        assert isinstance(msg.id, int | str)
+        params = eras.params_of(msg) or {}
+        resumed = self._rounds.resume(msg.id, state, params.get("inputResponses"))
+        if resumed is None:
+            why = "the requestState is unknown or its call has ended: send the request again without it"
+            await self.send(error_response(msg.id, JsonRpcError(jsonrpc.INVALID_PARAMS, why)))
+            return
+        for key, result in resumed.answers:
+            upstream = self._answers.pop(key, None)
+            if upstream is not None:
+                await upstream.tell(ForwardAnswer(jsonrpc.result_response(key, result)))
+        if resumed.reply is not None:
+            await self.send(resumed.reply)
 
     def _queue(self, item: Line | LargeAnswer) -> None:
         """Into the mailbox, or behind it into the overflow (never waiting, order kept)."""
@@ -257,11 +300,17 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 if msg.method == "subscriptions/listen":
                     await self._listen(msg)
                     return
+                state = (eras.params_of(msg) or {}).get("requestState")
+                if self._own_rounds and isinstance(state, str) and self._rounds.owns(state):
+                    await self._resume(msg, state)
+                    return
             if not await self._router.route_now(self, msg):
                 await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
             if self._listened and msg.method == "notifications/cancelled" and await self._unlisten(msg):
                 return
+            if self._rounds and msg.method == "notifications/cancelled":
+                msg = self._rounds.cancelling(msg)  # a retry's: its call, as upstream knows it
             await self._router.tell(ClientNotification(self, msg))
         else:
             upstream = self._answers.pop(msg.id, None) if isinstance(msg.id, str) else None
@@ -287,9 +336,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._modern[msg.id] = msg.method
         capabilities, client_info = eras.client_identity(params)
         self._declared[msg.id] = capabilities
-        if getattr(self._channel, "translates_requests", False):
-            # its channel turns a legacy server's questions into input_required (MRTR): let them come
-            self.introduce(capabilities, client_info)
+        # a legacy server may ask it what its calls' capabilities say it can answer: its channel
+        # (HTTP) or the rounds here (a byte stream) turn the questions into input_required (MRTR)
+        self.introduce(capabilities, client_info)
         return eras.for_upstream(msg, params)
 
     # -- subscriptions/listen on a byte stream (2026-07-28, protocol/subscriptions.py) ---------------

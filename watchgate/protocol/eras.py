@@ -19,6 +19,7 @@ __all__ = [
     "CAPABILITIES_KEY",
     "LEGACY_VERSIONS",
     "MODERN_VERSIONS",
+    "MRTR_STATE_PREFIX",
     "UNSUPPORTED_VERSION",
     "VERSION_KEY",
     "check_meta",
@@ -35,6 +36,8 @@ MODERN_VERSIONS: Final = ("2026-07-28",)
 #: the revisions with the initialize handshake (and, over HTTP from 2025-03-26, sessions)
 LEGACY_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
+#: the gateway's own ``requestState`` of an MRTR round (another is a 2026-07-28 server's)
+MRTR_STATE_PREFIX: Final = "watchgate-mrtr:"
 CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO_KEY: Final = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"

@@ -47,7 +47,7 @@ HEADER_MISMATCH: Final = -32020
 MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
 _MISSING_CAPABILITY: Final = b"-32021"  # the cheap test before the answer is decoded
 #: the requestState of a call the gateway parked (mrtr.py) starts so; any other is a server's own
-STATE_PREFIX: Final = "watchgate-mrtr:"
+STATE_PREFIX: Final = eras.MRTR_STATE_PREFIX
 #: what a 2026-07-28 client may ask the gateway; anything else is 404 + -32601
 _METHODS: Final = frozenset(
     {

@@ -1,0 +1,148 @@
+"""A legacy server's questions toward a 2026-07-28 client on a byte stream: MRTR rounds.
+
+A legacy upstream asks the client something in the middle of a call (``sampling/createMessage``,
+``elicitation/create``, ``roots/list``). A 2026-07-28 client takes no requests: the call is
+answered ``input_required`` (``inputRequests`` keyed by the gateway's id of each question, an
+opaque ``requestState``) while the call upstream stays open. The client retries the call with
+``inputResponses`` and that state; the answers go upstream as the responses the server waits
+for, and the retry is answered with what follows: the call's own answer under the retry's id,
+or another ``input_required``. The HTTP listener does the same per request
+(``listeners/http/mrtr.py``); on a shared byte stream one client has many calls, so this keeps
+the rounds of all of them, with no I/O: the client actor sends what it says.
+
+Which call a question belongs to: a legacy server's request names none, so it goes to the
+client's latest 2026-07-28 request still in flight (a retry stands for its call), else to the
+call last answered ``input_required`` (asked again when its retry comes). A client whose
+calls of that era have all ended is not asked.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from msgspec import UNSET
+
+from watchgate.protocol import eras, jsonrpc
+from watchgate.protocol.jsonrpc import Message, RequestId
+
+__all__ = ["ClientRounds", "Resumed"]
+
+
+@dataclass
+class _Round:
+    original: RequestId  # the client's id of the call, which its answer upstream comes under
+    token: str
+    reply: RequestId | None  # the request the client waits on now; None: parked, a retry is due
+    asked: dict[str, dict[str, Any]] = field(default_factory=dict)  # question id -> the question
+    final: Message | None = None  # the call's answer, come while parked
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a retry does: the answers for the server (question id, result), and what the retry
+    is answered with now (the call's answer, or ``input_required`` again), if anything yet."""
+
+    answers: list[tuple[str, Any]]
+    reply: Message | None
+
+
+class ClientRounds:
+    def __init__(self) -> None:
+        self._by_original: dict[RequestId, _Round] = {}
+        self._by_token: dict[str, _Round] = {}
+        self._by_reply: dict[RequestId, _Round] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_original)
+
+    def ask(self, question: Message, in_flight: list[RequestId]) -> Message | bool | None:
+        """A server's question: the ``input_required`` answer to send now; None when it waits
+        for a retry already due; False when no call of this client can carry it."""
+        assert isinstance(question.id, str | int) and isinstance(question.method, str)
+        asked: dict[str, Any] = {"method": question.method}
+        if question.params is not UNSET:
+            asked["params"] = jsonrpc.load(question.params)
+        round_ = self._target(in_flight)
+        if round_ is None:
+            return False
+        round_.asked[str(question.id)] = asked
+        return self._park(round_)
+
+    def _target(self, in_flight: list[RequestId]) -> _Round | None:
+        if in_flight:
+            latest = in_flight[-1]
+            found = self._by_reply.get(latest)
+            if found is not None:
+                return found
+            round_ = _Round(latest, eras.MRTR_STATE_PREFIX + secrets.token_urlsafe(24), latest)
+            self._by_original[latest] = self._by_token[round_.token] = self._by_reply[latest] = round_
+            return round_
+        parked = [r for r in self._by_original.values() if r.reply is None]
+        return parked[-1] if parked else None
+
+    def _park(self, round_: _Round) -> Message | None:
+        """End the request the client waits on with everything asked so far."""
+        if round_.reply is None:
+            return None
+        reply, round_.reply = round_.reply, None
+        self._by_reply.pop(reply, None)
+        asked, state = dict(round_.asked), round_.token
+        result = {"resultType": "input_required", "inputRequests": asked, "requestState": state}
+        return jsonrpc.result_response(reply, result)
+
+    @staticmethod
+    def owns(state: str) -> bool:
+        """A ``requestState`` of the gateway's own (another is a 2026-07-28 server's: passed on)."""
+        return state.startswith(eras.MRTR_STATE_PREFIX)
+
+    def resume(self, retry_id: RequestId, state: str, responses: Any) -> Resumed | None:
+        """The client's retry of a parked call; None if the state is unknown (or its call ended)."""
+        round_ = self._by_token.get(state)
+        if round_ is None or round_.reply is not None:
+            return None
+        round_.reply = retry_id
+        self._by_reply[retry_id] = round_
+        answers = []
+        for key, result in responses.items() if isinstance(responses, dict) else ():
+            if round_.asked.pop(key, None) is not None:  # an answer to something not asked is ignored
+                answers.append((key, result))
+        if round_.final is not None:  # the call ended while the client was answering: that is all
+            final, round_.final = round_.final, None
+            self._close(round_)
+            return Resumed(answers, final.with_id(retry_id))
+        return Resumed(answers, self._park(round_) if round_.asked else None)
+
+    def answered(self, msg: Message) -> Message | None:
+        """A response on its way to the client: the call's answer under the id the client waits
+        on now, or None while the call is parked (the retry gets it); others pass unchanged."""
+        round_ = self._by_original.get(msg.id) if isinstance(msg.id, str | int) else None
+        if round_ is None:
+            return msg
+        if round_.reply is None:
+            round_.final = msg
+            return None
+        reply = round_.reply
+        self._close(round_)
+        return msg if reply == round_.original else msg.with_id(reply)
+
+    def call_of(self, request_id: object) -> object:
+        """The call a retry stands for (what a cancellation of the retry must name upstream)."""
+        round_ = self._by_reply.get(request_id) if isinstance(request_id, str | int) else None
+        return request_id if round_ is None else round_.original
+
+    def cancelling(self, msg: Message) -> Message:
+        """``notifications/cancelled`` as upstream must see it: a retry's names its call."""
+        fields = jsonrpc.params_fields(msg)
+        named = jsonrpc.load(fields.get("requestId", UNSET))
+        call = self.call_of(named)
+        if call == named:
+            return msg
+        return msg.with_params(jsonrpc.raw_fields({**fields, "requestId": jsonrpc.raw(call)}))
+
+    def _close(self, round_: _Round) -> None:
+        self._by_original.pop(round_.original, None)
+        self._by_token.pop(round_.token, None)
+        if round_.reply is not None:
+            self._by_reply.pop(round_.reply, None)
