@@ -32,7 +32,7 @@ def test_the_calls_answer_while_parked_waits_for_the_retry() -> None:
     resumed = rounds.resume(8, state, {"q1": {"roots": []}, "never-asked": {}})
     assert resumed is not None and resumed.answers == [("q1", {"roots": []})]
     assert resumed.reply is not None and resumed.reply.id == 8 and result_of(resumed.reply) == {"content": []}
-    assert not rounds  # the call is over
+    assert not rounds.calls  # the call is over
     assert rounds.resume(9, state, {}) is None  # its state is gone with it
 
 

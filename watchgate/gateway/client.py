@@ -97,7 +97,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         if self._internal and msg.method is UNSET and isinstance(msg.id, str) and msg.id in self._internal:
             await self._subscribed(msg)  # the answer to a subscription's own resources/subscribe
             return
-        if self._rounds or (self._modern and msg.method is not UNSET and self._own_rounds):
+        if self._rounds.calls or (self._modern and msg.method is not UNSET and self._own_rounds):
             rounded = await self._in_rounds(msg)
             if rounded is None:
                 return
@@ -301,7 +301,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
                     await self._listen(msg)
                     return
                 state = (eras.params_of(msg) or {}).get("requestState")
-                if self._own_rounds and isinstance(state, str) and self._rounds.owns(state):
+                if self._own_rounds and eras.is_round_state(state):
                     await self._resume(msg, state)
                     return
             if not await self._router.route_now(self, msg):
@@ -309,7 +309,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         elif kind is Kind.NOTIFICATION:
             if self._listened and msg.method == "notifications/cancelled" and await self._unlisten(msg):
                 return
-            if self._rounds and msg.method == "notifications/cancelled":
+            if self._rounds.calls and msg.method == "notifications/cancelled":
                 msg = self._rounds.cancelling(msg)  # a retry's: its call, as upstream knows it
             await self._router.tell(ClientNotification(self, msg))
         else:

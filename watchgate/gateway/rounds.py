@@ -18,7 +18,6 @@ calls of that era have all ended is not asked.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,24 +49,20 @@ class Resumed:
 
 class ClientRounds:
     def __init__(self) -> None:
-        self._by_original: dict[RequestId, _Round] = {}
+        #: the calls with a round open, by the client's id of the call (a plain dict: the client
+        #: actor tests it on every message it sends)
+        self.calls: dict[RequestId, _Round] = {}
         self._by_token: dict[str, _Round] = {}
         self._by_reply: dict[RequestId, _Round] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._by_original)
 
     def ask(self, question: Message, in_flight: list[RequestId]) -> Message | bool | None:
         """A server's question: the ``input_required`` answer to send now; None when it waits
         for a retry already due; False when no call of this client can carry it."""
         assert isinstance(question.id, str | int) and isinstance(question.method, str)
-        asked: dict[str, Any] = {"method": question.method}
-        if question.params is not UNSET:
-            asked["params"] = jsonrpc.load(question.params)
         round_ = self._target(in_flight)
         if round_ is None:
             return False
-        round_.asked[str(question.id)] = asked
+        round_.asked[str(question.id)] = eras.input_request(question)
         return self._park(round_)
 
     def _target(self, in_flight: list[RequestId]) -> _Round | None:
@@ -76,10 +71,10 @@ class ClientRounds:
             found = self._by_reply.get(latest)
             if found is not None:
                 return found
-            round_ = _Round(latest, eras.MRTR_STATE_PREFIX + secrets.token_urlsafe(24), latest)
-            self._by_original[latest] = self._by_token[round_.token] = self._by_reply[latest] = round_
+            round_ = _Round(latest, eras.new_round_state(), latest)
+            self.calls[latest] = self._by_token[round_.token] = self._by_reply[latest] = round_
             return round_
-        parked = [r for r in self._by_original.values() if r.reply is None]
+        parked = [r for r in self.calls.values() if r.reply is None]
         return parked[-1] if parked else None
 
     def _park(self, round_: _Round) -> Message | None:
@@ -88,14 +83,7 @@ class ClientRounds:
             return None
         reply, round_.reply = round_.reply, None
         self._by_reply.pop(reply, None)
-        asked, state = dict(round_.asked), round_.token
-        result = {"resultType": "input_required", "inputRequests": asked, "requestState": state}
-        return jsonrpc.result_response(reply, result)
-
-    @staticmethod
-    def owns(state: str) -> bool:
-        """A ``requestState`` of the gateway's own (another is a 2026-07-28 server's: passed on)."""
-        return state.startswith(eras.MRTR_STATE_PREFIX)
+        return jsonrpc.result_response(reply, eras.input_required(round_.asked, round_.token))
 
     def resume(self, retry_id: RequestId, state: str, responses: Any) -> Resumed | None:
         """The client's retry of a parked call; None if the state is unknown (or its call ended)."""
@@ -117,7 +105,7 @@ class ClientRounds:
     def answered(self, msg: Message) -> Message | None:
         """A response on its way to the client: the call's answer under the id the client waits
         on now, or None while the call is parked (the retry gets it); others pass unchanged."""
-        round_ = self._by_original.get(msg.id) if isinstance(msg.id, str | int) else None
+        round_ = self.calls.get(msg.id) if isinstance(msg.id, str | int) else None
         if round_ is None:
             return msg
         if round_.reply is None:
@@ -142,7 +130,7 @@ class ClientRounds:
         return msg.with_params(jsonrpc.raw_fields({**fields, "requestId": jsonrpc.raw(call)}))
 
     def _close(self, round_: _Round) -> None:
-        self._by_original.pop(round_.original, None)
+        self.calls.pop(round_.original, None)
         self._by_token.pop(round_.token, None)
         if round_.reply is not None:
             self._by_reply.pop(round_.reply, None)

@@ -8,7 +8,8 @@ client actor (a modern client on stdio).
 
 from __future__ import annotations
 
-from typing import Any, Final
+import secrets
+from typing import Any, Final, TypeGuard
 
 import msgspec
 
@@ -26,7 +27,11 @@ __all__ = [
     "client_identity",
     "discover_result",
     "for_upstream",
+    "input_request",
+    "input_required",
+    "is_round_state",
     "modern_version",
+    "new_round_state",
     "params_of",
     "shaped",
     "without_cache_hints",
@@ -179,3 +184,29 @@ def discover_result(initialized: dict[str, Any]) -> dict[str, Any]:
     if "instructions" in initialized:
         discovered["instructions"] = initialized["instructions"]
     return discovered
+
+
+# -- the gateway's own input rounds (MRTR) toward 2026-07-28 clients ------------------------------
+
+
+def new_round_state() -> str:
+    """An opaque ``requestState`` for a round of the gateway's own."""
+    return MRTR_STATE_PREFIX + secrets.token_urlsafe(24)
+
+
+def is_round_state(state: object) -> TypeGuard[str]:
+    """A ``requestState`` of the gateway's own (another is a 2026-07-28 server's: passed on)."""
+    return isinstance(state, str) and state.startswith(MRTR_STATE_PREFIX)
+
+
+def input_request(question: jsonrpc.Message) -> dict[str, Any]:
+    """A legacy server's request to the client, as an ``inputRequests`` entry holds it."""
+    asked: dict[str, Any] = {"method": question.method}
+    if question.params is not msgspec.UNSET:
+        asked["params"] = jsonrpc.load(question.params)
+    return asked
+
+
+def input_required(asked: dict[str, dict[str, Any]], state: str) -> dict[str, Any]:
+    """The result that ends a request with what is still asked of its client."""
+    return {"resultType": "input_required", "inputRequests": dict(asked), "requestState": state}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import secrets
 from collections.abc import AsyncGenerator
 from typing import Any, Final
 
@@ -47,7 +46,6 @@ HEADER_MISMATCH: Final = -32020
 MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
 _MISSING_CAPABILITY: Final = b"-32021"  # the cheap test before the answer is decoded
 #: the requestState of a call the gateway parked (mrtr.py) starts so; any other is a server's own
-STATE_PREFIX: Final = eras.MRTR_STATE_PREFIX
 #: what a 2026-07-28 client may ask the gateway; anything else is 404 + -32601
 _METHODS: Final = frozenset(
     {
@@ -74,10 +72,6 @@ def is_modern(msg: jsonrpc.Message, headers: dict[str, str]) -> bool:
     if version is not None and version not in eras.LEGACY_VERSIONS and "mcp-session-id" not in headers:
         return True
     return msg.kind is Kind.REQUEST and eras.modern_version(eras.params_of(msg)) is not None
-
-
-def _ours(state: object) -> bool:
-    return isinstance(state, str) and state.startswith(STATE_PREFIX)
 
 
 def _decoded_header(value: str) -> str:
@@ -153,7 +147,7 @@ class ModernRequests:
         if msg.method == "subscriptions/listen":
             await serve_listen(self._gateway, msg.id, params.get("notifications"), peer, receive, send)
             return
-        if _ours(params.get("requestState")):
+        if eras.is_round_state(params.get("requestState")):
             session = self._resumable(params["requestState"], msg.method)
             if session is None:
                 message = (
@@ -164,7 +158,7 @@ class ModernRequests:
                 return
             log = await session.resume(msg, params.get("inputResponses"))
         else:  # a new call, or a retry carrying a 2026-07-28 server's own requestState (passed on)
-            session = MrtrSession(STATE_PREFIX + secrets.token_urlsafe(24))
+            session = MrtrSession(eras.new_round_state())
             self._sessions.spawn(self._run, session, profile)
             try:
                 log = await session.post_request(msg, line)

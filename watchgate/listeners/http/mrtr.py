@@ -20,7 +20,7 @@ import msgspec
 
 from watchgate.listeners.http.session import HttpSession
 from watchgate.listeners.http.streams import EventLog
-from watchgate.protocol import jsonrpc
+from watchgate.protocol import eras, jsonrpc
 
 __all__ = ["PARK_SECONDS", "MrtrSession"]
 
@@ -93,10 +93,7 @@ class MrtrSession(HttpSession):
                 current.finish()
             return
         if msg.id is not msgspec.UNSET and msg.id is not None:  # a question for the client
-            question: dict[str, Any] = {"method": msg.method}
-            if msg.params is not msgspec.UNSET:
-                question["params"] = jsonrpc.load(msg.params)
-            self.asked[str(msg.id)] = question
+            self.asked[str(msg.id)] = eras.input_request(msg)
             self._ask()
             return
         if current is not None and not current.complete:  # progress and log messages of the call
@@ -107,10 +104,6 @@ class MrtrSession(HttpSession):
         current = self._current
         if current is None or current.complete or self._reply_id is None:
             return  # asked while parked: the retry will ask it
-        result = {
-            "resultType": "input_required",
-            "inputRequests": dict(self.asked),
-            "requestState": self.token,
-        }
+        result = eras.input_required(self.asked, self.token)
         current.append(jsonrpc.encode(jsonrpc.result_response(self._reply_id, result)))
         current.finish()
