@@ -380,6 +380,7 @@ async def compare(label: str, pair: list[Arm], counts: Counts, floor: Arm | None
             "ratio": round(on_t.calls_per_s / off_t.calls_per_s, 3),
         },
     }
-    for lat, flow in zip(below, below_t, strict=True):
+    if floor is not None:
+        (lat,), (flow,) = below, below_t
         compared["floor"] = {**lat.as_json(), "calls_per_s": round(flow.calls_per_s, 1)}
     return compared

@@ -35,6 +35,7 @@ COMMANDS: Final = {
     "auth": "watchgate.cli.auth",
     "import": "watchgate.cli.importer",
 }
+_EVERY_MODULE: Final = tuple(dict.fromkeys(COMMANDS.values()))
 #: one line a person would type, for each command's --help (by its path after "watchgate")
 _EXAMPLES = {
     "run": "watchgate run -c supervisor.yaml --http 127.0.0.1:8848",
@@ -88,7 +89,7 @@ def _modules_for(words: Sequence[str]) -> list[str]:
         return [COMMANDS[command]]
     if command == "completion" or (command is None and "--version" in words):
         return []  # completion builds the whole parser itself, when it prints
-    return list(dict.fromkeys(COMMANDS.values()))
+    return list(_EVERY_MODULE)
 
 
 def _parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -96,7 +97,7 @@ def _parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchgate", description="A security gateway for MCP servers.")
     parser.add_argument("--version", action="version", version=f"watchgate {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in dict.fromkeys(COMMANDS.values()) if modules is None else modules:
+    for module in _EVERY_MODULE if modules is None else modules:
         importlib.import_module(module).register(commands)
     completion.register(commands, _parser)
     _add_examples(parser)
