@@ -28,7 +28,8 @@ import trio
 import yaml
 
 from tests.conformance.test_client_scenarios import NODE, PACKAGE, SUITE
-from tests.integration.conftest import WATCHGATE, free_port
+from tests.integration.conftest import WATCHGATE
+from watchgate.bench.httpdriver import free_port
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE.parent / "servers" / "conformance_fixture.py"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -84,13 +83,6 @@ async def gateway(
 
 def text_of(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (a server binds it a moment later)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def echoes_at_once(sessions: dict[str, ClientSession], tool: str, calls: int) -> list[str]:

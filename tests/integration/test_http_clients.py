@@ -23,12 +23,12 @@ from tests.integration.conftest import (
     TIME,
     WATCHGATE,
     echoes_at_once,
-    free_port,
     progress_and_sampling,
     text_of,
     upstream,
 )
 from tests.listeners.http.conftest import modern_headers, modern_request
+from watchgate.bench.httpdriver import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ from tests.integration.conftest import (
     TIME,
     Recorder,
     echoes_at_once,
-    free_port,
     gateway,
     progress_and_sampling,
     text_of,
     upstream,
 )
+from watchgate.bench.httpdriver import free_port
 
 pytestmark = pytest.mark.integration
 
