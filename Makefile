@@ -44,7 +44,7 @@ lint: $(STAMPS)/python
 	$(UV) lock --check --quiet  # uv.lock still matches pyproject.toml (else: make lock)
 	$(BIN)/ruff check watchgate actors tests
 	$(BIN)/ruff format --check watchgate actors tests
-	$(BIN)/lint-imports --no-cache  # the import rules of DESIGN.md section 11 (pyproject.toml)
+	$(BIN)/lint-imports --no-cache  # the import rules of design.md §11 (pyproject.toml)
 
 typecheck: $(STAMPS)/python
 	$(BIN)/mypy --strict watchgate actors

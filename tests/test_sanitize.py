@@ -1,5 +1,5 @@
 """What a peer controls is stored and printed only after secrets are redacted and control
-characters escaped (DESIGN.md section 12)."""
+characters escaped (design.md §12)."""
 
 from __future__ import annotations
 

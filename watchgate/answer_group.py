@@ -1,7 +1,7 @@
 """Group commit: the answers of one burst held until the records written for them are durable.
 
-The audit log promises that a client never holds an answer the log does not (DESIGN.md
-section 8). Written one answer at a time, that costs one ``write`` per answer. When an upstream
+The audit log promises that a client never holds an answer the log does not (design.md
+§8). Written one answer at a time, that costs one ``write`` per answer. When an upstream
 sends a burst (every answer already read from its pipe), its reader opens an `AnswerGroup`
 around the burst: each record a hook writes for an answer is only *staged* (``defer``), each
 answer is *held* (``hold``), and when the burst has been handled, ``commit`` writes every staged

@@ -104,13 +104,21 @@ class InvalidRequest(JsonRpcError):
 class UnknownName(JsonRpcError):
     """A tool, prompt, resource or server prefix that no running upstream owns (-32602)."""
 
-    def __init__(self, kind: str, name: str, known_servers: list[str]) -> None:
+    def __init__(
+        self, kind: str, name: str, known_servers: list[str], *, refused_by: str = "gateway"
+    ) -> None:
         known = ", ".join(known_servers) or "none running"
         super().__init__(
             -32602,
             f"unknown {kind} {name!r} (known servers: {known})",
             {"kind": kind, "name": name, "knownServers": known_servers},
         )
+        self.kind, self.name = kind, name
+        self.refused_by = refused_by  # what hid it: the gateway (no such name), tool_manager, profile
+
+    def seen_by(self, known_servers: list[str]) -> UnknownName:
+        """The same refusal naming only the servers the caller may see."""
+        return UnknownName(self.kind, self.name, known_servers, refused_by=self.refused_by)
 
 
 class UpstreamUnavailable(JsonRpcError):

@@ -75,7 +75,7 @@ class CallContext:
     """One client request that goes to an upstream, from routing to its answer."""
 
     server: str | None  # None in single-server mode: what plugins see
-    upstream: str  # the upstream's name, always (logs, audit)
+    upstream: str  # the upstream's name (logs, audit); "" for a call refused before routing
     client_id: int
     method: str
     name: str | None  # the upstream's own tool/prompt name, or resource URI
@@ -175,6 +175,19 @@ class HookChain:
                 )
                 return []
         return items
+
+    async def on_refused(self, ctx: CallContext, msg: Message, error: JsonRpcError) -> None:
+        """A call the gateway refused before any plugin saw it (an unknown name, one the tool
+        manager or a profile hides), for the hooks that record (the audit log): the plugins
+        judge only what reaches a server, and a made-up name is no metric label."""
+        for hook in self.hooks:
+            record = getattr(hook, "on_refused", None)
+            if record is None:
+                continue
+            try:
+                await record(ctx, msg, error)
+            except Exception:
+                _log.exception("[%s] message hook %s failed on a refused call", ctx.upstream, _name(hook))
 
     async def on_instructions(self, upstream: str, server: str | None, text: str) -> str | None:
         """A server's ``instructions`` as clients may see them (None: held back), for the hooks

@@ -1,4 +1,4 @@
-"""Text that a peer controls, made safe to store or print (DESIGN.md section 12).
+"""Text that a peer controls, made safe to store or print (design.md §12).
 
 Server stderr, exit reasons, tool names, request ids, methods and error messages end up in the
 daemon's log, ``watchgate logs``, ``ps``, error answers and audit records. Before they are stored

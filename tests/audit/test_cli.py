@@ -91,7 +91,11 @@ def test_the_default_path_is_in_the_current_folder(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert run("audit", "verify") == 1
-    assert capsys.readouterr().out == "broken: log: no audit log at watchgate-audit.jsonl\n"
+    said = capsys.readouterr()
+    assert (said.out, said.err) == (
+        "",
+        "watchgate: no audit log at watchgate-audit.jsonl: nothing to verify\n",
+    )
     write_log(tmp_path / "watchgate-audit.jsonl", 1)
     assert run("audit", "verify") == 0
 
@@ -189,7 +193,7 @@ def test_tail_follow_across_appends_partial_lines_and_rotation(
         steps.pop(0)()
 
     monkeypatch.setattr(cli, "_sleep", fake_sleep)
-    assert run("audit", "tail", "-f", "--server", "fs", str(path)) == 0
+    assert run("audit", "tail", "-f", "--server", "fs", str(path)) == 130  # ended by Ctrl-C
     captured = capsys.readouterr()
     ids = [int(line.split(" id=")[1].split()[0]) for line in captured.out.splitlines()]
     assert ids == [1, 2, *range(4, 12), 50]
@@ -213,7 +217,7 @@ def test_tail_follow_waits_for_the_log_to_appear(
         steps.pop(0)()
 
     monkeypatch.setattr(cli, "_sleep", fake_sleep)
-    assert run("audit", "tail", "-f", str(path)) == 0
+    assert run("audit", "tail", "-f", str(path)) == 130
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 

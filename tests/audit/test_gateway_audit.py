@@ -11,7 +11,7 @@ import trio.testing
 import yaml
 
 from tests.audit.helpers import Clock
-from tests.gateway.fakes import FakeServer, FakeSession, echo, running_gateway, text
+from tests.gateway.fakes import FakeServer, FakeSession, echo, running_daemon, running_gateway, text
 from watchgate.audit import AuditActor, resolved_audit_config, verify_log
 from watchgate.config import GatewayConfig, parse_config
 
@@ -101,4 +101,58 @@ async def test_names_and_ids_a_client_chose_are_stored_cleaned(
     [record] = [json.loads(line) for line in content.splitlines() if '"event":"response"' in line]
     assert record["public_name"] == "vault__x\\n2026-01-01 #1 forged\\x1b[2J [REDACTED:aws_access_key]"
     assert record["request_id"] == "id\\x1b[31m"
+    assert verify_log(str(log)).ok
+
+
+async def test_calls_refused_before_any_server_are_recorded_with_the_name_as_called(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Unknown names, names the tool manager hides and names the client's profile hides never
+    reach a server, and each leaves its request, its refusal and its answer in the log."""
+    log = tmp_path / "audit.jsonl"
+    document = {
+        "proxy": {
+            "startup_wait": 15,
+            "upstreams": [
+                {"name": "vault", "command": ["fake"], "tools": {"deny": ["drop*"]}},
+                {"name": "other", "command": ["fake"]},
+            ],
+        },
+        "profiles": {"narrow": {"servers": ["vault"]}},
+        "audit": {"path": str(log)},
+    }
+    config = parse_config(yaml.safe_dump(document))
+    vault, other = (
+        FakeServer("vault", tools={"echo": echo, "drop_all": echo}),
+        FakeServer("other", tools={"x": echo}),
+    )
+    async with running_daemon(config, vault, other, audit=_audit(config)) as (gateway, attach):
+        client = await attach(profile="narrow")
+        await client.initialize()
+        await client.wait_for(lambda: gateway.router.tool_count("other") == 1)
+        for name in ("vault__nope", "vault__drop_all", "other__x", "vault__ECHO"):
+            error = (await client.request("tools/call", {"name": name}))["error"]
+            # decided here, naming only what this client may see
+            assert error["code"] == -32602 and error["message"].endswith("(known servers: vault)"), name
+        assert vault.session.requests("tools/call") == [] and other.session.requests("tools/call") == []
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    refused = [
+        (r["event"], r["public_name"], r.get("plugin"), r.get("decision"), r.get("error_code"))
+        for r in records
+        if r["event"] in ("request", "decision", "response")
+    ]
+    expected = []
+    for name, by in (
+        ("vault__nope", "gateway"),
+        ("vault__drop_all", "tool_manager"),
+        ("other__x", "profile"),
+        ("vault__ECHO", "gateway"),
+    ):
+        expected += [
+            ("request", name, None, None, None),
+            ("decision", name, by, "deny", None),
+            ("response", name, by, "deny", -32602),
+        ]
+    assert refused == expected
+    assert all(r.get("server") is None for r in records if r["event"] == "request")
     assert verify_log(str(log)).ok

@@ -1,4 +1,4 @@
-"""One audit log, one writer (DESIGN.md section 12): two gateways on one log would interleave two
+"""One audit log, one writer (design.md §12): two gateways on one log would interleave two
 chains, and `verify` would then report tampering that never happened."""
 
 from __future__ import annotations

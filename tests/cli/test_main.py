@@ -118,3 +118,36 @@ def test_validate_warns_when_two_servers_have_no_prefix(
     assert main(["validate", "-c", str(path)]) == 0
     err = capsys.readouterr().err
     assert "warning: 'a', 'b' have no prefix" in err
+
+
+def test_validate_refuses_a_token_file_others_can_read_as_run_and_up_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    token.chmod(0o644)
+    path = tmp_path / "http.yaml"
+    path.write_text(GOOD + f"  transport: http\n  http:\n    token_file: {token}\n")
+    assert main(["validate", "-c", str(path)]) == 1
+    assert (
+        f"error: proxy.http.token_file: {token} may be read by others (mode 644)" in capsys.readouterr().err
+    )
+    token.chmod(0o600)
+    assert main(["validate", "-c", str(path)]) == 0
+
+
+def test_validate_warns_of_a_program_its_sandbox_hides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    program = home / ".local" / "bin" / "my-server"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    path = tmp_path / "sandboxed.yaml"
+    path.write_text(f"proxy:\n  upstream:\n    command: [{program}]\n    sandbox: {{enabled: true}}\n")
+    assert main(["validate", "-c", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: 'default' runs {program}, which its sandbox hides" in err
+    assert f"add {program.parent} to sandbox.read_only" in err

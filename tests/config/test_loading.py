@@ -255,15 +255,17 @@ def test_pathlike_and_str_paths_are_equivalent(tmp_path: Path) -> None:
     assert load_config(path) == load_config(os.fspath(path))
 
 
-def test_a_seed_shaped_server_with_args_beside_command_loads_with_a_warning(
+def test_command_and_args_the_way_every_mcp_client_writes_them_load_without_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     text = "proxy:\n  transport: stdio\n  upstream:\n    command: [npx]\n    args: ['-y', 'server-x']\n"
-    with caplog.at_level(logging.WARNING, logger="watchgate.config"):
+    with caplog.at_level(logging.DEBUG, logger="watchgate"):
         config = parse_config(text)
+        as_a_string = parse_config("proxy:\n  upstream:\n    command: npx\n    args: ['-y', 'a b']\n")
     assert config.proxy.upstreams[0].command == ("npx", "-y", "server-x")
+    assert as_a_string.proxy.upstreams[0].command == ("npx", "-y", "a b")
     assert config.proxy.transport == "stdio"
-    assert "proxy.upstream.args: deprecated" in caplog.text
+    assert caplog.records == []
 
 
 def test_args_that_are_not_a_list_of_strings_are_refused_with_their_path() -> None:

@@ -1,4 +1,4 @@
-"""Single-server compatibility and the naming rules of multi-server mode (DESIGN.md 4, ADR-014)."""
+"""Single-server compatibility and the naming rules of multi-server mode (design.md §4, ADR-014)."""
 
 from __future__ import annotations
 

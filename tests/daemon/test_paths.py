@@ -1,16 +1,18 @@
-"""The runtime directory is ours or we refuse it (DESIGN.md section 12): a planted directory or
+"""The runtime directory is ours or we refuse it (design.md §12): a planted directory or
 symlink must never receive root's pid file, log or socket."""
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
 from watchgate.cli.main import main
-from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths, open_private
+from watchgate.daemon import paths as paths_module
+from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths, find_daemon, open_private, runtime_paths
 from watchgate.errors import RuntimeDirUnsafe
 
 
@@ -96,3 +98,47 @@ def test_up_explains_a_socket_path_too_long_or_taken_by_a_directory(
         err
         == f"watchgate: {taken}/control.sock exists and is not a socket; remove it if nothing else needs it\n"
     )
+
+
+def _fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(paths_module, "RUN_USER", tmp_path / "run-user")
+    return home
+
+
+def test_the_runtime_directory_does_not_follow_xdg_runtime_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon started from a desktop shell (XDG_RUNTIME_DIR set) and an attach launched by a
+    client that filters the environment (no XDG_RUNTIME_DIR) must choose the same place."""
+    home = _fresh_home(tmp_path, monkeypatch)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    with_xdg = runtime_paths()
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert runtime_paths() == with_xdg == RuntimePaths(home / ".watchgate" / "run")
+
+    user_dir = tmp_path / "run-user" / str(os.getuid())
+    user_dir.mkdir(parents=True, mode=0o700)  # logind's /run/user/<uid>: taken whenever it is ours
+    assert runtime_paths() == RuntimePaths(user_dir / "watchgate")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    assert runtime_paths() == RuntimePaths(user_dir / "watchgate")
+    os.chown(user_dir, 65534, 65534)  # someone else's: not ours to use
+    assert runtime_paths() == RuntimePaths(home / ".watchgate" / "run")
+
+
+def test_clients_find_a_daemon_wherever_this_user_runs_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fresh_home(tmp_path, monkeypatch)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "x"))
+    assert find_daemon() == runtime_paths()  # none runs: where one would start
+    older = RuntimePaths(tmp_path / "x" / "watchgate")  # an earlier version's daemon, under XDG
+    older.ensure()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+        listening.bind(str(older.socket))
+        listening.listen()
+        assert find_daemon() == older
+    assert find_daemon() == runtime_paths()  # its socket left behind, nobody answers: not a daemon

@@ -1,6 +1,6 @@
 """Misbehaving servers, in `watchgate run` and behind the daemon: the gateway stays up, the other
 server and (with the daemon) another client are unaffected, the error names the server, no
-process is left behind, and the audit log is complete and verifies (DESIGN.md section 12)."""
+process is left behind, and the audit log is complete and verifies (design.md §12)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """An upstream that is alive but no longer answers (a deadlock, a stopped process) is found by
-`ping` while it is idle and restarted by its supervisor, like a crash (DESIGN.md section 5)."""
+`ping` while it is idle and restarted by its supervisor, like a crash (design.md §5)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ async def test_ping_interval_zero_switches_the_probe_off(autojump_clock: trio.te
 async def test_a_server_that_hangs_while_clients_keep_calling_is_restarted(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Busy all the time, so never pinged: consecutive request timeouts reveal it (DESIGN.md 12)."""
+    """Busy all the time, so never pinged: consecutive request timeouts reveal it (design.md §12)."""
     hung = FakeServer("hung", tools={"hang": hang, "echo": echo}, silent_methods=("ping",))
     config = make_config("hung", ping_interval=30, ping_timeout=5, request_timeout=10, max_timeouts=3)
     async with running_gateway(config, hung) as (gateway, client):

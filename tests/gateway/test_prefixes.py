@@ -1,4 +1,4 @@
-"""Per-server prefixes (``prefix: auto | always | never``, DESIGN.md section 4)."""
+"""Per-server prefixes (``prefix: auto | always | never``, design.md §4)."""
 
 from __future__ import annotations
 

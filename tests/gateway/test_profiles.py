@@ -77,14 +77,16 @@ async def test_a_reloaded_profile_applies_at_once(autojump_clock: trio.testing.M
         await reader.initialize()
         await reader.wait_for(lambda: gateway.router.tool_count("calendar") == 1)
         assert await _tools(reader) == ["calendar__list_events", "fs__read", "git__list_commits"]
-        await gateway.reload(
+        summary = await gateway.reload(
             _config({**PROFILES, "readonly": {"servers": ["fs"], "tools": {"allow": ["*__read"]}}})
         )
+        assert summary["profiles"] == ["readonly"] and summary["unchanged"] == ["fs", "git", "calendar"]
         await reader.wait_for(
             lambda: any(n["method"] == "notifications/tools/list_changed" for n in reader.notifications)
         )
         assert await _tools(reader) == ["fs__read"]
-        await gateway.reload(_config({}))  # the profile is gone: its client sees nothing, not more
+        gone = await gateway.reload(_config({}))  # the profile is gone: its client sees nothing, not more
+        assert gone["profiles"] == ["chat", "coding", "readonly"]
         assert await _tools(reader) == []
 
 

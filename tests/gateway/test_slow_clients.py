@@ -1,4 +1,4 @@
-"""A client that stops reading affects only its own session (DESIGN.md section 12): its output
+"""A client that stops reading affects only its own session (design.md §12): its output
 queue is bounded, it is disconnected when the queue stays full, and nobody else waits on it."""
 
 from __future__ import annotations

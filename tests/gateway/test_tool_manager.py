@@ -117,7 +117,7 @@ async def test_reloaded_rules_show_at_once_without_a_restart(
         summary = await gateway.reload(
             _config(tmp_path, {"tools": {"rename": {"write": "save"}}}, plain=True)
         )
-        assert "fs" in summary["unchanged"]
+        assert summary["rules"] == ["fs"] and "fs" not in summary["unchanged"]  # applied, not restarted
         await client.wait_for(
             lambda: any(n["method"] == "notifications/tools/list_changed" for n in client.notifications)
         )

@@ -299,6 +299,9 @@ async def test_reload_starts_added_stops_removed_and_restarts_changed(
             "added": ["delta"],
             "removed": ["gamma"],
             "changed": ["beta"],
+            "rules": [],
+            "profiles": [],
+            "plugins": [],
             "unchanged": ["alpha"],
         }
         error = (await client.response(in_gamma))["error"]

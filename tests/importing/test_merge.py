@@ -49,11 +49,38 @@ def test_duplicates_merge_names_are_made_valid_and_present_ones_are_skipped() ->
     assert [f.name for f, _ in result.skipped] == ["self"]
 
 
-def test_a_value_the_environment_holds_is_written_as_a_reference() -> None:
+def test_values_are_written_as_given_never_as_this_shells_variables() -> None:
+    """A daemon started by an MCP client has only the client's little environment: a reference
+    to this shell's GITHUB_TOKEN would leave the server without it."""
     found = [stdio("gh", "npx", "server-github", GITHUB_TOKEN="ghp_abc", DEBUG="1")]
-    (planned,) = plan(found, None, {"GITHUB_TOKEN": "ghp_abc"}).new
-    assert planned.entry["env"] == {"GITHUB_TOKEN": "${GITHUB_TOKEN}", "DEBUG": "1"}
-    assert planned.references == ["GITHUB_TOKEN"] and planned.secrets == []
+    (planned,) = plan(found, None, {"HOME": "/home/me"}).new
+    assert planned.entry["env"] == {"GITHUB_TOKEN": "ghp_abc", "DEBUG": "1"}
+    assert planned.secrets == ["GITHUB_TOKEN"]
+
+
+def test_a_server_needing_a_variable_a_client_does_not_pass_stays_in_its_client() -> None:
+    vscode = FoundServer("VS Code", Path("/v"), "linear", "http", url="https://l/mcp", inputs=["LINEAR_KEY"])
+    vscode.headers = {"Authorization": "Bearer ${LINEAR_KEY}"}
+    found = [
+        vscode,
+        stdio("mem", "npx", "server-memory", FILE="${HOME}/m.json"),
+        stdio("x", "x", T="$${LIT}"),
+    ]
+    result = plan(found, None, {"HOME": "/home/me"})
+    assert [p.name for p in result.new] == ["mem", "x"]  # $HOME comes with every client; $${…} is literal
+    ((server, why),) = result.held
+    assert server is vscode and why.startswith("needs ${LINEAR_KEY} (VS Code asks you for it)")
+
+
+def test_line_breaks_only_yaml_knows_survive_the_merge() -> None:
+    odd = ["a\u2028b", "x\x85y", "c\u2029d", "e\rf", "café"]
+    entries = [p.entry for p in plan([stdio("odd", "prog", *odd)], CONFIG, {}).new]
+    appended_to, _ = merged_text(CONFIG, entries)
+    assert list(parse_config(appended_to).proxy.upstreams[1].command) == ["prog", *odd]
+    assert list(parse_config(merged_text(None, entries)[0]).proxy.upstreams[0].command) == ["prog", *odd]
+    strange = CONFIG.replace("[npx, -y,", '[npx, "-\u2028y",')  # YAML sees two lines where Python sees one
+    text, appended = merged_text(strange, entries)
+    assert not appended and [u.name for u in parse_config(text).proxy.upstreams] == ["fs", "odd"]
 
 
 def test_appending_keeps_comments_and_layout_and_twice_changes_nothing() -> None:

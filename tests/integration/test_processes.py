@@ -1,4 +1,4 @@
-"""A server's whole process tree lives and dies with it (DESIGN.md section 12): its exit is seen
+"""A server's whole process tree lives and dies with it (design.md §12): its exit is seen
 from the process itself, and nothing it started outlives a stop or the gateway, `kill -9` included."""
 
 from __future__ import annotations

@@ -288,7 +288,7 @@ async def test_calls_ending_without_an_answer_still_reach_on_response(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     flaky = FakeServer("flaky", tools={"hang": hang, "crash": crash, "echo": echo})
-    other = FakeServer("other", tools={"echo": echo})
+    other = FakeServer("other", tools={"echo": echo, "hang": hang})
     spy = Spy()
     config = make_config("flaky", "other", request_timeout=5, backoff={"initial": 50, "max": 50, "jitter": 0})
     async with gateway_with_hooks(config, flaky, other, hooks=HookChain([spy])) as (gateway, attach):
@@ -309,7 +309,6 @@ async def test_calls_ending_without_an_answer_still_reach_on_response(
         await leaver.initialize()
         await leaver.response(await leaver.start("tools/call", {"name": "other__echo"}))  # answered
         await leaver.start("tools/call", {"name": "flaky__echo"})  # refused: flaky is down
-        other.tools["hang"] = hang
         await leaver.start("tools/call", {"name": "other__hang"})
         await leaver.wait_for(lambda: gateway.upstreams["other"].in_flight == 1)
         await leaver.close()

@@ -317,7 +317,8 @@ async def test_reload_rebuilds_the_plugins_without_restarting_servers(
         ]
         second = config_with("alpha", "beta", per_server={"beta": [{"name": "pii"}]})
         changes = await gateway.reload(second)
-        assert changes["changed"] == [] and changes["unchanged"] == ["alpha", "beta"]
+        assert changes["changed"] == [] and changes["rules"] == ["beta"] and changes["unchanged"] == ["alpha"]
+        assert changes["plugins"] == ["plugins"]  # the global tool_access went
         await client.wait_for(lambda: gateway.router.tool_count("alpha") == 2)
         assert [t["name"] for t in (await client.result("tools/list"))["tools"]] == [
             "alpha__echo",

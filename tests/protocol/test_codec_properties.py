@@ -1,4 +1,4 @@
-"""Properties of the codec (DESIGN.md section 12): whatever bytes arrive, decoding raises nothing
+"""Properties of the codec (design.md §12): whatever bytes arrive, decoding raises nothing
 but the codec's own JSON-RPC errors, and what it accepts it forwards unchanged."""
 
 from __future__ import annotations

@@ -51,8 +51,15 @@ def test_table_resolves_public_names_to_server_and_upstream_name() -> None:
     shortened = namespace.public_name("fs", "t" * 70)
     assert table.resolve_tool(shortened) == ("fs", "t" * 70)
     assert table.resolve_prompt("fs__summarise") == ("fs", "summarise")
-    # a name the lists do not show yet is still routed by its prefix: the upstream answers for it
-    assert table.resolve_tool("fs__brand_new") == ("fs", "brand_new")
+    # a server that listed its tools is asked for nothing else, in no other spelling
+    for other in ("fs__brand_new", "fs__READ_FILE", "fs__read_file ", "fs__\uff52\uff45\uff41\uff44_file"):
+        with pytest.raises(UnknownName, match="unknown tool"):
+            table.resolve_tool(other)
+    # one that has not listed yet (starting) is reached by its prefix: it answers with its state
+    unlisted = NamespaceTable(multi_server=True, servers=["fs", "time"], tools={"time": []})
+    assert unlisted.resolve_tool("fs__brand_new") == ("fs", "brand_new")
+    with pytest.raises(UnknownName):
+        unlisted.resolve_tool("time__x")
 
 
 @pytest.mark.parametrize("name", ["nope__x", "read_file", "FS__read_file", "fs_read_file"])
@@ -74,7 +81,11 @@ def test_uri_resolution_and_unknown_uri() -> None:
 def test_single_server_mode_passes_names_through() -> None:
     table = NamespaceTable(multi_server=False, servers=["only"], tools={"only": ["x"]}, prompts={})
     assert table.resolve_tool("x") == ("only", "x")
-    assert table.resolve_tool("anything__else") == ("only", "anything__else")
+    with pytest.raises(UnknownName):  # what it did not list is decided here, as in multi-server mode
+        table.resolve_tool("anything__else")
+    # unless nothing is hidden: then the gateway is invisible, and the server answers as it would
+    open_table = NamespaceTable(multi_server=False, servers=["only"], tools={"only": ["x"]}, transparent=True)
+    assert open_table.resolve_tool("anything__else") == ("only", "anything__else")
     assert table.resolve_uri("file:///a") == ("only", "file:///a")
     assert table.public_tool("only", "x") == "x"
 
@@ -143,9 +154,11 @@ def test_a_server_without_a_prefix_keeps_its_names_beside_prefixed_ones() -> Non
     assert table.public_uri("fs", "file:///x") == "file:///x"
     assert table.resolve_tool("read_file") == ("fs", "read_file")
     assert table.resolve_tool("time__get_current_time") == ("time", "get_current_time")
-    # not listed yet: a prefixed name goes by its prefix, any other name to the one plain server
-    assert table.resolve_tool("time__new") == ("time", "new")
-    assert table.resolve_tool("brand_new") == ("fs", "brand_new")
+    # not listed: refused at the gateway, whether prefixed or plain
+    for name in ("time__new", "brand_new"):
+        with pytest.raises(UnknownName):
+            table.resolve_tool(name)
+    assert NamespaceTable(multi_server=True, servers=["fs"], prefixed=[]).resolve_tool("new") == ("fs", "new")
     assert table.resolve_uri("time+tz://utc") == ("time", "tz://utc")
     assert table.resolve_uri("file:///etc/hosts") == ("fs", "file:///etc/hosts")
 

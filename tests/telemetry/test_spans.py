@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from watchgate.config import GatewayConfig
 from watchgate.config.schema import TelemetryConfig
 from watchgate.gateway.tree import Gateway
 from watchgate.telemetry import start_telemetry
+from watchgate.telemetry.setup import OncePerInterval
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = "b7ad6b7169203331"
@@ -127,3 +129,53 @@ async def test_a_call_a_plugin_refuses_is_still_one_span_saying_so(
     assert decision.parent is not None and decision.parent.span_id == request.context.span_id
     errors = _metrics(reader)["watchgate.errors"]
     assert [(p.attributes["code"], p.value) for p in errors] == [(-32010, 1)]
+
+
+async def test_names_stay_few_and_say_nothing_they_should_not(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A resource's URI is no span name (one per file, and it may hold what it reads); a made-up
+    tool name is refused before telemetry (no span, no metric series per guess)."""
+    fs = FakeServer("fs", tools={"echo": echo}, resources=["file:///secret?key=x"])
+    fs.capabilities = {"tools": {}, "resources": {}}
+    async with traced(config_with("fs", "other"), fs, FakeServer("other")) as (client, spans, reader):
+        await client.initialize()
+        await client.result("resources/read", {"uri": "fs+file:///secret?key=x"})
+        for n in range(20):
+            assert (await client.request("tools/call", {"name": f"fs__guess{n}"}))["error"]["code"] == -32602
+    names = [s.name for s in spans.get_finished_spans()]
+    assert "resources/read" in names and not any("secret" in name or "guess" in name for name in names)
+    labels = [p.attributes for points in _metrics(reader).values() for p in points]
+    assert not any("guess" in str(label.get("tool", "")) for label in labels)
+
+
+def test_the_exporters_say_a_collector_is_down_once_not_on_every_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    quiet = OncePerInterval(600, clock=lambda: now[0])
+    logger = logging.getLogger("tests.telemetry.exporter")
+    logger.addFilter(quiet)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tests.telemetry.exporter"):
+            for second in (0.0, 1.0, 2.0, 599.0, 600.0):
+                now[0] = second
+                logger.warning("Transient error %s", "connection refused")
+    finally:
+        logger.removeFilter(quiet)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Transient error connection refused (telemetry: more of these are held back for 600 s)"
+    ] * 2
+
+
+def test_shutdown_twice_is_once(caplog: pytest.LogCaptureFixture) -> None:
+    telemetry = start_telemetry(
+        TelemetryConfig(otlp_endpoint="http://127.0.0.1:9"),
+        dict,
+        span_processor=SimpleSpanProcessor(InMemorySpanExporter()),
+        metric_reader=InMemoryMetricReader(),
+    )
+    with caplog.at_level(logging.DEBUG):
+        telemetry.shutdown()
+        telemetry.shutdown()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

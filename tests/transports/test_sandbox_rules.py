@@ -13,7 +13,7 @@ from tests.transports.helpers import read_lines
 from watchgate.config import LimitsConfig, SandboxConfig
 from watchgate.errors import UpstreamStartError
 from watchgate.transports import sandbox as sandbox_module
-from watchgate.transports.sandbox import bwrap_argv, over_limit, read_env_files, read_keyring
+from watchgate.transports.sandbox import bwrap_argv, hidden_program, over_limit, read_env_files, read_keyring
 from watchgate.transports.stdio import open_stdio_process
 
 
@@ -38,6 +38,31 @@ def test_an_exit_is_blamed_on_the_limit_it_looks_like() -> None:
     assert over_limit(limits, "killed by SIGXCPU") == "over its CPU limit (5 s)"
     assert over_limit(limits, "exited with code 2; stderr: usage") is None
     assert over_limit(None, "killed by SIGXCPU") is None
+    # under bwrap (or a shell) a signal is an exit code of 128 + the signal
+    assert over_limit(limits, "exited with code 134") == "over its memory limit (64M)"  # SIGABRT
+    assert over_limit(limits, "exited with code 152") == "over its CPU limit (5 s)"  # SIGXCPU
+    assert over_limit(limits, "exited with code 199") is None  # no such signal
+    assert over_limit(LimitsConfig(cpu_seconds=5), "exited with code 134") is None  # no memory limit
+
+
+def test_a_program_the_sandbox_hides_is_named(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    program = home / "bin" / "server"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    on = SandboxConfig(enabled=True)
+    path = f"{home / 'bin'}:/usr/bin"
+    assert hidden_program(["server"], on, home=home, path=path) == str(program)
+    assert hidden_program([str(program)], on, home=home, path=path) == str(program)
+    assert (
+        hidden_program(
+            ["server"], SandboxConfig(enabled=True, read_only=(str(home / "bin"),)), home=home, path=path
+        )
+        is None
+    )
+    assert hidden_program(["sh"], on, home=home, path=path) is None  # outside home: visible
+    assert hidden_program(["server"], SandboxConfig(enabled=False), home=home, path=path) is None
 
 
 def test_env_files_are_read_with_comments_quotes_and_export(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The tamper-evident audit log (DESIGN.md section 8, issue 5).
+"""The tamper-evident audit log (design.md §8, issue 5).
 
 One `AuditActor` writes every record as a line of JSON, chained by SHA-256 so that
 ``watchgate audit verify`` proves nothing was edited, removed or reordered. The gateway builds

@@ -146,7 +146,10 @@ def tail_command(args: argparse.Namespace) -> int:
     for record in recent:
         print(format_record(record))
     if args.follow:
-        _follow(path, match)
+        try:
+            _follow(path, match)
+        except KeyboardInterrupt:  # Ctrl-C is how a follow ends: as any Unix tool, status 130
+            return 130
     return 0
 
 
@@ -154,22 +157,19 @@ def _follow(path: str, match: Callable[[AuditRecord], bool]) -> None:
     """Print records appended to ``path`` until interrupted, following it across rotations."""
     inode, offset = _position(path)
     pending = b""
-    try:
-        while True:
-            sys.stdout.flush()
-            _sleep(POLL_SECONDS)
-            data, inode, offset = _read_new(path, inode, offset)
-            lines, pending = _split(pending + data)
-            for line in lines:
-                try:
-                    record = decode_record(line)
-                except msgspec.DecodeError:
-                    print(f"skipping a line that is not an audit record: {line[:80]!r}", file=sys.stderr)
-                    continue
-                if match(record):
-                    print(format_record(record))
-    except KeyboardInterrupt:
-        return
+    while True:
+        sys.stdout.flush()
+        _sleep(POLL_SECONDS)
+        data, inode, offset = _read_new(path, inode, offset)
+        lines, pending = _split(pending + data)
+        for line in lines:
+            try:
+                record = decode_record(line)
+            except msgspec.DecodeError:
+                print(f"skipping a line that is not an audit record: {line[:80]!r}", file=sys.stderr)
+                continue
+            if match(record):
+                print(format_record(record))
 
 
 def _read_new(path: str, inode: int | None, offset: int) -> tuple[bytes, int | None, int]:
@@ -274,6 +274,9 @@ def stats_command(args: argparse.Namespace) -> int:
 def verify_command(args: argparse.Namespace) -> int:
     path = _log_path(args)
     if path is None:
+        return 1
+    if not log_files(path):  # nothing to judge: not a broken chain, and not an intact one
+        print(f"watchgate: no audit log at {path}: nothing to verify", file=sys.stderr)
         return 1
     result = verify_log(path)
     for line in result.report():

@@ -17,9 +17,10 @@ from msgspec import UNSET, Raw
 
 from watchgate.audit.actor import AuditActor
 from watchgate.audit.record import AuditEntry, Event
+from watchgate.errors import JsonRpcError
 from watchgate.hooks import REQUEST_CANCELLED, CallContext
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Message
+from watchgate.protocol.jsonrpc import Message, error_response
 from watchgate.sanitize import clean, clean_name, clean_optional
 
 
@@ -62,6 +63,11 @@ class AuditHooks:
         )
         return msg
 
+    async def on_refused(self, ctx: CallContext, msg: Message, error: JsonRpcError) -> None:
+        """A call refused before it was routed: its request, the refusal and the answer."""
+        await self.on_request(ctx, msg)
+        await self.on_response(ctx, error_response(ctx.request_id, error))
+
     async def on_notification(self, upstream: str, server: str | None, msg: Message) -> Message | None:
         await self._audit.tell(
             AuditEntry(
@@ -93,7 +99,7 @@ def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
     return AuditEntry(
         event=event,
         client=f"client-{ctx.client_id}",
-        server=ctx.upstream,
+        server=ctx.upstream or None,  # none: refused before it was routed
         method=clean_name(ctx.method),
         tool=clean_optional(ctx.name),
         public_name=clean_optional(ctx.public_name),

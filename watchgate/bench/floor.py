@@ -4,7 +4,7 @@ Four arms on the echo server, opened together and measured interleaved like the 
 the bare trio pass-through (``passthrough.py``: what any trio process in the middle costs),
 ``watchgate run`` with the audit log off, ``watchgate run`` with it on (the default), and the
 daemon with one ``watchgate attach`` client (stdio handed over). The ratios between them are
-DESIGN.md section 10's targets: ``run`` p50 <= 1.2x the bare trio pass-through, the audit log
+design.md §10's targets: ``run`` p50 <= 1.2x the bare trio pass-through, the audit log
 on <= 1.15x off in p50 and >= 0.8x in calls/s at 32 outstanding, the daemon path <= 1.15x
 ``run`` in p50 and >= 0.9x in calls/s. Interleaved, a slow phase of the machine cannot land on
 one arm only, which a ratio of two arms measured one after the other cannot promise.

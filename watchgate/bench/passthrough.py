@@ -3,7 +3,7 @@
 Run as ``python passthrough.py -- COMMAND ARGS...``. It starts the server and copies bytes both
 ways with two `trio.lowlevel.FdStream` pumps: no parsing, no framing, no policy. Whatever
 Watchgate costs above this arm is Watchgate's own; whatever this arm costs above *direct* is
-the price of putting any trio process in the middle (DESIGN.md section 10).
+the price of putting any trio process in the middle (design.md §10).
 """
 
 from __future__ import annotations

@@ -337,7 +337,7 @@ CHECKS: list[Check] = [
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each DESIGN.md section 10 target with the value reached and whether it is met."""
+    """Each design.md §10 target with the value reached and whether it is met."""
     out = []
     for name, target, value_of, ok, unit in CHECKS:
         value = value_of(results)

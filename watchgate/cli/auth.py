@@ -191,10 +191,10 @@ async def _tell_the_daemon(name: str) -> None:
     """A running daemon reconnects the server now that it has tokens."""
     from watchgate.daemon import control
     from watchgate.daemon.client import call
-    from watchgate.daemon.paths import runtime_paths
+    from watchgate.daemon.paths import find_daemon
 
     try:
-        await call(runtime_paths(), control.Restart(names=[name]))
+        await call(find_daemon(), control.Restart(names=[name]))
     except WatchgateError:
         return  # no daemon, or not this server in it: nothing to tell
     print(f"The running daemon is reconnecting {name}.")

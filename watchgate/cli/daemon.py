@@ -24,9 +24,16 @@ from watchgate.cli.attach import bridge, hand_over
 from watchgate.cli.options import listen_address, with_http
 from watchgate.daemon import control
 from watchgate.daemon.client import call, follow
-from watchgate.daemon.paths import CONFIG_ENV, RuntimePaths, find_config, open_private, runtime_paths
+from watchgate.daemon.paths import (
+    CONFIG_ENV,
+    RuntimePaths,
+    find_config,
+    find_daemon,
+    open_private,
+    runtime_paths,
+    socket_answers,
+)
 from watchgate.errors import ConfigError, ControlError, DaemonAlreadyRunning, DaemonNotRunning, WatchgateError
-from watchgate.listeners.unix import is_listening
 from watchgate.sanitize import escape_controls
 
 if TYPE_CHECKING:
@@ -94,7 +101,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 def _control(action: Callable[[RuntimePaths], Awaitable[int]]) -> int:
     try:
-        return trio.run(action, runtime_paths())
+        return trio.run(action, find_daemon())
     except (DaemonNotRunning, ControlError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
@@ -111,10 +118,11 @@ def _up(args: argparse.Namespace) -> int:
         config = with_http(load_config(path), args.http)
     except (WatchgateError, ConfigError) as exc:
         return _fail(str(exc))
+    running = find_daemon()
+    if socket_answers(running.socket):
+        pid = running.pid_file.read_text().strip() if running.pid_file.exists() else "?"
+        return _fail(f"a Watchgate daemon is already running (pid {pid}, socket {running.socket})")
     paths = runtime_paths()
-    if trio.run(is_listening, paths.socket):
-        pid = paths.pid_file.read_text().strip() if paths.pid_file.exists() else "?"
-        return _fail(f"a Watchgate daemon is already running (pid {pid}, socket {paths.socket})")
     if not args.foreground:
         return _start_detached(path, paths, args.http)
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
@@ -146,9 +154,14 @@ async def _shutdown_on_signal(daemon: Daemon) -> None:
             daemon.request_shutdown(grace=5.0)
 
 
-def _start_detached(config: Path, paths: RuntimePaths, http: str | None = None) -> int:
+def _start_detached(
+    config: Path, paths: RuntimePaths, http: str | None = None, *, quiet: bool = False
+) -> int:
+    """Start ``up --foreground`` in its own session and wait until it listens. Its news goes to
+    stdout for ``up``, to stderr when ``quiet`` (``attach``: its stdout is the MCP channel)."""
     paths.ensure()
     with open_private(paths.log_file, append=True) as log:
+        start_of_this_run = log.seek(0, os.SEEK_END)  # an earlier daemon's lines are not the reason
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "watchgate.cli", "up", "--foreground", "-c", str(config)),
@@ -163,15 +176,33 @@ def _start_detached(config: Path, paths: RuntimePaths, http: str | None = None) 
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = paths.log_file.read_text(errors="replace").strip().splitlines()[-5:]
-            return _fail("the daemon exited while starting:\n  " + "\n  ".join(tail))
-        if trio.run(is_listening, paths.socket):
+            with paths.log_file.open("rb") as written:
+                written.seek(start_of_this_run)
+                tail = written.read().decode(errors="replace").strip().splitlines()[-5:]
+            said = "\n  ".join(escape_controls(line) for line in tail) or f"exit code {process.returncode}"
+            return _fail("the daemon exited while starting:\n  " + said)
+        if socket_answers(paths.socket):
+            out = sys.stderr if quiet else sys.stdout
             print(
-                f"watchgate: daemon started (pid {process.pid}), socket {paths.socket}, log {paths.log_file}"
+                f"watchgate: daemon started (pid {process.pid}), socket {paths.socket}, log {paths.log_file}",
+                file=out,
             )
+            if http or not quiet:
+                _say_where(paths, out)
             return 0
         time.sleep(0.05)
     return _fail(f"the daemon did not become ready within {_READY_TIMEOUT:g} s; see {paths.log_file}")
+
+
+def _say_where(paths: RuntimePaths, out: Any) -> None:
+    """The HTTP address(es) the new daemon serves MCP on, if it does (from the daemon itself:
+    the port may have been chosen by the OS)."""
+    try:
+        report = trio.run(call, paths, control.Ps())
+    except (WatchgateError, OSError):
+        return
+    for url in report.get("listeners", [])[1:]:
+        print(f"watchgate: MCP over HTTP at {url}", file=out)
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -207,8 +238,8 @@ def _other_config(paths: RuntimePaths, wanted: Path) -> str | None:
 
 
 def _attach(args: argparse.Namespace) -> int:
-    paths = runtime_paths()
-    if not trio.run(is_listening, paths.socket):
+    paths = find_daemon()
+    if not socket_answers(paths.socket):
         if args.no_start or os.environ.get(AUTOSTART_ENV, "1") == "0":
             return _fail(
                 f"no Watchgate daemon is running (socket {paths.socket}); start one with `watchgate up`"
@@ -217,7 +248,7 @@ def _attach(args: argparse.Namespace) -> int:
             config = find_config(args.config).resolve()
         except WatchgateError as exc:
             return _fail(str(exc))
-        code = _start_detached(config, paths)
+        code = _start_detached(config, paths, quiet=True)
         if code:
             return code
     elif args.config or os.environ.get(CONFIG_ENV):
@@ -275,11 +306,24 @@ def _logs(args: argparse.Namespace) -> int:
     return _control(logs)
 
 
+_RELOAD_LINES = (
+    ("added", "added"),
+    ("removed", "removed"),
+    ("changed", "changed (restarted)"),
+    ("rules", "rules changed (applied, not restarted)"),
+    ("profiles", "profiles changed"),
+    ("plugins", "global"),
+    ("unchanged", "unchanged"),
+)
+
+
 def _reload(args: argparse.Namespace) -> int:
     async def reload(paths: RuntimePaths) -> int:
         changes = await call(paths, control.Reload())
-        for kind in ("added", "removed", "changed", "unchanged"):
-            print(f"{kind}: {', '.join(changes[kind]) or '-'}")
+        for kind, label in _RELOAD_LINES:
+            names = changes.get(kind, [])
+            if names or kind in ("added", "removed", "changed", "unchanged"):
+                print(f"{label}: {', '.join(names) or '-'}")
         return 0
 
     return _control(reload)

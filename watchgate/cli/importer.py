@@ -2,25 +2,33 @@
 ``supervisor.yaml`` and, with ``--rewrite``, point the clients at ``watchgate attach``.
 
 Nothing is written before the preview has been shown and confirmed (``--yes`` confirms ahead,
-``--dry-run`` only shows). The merged config is checked before it is written; a client file is
-rewritten only when every one of its servers is in the config, with a backup beside it.
+``--dry-run`` only shows). The preview says which config it changes and what every server runs
+(a command or a URL), escaped: a file can say anything. Servers from a project folder's own files
+(a cloned repository may hold them) are asked about on their own. The merged config is checked
+before it is written, and a client is pointed at Watchgate only when the config starts the way
+that client will start it (with the little environment a client passes): a client is never left
+without its servers. The config is kept private (0600 in a 0700 folder): it now holds what the
+clients' files held, secrets included.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
+import stat
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from watchgate.cli.ps import print_table
 from watchgate.config import parse_config
 from watchgate.daemon.paths import CONFIG_ENV, find_config
 from watchgate.errors import ConfigError, ConfigNotFound
-from watchgate.importing.merge import Plan, merged_text, plan
-from watchgate.importing.rewrite import attach_entry, rewrite
+from watchgate.importing.merge import CLIENT_ENVIRONMENT, Plan, Planned, merged_text, plan
+from watchgate.importing.rewrite import attach_entry, private_copy, rewrite
 from watchgate.importing.sources import (
     ClientFile,
     FoundServer,
@@ -29,6 +37,7 @@ from watchgate.importing.sources import (
     given_file,
     read_client_file,
 )
+from watchgate.sanitize import escape_controls
 
 _MISSING_VARIABLE = "is not set (used as ${"
 
@@ -62,16 +71,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also replace each client's servers with one `watchgate attach` entry (a backup is kept)",
     )
     parser.add_argument("-y", "--yes", action="store_true", help="do it without asking")
-    parser.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show what would be written and changed, change nothing"
+    )
     parser.set_defaults(func=run)
 
 
+def _say(text: str) -> str:
+    """What a file said, fit for a terminal: control characters escaped."""
+    return escape_controls(text)
+
+
 def run(args: argparse.Namespace) -> int:
-    config = _target(args.config)
+    config = _target(args.config).absolute()
+    notes: list[str] = []
     try:
-        sources = [given_file(Path(name)) for name in args.sources] if args.sources else _discovered()
+        if args.sources:
+            sources = [given_file(Path(name)) for name in args.sources]
+        else:
+            sources, notes = client_files(Path.home(), Path.cwd())
     except Unreadable as exc:
-        print(f"watchgate: {exc}", file=sys.stderr)
+        print(f"watchgate: {_say(str(exc))}", file=sys.stderr)
         return 1
     found: list[FoundServer] = []
     problems: list[str] = []
@@ -83,18 +103,20 @@ def run(args: argparse.Namespace) -> int:
         if trouble:
             unreadable.add(source.path)
     text = config.read_text(encoding="utf-8") if config.is_file() else None
-    result = plan(found, text, os.environ)
-    _preview(result, problems, found, config)
+    client_env = {key: os.environ[key] for key in CLIENT_ENVIRONMENT if key in os.environ}
+    result = plan(found, text, client_env)
+    _preview(result, problems + notes, found, config, args.config)
     if not result.new and not args.rewrite:
         return 0
     if args.dry_run:
+        _show_dry_run(result, text, sources, found, unreadable, args.rewrite)
         return 0
     if not args.yes and not _confirmed(result, config, rewrite=args.rewrite):
         return 1
     if result.new and not _write_config(config, text, result):
         return 1
     if args.rewrite:
-        _rewrite_clients(sources, found, result, unreadable, config)
+        return _rewrite_clients(sources, found, result, unreadable, config, client_env)
     return 0
 
 
@@ -106,14 +128,20 @@ def _target(flag: str | None) -> Path:
         return Path.home() / ".config" / "watchgate" / "supervisor.yaml"
 
 
-def _discovered() -> list[ClientFile]:
-    return client_files(Path.home(), Path.cwd())
+def _runs(planned: Planned) -> str:
+    entry = planned.entry
+    return str(entry["url"]) if "url" in entry else shlex.join(entry["command"])
 
 
-def _preview(result: Plan, problems: list[str], found: list[FoundServer], config: Path) -> None:
+def _preview(
+    result: Plan, problems: list[str], found: list[FoundServer], config: Path, flag: str | None
+) -> None:
     clients = sorted({server.client for server in found})
     where = f": {', '.join(clients)}" if clients else ""
     print(f"Found {len(found)} server(s) in {len(clients)} client file(s){where}")
+    local = flag is None and config == Path.cwd() / "supervisor.yaml"
+    here = " (the supervisor.yaml of this folder; -c FILE to choose another)" if local else ""
+    print(f"Config: {_say(str(config))}{here}")
     if result.new:
         rows = [["NAME", "KIND", "FROM", "NOTES"]]
         for planned in result.new:
@@ -123,54 +151,105 @@ def _preview(result: Plan, problems: list[str], found: list[FoundServer], config
             if planned.found[0].name != planned.name:
                 notes.append(f"was {planned.found[0].name!r}")
             notes += [f"{key} looks like a secret (written as given)" for key in planned.secrets]
-            notes += [f"{key} from your environment" for key in planned.references]
-            notes += [f"set {variable} (VS Code asked for it)" for variable in planned.found[0].inputs]
+            notes += planned.notes
             origin = ", ".join(dict.fromkeys(server.client for server in planned.found))
             rows.append([planned.name, planned.kind, origin, "; ".join(notes)])
-        print(f"To add to {config}:")
-        print_table(rows[0], rows[1:], sys.stdout, indent="  ")
+        print("To add:")
+        print_table(rows[0], rows[1:], sys.stdout, indent="  ")  # escapes every cell
+        print("What each one runs:")
+        width = max(len(planned.name) for planned in result.new)
+        for planned in result.new:
+            print(f"  {planned.name:<{width}}  {_say(_runs(planned))}")
     for server, name in result.present:
-        print(f"Already in {config.name}: {server.name} ({server.client}) as {name}")
+        print(f"Already in {_say(config.name)}: {_say(server.name)} ({server.client}) as {name}")
     for server, why in result.skipped:
-        print(f"Skipped: {server.name} ({server.client}): {why}")
+        print(f"Skipped: {_say(server.name)} ({server.client}): {why}")
+    for server, why in result.held:
+        print(f"Stays in {server.client}: {_say(server.name)}: {_say(why)}")
     for problem in problems:
-        print(f"Not read: {problem}")
+        print(f"Not read: {_say(problem)}")
     if not result.new:
         print("Nothing new to add.")
 
 
-def _confirmed(result: Plan, config: Path, *, rewrite: bool) -> bool:
-    what = [f"add {len(result.new)} server(s) to {config}"] if result.new else []
+def _show_dry_run(
+    result: Plan,
+    text: str | None,
+    sources: list[ClientFile],
+    found: list[FoundServer],
+    unreadable: set[Path],
+    rewrite: bool,
+) -> None:
+    if result.new:
+        merged, _ = merged_text(text, [planned.entry for planned in result.new])
+        added = merged.removeprefix(text) if text and merged.startswith(text) else merged
+        print("The config would get:" if text else "The config would be:")
+        for line in added.splitlines():
+            print(f"  {_say(line)}")
     if rewrite:
-        what.append("point the clients at `watchgate attach` (backups kept)")
+        for source, keep in _rewritable(sources, found, result, unreadable):
+            kept = f" (keeping {', '.join(_say(name) for name in keep)})" if keep else ""
+            print(f"--rewrite would point {_say(str(source.path))} ({source.client}) at Watchgate{kept}")
+
+
+def _ask(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _confirmed(result: Plan, config: Path, *, rewrite: bool) -> bool:
     if not sys.stdin.isatty():
         print(
             "watchgate: nothing written: confirm with --yes (or look first with --dry-run)", file=sys.stderr
         )
         return False
-    answer = input(f"{' and '.join(what).capitalize()}? [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    projects = [planned for planned in result.new if any(s.project for s in planned.found)]
+    if projects:  # a cloned repository's .mcp.json can say anything: these are asked about apart
+        names = ", ".join(planned.name for planned in projects)
+        if not _ask(f"{names} come(s) from this folder's own files; add them too (see what they run above)?"):
+            result.new = [planned for planned in result.new if planned not in projects]
+            result.held += [(s, "left out (you said no)") for planned in projects for s in planned.found]
+    what = [f"add {len(result.new)} server(s) to {config}"] if result.new else []
+    if rewrite:
+        what.append("point the clients at `watchgate attach` (backups kept)")
+    if not what:
+        return False
+    return _ask(" and ".join(what).capitalize() + "?")
 
 
 def _write_config(config: Path, text: str | None, result: Plan) -> bool:
     merged, appended = merged_text(text, [planned.entry for planned in result.new])
     try:
         parse_config(merged, source=str(config), base_dir=str(config.parent.resolve()))
-    except ConfigError as exc:
-        missing = [p for p in exc.problems if _MISSING_VARIABLE in p.message]
-        if len(missing) != len(exc.problems):
+    except ConfigError as exc:  # only a variable this shell lacks is the user's to set later
+        if not all(_MISSING_VARIABLE in problem.message for problem in exc.problems):
             print(f"watchgate: the merged config would not load, nothing written:\n{exc}", file=sys.stderr)
             return False
-        for problem in missing:
+        for problem in exc.problems:
             print(f"note: {problem.message}: set it before `watchgate up`")
-    config.parent.mkdir(parents=True, exist_ok=True)
+    if not config.parent.exists():
+        config.parent.mkdir(parents=True, mode=0o700)
     if text is not None and not appended:
-        backup = config.with_name(f"{config.name}.watchgate-backup-{time.strftime('%Y%m%dT%H%M%S')}")
-        shutil.copy2(config, backup)
+        backup = private_copy(config, config.with_name(f"{config.name}.watchgate-backup-{_stamp()}"))
         print(f"{config} was rewritten from its data (its comments are in {backup})")
-    config.write_text(merged, encoding="utf-8")
+    _write_private(config, merged)
     print(f"Added {len(result.new)} server(s) to {config}: {', '.join(p.name for p in result.new)}")
     return True
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S")
+
+
+def _write_private(config: Path, text: str) -> None:
+    """Write the config 0600: it holds what the clients' files held. A config others could read
+    is made private, and the user told."""
+    descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        mode = stat.S_IMODE(os.fstat(out.fileno()).st_mode)
+        if mode & 0o077:
+            os.fchmod(out.fileno(), mode & 0o700)
+            print(f"{config} was readable by others (mode {mode:04o}); it is now {mode & 0o700:04o}")
+        out.write(text)
 
 
 def _watchgate_command() -> list[str]:
@@ -183,21 +262,49 @@ def _watchgate_command() -> list[str]:
     return [str(Path(found).resolve())] if found else [sys.executable, "-m", "watchgate.cli"]
 
 
-def _rewrite_clients(
-    sources: list[ClientFile], found: list[FoundServer], result: Plan, unreadable: set[Path], config: Path
-) -> None:
-    watchgate = _watchgate_command()
+def _rewritable(
+    sources: list[ClientFile], found: list[FoundServer], result: Plan, unreadable: set[Path]
+) -> Iterable[tuple[ClientFile, list[str]]]:
+    """Each client file to point at Watchgate, with the servers it keeps (those that stay)."""
     moved = {id(server) for planned in result.new for server in planned.found}
     moved |= {id(server) for server, _ in result.present} | {id(server) for server, _ in result.skipped}
     for source in sources:
-        servers = [server for server in found if server.path == source.path]
-        if not servers:
+        servers = [s for s in found if s.path == source.path and s.client == source.client]
+        if not servers or source.path in unreadable or not any(id(s) in moved for s in servers):
             continue
-        if source.path in unreadable or not all(id(server) in moved for server in servers):
-            print(f"Left as it is: {source.path} (not every server of it could be read)")
-            continue
-        done = rewrite(source, attach_entry(watchgate, config.resolve(), source.key))
+        yield source, [server.name for server in servers if id(server) not in moved]
+
+
+def _rewrite_clients(
+    sources: list[ClientFile],
+    found: list[FoundServer],
+    result: Plan,
+    unreadable: set[Path],
+    config: Path,
+    client_env: dict[str, str],
+) -> int:
+    try:  # as a client will start it: with the little environment a client passes
+        parse_config(
+            config.read_text(encoding="utf-8"), base_dir=str(config.parent.resolve()), environ=client_env
+        )
+    except (OSError, ConfigError) as exc:
+        print(
+            "watchgate: the clients are left as they are: the config would not start from a "
+            f"client (`watchgate attach` gets only {', '.join(CLIENT_ENVIRONMENT)} from it):\n{exc}",
+            file=sys.stderr,
+        )
+        return 1
+    for path in sorted(unreadable):
+        print(f"Left as it is: {_say(str(path))} (not every server of it could be read)")
+    watchgate = _watchgate_command()
+    for source, keep in _rewritable(sources, found, result, unreadable):
+        done = rewrite(source, attach_entry(watchgate, config.resolve(), source.key), keep)
         if done is None:
-            print(f"Already points at Watchgate: {source.path}")
+            print(f"Already points at Watchgate: {_say(str(source.path))}")
             continue
-        print(f"Rewrote {done.path} ({source.client}); undo: mv '{done.backup}' '{done.path}'")
+        kept = f", keeping {', '.join(_say(name) for name in keep)}" if keep else ""
+        print(
+            f"Rewrote {_say(str(done.path))} ({source.client}{kept}); "
+            f"undo: mv {shlex.quote(str(done.backup))} {shlex.quote(str(done.path))}"
+        )
+    return 0

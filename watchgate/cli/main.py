@@ -75,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WatchgateError as exc:  # a refusal the command did not word itself: one line, no traceback
         print(f"watchgate: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the user knows why it stopped; a traceback would say nothing
+        return 130
+    except BaseExceptionGroup as group:  # a Ctrl-C that trio gathered from its tasks
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+        return 130
     except BrokenPipeError:  # its reader left (`| head`): stop quietly, as any Unix tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error flushing at exit
         return 1

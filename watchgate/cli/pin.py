@@ -141,11 +141,11 @@ def _relist(servers: list[str]) -> str:
 
     from watchgate.daemon import control
     from watchgate.daemon.client import call
-    from watchgate.daemon.paths import runtime_paths
+    from watchgate.daemon.paths import find_daemon
     from watchgate.errors import WatchgateError
 
     try:
-        listed = trio.run(call, runtime_paths(), control.Relist(names=servers))
+        listed = trio.run(call, find_daemon(), control.Relist(names=servers))
     except (WatchgateError, OSError, RuntimeError):  # RuntimeError: called inside a trio run (tests)
         listed = []
     if listed:

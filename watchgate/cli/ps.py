@@ -98,19 +98,29 @@ async def _show(args: argparse.Namespace, paths: RuntimePaths, out: TextIO) -> N
         rows = [
             [
                 c["id"],
-                f"{c['name']} {c['version']}".strip(),
-                c["pid"] or "-",
+                _client_name(c),
+                c["pid"] or c.get("peer") or "-",
                 duration(c["attached_for"]),
                 c["in_flight"],
                 c.get("profile") or "-",
             ]
             for c in report["clients"]
         ]
-        print_table(["ID", "CLIENT", "PID", "ATTACHED", "IN-FLIGHT", "PROFILE"], rows, out)
+        print_table(["ID", "CLIENT", "PID/ADDRESS", "ATTACHED", "IN-FLIGHT", "PROFILE"], rows, out)
     else:
         rows = [upstream_row(u) for u in report["upstreams"]]
         print_table(_UPSTREAM_HEADER, rows, out, colour_column=2 if colour else None)
         print(audit_line(report.get("audit")), file=out)
+        http = [where for where in report.get("listeners", []) if not where.startswith("unix:")]
+        if http:
+            print(f"http: {', '.join(http)}", file=out)
+
+
+def _client_name(client: dict[str, Any]) -> str:
+    name = f"{client['name']} {client['version']}".strip()
+    if client.get("one_request"):  # a 2026-07-28 request over HTTP: no session, no handshake
+        return "one request (2026-07-28)" if name == "?" else f"{name} (one request)"
+    return name
 
 
 def _print_detail(detail: dict[str, Any], out: TextIO, colour: bool) -> None:

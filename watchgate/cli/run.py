@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -14,6 +16,7 @@ from watchgate.config import GatewayConfig, Transport, load_config
 from watchgate.errors import CannotListen, ConfigError
 from watchgate.gateway.tree import audit_actor, unknown_profile
 from watchgate.listeners.stdio import serve_stdio
+from watchgate.transports.sandbox import hidden_program
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -61,11 +64,31 @@ def _validate(args: argparse.Namespace) -> int:
             "the first in the config, the other's is hidden (set `prefix: always` on one)",
             file=sys.stderr,
         )
+    token = config.proxy.http.token_file
+    if token is not None:
+        from watchgate.listeners.http.guard import read_token  # hypercorn loads only for HTTP
+
+        try:  # what `run` and `up` refuse, validate refuses
+            read_token(token)
+        except CannotListen as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     for upstream in config.proxy.upstreams:
-        if upstream.transport is Transport.STDIO and not (upstream.sandbox and upstream.sandbox.enabled):
+        if upstream.transport is not Transport.STDIO:
+            continue
+        if not (upstream.sandbox and upstream.sandbox.enabled):
             print(
                 f"warning: {upstream.name!r} runs without a sandbox: it can read, write and send "
                 "whatever you can (add `sandbox: {enabled: true, paths: [...]}`; docs/security.md)",
+                file=sys.stderr,
+            )
+            continue
+        path = upstream.env.get("PATH") or os.environ.get("PATH", os.defpath)
+        hidden = hidden_program(upstream.command, upstream.sandbox, home=Path.home(), path=path)
+        if hidden is not None:
+            print(
+                f"warning: {upstream.name!r} runs {hidden}, which its sandbox hides (the home folder "
+                f"is empty inside it): it could not start; add {Path(hidden).parent} to sandbox.read_only",
                 file=sys.stderr,
             )
     return 0

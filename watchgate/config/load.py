@@ -8,11 +8,10 @@ loading sits above the plugins while the structs (``schema``) sit below them.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,8 +47,6 @@ from watchgate.protocol.namespace import SERVER_NAME_RE
 
 __all__ = ["load_config", "parse_config"]
 
-_log = logging.getLogger("watchgate.config")
-
 
 def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
     """Read and check a configuration file; relative paths in it are relative to its folder."""
@@ -69,14 +66,23 @@ def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
     return parse_config(text, source=source, base_dir=base_dir)
 
 
-def parse_config(text: str, *, source: str | None = None, base_dir: str | None = None) -> GatewayConfig:
-    """Check YAML text; ``base_dir`` (default: the current directory) anchors relative paths."""
+def parse_config(
+    text: str,
+    *,
+    source: str | None = None,
+    base_dir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> GatewayConfig:
+    """Check YAML text; ``base_dir`` (default: the current directory) anchors relative paths;
+    ``${VAR}`` comes from ``environ`` (default: this process's environment)."""
     try:
         document = load_yaml(text)
     except YamlSyntaxError as exc:
         problem = ConfigProblem("", exc.line, f"YAML syntax error: {exc.message}")
         raise ConfigError([problem], source) from None
-    builder = _Builder(document, os.path.abspath(base_dir or os.getcwd()))
+    builder = _Builder(
+        document, os.path.abspath(base_dir or os.getcwd()), os.environ if environ is None else environ
+    )
     config = builder.build(source)
     if config is None:
         problems = sorted(builder.problems, key=lambda p: p.line or 0)
@@ -87,9 +93,10 @@ def parse_config(text: str, *, source: str | None = None, base_dir: str | None =
 class _Builder:
     """Collects problems while turning one loaded document into a :class:`GatewayConfig`."""
 
-    def __init__(self, document: YamlDocument, base_dir: str) -> None:
+    def __init__(self, document: YamlDocument, base_dir: str, environ: Mapping[str, str]) -> None:
         self.document = document
         self.base_dir = base_dir
+        self.environ = environ
         self.problems: list[ConfigProblem] = []
         self.upstream_plugins: list[tuple[str, tuple[PluginConfig, ...]]] = []
 
@@ -265,7 +272,7 @@ class _Builder:
         return None if converted.issues or skip else checked
 
     def append_args(self, path: str, data: dict[Any, Any], skip: set[str]) -> None:
-        """``args`` beside ``command`` (the older shape, and other tools'): appended, with a warning."""
+        """``args`` beside ``command``, the shape every MCP client's config uses: appended to it."""
         args, args_path = data.pop("args"), join_path(path, "args")
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             self.add(args_path, f"expected a list of strings, got {show(args)}")
@@ -275,7 +282,6 @@ class _Builder:
         if not isinstance(command, list):
             return  # no command to append to: the command's own problem is reported
         data["command"] = [*command, *args]
-        _log.warning("%s: deprecated, appended to the command; write them in command instead", args_path)
 
     def check_upstream(
         self, path: str, raw: dict[Any, Any], u: UpstreamConfig, skip: set[str]
@@ -412,7 +418,7 @@ class _Builder:
             escaped, name = match.groups()
             if escaped:
                 return "${" + name + "}"
-            value = os.environ.get(name)
+            value = self.environ.get(name)
             if value is None:
                 self.add(path, f"environment variable {name!r} is not set (used as ${{{name}}})")
                 return match[0]

@@ -220,7 +220,7 @@ class UpstreamConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     auth: AuthConfig | None = None  # remote: a bearer token
     tls: TlsConfig = TlsConfig()  # remote: whom to trust
     # its names to clients as <name>__tool and <name>+uri: "auto" only with more than one server,
-    # "always", or "never" (its names pass through; DESIGN.md section 4)
+    # "always", or "never" (its names pass through; design.md §4)
     prefix: Literal["auto", "always", "never"] = "auto"
     # http: "auto" probes the 2026-07-28 era first and falls back to initialize; "legacy" never
     # probes. stdio: "auto" and "legacy" open with initialize; "modern" speaks 2026-07-28
@@ -259,7 +259,7 @@ class ListenerTlsConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen
 
 
 class HttpListenerConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """How clients reach the gateway over Streamable HTTP (DESIGN.md section 5).
+    """How clients reach the gateway over Streamable HTTP (design.md §5).
 
     Loopback by default; any other address needs ``token_file`` (a bearer token every request
     must carry), or the listener refuses to start. ``allowed_origins``: the browser origins that
@@ -328,7 +328,7 @@ class AuditSinkConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
 
 
 class AuditConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """The audit log (DESIGN.md section 8). Relative paths are relative to the config file's
+    """The audit log (design.md §8). Relative paths are relative to the config file's
     folder; ``watchgate.audit.resolved_audit_config`` makes them absolute."""
 
     enabled: bool = True

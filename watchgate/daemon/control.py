@@ -99,6 +99,8 @@ class ClientRow(msgspec.Struct):
     attached_for: float
     in_flight: int
     profile: str | None = None  # the profile it attached with (None: it sees everything)
+    peer: str | None = None  # an HTTP client's address
+    one_request: bool = False  # a 2026-07-28 client's request over HTTP, shown while in flight
 
 
 class PsReport(msgspec.Struct):
@@ -109,6 +111,7 @@ class PsReport(msgspec.Struct):
     upstreams: list[UpstreamRow]
     clients: list[ClientRow]
     audit: AuditStatus | None = None  # None: not auditing
+    listeners: list[str] = []  # where clients reach it: the socket, and the HTTP URLs if any
 
 
 class ProcessRow(msgspec.Struct):

@@ -44,6 +44,8 @@ class DaemonPort(Protocol):
 
     def request_shutdown(self, grace: float) -> None: ...
 
+    def listeners(self) -> list[str]: ...
+
 
 class ControlOps:
     def __init__(self, daemon: DaemonPort) -> None:
@@ -129,6 +131,8 @@ class ControlOps:
                 attached_for=now - session.attached_at,
                 in_flight=sum(a.in_flight_of(session.client.client_id) for a in gateway.upstreams.values()),
                 profile=session.client.profile,
+                peer=session.peer,
+                one_request=session.one_request,
             )
             for session in gateway.sessions()
         ]
@@ -140,16 +144,20 @@ class ControlOps:
             upstreams=rows,
             clients=clients,
             audit=gateway.audit.status() if gateway.audit is not None else None,
+            listeners=self._daemon.listeners(),
         )
 
     def _row(self, status: ChildStatus, now: float) -> UpstreamRow:
         gateway = self._gateway
         actor = gateway.upstreams[status.name]
         running = status.state == ChildState.RUNNING
+        state = "needs-login" if actor.needs_login and not running else str(status.state)
+        if running and gateway.router.view(status.name).state != "running":
+            state = "starting"  # its process runs, its handshake has not finished
         return UpstreamRow(
             name=status.name,
             transport=str(actor.config.transport),
-            state="needs-login" if actor.needs_login and not running else str(status.state),
+            state=state,
             pid=actor.pid,
             host=urlsplit(actor.config.url).netloc if actor.config.url else None,
             uptime=now - status.started_at if running and status.started_at is not None else None,

@@ -1,10 +1,15 @@
 """Where the daemon keeps its socket, pid file and log, and where commands look for a config.
 
-The runtime directory is ``$XDG_RUNTIME_DIR/watchgate`` (falling back to ``~/.watchgate/run``),
-created 0700 so only its owner can reach the control socket inside it.
-``$WATCHGATE_RUNTIME_DIR`` overrides it (tests, several daemons side by side).
+The runtime directory is ``/run/user/<uid>/watchgate`` when ``/run/user/<uid>`` is ours, else
+``~/.watchgate/run``, created 0700 so only its owner can reach the control socket inside it.
+It does not follow ``$XDG_RUNTIME_DIR``: MCP clients pass their servers a filtered environment
+(the official SDK's stdio client keeps only HOME, LOGNAME, PATH, SHELL, TERM and USER), so a
+daemon started from a desktop shell and an ``attach`` launched by such a client must arrive at the
+same place from the uid alone. Clients still look in ``$XDG_RUNTIME_DIR/watchgate`` (where earlier
+versions put the daemon) before deciding none runs: `find_daemon`.
+``$WATCHGATE_RUNTIME_DIR`` overrides all of it (tests, several daemons side by side).
 
-It is ours or we refuse it (DESIGN.md section 12): not a symlink, owned by us, reachable by
+It is ours or we refuse it (design.md §12): not a symlink, owned by us, reachable by
 nobody else, in a parent that others cannot rename it out of. Otherwise whoever planted it could
 make root's daemon write its pid file and log through symlinks, or swap the socket and read
 root's next ``attach``. The pid file and log are opened ``O_NOFOLLOW``, and clients check that
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,17 +108,66 @@ def open_private(path: Path, *, append: bool) -> BinaryIO:
     return os.fdopen(fd, "ab" if append else "wb")
 
 
-def runtime_paths() -> RuntimePaths:
-    """Where the daemon lives; raises `RuntimeDirUnsafe` if that place exists but is not safe."""
+RUN_USER = Path("/run/user")  # systemd-logind's per-user tmpfs, the same whatever the environment
+
+
+def _ours(directory: Path) -> bool:
+    try:
+        info = os.lstat(directory)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+
+
+def runtime_candidates() -> list[RuntimePaths]:
+    """Every place a daemon of this user can live, the one a new daemon takes first."""
     override = os.environ.get(RUNTIME_ENV)
     if override:
-        paths = RuntimePaths(Path(override))
-    elif xdg := os.environ.get("XDG_RUNTIME_DIR"):
-        paths = RuntimePaths(Path(xdg) / "watchgate")
-    else:
-        paths = RuntimePaths(Path.home() / ".watchgate" / "run")
+        return [RuntimePaths(Path(override))]
+    places: list[Path] = []
+    user_dir = RUN_USER / str(os.getuid())
+    if _ours(user_dir):
+        places.append(user_dir / "watchgate")
+    places.append(Path.home() / ".watchgate" / "run")
+    if xdg := os.environ.get("XDG_RUNTIME_DIR"):  # where earlier versions put it
+        places.append(Path(xdg) / "watchgate")
+    unique = list(dict.fromkeys(p.absolute() for p in places))
+    return [RuntimePaths(p) for p in unique]
+
+
+def runtime_paths() -> RuntimePaths:
+    """Where a daemon started now lives; raises `RuntimeDirUnsafe` if that place exists but is
+    not safe."""
+    paths = runtime_candidates()[0]
     paths.verify()
     return paths
+
+
+def socket_answers(path: Path) -> bool:
+    """A daemon listens on ``path`` (a plain connect: no event loop needed to ask)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def find_daemon() -> RuntimePaths:
+    """The runtime directory of this user's running daemon, wherever it is among
+    `runtime_candidates`; where a new one would go (`runtime_paths`) when none runs.
+    A place that is not safely ours is skipped; if the new daemon's own place is such a
+    place, `RuntimeDirUnsafe` says why."""
+    for candidate in runtime_candidates():
+        try:
+            candidate.verify()
+            candidate.verify_socket()
+        except RuntimeDirUnsafe:
+            continue
+        if socket_answers(candidate.socket):
+            return candidate
+    return runtime_paths()
 
 
 def find_config(flag: str | None) -> Path:

@@ -69,6 +69,12 @@ class Daemon:
                 self.paths.socket.unlink(missing_ok=True)
                 raise
 
+    def listeners(self) -> list[str]:
+        """Where clients reach this daemon: its socket, and its MCP URLs over HTTP."""
+        http = self.http
+        urls = [f"{url}{http.config.path}" for url in http.urls] if http is not None else []
+        return [f"unix:{self.paths.socket}", *urls]
+
     def request_shutdown(self, grace: float) -> None:
         self._grace = grace
         self._stop.set()
@@ -87,7 +93,13 @@ class Daemon:
                 nursery.start_soon(listener.accept_loop, nursery)
                 if self.http is not None:
                     await nursery.start(self.http.serve)
-                _log.info("ready: %d upstream(s), socket %s", len(self.gateway.upstreams), self.paths.socket)
+                where = ", ".join(self.listeners()[1:]) or "no HTTP"
+                _log.info(
+                    "ready: %d upstream(s), socket %s, %s",
+                    len(self.gateway.upstreams),
+                    self.paths.socket,
+                    where,
+                )
                 task_status.started()
                 await self._stop.wait()
                 await self._drain(listener)

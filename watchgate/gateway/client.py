@@ -4,7 +4,7 @@ The mailbox holds encoded lines bound for the client, so senders (upstream reade
 the notification actor) pay the encode in their own task and the writer just joins and writes in
 large chunks.
 
-Sending to a client never waits (DESIGN.md section 12): the upstream readers, the router and the
+Sending to a client never waits (design.md §12): the upstream readers, the router and the
 notification actor serve every client, so one that stops reading must not stall them. Lines that
 do not fit the mailbox wait in an overflow of the same size; a client whose queue stays full for
 ``stall_timeout`` seconds, or overflows it, is disconnected (its calls are cancelled upstream).
@@ -49,10 +49,12 @@ class ClientActor(Actor[Line | LargeAnswer]):
         mailbox_size: int = 1024,
         stall_timeout: float = 10.0,
         profile: str | None = None,
+        one_request: bool = False,
     ) -> None:
         """``linger``: at end of input, how long to wait for the answers still owed (``watchgate
         run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once.
-        ``stall_timeout``: how long the output queue may stay full before the client is let go."""
+        ``stall_timeout``: how long the output queue may stay full before the client is let go.
+        ``one_request``: a client that lives for one request (its end is no news in the log)."""
         self.client_id = next(_ids)
         self.profile = profile  # the profile it attached with: what of the gateway it sees
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
@@ -64,6 +66,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.initialized = False
         self.log_level: str | None = None  # the router tells it on logging/setLevel
         self._linger = linger
+        self._one_request = one_request
         self._owed = 0  # requests read whose answer has not been sent yet
         self._all_answered = trio.Event()
         self._all_answered.set()
@@ -276,7 +279,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         except LineTooLong as exc:
             _log.warning("[%s] %s; closing the session", self.name, exc)
         self.client_left = True  # not cancelled: its input ended (`down` and let-go cancel instead)
-        _log.info("[%s] disconnected", self.name)
+        _log.log(logging.DEBUG if self._one_request else logging.INFO, "[%s] disconnected", self.name)
 
     async def _on_line(self, line: bytes) -> None:
         try:

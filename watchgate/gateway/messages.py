@@ -7,7 +7,7 @@ Frozen dataclasses with slots: they are created per request on the hot path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from watchgate.gateway.ports import ClientPort, UpstreamPort
@@ -119,6 +119,7 @@ class ListsFetched:
     server: str
     fetch_id: int
     lists: dict[str, list[dict[str, msgspec.Raw]]]
+    withheld: dict[str, list[dict[str, msgspec.Raw]]] = field(default_factory=dict)  # hidden by plugins
 
 
 # --- to the notification actor -------------------------------------------------------------------

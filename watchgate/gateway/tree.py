@@ -1,4 +1,4 @@
-"""Builds the supervision tree of DESIGN.md section 3 from a config and runs it.
+"""Builds the supervision tree of design.md §3 from a config and runs it.
 
     root (one_for_one)
     ├── audit           AuditActor (when auditing): first to start, last to stop
@@ -224,12 +224,23 @@ class Gateway:
                     with contextlib.suppress(RuntimeError):
                         await self.clients.remove_child(client.name)
 
-    async def serve_channel(self, channel: ClientChannel, *, profile: str | None = None) -> None:
+    async def serve_channel(
+        self, channel: ClientChannel, *, profile: str | None = None, peer: str | None = None
+    ) -> None:
         """A client that lives for one request (a 2026-07-28 client over HTTP): its actor runs
         in the caller's task, outside the clients supervisor and unseen by the notification
         actor (nothing is broadcast to it); it ends when the channel's input does, and what it
-        still has in flight is cancelled upstream."""
-        await ClientActor(channel, router=self.router, profile=profile).run()
+        still has in flight is cancelled upstream. ``ps --clients`` shows it while it runs; it
+        attaches and leaves without a log line or lifecycle record (one per request would say
+        nothing)."""
+        client = ClientActor(channel, router=self.router, profile=profile, one_request=True)
+        session = ClientSession(client, None, trio.current_time(), peer=peer, one_request=True)
+        self._sessions[client.name] = session
+        try:
+            await client.run()
+        finally:
+            session.done.set()
+            self._sessions.pop(client.name, None)
 
     def has_profile(self, name: str) -> bool:
         return name in self.config.profiles
@@ -287,6 +298,20 @@ class Gateway:
             for name in new
             if name in old and name not in changed and _curation_of(new[name]) != _curation_of(old[name])
         ]
+        # its own plugins or tool manager rules changed, applied without a restart
+        rules = [
+            name
+            for name in new
+            if name in old
+            and name not in changed
+            and (name in recurated or new[name].plugins != old[name].plugins)
+        ]
+        profiles = sorted(
+            name
+            for name in old_profiles.keys() | config.profiles.keys()
+            if old_profiles.get(name) != config.profiles.get(name)
+        )
+        plugins = ["plugins"] if config.plugins != self.config.plugins else []
         replugged = self._reload_plugins(config)
         for name in removed + changed:
             await self.upstream_supervisor.remove_child(name)
@@ -304,14 +329,26 @@ class Gateway:
             await self.router.tell(Recurate(name, Curation.of(new[name])))
         if config.profiles != old_profiles:
             await self.router.tell(SetProfiles(config.profiles))
-        unchanged = [name for name in new if name not in added and name not in changed]
+        running = [name for name in new if name not in added and name not in changed]
         if replugged:  # lists are filtered by plugins: let every running server's lists pass again
-            for name in unchanged:
+            for name in running:
                 await self.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
-        _log.info("reloaded: added %s, removed %s, changed %s", added, removed, changed)
-        summary = f"added {added}, removed {removed}, changed {changed}"
+        unchanged = [name for name in running if name not in rules]
+        summary = (
+            f"added {added}, removed {removed}, changed {changed}, rules changed {rules}, "
+            f"profiles changed {profiles}{', global plugins changed' if plugins else ''}"
+        )
+        _log.info("reloaded: %s", summary)
         self._record(lifecycle_entry("config_reloaded", reason=summary))
-        return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
+        return {
+            "added": added,
+            "removed": removed,
+            "changed": changed,  # restarted
+            "rules": rules,  # the server's plugins or tool manager rules: applied, not restarted
+            "profiles": profiles,
+            "plugins": plugins,  # the global plugins
+            "unchanged": unchanged,
+        }
 
     def _reload_plugins(self, config: GatewayConfig) -> bool:
         """Rebuild the plugins from ``config`` (when this gateway built them); True if it did."""
@@ -380,6 +417,7 @@ class ClientSession:
     attached_at: float
     done: trio.Event = field(default_factory=trio.Event)
     peer: str | None = None  # an HTTP client's address
+    one_request: bool = False  # a 2026-07-28 client's request over HTTP: it lives as long as that
 
 
 def _process_of(config: UpstreamConfig) -> UpstreamConfig:

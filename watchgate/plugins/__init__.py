@@ -1,4 +1,4 @@
-"""Security plugins on the message path (DESIGN.md section 7, issue 4).
+"""Security plugins on the message path (design.md §7, issue 4).
 
 Write a plugin by subclassing :class:`Plugin` (see ``docs/development/plugin-development.md``);
 configure plugins under ``plugins:`` (``docs/plugins.md``). The pipeline that runs them is

@@ -69,26 +69,36 @@ class Catalog:
         self._curations = dict(curations or {})
         self._lists: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}  # as served
         self._shown: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}  # as seen
+        # what plugins keep out of the lists but still route, so the plugin says why it refuses
+        self._withheld: dict[str, dict[str, list[Item]]] = {server: {} for server in self.servers}
         self._merged: dict[str, msgspec.Raw] = {}
         self._items: dict[str, list[Item]] = {}
         self.table = NamespaceTable(multi_server=multi_server, servers=self.servers, prefixed=self.prefixed)
 
-    def update(self, server: str, lists: dict[str, list[Item]]) -> list[str]:
-        """Replace some of ``server``'s lists; return the kinds whose merged answer changed."""
+    def update(
+        self, server: str, lists: dict[str, list[Item]], withheld: Mapping[str, list[Item]] | None = None
+    ) -> list[str]:
+        """Replace some of ``server``'s lists; return the kinds whose merged answer changed.
+        ``withheld``: items of those lists that plugins keep from clients (still routed)."""
         current = self._lists[server]
         changed = [key for key, items in lists.items() if current.get(key, []) != items]
+        first = [key for key in lists if key not in current]  # listed now: its names are decided
         current.update(lists)
         curation = self._curations.get(server)
         for key in changed:
             self._shown[server][key] = curation.items(key, current[key]) if curation else current[key]
-        self._rebuild(changed)
+        hidden = {key: list((withheld or {}).get(key, [])) for key in lists}
+        moved = [key for key, items in hidden.items() if self._withheld[server].get(key, []) != items]
+        self._withheld[server].update(hidden)
+        self._rebuild(changed, renamed=bool({"tools", "prompts"} & {*first, *moved}))
         return changed
 
     def drop(self, server: str) -> list[str]:
         changed = [key for key, items in self._lists[server].items() if items]
         self._lists[server] = {}
         self._shown[server] = {}
-        self._rebuild(changed)
+        self._withheld[server] = {}
+        self._rebuild(changed, renamed=True)
         return changed
 
     def add_server(
@@ -104,6 +114,7 @@ class Catalog:
             self.prefixed.discard(server)
         self._lists[server] = {}
         self._shown[server] = {}
+        self._withheld[server] = {}
         self._rebuild(["tools", "prompts"])
 
     def set_curation(self, server: str, curation: Curation) -> list[str]:
@@ -124,6 +135,7 @@ class Catalog:
         self.prefixed.discard(server)
         del self._lists[server]
         del self._shown[server]
+        del self._withheld[server]
         self._curations.pop(server, None)
         self._rebuild(["tools", "prompts"])
         return changed
@@ -144,23 +156,40 @@ class Catalog:
     # -- a name a client used, back to the server's own ------------------------------------------
 
     def resolve_tool(self, name: str) -> tuple[str, str]:
-        return self._own("tools", "tool", *self.table.resolve_tool(name), name)
+        try:
+            return self._own("tools", "tool", *self.table.resolve_tool(name), name)
+        except UnknownName as exc:
+            raise self._attributed(exc, "tools") from None
 
     def resolve_prompt(self, name: str) -> tuple[str, str]:
-        return self._own("prompts", "prompt", *self.table.resolve_prompt(name), name)
+        try:
+            return self._own("prompts", "prompt", *self.table.resolve_prompt(name), name)
+        except UnknownName as exc:
+            raise self._attributed(exc, "prompts") from None
+
+    def _attributed(self, refused: UnknownName, key: str) -> UnknownName:
+        """An unknown name that is one of a server's own, hidden or renamed away by its tool
+        manager rules, is the tool manager's refusal (so the audit log says who hid it)."""
+        for server, curation in self._curations.items():
+            if curation.empty or server not in self._lists:
+                continue
+            own = {self.table.public_tool(server, n) for n in _names(self._lists[server].get(key, []))}
+            if refused.name in own:
+                return UnknownName(refused.kind, refused.name, self.servers, refused_by="tool_manager")
+        return refused
 
     def resolve_uri(self, uri: str) -> tuple[str, str]:
         server, own = self.table.resolve_uri(uri)
         curation = self._curations.get(server)
         if curation is not None and not curation.allows_uri(own):
-            raise UnknownName("resource", uri, self.servers)
+            raise UnknownName("resource", uri, self.servers, refused_by="tool_manager")
         return server, own
 
     def _own(self, key: str, kind: str, server: str, shown: str, name: str) -> tuple[str, str]:
         curation = self._curations.get(server)
         own = curation.own_name(key, shown) if curation is not None else shown
         if own is None:  # hidden, or renamed away: as if the server had no such thing
-            raise UnknownName(kind, name, self.servers)
+            raise UnknownName(kind, name, self.servers, refused_by="tool_manager")
         return server, own
 
     def result(self, key: str) -> msgspec.Raw:
@@ -200,18 +229,31 @@ class Catalog:
             return True
         return self.table.owner(key, _str_decoder.decode(item["name"])) in (server, None)
 
-    def _rebuild(self, changed: list[str]) -> None:
+    def _rebuild(self, changed: list[str], *, renamed: bool = False) -> None:
         for key in changed:
             self._merged.pop(key, None)
             self._items.pop(key, None)
-        if {"tools", "prompts"} & set(changed):
+        if renamed or {"tools", "prompts"} & set(changed):
             self.table = NamespaceTable(
                 multi_server=self.multi_server,
                 servers=self.servers,
                 prefixed=self.prefixed,
-                tools={s: _names(lists.get("tools", [])) for s, lists in self._shown.items()},
-                prompts={s: _names(lists.get("prompts", [])) for s, lists in self._shown.items()},
+                tools={s: self._routed(s, "tools") for s in self._listed("tools")},
+                prompts={s: self._routed(s, "prompts") for s in self._listed("prompts")},
+                transparent=not any(not c.empty for c in self._curations.values()),
             )
+
+    def _routed(self, server: str, key: str) -> list[str]:
+        """The names of ``server`` that reach it: those listed, then those plugins withhold."""
+        withheld = self._withheld[server].get(key, [])
+        curation = self._curations.get(server)
+        if withheld and curation is not None:
+            withheld = curation.items(key, withheld)
+        return _names(self._shown[server].get(key, [])) + _names(withheld)
+
+    def _listed(self, key: str) -> list[str]:
+        """The servers whose list ``key`` is known (fetched since they last became ready)."""
+        return [server for server, lists in self._lists.items() if key in lists]
 
 
 def _names(items: list[Item]) -> list[str]:

@@ -1,5 +1,5 @@
-"""The 2026-07-28 (stateless) revision as a client meets it, whatever the transport (DESIGN.md
-section 5): what makes a request modern, what the gateway checks in its ``_meta``, what it
+"""The 2026-07-28 (stateless) revision as a client meets it, whatever the transport (design.md
+§5): what makes a request modern, what the gateway checks in its ``_meta``, what it
 keeps from upstreams, and the shape of the results it answers with.
 
 Pure functions on messages, shared by the HTTP listener (``listeners/http/modern.py``) and the

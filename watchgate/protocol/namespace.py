@@ -60,8 +60,13 @@ def split_uri(uri: str) -> tuple[str, str] | None:
 class NamespaceTable:
     """An immutable snapshot of who owns which public name; the router builds a new one per change.
 
-    Names not (yet) in the lists still route by their prefix, so a tool that appeared after the
-    last re-list reaches its server, which answers for it.
+    A server that has listed its tools (or prompts) is asked only for names it listed: any other
+    name under its prefix, in any other spelling, is unknown here, decided by the gateway like
+    every unknown name (a server that folds case or trims spaces would otherwise run a tool the
+    tool manager hides). A server whose list is not known yet (starting, stopped) is still
+    reached by its prefix, so the caller hears the server's own state. With one server and
+    nothing hidden (``transparent``), the gateway is invisible: every name goes to the server,
+    which answers for it as it would directly.
     """
 
     def __init__(
@@ -72,9 +77,12 @@ class NamespaceTable:
         tools: Mapping[str, Iterable[str]] = {},
         prompts: Mapping[str, Iterable[str]] = {},
         prefixed: Iterable[str] | None = None,
+        transparent: bool = False,
     ) -> None:
         """``prefixed``: the servers whose names carry their prefix (default: every server in
-        multi-server mode, none with one server)."""
+        multi-server mode, none with one server). ``tools``/``prompts``: the names each server
+        listed; a server absent from them has not listed yet. ``transparent``: with one server,
+        names it did not list still go to it."""
         self.multi_server = multi_server
         self.servers = list(servers)
         self.prefixed = (
@@ -87,6 +95,9 @@ class NamespaceTable:
         self.collisions: list[tuple[str, str, str]] = []  # (name, kept server, hidden server)
         self._tools = self._index(tools)
         self._prompts = self._index(prompts)
+        self._listed = {"tool": frozenset(tools), "prompt": frozenset(prompts)}
+        if transparent and self._sole is not None:
+            self._listed = {"tool": frozenset(), "prompt": frozenset()}
 
     def _index(self, names: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, str]]:
         index: dict[str, tuple[str, str]] = {}
@@ -120,17 +131,19 @@ class NamespaceTable:
         return self._resolve("prompt", name, self._prompts)
 
     def _resolve(self, kind: str, name: str, index: dict[str, tuple[str, str]]) -> tuple[str, str]:
-        if self._sole is not None:
-            return self._sole, name
         found = index.get(name)
         if found is not None:
             return found
-        split = split_name(name)
+        split = split_name(name) if self._sole is None else None
         if split is not None and split[0] in self.prefixed:
-            return split
-        if self._plain_only is not None:
-            return self._plain_only, name
-        raise UnknownName(kind, name, self.servers)
+            candidate = split
+        elif self._plain_only is not None:
+            candidate = (self._plain_only, name)
+        else:
+            raise UnknownName(kind, name, self.servers)
+        if candidate[0] in self._listed[kind]:  # it listed its names, and this is none of them
+            raise UnknownName(kind, name, self.servers)
+        return candidate
 
     def resolve_uri(self, uri: str) -> tuple[str, str]:
         if self._sole is not None:

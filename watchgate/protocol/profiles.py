@@ -66,7 +66,11 @@ class Profile:
         """Raise `UnknownName` for what this profile does not show (kind: tool, prompt, resource)."""
         allowed = self.allows_server(server) and (kind == "resource" or self.allows_name(kind, public))
         if not allowed:
-            raise UnknownName(kind, public, known)
+            raise UnknownName(kind, public, self.visible(known), refused_by="profile")
+
+    def visible(self, servers: list[str]) -> list[str]:
+        """The servers this profile lets a client see."""
+        return [server for server in servers if self.allows_server(server)]
 
     def result(self, key: str, catalog: Catalog) -> msgspec.Raw:
         """The catalog's merged list ``key`` as this profile shows it (cached until it changes)."""

@@ -59,7 +59,7 @@ class TelemetryHooks:
         meta = dict(meta) if isinstance(meta, dict) else {}
         parent = propagate.extract({key: meta[key] for key in _TRACE_KEYS if isinstance(meta.get(key), str)})
         request = self._tracer.start_span(
-            f"{ctx.method} {ctx.public_name or ''}".strip(),
+            _span_name(ctx),
             context=parent,
             kind=SpanKind.SERVER,
             attributes=_attributes(ctx),
@@ -82,7 +82,7 @@ class TelemetryHooks:
         if call is None:  # denied before this hook saw the request: the span covers what happened
             started = now - int((trio.current_time() - ctx.started) * 1e9)
             request = self._tracer.start_span(
-                f"{ctx.method} {ctx.public_name or ''}".strip(),
+                _span_name(ctx),
                 kind=SpanKind.SERVER,
                 attributes=_attributes(ctx),
                 start_time=started,
@@ -130,6 +130,15 @@ class TelemetryHooks:
         self, upstream: str, server: str | None, kind: str, items: list[dict[str, msgspec.Raw]]
     ) -> list[dict[str, msgspec.Raw]]:
         return items
+
+
+def _span_name(ctx: CallContext) -> str:
+    """``tools/call <name>`` or ``prompts/get <name>``; the method alone for anything else (a
+    resource URI in a span name would make one name per file, and may carry what it reads).
+    Only names a server listed get this far: a made-up one is refused before the hooks."""
+    if ctx.method in _NAMED and ctx.public_name:
+        return f"{ctx.method} {ctx.public_name}"
+    return ctx.method
 
 
 def _attributes(ctx: CallContext) -> dict[str, Any]:

@@ -120,7 +120,7 @@ class ModernSession:
         """The request sent next under ``request_id`` is a 2026-07-28 client's: the server is told
         that client's capabilities (not the gateway's) and its ``input_required`` result goes to
         the client as it came, ``requestState`` untouched; the client's retry comes back as a
-        request like any other (DESIGN.md section 5)."""
+        request like any other (design.md §5)."""
         self._relayed[request_id] = capabilities
 
     def outgoing(self, message: dict[str, Any]) -> Send | Kept | Cancel:

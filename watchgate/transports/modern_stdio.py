@@ -1,4 +1,4 @@
-"""A server on stdio spoken to in the 2026-07-28 era (``protocol: modern``, DESIGN.md section 5).
+"""A server on stdio spoken to in the 2026-07-28 era (``protocol: modern``, design.md §5).
 
 Over stdio the gateway opens with ``initialize`` unless the config says otherwise: a server of
 the official Python SDK fixes a connection's era on its first message, so a blind probe could

@@ -14,9 +14,12 @@ says so in ``ps``. Resource limits are rlimits set in the child before ``exec``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 import resource
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +30,7 @@ from watchgate.errors import UpstreamStartError
 if TYPE_CHECKING:
     from watchgate.config.schema import LimitsConfig, SandboxConfig
 
-# Always hidden, even inside a folder the config lists (DESIGN.md section 12).
+# Always hidden, even inside a folder the config lists (design.md §12).
 CREDENTIAL_DIRS: Final = (
     ".ssh", ".aws", ".azure", ".gnupg", ".kube", ".docker", ".config/gcloud", ".config/gh",
     ".local/share/keyrings", ".password-store", ".netrc", ".git-credentials", ".npmrc", ".pypirc",
@@ -115,11 +118,20 @@ def apply_limits(limits: LimitsConfig | None) -> None:
             resource.setrlimit(which, (value, value))
 
 
+_WRAPPED_SIGNAL: Final = re.compile(r"exited with code (1[3-9][0-9])\b")
+
+
 def over_limit(limits: LimitsConfig | None, reason: str) -> str | None:
-    """Which limit an exit looks like it hit, for ``ps`` (None: none that we can tell)."""
+    """Which limit an exit looks like it hit, for ``ps`` (None: none that we can tell). A
+    process under bwrap or a shell that dies of a signal shows as exit code 128 + the signal
+    (134: SIGABRT, what node and Python do when an allocation fails under RLIMIT_DATA)."""
     if limits is None:
         return None
     lowered = reason.lower()
+    wrapped = _WRAPPED_SIGNAL.search(lowered)
+    if wrapped is not None:
+        with contextlib.suppress(ValueError):
+            lowered += " " + signal.Signals(int(wrapped.group(1)) - 128).name.lower()
     if limits.memory_bytes is not None and any(
         sign in lowered for sign in ("memoryerror", "out of memory", "cannot allocate", "sigsegv", "sigabrt")
     ):
@@ -127,6 +139,23 @@ def over_limit(limits: LimitsConfig | None, reason: str) -> str | None:
     if limits.cpu_seconds is not None and "sigxcpu" in lowered:
         return f"over its CPU limit ({limits.cpu_seconds} s)"
     return None
+
+
+def hidden_program(
+    command: Sequence[str], sandbox: SandboxConfig | None, *, home: Path, path: str
+) -> str | None:
+    """The program ``command`` starts, if its sandbox hides it (it lives under the home folder,
+    which is empty inside, and no listed folder brings it back): the server could not start."""
+    if sandbox is None or not sandbox.enabled or not command:
+        return None
+    found = shutil.which(command[0], path=path)
+    if found is None:
+        return None
+    program = Path(found).absolute()
+    inside = [Path(p) for p in (*sandbox.paths, *sandbox.read_only)]
+    if not program.is_relative_to(home) or any(program.is_relative_to(folder) for folder in inside):
+        return None
+    return str(program)
 
 
 def read_keyring(entries: Mapping[str, str]) -> dict[str, str]:

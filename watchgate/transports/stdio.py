@@ -8,7 +8,7 @@ that ``ps`` and error messages quote.
 
 A descendant may leave the group (``setsid``) or outlive its parent, so each server's tree is
 also marked: every process started for it inherits ``WATCHGATE_UPSTREAM=<token>`` in its
-environment, and shutdown kills whatever still carries the token (DESIGN.md section 12). The
+environment, and shutdown kills whatever still carries the token (design.md §12). The
 gateway is a child subreaper, so such orphans become its children and are reaped here, and each
 server gets SIGKILL from the kernel if the gateway dies (``PR_SET_PDEATHSIG``, ``kill -9``).
 """
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 STDERR_LINES = 200
 MARK_ENV = "WATCHGATE_UPSTREAM"
-# What a server gets of the gateway's environment unless the config names more (DESIGN.md 12):
+# What a server gets of the gateway's environment unless the config names more (design.md §12):
 # enough to find programs and a home, never the daemon's credentials.
 MINIMAL_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "USER", "LOGNAME")
 _PR_SET_PDEATHSIG = 1

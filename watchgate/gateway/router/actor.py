@@ -274,6 +274,7 @@ class RouterActor(Actor[RouterMessage]):
         self, server: str, actor: UpstreamPort, fetch_id: int, kinds: tuple[str, ...]
     ) -> None:
         lists: dict[str, list[Item]] = {}
+        withheld: dict[str, list[Item]] = {}
         for key in kinds:
             try:
                 items = await fetch_all(actor, key, actor.config.request_timeout)
@@ -281,9 +282,12 @@ class RouterActor(Actor[RouterMessage]):
                 _log.warning("[%s] could not list %s: %s", server, key, exc)
                 continue
             if not self._hooks.empty:  # plugins hide or pin items before any client can see them
-                items = await self._hooks.on_list(server, self._prefix(server), key, items)
+                shown = await self._hooks.on_list(server, self._prefix(server), key, items)
+                # still the server's: a call reaches the plugins, which say why they refuse it
+                withheld[key] = [item for item in items if item not in shown]
+                items = shown
             lists[key] = items
-        await self.tell(ListsFetched(server, fetch_id, lists))
+        await self.tell(ListsFetched(server, fetch_id, lists, withheld))
 
     def _prefix(self, server: str) -> str | None:
         """What plugins are told of a server's public prefix: its name, or None if it has none."""
@@ -293,7 +297,8 @@ class RouterActor(Actor[RouterMessage]):
         view = self._views[msg.server]
         view.fetching -= 1
         fresh = {key: items for key, items in msg.lists.items() if view.latest_fetch.get(key) == msg.fetch_id}
-        await self._announce(self._catalog.update(msg.server, fresh))
+        withheld = {key: items for key, items in msg.withheld.items() if key in fresh}
+        await self._announce(self._catalog.update(msg.server, fresh, withheld))
         self._report_collisions()
         if view.fetching == 0:
             await self._mark_settled(view)

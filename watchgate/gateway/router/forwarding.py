@@ -9,18 +9,19 @@ whichever task asks: the client's reader for a lone call, the router for the res
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
 from msgspec import UNSET, Raw
 
-from watchgate.errors import JsonRpcError, UpstreamUnavailable
+from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
 from watchgate.gateway.answers import answer_error
 from watchgate.gateway.messages import ForwardRequest, UpstreamReady
 from watchgate.gateway.ports import ClientPort, UpstreamPort
-from watchgate.hooks import CallContext, HookChain
+from watchgate.hooks import CallContext, Decision, HookChain
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Message
 
@@ -62,8 +63,9 @@ class Forwarder:
         if name is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.{member} is required")
         catalog = self._catalog
-        server, own = catalog.resolve_tool(name) if kind == "tool" else catalog.resolve_prompt(name)
-        self._check_profile(client, kind, server, name)
+        async with self._refusals(client, msg, name):
+            server, own = catalog.resolve_tool(name) if kind == "tool" else catalog.resolve_prompt(name)
+            self._check_profile(client, kind, server, name)
         if own != name:
             fields[member] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -74,8 +76,9 @@ class Forwarder:
         uri = jsonrpc.field_str(fields, "uri")
         if uri is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
-        server, own = self._catalog.resolve_uri(uri)
-        self._check_profile(client, "resource", server, uri)
+        async with self._refusals(client, msg, uri):
+            server, own = self._catalog.resolve_uri(uri)
+            self._check_profile(client, "resource", server, uri)
         if own != uri:
             fields["uri"] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -88,18 +91,51 @@ class Forwarder:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.ref must be an object")
         catalog = self._catalog
         if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
-            member, (server, own) = "name", catalog.resolve_prompt(ref["name"])
+            member = "name"
         elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
-            member, (server, own) = "uri", catalog.resolve_uri(ref["uri"])
+            member = "uri"
         else:
             raise JsonRpcError(
                 jsonrpc.INVALID_PARAMS,
                 "params.ref must be a ref/prompt with a name or a ref/resource with a uri",
             )
-        self._check_profile(client, "prompt" if member == "name" else "resource", server, ref[member])
+        async with self._refusals(client, msg, ref[member]):
+            if member == "name":
+                server, own = catalog.resolve_prompt(ref["name"])
+            else:
+                server, own = catalog.resolve_uri(ref["uri"])
+            self._check_profile(client, "prompt" if member == "name" else "resource", server, ref[member])
         public, ref[member] = ref[member], own
         fields["ref"] = jsonrpc.raw(ref)
         await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public, fields)
+
+    @contextlib.asynccontextmanager
+    async def _refusals(self, client: ClientPort, msg: Message, public: str) -> AsyncIterator[None]:
+        """A name refused here (unknown, or hidden by the tool manager or the client's profile) is
+        refused naming only the servers the caller may see, and recorded (the audit log) with
+        the name as called: the attempts are what an auditor looks for."""
+        try:
+            yield
+        except UnknownName as refused:
+            profile = self._profile_of(client)
+            if profile is not None:
+                refused = refused.seen_by(profile.visible(self._catalog.servers))
+            if not self._hooks.empty:
+                assert isinstance(msg.method, str) and msg.id is not None and msg.id is not UNSET
+                ctx = CallContext(
+                    server=None,
+                    upstream="",  # routed nowhere
+                    client_id=client.client_id,
+                    method=msg.method,
+                    name=None,
+                    public_name=public,
+                    request_id=msg.id,
+                    started=trio.current_time(),
+                    request_bytes=0 if msg.params is UNSET else len(msg.params),
+                    decisions=[Decision(refused.refused_by, "request", "deny", refused.message)],
+                )
+                await self._hooks.on_refused(ctx, msg, refused)
+            raise refused from None
 
     def _check_profile(self, client: ClientPort, kind: str, server: str, public: str) -> None:
         profile = self._profile_of(client)

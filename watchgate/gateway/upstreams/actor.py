@@ -419,7 +419,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 self._timeouts_in_a_row += 1
             limit = self.config.max_timeouts
             if limit and self._timeouts_in_a_row >= limit:
-                # busy all the time, so never pinged, and answering nothing: hung (DESIGN.md 12)
+                # busy all the time, so never pinged, and answering nothing: hung (design.md §12)
                 self._exit_reason = f"{self._timeouts_in_a_row} requests in a row timed out ({timeout:g} s)"
                 _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
                 incarnation.cancel()

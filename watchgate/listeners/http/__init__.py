@@ -1,4 +1,4 @@
-"""Clients over Streamable HTTP (DESIGN.md section 5): both protocol eras on one endpoint.
+"""Clients over Streamable HTTP (design.md §5): both protocol eras on one endpoint.
 
 The facade of a small package, one job a module:
 

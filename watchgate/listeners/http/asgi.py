@@ -41,7 +41,7 @@ _encoder = msgspec.json.Encoder()
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
-    (b"x-accel-buffering", b"no"),  # proxies must not hold events back (DESIGN.md section 5)
+    (b"x-accel-buffering", b"no"),  # proxies must not hold events back (design.md §5)
 ]
 
 

@@ -1,6 +1,6 @@
 """Who may talk to the HTTP listener: the checks made before a request reaches any session.
 
-Every refusal is an HTTP status with a JSON-RPC error body saying why (DESIGN.md section 5):
+Every refusal is an HTTP status with a JSON-RPC error body saying why (design.md §5):
 a browser page of another origin (403: DNS rebinding), a missing or wrong bearer token (401),
 a body of the wrong type (415) or over the limit (413), an ``Accept`` that takes neither JSON
 nor SSE (406). A listener on a non-loopback address without a token never starts.
@@ -46,7 +46,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _read_token(path: str) -> bytes:
+def read_token(path: str) -> bytes:
+    """The listener's bearer token; `CannotListen` if it is unreadable, empty, or others may read it."""
     try:
         info = os.stat(path)
         with open(path, "rb") as file:
@@ -67,7 +68,7 @@ class RequestGuard:
     def __init__(self, config: HttpListenerConfig) -> None:
         host, _ = split_listen(config.listen)
         self.loopback = is_loopback(host)
-        self._token = _read_token(config.token_file) if config.token_file is not None else None
+        self._token = read_token(config.token_file) if config.token_file is not None else None
         if not self.loopback and self._token is None:
             raise CannotListen(
                 f"refusing to listen on {config.listen} without a bearer token: anyone who can reach "

@@ -1,4 +1,4 @@
-"""Clients of the 2026-07-28 revision over HTTP: every request stands alone (DESIGN.md section 5).
+"""Clients of the 2026-07-28 revision over HTTP: every request stands alone (design.md §5).
 
 The transport's part is checked here: the headers must mirror the body (``MCP-Protocol-Version``,
 ``Mcp-Method``, ``Mcp-Name``: else 400 with HeaderMismatch -32020), a broken ``_meta`` rule is
@@ -159,7 +159,7 @@ class ModernRequests:
             log = await session.resume(msg, params.get("inputResponses"))
         else:  # a new call, or a retry carrying a 2026-07-28 server's own requestState (passed on)
             session = MrtrSession(eras.new_round_state())
-            self._sessions.spawn(self._run, session, profile)
+            self._sessions.spawn(self._run, session, profile, peer)
             try:
                 log = await session.post_request(msg, line)
             except PeerGone:  # pragma: no cover - the actor ended before it read anything
@@ -182,9 +182,9 @@ class ModernRequests:
             else:  # answered, or the client left: either way this request is over
                 session.end()
 
-    async def _run(self, session: MrtrSession, profile: str | None) -> None:
+    async def _run(self, session: MrtrSession, profile: str | None, peer: str) -> None:
         try:
-            await self._gateway.serve_channel(session, profile=profile)
+            await self._gateway.serve_channel(session, profile=profile, peer=peer)
         finally:
             session.end()
             self._parked.pop(session.token, None)
