@@ -22,6 +22,7 @@ install: $(STAMPS)/python $(STAMPS)/node
 
 # uv bootstrapped with pip from a hash-pinned requirement; --isolated ignores machine-wide pip config.
 $(UV): tools/uv-requirements.txt
+	@echo "make: bootstrapping uv (pinned by hash) into $(TOOLS)"
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --isolated --quiet --disable-pip-version-check \
 		--require-hashes --no-deps -r tools/uv-requirements.txt
@@ -29,11 +30,13 @@ $(UV): tools/uv-requirements.txt
 
 $(STAMPS)/python: pyproject.toml uv.lock $(UV)
 	@mkdir -p $(STAMPS)
+	@echo "make: installing the locked Python packages into $(VENV) (the first time takes a minute)"
 	$(UV_SYNC) --extra test
 	@touch $@
 
 $(STAMPS)/node: node_mcp/package.json node_mcp/package-lock.json
 	@mkdir -p $(STAMPS)
+	@echo "make: installing node 22 and the MCP reference servers into node_mcp/ (locked)"
 	cd node_mcp && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -44,7 +47,7 @@ lint: $(STAMPS)/python
 	$(UV) lock --check --quiet  # uv.lock still matches pyproject.toml (else: make lock)
 	$(BIN)/ruff check watchgate actors tests
 	$(BIN)/ruff format --check watchgate actors tests
-	$(BIN)/lint-imports --no-cache  # the import rules of design.md §11 (pyproject.toml)
+	$(BIN)/lint-imports --no-cache  # the import rules of docs/development/design.md §11 (pyproject.toml)
 
 typecheck: $(STAMPS)/python
 	$(BIN)/mypy --strict watchgate actors

@@ -181,8 +181,8 @@ class Engine:
         inc.handled = True
         child.current, child.last_exit = None, inc.reason
         self.emit(child, "exited", reason=inc.reason)
-        if inc.abnormal:
-            logger.warning("%s/%s exited: %s", self.name, child.name, inc.reason)
+        if inc.abnormal:  # an owner that takes the events reports them itself: said once
+            logger.log(self._level(logging.WARNING), "%s/%s exited: %s", self.name, child.name, inc.reason)
         if self.closing or not child.spec.policy.restarts_after(abnormal=inc.abnormal):
             await self.stop_for_good(child)
             return
@@ -191,7 +191,9 @@ class Engine:
         delay = child.intensity.next_delay(now, ran_for)
         if delay is None:
             child.state = ChildState.FAILED
-            logger.error("%s/%s restarted too often; giving up", self.name, child.name)
+            logger.log(
+                self._level(logging.ERROR), "%s/%s restarted too often; giving up", self.name, child.name
+            )
             self.emit(child, "failed", reason=inc.reason)
             return
         group = self._restart_group(child)
@@ -215,6 +217,9 @@ class Engine:
         return [c for c in candidates if c is child or c.current is not None or c.state is ChildState.BACKOFF]
 
     # -- reporting ---------------------------------------------------------
+
+    def _level(self, level: int) -> int:
+        return logging.DEBUG if self.on_event is not None else level
 
     def emit(
         self,

@@ -125,6 +125,7 @@ class UpstreamUnavailable(JsonRpcError):
     """The upstream is not running or died while the request was in flight (-32003)."""
 
     def __init__(self, server: str, state: str, last_error: str | None) -> None:
+        last_error = exit_reason(last_error)  # for people: no exception class names
         detail = f"; last error: {last_error}" if last_error else ""
         super().__init__(
             -32003,

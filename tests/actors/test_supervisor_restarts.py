@@ -137,7 +137,7 @@ async def test_intensity_exceeded_fails_the_child_but_not_the_supervisor(
         [spec(bad, max_restarts=2, within_seconds=60.0), spec(good)],
         on_event=recorder,
     )
-    with caplog.at_level(logging.WARNING, logger="actors"):
+    with caplog.at_level(logging.DEBUG, logger="actors"):
         async with supervising(sup):
             for _ in range(3):
                 bad.crash()
@@ -163,9 +163,10 @@ async def test_intensity_exceeded_fails_the_child_but_not_the_supervisor(
             assert sup.status("bad").state is ChildState.RUNNING
             backoffs = [e.delay for e in recorder.events if e.child == "bad" and e.kind == "backoff"]
             assert backoffs == [1.0, 2.0, 1.0, 2.0]  # attempt counter was reset too
-    messages = [r.getMessage() for r in caplog.records]
-    assert "sup/bad exited: RuntimeError: bad crashed" in messages
-    assert "sup/bad restarted too often; giving up" in messages
+    # its owner takes the events (recorder) and reports them: the runtime says them at debug only
+    said = {r.getMessage(): r.levelno for r in caplog.records}
+    assert said["sup/bad exited: RuntimeError: bad crashed"] == logging.DEBUG
+    assert said["sup/bad restarted too often; giving up"] == logging.DEBUG
 
 
 async def test_restarts_spread_beyond_the_window_never_fail(
@@ -180,3 +181,17 @@ async def test_restarts_spread_beyond_the_window_never_fail(
             await advance(6.0)
         assert sup.status("w").state is ChildState.RUNNING
         assert sup.status("w").restarts == 6
+
+
+async def test_a_supervisor_nobody_listens_to_logs_its_childrens_ends_itself(
+    autojump_clock: trio.testing.MockClock, log: Log, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = Worker("bad", log)
+    sup = Supervisor("sup", [spec(bad, max_restarts=0, within_seconds=60.0)])
+    with caplog.at_level(logging.DEBUG, logger="actors"):
+        async with supervising(sup):
+            bad.crash()
+            await advance(5.0)
+    said = {r.getMessage(): r.levelno for r in caplog.records}
+    assert said["sup/bad exited: RuntimeError: bad crashed"] == logging.WARNING
+    assert said["sup/bad restarted too often; giving up"] == logging.ERROR

@@ -104,8 +104,8 @@ async def test_initialize_and_lists_wait_for_first_start_and_answer_in_arrival_o
     async with running_gateway(make_config("slow", "fast"), slow, fast) as (_, client):
         started = trio.current_time()
         first = await client.start("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}})
-        second = await client.start("tools/list")
         third = await client.start("ping")
+        second = await client.start("tools/list")
         assert (await client.response(third))["result"] == {}  # ping does not wait
         assert trio.current_time() - started < 1
         assert first not in client.responses and second not in client.responses
@@ -116,6 +116,39 @@ async def test_initialize_and_lists_wait_for_first_start_and_answer_in_arrival_o
         assert init["result"]["protocolVersion"] == "2025-11-25"
         tools = (await client.result("tools/list"))["tools"]
         assert [t["name"] for t in tools] == ["slow__echo", "fast__echo"]
+
+
+async def test_nothing_is_answered_before_the_initialize_answer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A client that sends its first call with its initialize (a pipe, a script) gets the
+    initialize answer first, then the call's, and no list_changed in between."""
+
+    async def slow_start(session: FakeSession) -> None:
+        await trio.sleep(3)
+
+    slow = FakeServer("slow", tools={"echo": echo}, on_initialize=slow_start)
+    fast = FakeServer("fast", tools={"echo": echo})
+    async with running_gateway(make_config("slow", "fast"), slow, fast) as (_, client):
+        burst = [
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}},
+            },
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "fast__echo", "arguments": {"text": "hi"}},
+            },
+        ]
+        await client.send_raw(b"".join(json.dumps(m).encode() + b"\n" for m in burst))
+        await client.response(2)
+        assert client.received[0]["id"] == 1 and "result" in client.received[0]
+        assert [m.get("id") for m in client.received if "method" not in m] == [1, 2]
 
 
 async def test_answers_come_at_startup_wait_without_a_hanging_upstream(

@@ -30,7 +30,7 @@ _STATE_COLOURS: Final = {
     "needs-login": "33",
     "stopped": "2",  # dim
     "failed": "31",  # red
-    "crashed": "31",
+    "exited": "31",  # just ended: the supervisor decides (backoff, failed or stopped)
 }
 _CLEAR: Final = "\x1b[H\x1b[2J"
 _UPSTREAM_HEADER: Final = [

@@ -28,7 +28,7 @@ from watchgate.gateway.messages import ClientGone, ClientNotification, ClientReq
 from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
 from watchgate.gateway.rounds import ClientRounds
 from watchgate.protocol import eras, jsonrpc, subscriptions
-from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, error_response
+from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, RequestId, error_response
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY, Listens
 
 _BATCH: Final = 256
@@ -36,6 +36,7 @@ _END: Final = b""  # queued behind the last line when the session ends (a real l
 _ids = itertools.count(1)
 _listen_ids = itertools.count(1)
 _MODERN_MARK: Final = re.compile(re.escape(eras.VERSION_KEY.encode()))  # scans params without copying
+_PING: Final = re.compile(rb'"method"\s*:\s*"ping"')
 _log = logging.getLogger("watchgate.client")
 
 
@@ -67,6 +68,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.log_level: str | None = None  # the router tells it on logging/setLevel
         self._linger = linger
         self._one_request = one_request
+        # the id of an initialize not answered yet: nothing after it but a ping is read until it
+        # is (a client that sends its first calls at once gets the initialize answer first)
+        self._initializing: tuple[RequestId, trio.Event] | None = None
         self._owed = 0  # requests read whose answer has not been sent yet
         self._all_answered = trio.Event()
         self._all_answered.set()
@@ -106,6 +110,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 return
             msg = rounded
         if msg.method is UNSET:  # a response: one fewer answer owed to this client
+            if self._initializing is not None and msg.id == self._initializing[0]:
+                self._initializing[1].set()  # the reader goes on after this answer is queued
+                self._initializing = None
             self._owed -= 1
             if self._owed == 0:
                 self._all_answered.set()
@@ -275,6 +282,8 @@ class ClientActor(Actor[Line | LargeAnswer]):
         try:
             async for burst in self._channel.receive():
                 for line in burst:
+                    if self._initializing is not None and _PING.search(line) is None:
+                        await self._initializing[1].wait()  # a ping may come first (the spec)
                     await self._on_line(line)
         except LineTooLong as exc:
             _log.warning("[%s] %s; closing the session", self.name, exc)
@@ -307,6 +316,8 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 if self._own_rounds and eras.is_round_state(state):
                     await self._resume(msg, state)
                     return
+            if msg.method == "initialize" and isinstance(msg.id, int | str) and self._initializing is None:
+                self._initializing = (msg.id, trio.Event())
             if not await self._router.route_now(self, msg):
                 await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:

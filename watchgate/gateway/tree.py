@@ -437,12 +437,14 @@ def _any_server_plugins(config: GatewayConfig) -> bool:
 
 def _log_event(event: SupervisorEvent) -> None:
     if event.kind == "exited" and event.reason not in (None, "normal", "shutdown"):
-        _log.warning("[%s] exited: %s", event.child, event.reason)
+        _log.warning("[%s] exited: %s", event.child, exit_reason(event.reason))
     elif event.kind == "backoff":
         _log.warning("[%s] restarting in %.2f s", event.child, event.delay or 0.0)
     elif event.kind == "failed":
         _log.error(
-            "[%s] failed: too many restarts, staying down until restarted (%s)", event.child, event.reason
+            "[%s] failed: too many restarts, staying down until restarted (%s)",
+            event.child,
+            exit_reason(event.reason),
         )
     else:
         _log.debug("[%s] %s %s", event.child, event.kind, event.reason or "")

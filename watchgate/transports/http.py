@@ -176,7 +176,7 @@ class HttpConnection(RemoteConnection):
         then gets its ``initialize`` answered from the discovery). A server that names other
         versions, or answers anything else, is spoken to with ``initialize``."""
         initialize = msgspec.json.decode(line)
-        modern = ModernSession(initialize, self.host)
+        modern = ModernSession(initialize, self.server)
         for _ in range(2):  # once more if the first try was refused naming 2026-07-28 as supported
             body, headers = modern.discover(initialize.get("id"))
             async with self._client.stream(
@@ -190,9 +190,9 @@ class HttpConnection(RemoteConnection):
                 self._modern = modern
                 modern.capabilities = result.get("capabilities") or {}
                 self._listen_stream = ListenStream(
-                    modern, self._client, self.url, self.host, self._deliver_as_is, self._nursery
+                    modern, self._client, self.url, self.server, self._deliver_as_is, self._nursery
                 )
-                _log.info("[%s] speaks MCP %s (stateless)", self.host, MODERN)
+                _log.info("[%s] speaks MCP %s (stateless)", self.server, MODERN)
                 reply = {
                     "jsonrpc": "2.0",
                     "id": initialize.get("id"),
@@ -287,7 +287,7 @@ class HttpConnection(RemoteConnection):
             )
             await self._refuse(line, clean(reason))
             return
-        _log.info("[%s] speaks the legacy HTTP+SSE transport", self.host)
+        _log.info("[%s] speaks the legacy HTTP+SSE transport", self.server)
         await self._post_legacy(line)
 
     async def _renew(self, forgotten: str) -> bool:
@@ -296,7 +296,7 @@ class HttpConnection(RemoteConnection):
         async with self._renewing:
             if self._session_id != forgotten:
                 return not self._ended.is_set()  # another message renewed it already
-            _log.info("[%s] the server forgot the session: starting a new one", self.host)
+            _log.info("[%s] the server forgot the session: starting a new one", self.server)
             self._session_id = None
             initialize, *rest = self._handshake or [b""]
             answer = await self._client.post(self.url, content=initialize, headers=self._headers())
@@ -344,7 +344,7 @@ class HttpConnection(RemoteConnection):
                         break
                     await self._read_events(response, stream)
             except httpx2.HTTPError as exc:
-                _log.debug("[%s] resuming a stream failed: %r", self.host, exc)
+                _log.debug("[%s] resuming a stream failed: %r", self.server, exc)
             if stream.answered:
                 return
         if stream.request_id is not None and not stream.answered:
@@ -372,7 +372,7 @@ class HttpConnection(RemoteConnection):
                             await self._deliver(event.data.encode())
             except (httpx2.HTTPError, UpstreamAuthError) as exc:
                 failures += 1
-                _log.debug("[%s] the GET stream dropped: %r", self.host, exc)
+                _log.debug("[%s] the GET stream dropped: %r", self.server, exc)
             await trio.sleep(delay)  # dropped or ended: reopen, resuming after the last event
 
     async def _deliver(self, message: bytes) -> None:
@@ -408,7 +408,7 @@ class HttpConnection(RemoteConnection):
         try:
             await self._client.delete(self.url, headers=self._headers())
         except httpx2.HTTPError as exc:
-            _log.debug("[%s] DELETE of the session failed: %r", self.host, exc)
+            _log.debug("[%s] DELETE of the session failed: %r", self.server, exc)
 
 
 class _RequestStream:

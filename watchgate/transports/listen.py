@@ -42,14 +42,14 @@ class ListenStream:
         modern: ModernSession,
         client: httpx2.AsyncClient,
         url: str,
-        host: str,
+        server: str,
         deliver: Callable[[bytes], Awaitable[None]],
         nursery: trio.Nursery,
     ) -> None:
         self._modern = modern
         self._client = client
         self._url = url
-        self._host = host
+        self._server = server
         self._deliver = deliver
         self._nursery = nursery
         self._wanted: dict[str, Any] = {}
@@ -79,9 +79,9 @@ class ListenStream:
                     failures = 0
                 except (httpx2.HTTPError, UpstreamAuthError) as exc:
                     failures += 1
-                    _log.debug("[%s] the subscriptions/listen stream dropped: %r", self._host, exc)
+                    _log.debug("[%s] the subscriptions/listen stream dropped: %r", self._server, exc)
                 await trio.sleep(_REOPEN_DELAY)
-            _log.warning("[%s] subscriptions/listen keeps failing: no list changes from it", self._host)
+            _log.warning("[%s] subscriptions/listen keeps failing: no list changes from it", self._server)
 
     async def _listen(self, wanted: dict[str, Any]) -> bool:
         """One listen request, read to its end; False if the server refused it."""
@@ -94,7 +94,7 @@ class ListenStream:
                 _log.info(
                     "[%s] refused subscriptions/listen (HTTP %d): no list changes or resource "
                     "updates from it; %s",
-                    self._host,
+                    self._server,
                     response.status_code,
                     answer,
                 )

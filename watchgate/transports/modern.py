@@ -97,8 +97,8 @@ class Cancel:
 class ModernSession:
     """What the gateway says of itself on every request, and what it learned of the server."""
 
-    def __init__(self, initialize: dict[str, Any], host: str) -> None:
-        self._host = host
+    def __init__(self, initialize: dict[str, Any], server: str) -> None:
+        self._server = server
         params = initialize.get("params") or {}
         self._meta = {
             eras.VERSION_KEY: MODERN,
@@ -248,7 +248,7 @@ class ModernSession:
             try:
                 self._header_paths[name] = header_paths(tool.get("inputSchema"))
             except ValueError as exc:
-                _log.warning("[%s] tool %r left out: its x-mcp-header %s", self._host, name, exc)
+                _log.warning("[%s] tool %r left out: its x-mcp-header %s", self._server, name, exc)
                 continue
             kept.append(tool)
         if len(kept) == len(result["tools"]):
@@ -281,7 +281,7 @@ class ModernSession:
             return None
         answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
         if method != "logging/setLevel" and not self._subscribable:
-            answer = jsonrpc_error(message["id"], -32601, f"{self._host} offers no resource subscriptions")
+            answer = jsonrpc_error(message["id"], -32601, f"{self._server} offers no resource subscriptions")
         return msgspec.json.encode(answer)
 
     # -- subscriptions/listen (transports/listen.py does the I/O) ---------------------------------

@@ -44,6 +44,7 @@ class RemoteConnection:
         assert config.url is not None
         self.url = config.url
         self.host = urlsplit(config.url).netloc
+        self.server = config.name  # what log lines name: the server, as ps and the config do
         self.stderr_tail: list[str] = []  # a remote server has no stderr
         self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](_QUEUED)
         self._ended = trio.Event()
@@ -89,7 +90,7 @@ class RemoteConnection:
         except JsonRpcError:
             return
         if msg.kind is not Kind.REQUEST or msg.id is None or msg.id is UNSET:
-            _log.warning("[%s] %s", self.host, reason)
+            _log.warning("[%s] %s", self.server, reason)
             return
         error = JsonRpcError(jsonrpc.INTERNAL_ERROR, reason, {"host": self.host})
         await self._deliver(jsonrpc.encode(jsonrpc.error_response(msg.id, error)))

@@ -74,7 +74,7 @@ RouterMessage = (
     | _Settle
 )
 _NOTHING: Final = ProfileConfig(servers=())  # a profile that no longer exists
-_DOWN: Final = {"exited": "crashed", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
+_DOWN: Final = {"exited": "exited", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
 _log = logging.getLogger("watchgate.router")
 
 

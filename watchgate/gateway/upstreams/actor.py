@@ -287,7 +287,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         await self._last_words(process)
         self._exit_reason = process.describe_exit()
         self.needs_login = getattr(process, "needs_login", False)  # a remote server wants `auth login`
-        _log.warning("[%s] %s", self.name, self._exit_reason)
+        _log.debug("[%s] %s", self.name, self._exit_reason)  # the supervisor's event says it, once
         scope.cancel()
 
     async def _last_words(self, process: UpstreamConnection) -> None:
@@ -461,10 +461,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     async def _fail_everything(self, reason: str) -> None:
         """Answer everything in flight or queued with -32003: the incarnation is over."""
-        if self._exit_reason is None:
-            state = "stopped"
-        else:
-            state = "exited" if self._exit_reason.startswith("exited with code 0") else "crashed"
+        state = "stopped" if self._exit_reason is None else "exited"  # the reason says how
         error = UpstreamUnavailable(self.name, state, reason)
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             for pending in self._inflight.drain():
