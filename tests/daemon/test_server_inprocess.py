@@ -411,3 +411,30 @@ async def test_attach_with_a_profile_by_hand_over_and_by_relay(
             assert await sock.recv(1) == handoff.CLIENT_LEFT
         sock.close()
         os.close(gateway_out)
+
+
+async def test_ps_says_starting_until_the_handshake_is_done(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server whose tools the gateway does not know yet is `starting`, not `running` with no
+    tools."""
+    answer = trio.Event()
+
+    class SlowToList(FakeServer):
+        async def _result(self, session: Any, method: str, params: dict[str, Any]) -> Any:
+            if method == "tools/list":
+                await answer.wait()
+            return await super()._result(session, method, params)
+
+    slow = SlowToList("slow", tools={"echo": echo})
+    async with daemon_with(monkeypatch, tmp_path, slow) as (daemon, cli):
+        report = await call(daemon.paths, control.Ps())
+        assert [(u["name"], u["state"]) for u in report["upstreams"]] == [("slow", "starting")]
+        assert report["listeners"] == [f"unix:{daemon.paths.socket}"]
+        answer.set()
+        with trio.fail_after(10):
+            while (await call(daemon.paths, control.Ps()))["upstreams"][0]["state"] != "running":
+                await trio.sleep(0.01)
+        capsys.readouterr()
+        assert await cli("ps") == 0
+        assert "http:" not in capsys.readouterr().out  # no HTTP listener: no line for it

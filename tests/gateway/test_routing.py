@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 import trio
+import trio.testing
 
 from tests.gateway.fakes import FakeServer, crash, echo, hang, make_config, running_gateway
+from tests.plugins.helpers import RichServer
 
 
 async def test_calls_route_by_prefix_and_ids_come_back(autojump_clock: trio.testing.MockClock) -> None:
@@ -68,3 +73,26 @@ async def test_crash_fails_in_flight_with_32003_and_restarts(autojump_clock: tri
         result = await client.result("tools/call", {"name": "flaky__echo", "arguments": {"text": "back"}})
         assert result["content"][0]["text"] == "back"
         assert len(client.notified("notifications/tools/list_changed")) >= 2
+
+
+async def test_tools_that_run_only_as_tasks_are_left_out_saying_so(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway offers its clients no MCP tasks: a tool that runs only as one (server-everything's
+    simulate-research-query) could never be called through it, so it is not listed."""
+    research = RichServer(
+        "lab",
+        tools={"research": echo, "maybe": echo, "plain": echo},
+        definitions={
+            "research": {"execution": {"taskSupport": "required"}},
+            "maybe": {"execution": {"taskSupport": "optional"}},
+        },
+    )
+    with caplog.at_level(logging.INFO, logger="watchgate.router"):
+        async with running_gateway(make_config("lab", "other"), research, FakeServer("other")) as (_, client):
+            await client.initialize()
+            names = [t["name"] for t in (await client.result("tools/list"))["tools"]]
+            assert names == ["lab__maybe", "lab__plain"]
+            error = (await client.request("tools/call", {"name": "lab__research"}))["error"]
+            assert error["code"] == -32602 and research.session.requests("tools/call") == []
+    assert "[lab] left out 'research': it runs only as an MCP task" in caplog.text

@@ -152,8 +152,8 @@ class ControlOps:
         actor = gateway.upstreams[status.name]
         running = status.state == ChildState.RUNNING
         state = "needs-login" if actor.needs_login and not running else str(status.state)
-        if running and gateway.router.view(status.name).state != "running":
-            state = "starting"  # its process runs, its handshake has not finished
+        if running and not gateway.router.view(status.name).serving:
+            state = "starting"  # it answered initialize; the gateway does not have its lists yet
         return UpstreamRow(
             name=status.name,
             transport=str(actor.config.transport),

@@ -271,5 +271,21 @@ def decode_page(result: msgspec.Raw, key: str) -> tuple[list[Item], str | None]:
     return items, cursor or None
 
 
+_execution: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+def requires_task(item: Item) -> bool:
+    """A tool that runs only as an MCP task (``execution.taskSupport: required``): the gateway
+    offers no tasks to its clients, so such a tool could never be called through it."""
+    raw = item.get("execution")
+    if raw is None:
+        return False
+    try:
+        execution = _execution.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    return execution.get("taskSupport") == "required"
+
+
 def wants(capabilities: dict[str, Any], key: str) -> bool:
     return LIST_KINDS[key].capability in capabilities

@@ -46,7 +46,7 @@ from watchgate.gateway.router.subscriptions import LOG_LEVELS, LogLevels, Subscr
 from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSION
 from watchgate.hooks import HookChain
 from watchgate.protocol import eras, jsonrpc
-from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
+from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, requires_task, wants
 from watchgate.protocol.curation import Curation
 from watchgate.protocol.jsonrpc import Message, error_response
 from watchgate.protocol.profiles import Profile, ProfileRules, profiles_of
@@ -210,7 +210,9 @@ class RouterActor(Actor[RouterMessage]):
             view = self._views[msg.server]
             view.state, view.ready, view.last_error = "running", msg, None
             self._tell_level(self._levels.current, only=msg.server)
-            self._fetch(msg.server, tuple(k for k in LIST_KINDS if wants(msg.capabilities, k)))
+            kinds = tuple(k for k in LIST_KINDS if wants(msg.capabilities, k))
+            view.listed = not kinds
+            self._fetch(msg.server, kinds)
         elif isinstance(msg, UpstreamStatus):
             await self._on_status(msg)
         elif isinstance(msg, RefreshLists):
@@ -254,7 +256,7 @@ class RouterActor(Actor[RouterMessage]):
         view.state = _DOWN[msg.kind]
         if msg.reason and msg.reason != "normal":
             view.last_error = msg.reason
-        view.ready = None
+        view.ready, view.listed = None, False
         view.latest_fetch.clear()  # whatever is still on its way describes a dead incarnation
         await self._announce(self._catalog.drop(msg.server))
         await self._mark_settled(view)
@@ -281,6 +283,8 @@ class RouterActor(Actor[RouterMessage]):
             except (JsonRpcError, AskTimeout, msgspec.DecodeError) as exc:
                 _log.warning("[%s] could not list %s: %s", server, key, exc)
                 continue
+            if key == "tools":
+                items = self._without_task_only(server, items)
             if not self._hooks.empty:  # plugins hide or pin items before any client can see them
                 shown = await self._hooks.on_list(server, self._prefix(server), key, items)
                 # still the server's: a call reaches the plugins, which say why they refuse it
@@ -288,6 +292,20 @@ class RouterActor(Actor[RouterMessage]):
                 items = shown
             lists[key] = items
         await self.tell(ListsFetched(server, fetch_id, lists, withheld))
+
+    def _without_task_only(self, server: str, items: list[Item]) -> list[Item]:
+        """Tools that run only as MCP tasks are left out (calls to them are unknown names): the
+        gateway offers clients no tasks, so listing them would promise calls that always fail."""
+        kept = [item for item in items if not requires_task(item)]
+        if len(kept) != len(items):
+            left_out = [_tool_name(item) for item in items if requires_task(item)]
+            _log.info(
+                "[%s] left out %s: %s only as an MCP task, which Watchgate does not pass through",
+                server,
+                ", ".join(left_out),
+                "it runs" if len(left_out) == 1 else "they run",
+            )
+        return kept
 
     def _prefix(self, server: str) -> str | None:
         """What plugins are told of a server's public prefix: its name, or None if it has none."""
@@ -301,6 +319,7 @@ class RouterActor(Actor[RouterMessage]):
         await self._announce(self._catalog.update(msg.server, fresh, withheld))
         self._report_collisions()
         if view.fetching == 0:
+            view.listed = view.state == "running"
             await self._mark_settled(view)
 
     async def _mark_settled(self, view: UpstreamView) -> None:
@@ -489,6 +508,13 @@ class RouterActor(Actor[RouterMessage]):
                 await view.actor.tell(
                     ForwardCancel(client, request_id, reason if isinstance(reason, str) else None)
                 )
+
+
+def _tool_name(item: Item) -> str:
+    try:
+        return repr(msgspec.json.decode(item["name"]))
+    except (KeyError, msgspec.DecodeError):
+        return "a tool"
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -41,6 +41,11 @@ class UpstreamView:
     settled: bool = False
     latest_fetch: dict[str, int] = field(default_factory=dict)  # per list kind: only the newest counts
     fetching: int = 0
+    listed: bool = False  # this incarnation's first lists are in: what `ps` calls running
+
+    @property
+    def serving(self) -> bool:
+        return self.state == "running" and self.listed
 
 
 class Forwarder:
