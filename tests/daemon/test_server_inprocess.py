@@ -99,7 +99,14 @@ async def test_the_commands_against_a_running_daemon(
             {"name": "alpha__echo", "upstream_name": "echo", "shortened": False}
         ]
         assert await cli("ps", "--clients") == 0
-        assert capsys.readouterr().out.split() == ["ID", "CLIENT", "PID/ADDRESS", "ATTACHED", "IN-FLIGHT", "PROFILE"]
+        assert capsys.readouterr().out.split() == [
+            "ID",
+            "CLIENT",
+            "PID/ADDRESS",
+            "ATTACHED",
+            "IN-FLIGHT",
+            "PROFILE",
+        ]
 
         assert await cli("stop", "alpha") == 0
         assert capsys.readouterr().out == "alpha: stopped\n"
@@ -127,7 +134,10 @@ async def test_the_commands_against_a_running_daemon(
         gamma = FakeServer("gamma")
         daemon.gateway._connector = fake_connector(alpha, beta, gamma)
         assert await cli("reload") == 0
-        assert capsys.readouterr().out == "added: gamma\nremoved: alpha\nchanged (restarted): -\nunchanged: beta\n"
+        assert (
+            capsys.readouterr().out
+            == "added: gamma\nremoved: alpha\nchanged (restarted): -\nunchanged: beta\n"
+        )
 
         assert await cli("down", "--grace", "1") == 0
         assert capsys.readouterr().out == "watchgate: daemon stopped\n"

@@ -136,13 +136,22 @@ async def test_request_queued_while_a_start_fails_gets_the_start_error(
         assert "tools/call" not in mute.session.methods()
 
 
-async def test_request_to_upstream_in_backoff_fails_fast(autojump_clock: trio.testing.MockClock) -> None:
+async def test_request_to_upstream_in_backoff_fails_fast(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
     flaky = FakeServer("flaky", tools={"crash": crash, "echo": echo})
     config = make_config("flaky", backoff={"initial": 50, "max": 50, "jitter": 0})
     async with running_gateway(config, flaky) as (gateway, client):
         await client.initialize()
-        await client.request("tools/call", {"name": "crash"})
-        await _wait(lambda: gateway.router.view("flaky").state == "backoff")
+        with caplog.at_level(logging.DEBUG):
+            crashed = (await client.request("tools/call", {"name": "crash"}))["error"]
+            await _wait(lambda: gateway.router.view("flaky").state == "backoff")
+        # said once, in words: no exception class names, no state the docs do not name
+        assert "Upstream" not in crashed["message"] and "crashed" not in crashed["message"]
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "exited" in r.getMessage()]
+        assert [r.getMessage() for r in warnings] == [
+            "[flaky] exited: exited with code 3; stderr: boom: out of memory"
+        ]
         asked = trio.current_time()
         error = (await client.request("tools/call", {"name": "echo"}))["error"]
         assert trio.current_time() - asked < 1

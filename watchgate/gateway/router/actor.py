@@ -108,6 +108,7 @@ class RouterActor(Actor[RouterMessage]):
         self._forwarder = Forwarder(self._catalog, self._views, self._hooks, self.profile_of)
         self._collisions: set[tuple[str, str, str]] = set()  # reported already
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
+        self._task_only: dict[str, list[str]] = {}  # per server: the task-only tools left out, as logged
         self._deferred: list[tuple[ClientPort, int | str, Callable[[], Any]]] = []
         self._nursery: trio.Nursery | None = None
         self._fetches = 0
@@ -297,8 +298,9 @@ class RouterActor(Actor[RouterMessage]):
         """Tools that run only as MCP tasks are left out (calls to them are unknown names): the
         gateway offers clients no tasks, so listing them would promise calls that always fail."""
         kept = [item for item in items if not requires_task(item)]
-        if len(kept) != len(items):
-            left_out = [_tool_name(item) for item in items if requires_task(item)]
+        left_out = [_tool_name(item) for item in items if requires_task(item)]
+        if left_out and self._task_only.get(server) != left_out:  # said once, not at every re-list
+            self._task_only[server] = left_out
             _log.info(
                 "[%s] left out %s: %s only as an MCP task, which Watchgate does not pass through",
                 server,
