@@ -46,12 +46,12 @@ def test_internal_requests_have_no_client() -> None:
     reply: Reply[Any] = Reply()
     internal = table.add("tools/list", 5.0, reply=reply)
     assert internal.reply is reply and internal.client is None
-    assert table.latest_client() is None
+    assert table.clients() == []
     assert table.pop(internal.gateway_id) is internal
     assert table.of_client(1) == []
 
 
-def test_of_client_and_latest_client() -> None:
+def test_of_client_and_the_clients_in_flight() -> None:
     table = InFlightTable()
     one, two = _client(1), _client(2)
     table.add("tools/call", 1.0, client=one, client_request_id=1)
@@ -60,9 +60,10 @@ def test_of_client_and_latest_client() -> None:
     table.add("prompts/get", 4.0, client=one, client_request_id=2, progress_token="tok")
     assert [p.gateway_id for p in table.of_client(1)] == [1, 4]
     assert table.of_client(1)[1].progress_token == "tok"
-    assert table.latest_client() is one
+    assert table.clients() == [one, two]  # each once, the latest first
     table.pop(4)
-    assert table.latest_client() is two  # the internal request in between has no client
+    table.pop(1)
+    assert table.clients() == [two]  # the internal request in between has no client
 
 
 def test_pop_expired_takes_only_what_is_due_in_order() -> None:

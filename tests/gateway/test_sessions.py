@@ -303,6 +303,34 @@ async def test_server_request_goes_to_the_client_with_the_request_in_flight(
         assert bystander.requests == []
 
 
+async def test_a_question_is_never_put_to_another_client(autojump_clock: trio.testing.MockClock) -> None:
+    """Client A's call makes the server ask; client B started a call on the same server since.
+    Over stdio nothing says whose call the question belongs to: the server is told no, and
+    neither client sees the other's question (ADR-025)."""
+
+    async def ask_later(session: FakeSession, args: dict[str, Any]) -> Any:
+        await trio.sleep(2.5)
+        return await _ask_for_sampling(session, args)
+
+    solo = FakeServer("solo", tools={"ask": ask_later, "hang": hang})
+    async with running_daemon(make_config("solo"), solo) as (_, attach):
+        a, b = await attach(), await attach()
+        await a.initialize(capabilities={"sampling": {}})
+        await b.initialize(capabilities={"sampling": {}})
+        asking = await a.start("tools/call", {"name": "ask"})
+        await trio.sleep(0.8)
+        await b.start("tools/call", {"name": "hang"})
+        answer = (await a.response(asking))["result"]["content"][0]["text"]
+        assert "Watchgate does not guess" in answer and "2 clients have calls in flight" in answer
+        assert a.requests == [] and b.requests == []
+        # with A alone in flight, A is asked
+        again = await a.start("tools/call", {"name": "ask"})
+        await b.close()
+        asked = await a.next_request("sampling/createMessage")
+        await a.answer(asked["id"], {"role": "assistant", "content": {"type": "text", "text": "x"}})
+        assert "assistant" in (await a.response(again))["result"]["content"][0]["text"]
+
+
 async def test_client_leaving_with_a_server_request_unanswered_tells_the_upstream(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

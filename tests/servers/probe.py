@@ -1,6 +1,6 @@
 """A tiny MCP server that probes its surroundings (stdlib only; run it with the system Python,
 which a sandbox leaves visible). Tools: ``read`` (a file's text), ``connect`` (a TCP port on
-127.0.0.1), ``spawn`` (a grandchild in a session of its own carrying ``marker``), ``alloc``
+127.0.0.1), ``connect_unix`` (a Unix socket), ``spawn`` (a grandchild in a session of its own carrying ``marker``), ``alloc``
 (``mb`` megabytes)."""
 
 import json
@@ -29,6 +29,14 @@ def call(name, args):
         except OSError as exc:
             return text(f"refused: {exc}", error=True)
         return text("connected")
+    if name == "connect_unix":
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.settimeout(5)
+                client.connect(args["path"])
+        except OSError as exc:
+            return text(f"refused: {exc}", error=True)
+        return text("connected")
     if name == "spawn":
         sleeper = [sys.executable, "-c", "import time; time.sleep(600)", args["marker"]]
         subprocess.Popen(sleeper, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
@@ -44,7 +52,7 @@ def main():
         if method == "initialize":
             result = stub.initialize_result("probe")
         elif method == "tools/list":
-            result = stub.tools_result(("read", "connect", "spawn", "alloc"))
+            result = stub.tools_result(("read", "connect", "connect_unix", "spawn", "alloc"))
         elif method == "tools/call":
             result = call(params.get("name"), params.get("arguments") or {})
         else:

@@ -297,3 +297,33 @@ async def test_a_server_that_forgot_the_session_gets_a_new_one_and_the_message_a
         ("notifications/initialized", "s2"),
         ("tools/list", "s2"),  # sent again in the new session
     ]
+
+
+async def test_a_question_on_a_requests_stream_is_marked_as_that_requests() -> None:
+    """A server's request that arrives on the SSE stream of one of the gateway's requests says
+    so (``watchgate/related``): the gateway then asks the client whose call that is, never
+    another (design.md §5)."""
+    question = {"jsonrpc": "2.0", "id": 77, "method": "sampling/createMessage", "params": {"maxTokens": 5}}
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method in ("GET", "DELETE"):
+            return httpx2.Response(405)
+        body = json.loads(request.content)
+        if body.get("method") == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
+            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
+            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
+        if "id" not in body:
+            return httpx2.Response(202)
+        events = [question, {"jsonrpc": "2.0", "id": body["id"], "result": {}}]
+        stream = "".join(f"event: message\ndata: {json.dumps(e)}\n\n" for e in events)
+        return httpx2.Response(200, content=stream.encode(), headers={"content-type": "text/event-stream"})
+
+    async with connected(server) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await connection.send(b'{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"x"}}\n')
+        asked = await _next(connection)
+        assert asked["params"] == {"maxTokens": 5, "_meta": {"watchgate/related": 42}}
+        assert (await _next(connection))["id"] == 42
+        await connection.terminate()

@@ -3,7 +3,9 @@ them (watchgate/sandbox.py, ADR-018). Skipped, saying why, where bwrap cannot ru
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -131,6 +133,36 @@ async def test_credential_folders_are_hidden_even_inside_a_listed_home(
             "tools/call", {"name": "q__read", "arguments": {"path": "~/notes.txt"}}
         )
         assert text_of(home_hidden) == "mine"  # q is not sandboxed: the default is off
+
+
+async def test_the_daemons_socket_is_out_of_a_sandboxs_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sandboxed server cannot attach to the gateway that confines it (and call the servers
+    it does not confine): the runtime directories are hidden, wherever they are."""
+    runtime = Path(tempfile.mkdtemp(prefix="wg-rt-", dir="/var/tmp"))  # neither home nor /tmp
+    try:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+        monkeypatch.setenv("WATCHGATE_RUNTIME_DIR", str(runtime / "watchgate"))
+        (runtime / "watchgate").mkdir(mode=0o700)
+        (runtime / "watchgate" / "oauth.json").write_text("secret")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
+            control.bind(str(runtime / "watchgate" / "control.sock"))
+            control.listen()
+            async with gateway_with(tmp_path, probe("p", sandbox=sandboxed()), probe("q")) as (_, client):
+                where = {"path": str(runtime / "watchgate" / "control.sock")}
+                for name, expected in (("p", "refused:"), ("q", "connected")):
+                    said = await client.request(
+                        "tools/call", {"name": f"{name}__connect_unix", "arguments": where}
+                    )
+                    assert text_of(said).startswith(expected), (name, said)
+                hidden = await client.request(
+                    "tools/call",
+                    {"name": "p__read", "arguments": {"path": str(runtime / "watchgate" / "oauth.json")}},
+                )
+                assert text_of(hidden).startswith("error:")
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 async def test_a_setsid_grandchild_dies_with_the_sandbox(tmp_path: Path) -> None:

@@ -273,6 +273,8 @@ class HttpListenerConfig(Struct, kw_only=True, forbid_unknown_fields=True, froze
     tls: ListenerTlsConfig | None = None
     max_body: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024  # bytes of one POST
     max_sessions: Annotated[int, Meta(ge=1)] = 1024  # legacy sessions at once
+    # legacy sessions of one client address at once (default: a quarter of max_sessions)
+    max_sessions_per_peer: Annotated[int, Meta(ge=1)] | None = None
     session_idle_timeout: Positive = 3600.0  # a legacy session nobody used this long is ended
 
     def __post_init__(self) -> None:

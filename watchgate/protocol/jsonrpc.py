@@ -275,3 +275,44 @@ def error_code(msg: Message) -> int | None:
     body = load(msg.error)
     code = body.get("code") if isinstance(body, dict) else None
     return code if isinstance(code, int) else INTERNAL_ERROR
+
+
+#: ``params._meta`` key a transport adds to a server's request that arrived on the stream of one
+#: of the gateway's requests (Streamable HTTP): the gateway's id of that request. The gateway
+#: reads it to know whose call the question belongs to, and removes it before a client sees it.
+RELATED: Final = "watchgate/related"
+_RELATED_MARK: Final = RELATED.encode()
+
+
+def with_related(line: bytes, request_id: RequestId) -> bytes:
+    """``line`` marked as asked during ``request_id`` if it is a request (else as it is)."""
+    try:
+        msg = decode(line)
+    except JsonRpcError:
+        return line
+    if msg.kind is not Kind.REQUEST:
+        return line
+    try:
+        params = load(msg.params) if msg.params is not UNSET else {}
+    except msgspec.DecodeError:
+        return line
+    if not isinstance(params, dict):
+        return line
+    meta = params.get("_meta")
+    params["_meta"] = {**(meta if isinstance(meta, dict) else {}), RELATED: request_id}
+    return encode(msg.with_params(raw(params)))
+
+
+def pop_related(msg: Message) -> tuple[Message, RequestId | None]:
+    """The gateway's id a server's request was related to (`with_related`), and the request
+    without the mark; (msg, None) when it carries none."""
+    if msg.params is UNSET or _RELATED_MARK not in bytes(msg.params):
+        return msg, None
+    params = load(msg.params)
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or RELATED not in meta:
+        return msg, None
+    related = meta.pop(RELATED)
+    if not meta:
+        del params["_meta"]
+    return msg.with_params(raw(params)), related if isinstance(related, int | str) else None

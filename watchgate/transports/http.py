@@ -323,6 +323,9 @@ class HttpConnection(RemoteConnection):
             if event.data:
                 message = event.data.encode()
                 stream.answered = _answers(message, stream.request_id)
+                if not stream.answered and stream.request_id is not None and b'"method"' in message:
+                    # a question on this request's stream belongs to the client whose call it is
+                    message = jsonrpc.with_related(message, stream.request_id)
                 await self._deliver(message)
             return not stream.answered
 

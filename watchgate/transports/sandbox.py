@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import resource
 import shutil
@@ -34,7 +35,14 @@ if TYPE_CHECKING:
 CREDENTIAL_DIRS: Final = (
     ".ssh", ".aws", ".azure", ".gnupg", ".kube", ".docker", ".config/gcloud", ".config/gh",
     ".local/share/keyrings", ".password-store", ".netrc", ".git-credentials", ".npmrc", ".pypirc",
+    # Watchgate's own OAuth tokens and pins, and the MCP clients' configs (other servers' secrets)
+    ".config/watchgate", ".watchgate", ".claude.json", ".claude", ".config/Claude", ".cursor",
+    ".config/Code/User", ".codeium", "Library/Application Support/Claude",
+    "Library/Application Support/Code/User",
 )  # fmt: skip
+#: Where a daemon's control socket (and the user's session services) live: never inside a
+#: sandbox, or a server could attach to the gateway that confines it and call the others.
+RUNTIME_ENV_DIRS: Final = ("XDG_RUNTIME_DIR", "WATCHGATE_RUNTIME_DIR")
 FIX: Final = "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), or set sandbox.required: false"
 
 
@@ -56,7 +64,15 @@ def confine(argv: Sequence[str], sandbox: SandboxConfig | None) -> Confinement:
             raise UpstreamStartError(f"sandbox: {problem}; {FIX}")
         return Confinement(list(argv), "UNSANDBOXED")
     label = "bwrap" if sandbox.network else "bwrap net:off"
-    return Confinement([*bwrap_argv(sandbox, home=Path.home()), "--", *argv], label)
+    return Confinement([*bwrap_argv(sandbox, home=Path.home(), runtime=runtime_dirs()), "--", *argv], label)
+
+
+def runtime_dirs() -> list[Path]:
+    """This user's runtime directories (``/run/user/<uid>``, ``$XDG_RUNTIME_DIR``, a daemon's
+    ``$WATCHGATE_RUNTIME_DIR``) that exist: what every sandbox hides."""
+    places = [Path("/run/user") / str(os.getuid())]
+    places += [Path(os.environ[name]) for name in RUNTIME_ENV_DIRS if os.environ.get(name)]
+    return [place for place in dict.fromkeys(places) if place.is_dir()]
 
 
 @functools.cache
@@ -81,8 +97,9 @@ def bwrap_problem() -> str | None:
     )
 
 
-def bwrap_argv(sandbox: SandboxConfig, *, home: Path) -> list[str]:
-    """bwrap's options: later mounts win, so hiding comes first and credential folders last."""
+def bwrap_argv(sandbox: SandboxConfig, *, home: Path, runtime: Sequence[Path] = ()) -> list[str]:
+    """bwrap's options: later mounts win, so hiding comes first and credential folders and the
+    ``runtime`` directories (the daemon's socket) last."""
     args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     if sandbox.tmp == "private":
@@ -99,6 +116,8 @@ def bwrap_argv(sandbox: SandboxConfig, *, home: Path) -> list[str]:
             args += ["--tmpfs", str(hidden)]
         elif hidden.exists():
             args += ["--ro-bind", "/dev/null", str(hidden)]
+    for place in runtime:
+        args += ["--tmpfs", str(place)]
     if not sandbox.network:
         args.append("--unshare-net")
     return args  # the working directory is kept where it is visible (listed, or outside home and /tmp)

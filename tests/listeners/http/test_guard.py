@@ -10,6 +10,7 @@ import trio
 
 from tests.gateway.fakes import FakeServer, echo, make_config
 from tests.listeners.http.conftest import SSE_ACCEPT, serving
+from watchgate.config import parse_config
 from watchgate.config.schema import HttpListenerConfig
 from watchgate.errors import CannotListen
 from watchgate.gateway.tree import Gateway
@@ -66,6 +67,28 @@ async def test_a_non_loopback_address_without_a_token_is_refused() -> None:
     gateway = Gateway(make_config("fx"))
     with pytest.raises(CannotListen, match="without a bearer token"):
         HttpListener(gateway, HttpListenerConfig(listen="0.0.0.0:8848"))
+
+
+async def test_a_sandboxed_server_with_network_makes_a_token_necessary_even_on_loopback(
+    tmp_path: Path,
+) -> None:
+    """It reaches 127.0.0.1 like any local process: without a token it could use every server
+    behind the gateway that confines it."""
+    document = (
+        "proxy:\n  upstreams:\n"
+        "    - {name: boxed, command: [x], sandbox: {enabled: true}}\n"
+        "    - {name: offline, command: [x], sandbox: {enabled: true, network: false}}\n"
+    )
+    gateway = Gateway(parse_config(document))
+    with pytest.raises(CannotListen, match=r"'boxed' run sandboxed with network and could reach it"):
+        HttpListener(gateway, HttpListenerConfig(listen="127.0.0.1:0"))
+    HttpListener(gateway, HttpListenerConfig(listen="127.0.0.1:0", token_file=token_file(tmp_path, 0o600)))
+    offline = Gateway(
+        parse_config(
+            document.replace("sandbox: {enabled: true}}", "sandbox: {enabled: true, network: false}}")
+        )
+    )
+    HttpListener(offline, HttpListenerConfig(listen="127.0.0.1:0"))
 
 
 async def test_a_token_file_others_may_read_is_refused(tmp_path: Path) -> None:

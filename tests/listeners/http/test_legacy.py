@@ -219,3 +219,40 @@ async def test_bad_bodies_get_a_status_and_a_json_rpc_error() -> None:
         assert put.status_code == 405
         elsewhere = await http.post(url + "/other", content=b"{}", headers=headers)
         assert elsewhere.status_code == 404
+
+
+async def test_sessions_nobody_uses_make_room_and_only_busy_ones_are_kept() -> None:
+    """One client opening sessions without end locks nobody out: an idle session makes room,
+    first one that never made a request after its initialize; only when every session is
+    busy is a new one refused (503)."""
+    server = fixture()
+    settings = {"max_sessions": 3, "max_sessions_per_peer": 3}
+    async with serving(make_config("fx"), server, **settings) as (_, _, url), httpx.AsyncClient() as http:
+        used = LegacyClient(http, url)
+        await used.initialize()
+        await used.request("tools/list")  # a client that works: kept while others were never used
+        hoarded = []
+        for _ in range(10):  # the flood: initialize, then nothing
+            client = LegacyClient(http, url)
+            await client.initialize()
+            hoarded.append(client)
+        assert (await used.post({"jsonrpc": "2.0", "id": 9, "method": "tools/list"})).status_code == 200
+        assert (await hoarded[0].post({"jsonrpc": "2.0", "id": 9, "method": "tools/list"})).status_code == 404
+        assert (
+            await hoarded[-1].post({"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
+        ).status_code == 200
+
+        async with trio.open_nursery() as nursery:  # every session busy: now a new one must wait
+            for n, client in enumerate((used, hoarded[-2], hoarded[-1])):
+                nursery.start_soon(client.post, tool_call(100 + n, "hang"))
+            while not server.sessions or len(server.session.requests("tools/call")) < 3:
+                await trio.sleep(0.01)
+            late = LegacyClient(http, url)
+            init = {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "x", "version": "1"},
+            }
+            refused = await late.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
+            assert refused.status_code == 503 and "all busy" in refused.text
+            nursery.cancel_scope.cancel()

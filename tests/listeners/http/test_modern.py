@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx2 as httpx
+import pytest
 import trio
 
 from tests.gateway.fakes import FakeError, FakeServer, FakeSession, echo, hang, make_config, text
@@ -138,9 +140,11 @@ async def test_an_unknown_method_is_404_with_method_not_found() -> None:
         assert (response.status_code, response.json()["error"]["code"]) == (404, -32601)
 
 
-async def test_closing_the_stream_cancels_the_call_upstream() -> None:
+async def test_closing_the_stream_cancels_the_call_upstream(caplog: pytest.LogCaptureFixture) -> None:
+    """…and while it runs, the request is a client `ps --clients` shows (with its address); its
+    end is no news in the log (one line per stateless request would say nothing)."""
     server = fixture()
-    async with serving(make_config("fx"), server) as (_, _, url), httpx.AsyncClient() as http:
+    async with serving(make_config("fx"), server) as (gateway, _, url), httpx.AsyncClient() as http:
         call = modern_request(6, "tools/call", {"name": "hang", "arguments": {}})
 
         async def call_and_wait() -> None:
@@ -154,11 +158,14 @@ async def test_closing_the_stream_cancels_the_call_upstream() -> None:
                 nursery.start_soon(call_and_wait)
                 while not server.sessions or not server.session.requests("tools/call"):
                     await trio.sleep(0.01)
+                (request,) = gateway.sessions()
+                assert request.one_request and (request.peer or "").startswith("http 127.0.0.1:")
                 nursery.cancel_scope.cancel()  # the client gives up: its stream closes
             while not server.session.requests("notifications/cancelled"):
                 await trio.sleep(0.01)
         cancelled = server.session.requests("notifications/cancelled")[0]["params"]
         assert cancelled["requestId"] == server.session.requests("tools/call")[0]["id"]
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "disconnected" in r.getMessage()]
 
 
 async def test_a_modern_client_sends_no_notifications_and_no_get() -> None:

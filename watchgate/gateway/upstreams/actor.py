@@ -37,7 +37,7 @@ from watchgate.gateway.messages import (
     InternalRequest,
     UpstreamNotification,
 )
-from watchgate.gateway.ports import NotifierPort, RouterPort
+from watchgate.gateway.ports import ClientPort, NotifierPort, RouterPort
 from watchgate.gateway.upstreams.handshake import handshake
 from watchgate.gateway.upstreams.inflight import InFlightTable, Pending
 from watchgate.gateway.upstreams.serverlog import ServerLog
@@ -393,15 +393,33 @@ class UpstreamActor(Actor[UpstreamMessage]):
         if msg.method == "ping":
             await self._write(_line(jsonrpc.result_response(msg.id, {})))
             return
-        client = self._inflight.latest_client()
-        refusal = cannot_ask(self.name, msg.method, client)
+        method, server_id = msg.method, msg.id
+        msg, related = jsonrpc.pop_related(msg)
+        client, refusal = self._asked_of(method, related)
+        refusal = refusal or cannot_ask(self.name, method, client)
         if refusal is not None:
-            await self._write(_line(error_response(msg.id, refusal)))
+            await self._write(_line(error_response(server_id, refusal)))
             return
         assert client is not None  # refused above when there is none
-        request_id = self._asked.open(client, msg.id)
+        request_id = self._asked.open(client, server_id)
         client.expect_answer(request_id, self)
         await client.send(msg.with_id(request_id))
+
+    def _asked_of(self, method: str, related: object) -> tuple[ClientPort | None, JsonRpcError | None]:
+        """Whose call a server's question belongs to, never a guess across clients (ADR-025): the
+        call whose stream it came on (HTTP), else the one client with calls in flight here; with
+        several, the server is told no (over stdio nothing says which call asks)."""
+        pending = self._inflight.get(related) if isinstance(related, int) else None
+        if pending is not None and pending.client is not None:
+            return pending.client, None
+        clients = self._inflight.clients()
+        if len(clients) > 1:
+            why = (
+                f"{len(clients)} clients have calls in flight on {self.name!r} and nothing says "
+                f"whose call this {method} belongs to; Watchgate does not guess"
+            )
+            return None, JsonRpcError(jsonrpc.INVALID_REQUEST, why)
+        return (clients[0] if clients else None), None
 
     # --- endings -------------------------------------------------------------------------------
     async def _expire_loop(self, incarnation: trio.CancelScope) -> None:

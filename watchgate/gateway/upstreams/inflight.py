@@ -86,12 +86,13 @@ class InFlightTable:
     def of_client(self, client_id: int) -> list[Pending]:
         return [p for p in self._by_id.values() if p.client is not None and p.client.client_id == client_id]
 
-    def latest_client(self) -> ClientPort | None:
-        """The client whose request went upstream most recently and is still unanswered."""
+    def clients(self) -> list[ClientPort]:
+        """The clients with a request in flight, each once, the latest first."""
+        found: dict[int, ClientPort] = {}
         for pending in reversed(self._by_id.values()):
             if pending.client is not None:
-                return pending.client
-        return None
+                found.setdefault(pending.client.client_id, pending.client)
+        return list(found.values())
 
     def pop_expired(self, now: float) -> list[Pending]:
         expired = []

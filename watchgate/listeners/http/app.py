@@ -163,8 +163,9 @@ class McpHttpApp:
                     "no Mcp-Session-Id: send initialize first (2025-11-25), or give every request "
                     "_meta io.modelcontextprotocol/protocolVersion (2026-07-28)",
                 )
-            if self._sessions.full():
-                raise Refusal(503, "too many sessions; end one with DELETE, or try again later")
+            refused = self._sessions.make_room(peer)
+            if refused is not None:
+                raise Refusal(503, refused)
             return await self._sessions.open(peer, profile)
         session = self._sessions.get(session_id)
         if session is None:

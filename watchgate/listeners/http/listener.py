@@ -39,9 +39,13 @@ class HttpListener:
     def __init__(self, gateway: Gateway, config: HttpListenerConfig) -> None:
         """`CannotListen` if the configuration is refused (see ``guard.py``)."""
         self.config = config
+        _refuse_sandboxes_with_network(gateway.config, config)
         guard = RequestGuard(config)
         self.sessions = SessionTable(
-            gateway, limit=config.max_sessions, idle_timeout=config.session_idle_timeout
+            gateway,
+            limit=config.max_sessions,
+            idle_timeout=config.session_idle_timeout,
+            per_peer=config.max_sessions_per_peer,
         )
         self.app = McpHttpApp(
             gateway, config.path, guard, self.sessions, ModernRequests(gateway, self.sessions)
@@ -111,6 +115,24 @@ def _hypercorn_config(config: HttpListenerConfig) -> Config:
     if config.tls is not None:
         hc.certfile, hc.keyfile = config.tls.cert, config.tls.key
     return hc
+
+
+def _refuse_sandboxes_with_network(gateway: GatewayConfig, config: HttpListenerConfig) -> None:
+    """A sandboxed server with network reaches a loopback listener like any local process: without
+    a token it could use every server behind the gateway that confines it (`CannotListen`)."""
+    if config.token_file is not None:
+        return
+    exposed = [
+        u.name
+        for u in gateway.proxy.upstreams
+        if u.sandbox is not None and u.sandbox.enabled and u.sandbox.network
+    ]
+    if exposed:
+        raise CannotListen(
+            f"refusing to listen on {config.listen} without a bearer token: {', '.join(map(repr, exposed))} "
+            "run sandboxed with network and could reach it, and through it every server (set "
+            "proxy.http.token_file, or sandbox.network: false)"
+        )
 
 
 async def serve_http(config: GatewayConfig, audit: AuditActor | None) -> None:

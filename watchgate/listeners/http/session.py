@@ -77,6 +77,7 @@ class HttpSession:
         self._by_token: dict[int | str, EventLog] = {}
         self._open: dict[int, EventLog] = {}  # POST streams a client is reading now, by number
         self.last_used = trio.current_time()
+        self.requests = 0  # requests posted (its initialize is the first)
         self.ended = False
 
     # --- the client actor's side ----------------------------------------------------------------
@@ -137,6 +138,7 @@ class HttpSession:
         while len(self._streams) > _KEPT_STREAMS:
             self._streams.popitem(last=False)
         self._by_request[msg.id] = log
+        self.requests += 1
         token = progress_token(msg.params)
         if token is not None:
             self._by_token[token] = log
