@@ -327,3 +327,100 @@ async def test_a_question_on_a_requests_stream_is_marked_as_that_requests() -> N
         assert asked["params"] == {"maxTokens": 5, "_meta": {"watchgate/related": 42}}
         assert (await _next(connection))["id"] == 42
         await connection.terminate()
+
+
+async def test_a_get_stream_that_says_retry_0_and_closes_is_not_reopened_in_a_loop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """`retry: 0` and an empty stream, again and again: reopened later each time, then left."""
+    gets: list[float] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "DELETE":
+            return httpx2.Response(200)
+        if request.method == "GET":
+            gets.append(trio.current_time())
+            return _sse("retry: 0\n\n")
+        body = json.loads(request.content)
+        if body.get("method") == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
+            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
+            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
+        return httpx2.Response(202)
+
+    async with connected(server) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        await trio.sleep(3600)
+        await connection.terminate()
+    assert 1 <= len(gets) <= 6  # not 700 a second
+    gaps = [b - a for a, b in zip(gets, gets[1:], strict=False)]
+    assert all(gap >= 0.5 for gap in gaps) and gaps == sorted(gaps)  # floored, then backing off
+
+
+async def test_an_answer_over_the_bound_is_refused_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a stdio server's line over 128 MiB is refused, so is an HTTP answer (bound made small)."""
+    monkeypatch.setattr(http_module, "MAX_ANSWER", 4096)
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method in ("GET", "DELETE"):
+            return httpx2.Response(405)
+        body = json.loads(request.content)
+        if body.get("method") == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
+            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
+            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
+        if body.get("method") != "tools/call":
+            return httpx2.Response(202 if "id" not in body else 404)
+        huge = {
+            "jsonrpc": "2.0",
+            "id": body["id"],
+            "result": {"content": [{"type": "text", "text": "x" * 10_000}]},
+        }
+        return httpx2.Response(200, json=huge)
+
+    async with connected(server) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await connection.send(b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"big"}}\n')
+        refused = await _next(connection)
+        assert refused["id"] == 5 and "answered with more than" in refused["error"]["message"]
+        await connection.terminate()
+
+
+async def test_a_call_the_gateway_cancels_stops_being_read(autojump_clock: trio.testing.MockClock) -> None:
+    """A legacy-era call that timed out (the actor sends notifications/cancelled) leaves no task
+    reading its response stream and no stream open."""
+    closed = trio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            yield b"event: message\ndata: \n\n"
+            await trio.sleep_forever()
+        finally:
+            closed.set()
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method in ("GET", "DELETE"):
+            return httpx2.Response(405)
+        body = json.loads(request.content)
+        if body.get("method") == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
+            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
+            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
+        if body.get("method") == "tools/call":
+            return httpx2.Response(200, content=endless(), headers={"content-type": "text/event-stream"})
+        return httpx2.Response(202 if "id" not in body else 404)
+
+    async with connected(server) as connection:
+        await connection.send(INIT + b"\n")
+        await _next(connection)
+        await connection.send(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"slow"}}\n')
+        await trio.sleep(60)
+        assert not closed.is_set()
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 8}}
+        await connection.send(json.dumps(cancel).encode() + b"\n")
+        with trio.fail_after(5):
+            await closed.wait()
+        await connection.terminate()

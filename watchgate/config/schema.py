@@ -272,6 +272,7 @@ class HttpListenerConfig(Struct, kw_only=True, forbid_unknown_fields=True, froze
     allowed_origins: tuple[str, ...] = ()
     tls: ListenerTlsConfig | None = None
     max_body: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024  # bytes of one POST
+    body_timeout: Positive = 10.0  # seconds a POST's body may take to arrive once its headers have
     max_sessions: Annotated[int, Meta(ge=1)] = 1024  # legacy sessions at once
     # legacy sessions of one client address at once (default: a quarter of max_sessions)
     max_sessions_per_peer: Annotated[int, Meta(ge=1)] | None = None

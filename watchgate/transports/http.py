@@ -32,6 +32,7 @@ OAuth 2.1 (``auth: {type: oauth}``) is an ``httpx2.Auth`` on the connection's cl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -65,8 +66,13 @@ _VERSION: Final = "mcp-protocol-version"
 _MAX_BODY_QUOTED: Final = 200
 _INITIALIZE: Final = b'"initialize"'
 _INITIALIZED: Final = b'"notifications/initialized"'
+_CANCELLED: Final = b'"notifications/cancelled"'
 _GET_RETRIES: Final = 5  # GET streams that fail in a row before the gateway stops reopening it
 _GET_RETRY_DELAY: Final = 1.0
+MAX_ANSWER: Final = 128 * 1024 * 1024  # the same bound as a stdio server's line
+_MAX_ERROR_BODY: Final = 64 * 1024  # of an HTTP error's body: only its start is ever quoted
+_MIN_RETRY: Final = 0.5  # a server's `retry:` below this is taken as this (`retry: 0` would spin)
+_MAX_RETRY: Final = 30.0
 _LEGACY_STATUSES: Final = (400, 404, 405)  # an initialize refused so: a legacy HTTP+SSE server
 
 
@@ -87,7 +93,9 @@ class HttpConnection(RemoteConnection):
         self._probe_modern = config.protocol != "legacy"  # the 2026-07-28 era first, then initialize
         self._modern: ModernSession | None = None
         self._listen_stream: ListenStream | None = None  # modern era: what it says outside requests
-        self._calls: dict[object, trio.CancelScope] = {}  # modern era: closing a call's stream cancels it
+        # a call's POST, by request id: closing its stream cancels it (modern era), and a legacy
+        # call the gateway cancels stops being read
+        self._calls: dict[object, trio.CancelScope] = {}
 
     async def send(self, data: Line) -> None:
         """POST each message; the answers arrive through ``receive``. Raises `PeerGone` once the
@@ -101,6 +109,8 @@ class HttpConnection(RemoteConnection):
                 continue
             if len(self._handshake) < 2 and (_INITIALIZE in line or _INITIALIZED in line):
                 self._handshake.append(line)  # the first two lines the actor sends
+            if _CANCELLED in line:
+                self._stop_reading(line)  # the call is over for the gateway: so is its stream
             self._nursery.start_soon(self._post, line)
             if not self._listening and self._endpoint is None and _INITIALIZED in line:
                 self._listening = True
@@ -146,7 +156,30 @@ class HttpConnection(RemoteConnection):
         except UpstreamAuthError as exc:  # OAuth failed, or a person must log in first
             self._end(str(exc), needs_login=exc.needs_login)
 
+    def _stop_reading(self, cancel: bytes) -> None:
+        """A legacy-era call the gateway cancelled (timed out, or its client gave up): stop
+        reading its response stream, so no task and no connection outlive the call."""
+        try:
+            params = jsonrpc.load(jsonrpc.decode(cancel).params)
+        except (JsonRpcError, msgspec.DecodeError):
+            return
+        scope = self._calls.get(params.get("requestId")) if isinstance(params, dict) else None
+        if scope is not None:
+            scope.cancel()
+
     async def _post(self, line: bytes, *, renewed: bool = False) -> None:
+        request_id = _request_id(line)
+        if request_id is None:
+            await self._post_one(line, renewed=renewed)
+            return
+        with trio.CancelScope() as scope:
+            self._calls[request_id] = scope
+            try:
+                await self._post_one(line, renewed=renewed)
+            finally:
+                self._calls.pop(request_id, None)
+
+    async def _post_one(self, line: bytes, *, renewed: bool = False) -> None:
         with self._ending_on_failure():
             if self._probe_modern and _INITIALIZE in line:
                 self._probe_modern = False
@@ -167,7 +200,7 @@ class HttpConnection(RemoteConnection):
             if renewed:  # forgotten again at once: this server keeps no sessions
                 self._end(f"{self.host} ended the session (HTTP 404)")
             elif await self._renew(session):
-                await self._post(line, renewed=True)
+                await self._post_one(line, renewed=True)
 
     # -- the 2026-07-28 era (transports/modern.py says what is translated) ------------------------
 
@@ -262,7 +295,7 @@ class HttpConnection(RemoteConnection):
             await self._fall_back(line, status)
             return
         if status >= 400:
-            body = await response.aread()
+            body = await _read_bounded(response, _MAX_ERROR_BODY)
             if _answers(body, _request_id(line)):  # the server's own JSON-RPC error says it best
                 await self._deliver(body)
                 return
@@ -270,7 +303,12 @@ class HttpConnection(RemoteConnection):
             return
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind != "text/event-stream":
-            await self._deliver(await response.aread())
+            try:
+                body = await _read_bounded(response, MAX_ANSWER)
+            except _TooLarge:
+                await self._refuse(line, f"{self.host} answered with more than {MAX_ANSWER >> 20} MiB")
+                return
+            await self._deliver(body)
             return
         stream = _RequestStream(_request_id(line))
         await self._read_events(response, stream)
@@ -319,7 +357,7 @@ class HttpConnection(RemoteConnection):
             if event.id:
                 stream.last_event_id = event.id
             if event.retry is not None:
-                stream.retry = event.retry / 1000
+                stream.retry = _retry_delay(event.retry)
             if event.data:
                 message = event.data.encode()
                 stream.answered = _answers(message, stream.request_id)
@@ -365,18 +403,24 @@ class HttpConnection(RemoteConnection):
                 async with self._client.stream("GET", self.url, headers=headers) as response:
                     if response.status_code >= 400:  # 405: this server offers no such stream
                         return
-                    failures = 0
+                    delivered = False
                     async for event in httpx2.EventSource(response):
                         if event.id:
                             self._last_event_id = event.id
                         if event.retry is not None:
-                            delay = event.retry / 1000
+                            delay = _retry_delay(event.retry)
                         if event.data:
+                            delivered = True
                             await self._deliver(event.data.encode())
+                # a stream that ends before it said anything is a failure too (no endless loop)
+                failures = 0 if delivered else failures + 1
             except (httpx2.HTTPError, UpstreamAuthError) as exc:
                 failures += 1
                 _log.debug("[%s] the GET stream dropped: %r", self.server, exc)
-            await trio.sleep(delay)  # dropped or ended: reopen, resuming after the last event
+            # dropped or ended: reopen, resuming after the last event, later each time in vain
+            await trio.sleep(min(_MAX_RETRY, delay * 2 ** max(0, failures - 1)))
+        if failures >= _GET_RETRIES:
+            _log.info("[%s] its GET stream keeps ending: not reopened (calls still work)", self.server)
 
     async def _deliver(self, message: bytes) -> None:
         if self._modern is None:
@@ -414,6 +458,32 @@ class HttpConnection(RemoteConnection):
             _log.debug("[%s] DELETE of the session failed: %r", self.server, exc)
 
 
+class _TooLarge(Exception):
+    """An answer over the bound: nothing of it is kept."""
+
+
+async def _read_bounded(response: httpx2.Response, limit: int) -> bytes:
+    """The body, read as it comes; `_TooLarge` past ``limit`` bytes (a huge answer is refused as a
+    stdio server's huge line is, not held whole in memory). An error body is cut at ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    async with contextlib.aclosing(response.aiter_bytes()) as body:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:
+                if limit == _MAX_ERROR_BODY:
+                    chunks.append(chunk[: limit - (size - len(chunk))])
+                    break
+                raise _TooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _retry_delay(retry_ms: int) -> float:
+    """A server's SSE ``retry:`` as seconds to wait, within [_MIN_RETRY, _MAX_RETRY]."""
+    return min(_MAX_RETRY, max(_MIN_RETRY, retry_ms / 1000))
+
+
 class _RequestStream:
     """What is known of one request's SSE stream: whether it has answered, and how to resume it."""
 
@@ -441,7 +511,10 @@ async def _first_message(response: httpx2.Response) -> bytes:
     """The first message of an answer, whether it came as JSON or as an event stream."""
     kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind != "text/event-stream":
-        return await response.aread()
+        try:
+            return await _read_bounded(response, MAX_ANSWER)
+        except _TooLarge:
+            raise UpstreamStartError(f"the server's first answer is over {MAX_ANSWER >> 20} MiB") from None
     first: list[bytes] = []
 
     async def take(event: httpx2.ServerSentEvent) -> bool:

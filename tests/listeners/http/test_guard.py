@@ -15,6 +15,7 @@ from watchgate.config.schema import HttpListenerConfig
 from watchgate.errors import CannotListen
 from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http import HttpListener
+from watchgate.listeners.http.app import MAX_BODIES_IN_TRANSIT
 
 INIT = {
     "jsonrpc": "2.0",
@@ -152,3 +153,43 @@ async def test_https_with_a_certificate(tmp_path: Path) -> None:
         async with httpx.AsyncClient(verify=context) as http:
             response = await http.post(url, json=INIT, headers=HEADERS)
         assert response.status_code == 200
+
+
+async def _slow_body(port: int) -> bytes:
+    """Headers that promise a body, ten bytes of it, then silence: what comes back."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        head = (
+            f"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+            f"accept: {SSE_ACCEPT}\r\ncontent-length: 100\r\n\r\n"
+        )
+        await stream.send_all(head.encode() + b'{"jsonrpc"')
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+async def test_a_body_that_does_not_arrive_is_cut_off_and_a_flood_of_them_holds_no_sockets() -> None:
+    """408 once ``body_timeout`` has passed; past the bodies that may be in transit at once a
+    POST is refused at once (503), so slow senders cannot take every descriptor."""
+    async with serving(make_config("fx"), FakeServer("fx"), body_timeout=2) as (_, _, url):
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with trio.fail_after(10):
+            assert (await _slow_body(port)).startswith(b"HTTP/1.1 408")
+        answers: list[bytes] = []
+
+        async def one() -> None:
+            answers.append(await _slow_body(port))
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for _ in range(MAX_BODIES_IN_TRANSIT + 20):
+                    nursery.start_soon(one)
+        statuses = sorted(a.split(b" ", 2)[1] if a else b"closed" for a in answers)
+        assert statuses.count(b"503") >= 20 and set(statuses) <= {b"408", b"503"}
+        async with httpx.AsyncClient() as http:  # and the listener serves the next client
+            assert (await http.get(url.replace("/mcp", "/healthz"))).status_code == 200

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs
 
 import msgspec
@@ -53,6 +53,11 @@ _PRIMING_SINCE = "2025-11-25"  # clients of this revision on take an empty event
 JSON_WINDOW = 0.2
 
 
+#: POSTs whose body may be on its way at once; past it a POST is refused at once (503) rather
+#: than left holding a socket: a flood of slow bodies cannot exhaust the gateway's descriptors.
+MAX_BODIES_IN_TRANSIT: Final = 256
+
+
 class McpHttpApp:
     def __init__(
         self, gateway: Gateway, path: str, guard: RequestGuard, sessions: SessionTable, modern: ModernRequests
@@ -63,6 +68,7 @@ class McpHttpApp:
         self._sessions = sessions
         self._modern = modern
         self.draining = False  # shutting down: nothing new is taken
+        self._reading_bodies = 0  # POSTs whose body is still on its way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -105,7 +111,13 @@ class McpHttpApp:
     # --- POST ------------------------------------------------------------------------------------
     async def _post(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         stream_ok = self._guard.check_post(headers)
-        body = await read_body(receive, self._guard.max_body)
+        if self._reading_bodies >= MAX_BODIES_IN_TRANSIT:  # slow senders cannot take every socket
+            raise Refusal(503, "too many requests are still sending their bodies; try again shortly")
+        self._reading_bodies += 1
+        try:
+            body = await read_body(receive, self._guard.max_body, self._guard.body_timeout)
+        finally:
+            self._reading_bodies -= 1
         try:
             msg = jsonrpc.decode(body, check_utf8=True)
         except jsonrpc.InvalidRequest as exc:

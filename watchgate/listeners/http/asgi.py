@@ -54,21 +54,25 @@ def error_body(message: str, code: int = -32600, request_id: int | str | None = 
     return _encoder.encode({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body; `Refusal` (413) past ``limit`` bytes, whatever Content-Length said."""
+async def read_body(receive: Receive, limit: int, timeout: float = 10.0) -> bytes:
+    """The whole request body; `Refusal` (413) past ``limit`` bytes, whatever Content-Length said,
+    and (408) when it has not all arrived within ``timeout`` seconds: a client that sends its
+    headers and then trickles or withholds its body must not hold a connection for ever."""
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Refusal(400, "the client went away before its body arrived")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise Refusal(413, f"the body is over {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    with trio.move_on_after(timeout):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Refusal(400, "the client went away before its body arrived")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise Refusal(413, f"the body is over {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+    raise Refusal(408, f"the body did not arrive within {timeout:g} s")
 
 
 async def respond(
@@ -84,8 +88,13 @@ async def respond(
         all_headers.append((b"content-length", b"%d" % len(body)))
     if body:
         all_headers.append((b"content-type", content_type))
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": body})
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": all_headers})
+        await send({"type": "http.response.body", "body": body})
+    except trio.BusyResourceError:
+        # hypercorn's own task is writing to this connection (a refusal sent while the client's
+        # body still streams in): the connection is lost either way, and no traceback is owed
+        return
 
 
 def sse_event(data: bytes, event_id: str | None) -> bytes:

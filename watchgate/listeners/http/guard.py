@@ -76,6 +76,7 @@ class RequestGuard:
             )
         self._origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
         self._max_body = config.max_body
+        self.body_timeout = config.body_timeout
 
     def check(self, headers: dict[str, str]) -> None:
         """Raise `Refusal` unless the origin and the token are acceptable."""

@@ -8,7 +8,9 @@ and lets hypercorn close connections within ``GRACE`` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import resource
 import signal
 import socket
 import ssl
@@ -57,7 +59,9 @@ class HttpListener:
         self.urls: list[str] = []
 
     def bind(self) -> None:
-        """Claim the address now; `CannotListen` names it and why not (or the TLS files)."""
+        """Claim the address now; `CannotListen` names it and why not (or the TLS files). The
+        process may hold as many descriptors as the system lets it: each client is one."""
+        _more_descriptors()
         if self.config.tls is not None:
             try:  # hypercorn would load them once serving: a missing file must be one line now
                 self._hypercorn.create_ssl_context()
@@ -115,6 +119,14 @@ def _hypercorn_config(config: HttpListenerConfig) -> Config:
     if config.tls is not None:
         hc.certfile, hc.keyfile = config.tls.cert, config.tls.key
     return hc
+
+
+def _more_descriptors() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _refuse_sandboxes_with_network(gateway: GatewayConfig, config: HttpListenerConfig) -> None:
