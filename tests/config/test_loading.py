@@ -271,3 +271,25 @@ def test_command_and_args_the_way_every_mcp_client_writes_them_load_without_a_wa
 def test_args_that_are_not_a_list_of_strings_are_refused_with_their_path() -> None:
     with pytest.raises(ConfigError, match=r"proxy\.upstream\.args: expected a list of strings"):
         parse_config("proxy:\n  upstream:\n    command: [npx]\n    args: -y\n")
+
+
+def test_a_password_in_an_upstream_url_is_never_shown_and_never_beside_auth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(
+            "proxy:\n  upstream:\n    transport: http\n    url: http://admin:pw@127.0.0.1:9/mcp\n"
+            "    auth: {type: bearer, token_env: T}\n"
+        )
+    assert "user:password in it and auth is given too" in str(refused.value) and "pw@" not in str(refused.value)
+    with pytest.raises(ConfigError) as bad:
+        parse_config("proxy:\n  upstream:\n    transport: http\n    url: ftp://admin:pw@host/mcp\n")
+    assert "ftp://host/mcp" in str(bad.value) and "admin:pw" not in str(bad.value)
+
+
+def test_a_url_is_shown_without_its_user_and_password() -> None:
+    from watchgate.protocol.urls import shown_host, shown_url
+
+    assert shown_url("http://admin:pw@h:8/mcp?x=1") == "http://h:8/mcp?x=1"
+    assert shown_host("https://u:p@example.test/mcp") == "example.test"
+    assert shown_url("http://h/mcp") == "http://h/mcp"

@@ -425,3 +425,38 @@ async def test_a_call_the_gateway_cancels_stops_being_read(autojump_clock: trio.
         with trio.fail_after(5):
             await closed.wait()
         await connection.terminate()
+
+
+async def test_a_token_the_server_repeats_is_redacted_from_what_it_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A configured bearer token that a server quotes back (an error that echoes the request)
+    never reaches a client, a log line or a reason."""
+    token = "tok-0123456789abcdef"
+    monkeypatch.setenv("UPSTREAM_TOKEN", token)
+    config = parse_config(
+        f"proxy:\n  upstream:\n    transport: http\n    url: {URL}\n    auth: {{type: bearer, token_env: UPSTREAM_TOKEN}}\n"
+    ).proxy.upstreams[0]
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method in ("GET", "DELETE"):
+            return httpx2.Response(405)
+        body = json.loads(request.content)
+        said = request.headers["authorization"]
+        if body.get("method") == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": said}}
+            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
+            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
+        if body.get("method") == "tools/call":
+            return httpx2.Response(500, text=f"cannot use {said}")
+        return httpx2.Response(202 if "id" not in body else 404)
+
+    async with http_module.open_client(config) as (client, nursery):
+        client._transport = httpx2.MockTransport(server)  # the configured client, a mock wire
+        connection = HttpConnection(config, client, nursery)
+        await connection.send(INIT + b"\n")
+        first = json.dumps(await _next(connection))
+        await connection.send(b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x"}}\n')
+        error = json.dumps(await _next(connection))
+        await connection.terminate()
+    assert token not in first + error and "[REDACTED]" in first and "[REDACTED]" in error

@@ -27,6 +27,7 @@ from watchgate.config.load import load_config
 from watchgate.config.schema import UpstreamConfig
 from watchgate.daemon.paths import find_config
 from watchgate.errors import WatchgateError
+from watchgate.protocol.urls import shown_url
 from watchgate.sanitize import clean
 
 _LOGIN_TIMEOUT = 300.0
@@ -135,7 +136,7 @@ async def _login_async(
         async with httpx2.AsyncClient(auth=auth, timeout=30.0, follow_redirects=False) as client:
             response = await _ask_until_challenged(client, upstream.url or "", storage)
     except httpx2.HTTPError as exc:
-        raise WatchgateError(f"cannot reach {upstream.url}: {exc}") from None
+        raise WatchgateError(f"cannot reach {shown_url(upstream.url or '')}: {exc}") from None
     finally:
         server.server_close()
     entry = storage.entry()

@@ -44,6 +44,7 @@ from watchgate.config.yamlsource import (
 from watchgate.errors import ConfigError, ConfigProblem, YamlSyntaxError
 from watchgate.plugins.registry import check_entries
 from watchgate.protocol.namespace import SERVER_NAME_RE
+from watchgate.protocol.urls import shown_url
 
 __all__ = ["load_config", "parse_config"]
 
@@ -336,7 +337,11 @@ class _Builder:
             parts = urlsplit(url)
             if parts.scheme.lower() not in schemes or not parts.netloc:
                 wanted = " or ".join(f"{scheme}://" for scheme in schemes)
-                message = f"must start with {wanted} when transport is {u.transport}, got {url!r}"
+                shown = shown_url(url)
+                message = f"must start with {wanted} when transport is {u.transport}, got {shown!r}"
+                self.add(join_path(path, "url"), message)
+            elif (parts.username or parts.password) and u.auth is not None:
+                message = "has a user:password in it and auth is given too: keep one (auth: is the way)"
                 self.add(join_path(path, "url"), message)
         if len(self.problems) > before:
             return None

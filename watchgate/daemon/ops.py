@@ -9,7 +9,6 @@ import os
 import shlex
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import msgspec
 import trio
@@ -32,6 +31,7 @@ from watchgate.errors import ConfigError, exit_reason
 from watchgate.gateway.messages import RefreshLists
 from watchgate.gateway.tree import Gateway
 from watchgate.protocol.catalog import LIST_KINDS
+from watchgate.protocol.urls import shown_host, shown_url
 
 _log = logging.getLogger("watchgate.control")
 
@@ -159,7 +159,7 @@ class ControlOps:
             transport=str(actor.config.transport),
             state=state,
             pid=actor.pid,
-            host=urlsplit(actor.config.url).netloc if actor.config.url else None,
+            host=shown_host(actor.config.url) if actor.config.url else None,
             uptime=now - status.started_at if running and status.started_at is not None else None,
             restarts=status.restarts,
             tools=gateway.router.tool_count(status.name),
@@ -191,7 +191,7 @@ class ControlOps:
         events = [line for line in actor.log.tail(1000) if " event: " in line][-10:]
         return ServerDetail(
             row=self._row(gateway.upstream_supervisor.status(name), trio.current_time()),
-            target=config.url or shlex.join(config.command),
+            target=shown_url(config.url) if config.url else shlex.join(config.command),
             policy=policy,
             protocol=ready.protocol_version if ready is not None else None,
             server=served.strip() or None,

@@ -83,6 +83,7 @@ class HttpConnection(RemoteConnection):
         super().__init__(config)
         self._client = client
         self._nursery = nursery
+        client.event_hooks["request"].append(self._remember_authorization)
         self._session_id: str | None = None
         self._protocol_version: str | None = None
         self._listening = False
@@ -115,6 +116,13 @@ class HttpConnection(RemoteConnection):
             if not self._listening and self._endpoint is None and _INITIALIZED in line:
                 self._listening = True
                 self._nursery.start_soon(self._listen)
+
+    async def _remember_authorization(self, request: httpx2.Request) -> None:
+        """The credential each request carries (a bearer token, or OAuth's current access token),
+        so that a server repeating it has it redacted (``RemoteConnection.redacted``)."""
+        credential = request.headers.get("authorization")
+        if credential is not None:
+            self.remember_credential(credential)
 
     def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
         if self._modern is not None:  # only the 2026-07-28 era has input_required results

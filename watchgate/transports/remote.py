@@ -24,6 +24,7 @@ from msgspec import UNSET
 from watchgate.errors import JsonRpcError, PeerGone, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
+from watchgate.protocol.urls import shown_host
 
 if TYPE_CHECKING:
     from watchgate.config.schema import AuthConfig, UpstreamConfig
@@ -43,13 +44,19 @@ class RemoteConnection:
     def __init__(self, config: UpstreamConfig) -> None:
         assert config.url is not None
         self.url = config.url
-        self.host = urlsplit(config.url).netloc
+        self.host = shown_host(config.url)  # never its user:password
         self.server = config.name  # what log lines name: the server, as ps and the config do
         self.stderr_tail: list[str] = []  # a remote server has no stderr
         self._incoming, self._bursts = trio.open_memory_channel[list[bytes]](_QUEUED)
         self._ended = trio.Event()
         self._reason = "the connection was closed"
         self.needs_login = False  # it ended because a person must run `watchgate auth login`
+        # the exact credentials this connection sends (configured header values, the bearer or
+        # OAuth token): a server that repeats one in what it says has it replaced, everywhere
+        self.secrets: set[bytes] = {v.encode() for v in config.headers.values() if len(v) >= 8}
+        password = urlsplit(config.url).password
+        if password:
+            self.secrets.add(password.encode())
 
     def send_nowait(self, data: Line) -> int:
         return 0
@@ -78,7 +85,20 @@ class RemoteConnection:
         if self._ended.is_set():
             raise PeerGone(self._reason)
 
+    def redacted(self, data: bytes) -> bytes:
+        """``data`` without any credential this connection sends."""
+        for secret in self.secrets:
+            if secret in data:
+                data = data.replace(secret, b"[REDACTED]")
+        return data
+
+    def remember_credential(self, value: str) -> None:
+        token = value.partition(" ")[2] or value  # "Bearer abc" -> "abc"
+        if len(token) >= 8:
+            self.secrets.add(token.encode())
+
     async def _deliver(self, message: bytes) -> None:
+        message = self.redacted(message)
         # the actor stopped reading: the connection is over
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._incoming.send([message])
@@ -89,6 +109,7 @@ class RemoteConnection:
             msg = jsonrpc.decode(line)
         except JsonRpcError:
             return
+        reason = self.redacted(reason.encode()).decode()
         if msg.kind is not Kind.REQUEST or msg.id is None or msg.id is UNSET:
             _log.warning("[%s] %s", self.server, reason)
             return
@@ -98,6 +119,7 @@ class RemoteConnection:
     def _end(self, reason: str, *, needs_login: bool = False) -> None:
         if self._ended.is_set():
             return
+        reason = self.redacted(reason.encode()).decode()
         self.needs_login = needs_login
         self._reason = reason
         self._ended.set()

@@ -23,6 +23,7 @@ from trio_websocket import (
 
 from watchgate.errors import PeerGone, UpstreamStartError
 from watchgate.protocol.jsonrpc import Line
+from watchgate.protocol.urls import shown_url
 from watchgate.sanitize import clean
 from watchgate.transports.remote import RemoteConnection, request_headers, ssl_context
 
@@ -81,7 +82,8 @@ async def websocket_connector(config: UpstreamConfig) -> AsyncIterator[WebSocket
     """Open a WebSocket to ``config.url`` offering the ``mcp`` subprotocol."""
     if not config.url:
         raise UpstreamStartError("transport websocket needs a url")
-    headers = [(name.encode(), value.encode()) for name, value in request_headers(config).items()]
+    sent = request_headers(config)
+    headers = [(name.encode(), value.encode()) for name, value in sent.items()]
     opening = open_websocket_url(
         config.url,
         ssl_context(config),
@@ -101,8 +103,12 @@ async def websocket_connector(config: UpstreamConfig) -> AsyncIterator[WebSocket
             ) from None
         except (HandshakeError, OSError, trio.TooSlowError) as exc:
             reason = clean(str(exc) or type(exc).__name__)
-            raise UpstreamStartError(f"cannot open a WebSocket to {config.url}: {reason}") from None
+            raise UpstreamStartError(
+                f"cannot open a WebSocket to {shown_url(config.url)}: {reason}"
+            ) from None
         connection = WebSocketUpstream(config, socket)
+        if "authorization" in sent:
+            connection.remember_credential(sent["authorization"])
         nursery = await stack.enter_async_context(trio.open_nursery())
         nursery.start_soon(connection.read)
         try:
