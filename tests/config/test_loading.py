@@ -281,7 +281,9 @@ def test_a_password_in_an_upstream_url_is_never_shown_and_never_beside_auth(
             "proxy:\n  upstream:\n    transport: http\n    url: http://admin:pw@127.0.0.1:9/mcp\n"
             "    auth: {type: bearer, token_env: T}\n"
         )
-    assert "user:password in it and auth is given too" in str(refused.value) and "pw@" not in str(refused.value)
+    assert "user:password in it and auth is given too" in str(refused.value) and "pw@" not in str(
+        refused.value
+    )
     with pytest.raises(ConfigError) as bad:
         parse_config("proxy:\n  upstream:\n    transport: http\n    url: ftp://admin:pw@host/mcp\n")
     assert "ftp://host/mcp" in str(bad.value) and "admin:pw" not in str(bad.value)

@@ -198,24 +198,31 @@ DEEP = b"[" * 1000 + b"]" * 1000
 
 
 @pytest.mark.parametrize(
-    ("line", "code", "words"),
+    ("line", "answered_as", "code", "words"),
     [
-        (DEEP, -32600, "batch requests are not supported"),
-        (
+        (DEEP, None, -32600, "batch requests are not supported"),
+        (  # answered under its id: the client is waiting for it (it hung before)
             b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"a":' + DEEP + b"}}",
-            -32700,
-            "too deeply",
+            3,
+            -32600,
+            "nested too deeply",
         ),
-        (b'{"jsonrpc":"2.0","id":' + DEEP + b',"method":"ping"}', -32600, "`id`"),
+        (
+            b'{"params":{"a":' + DEEP + b'},"method":"tools/call","id":"late","jsonrpc":"2.0"}',
+            "late",
+            -32600,
+            "nested too deeply",
+        ),
+        (b'{"jsonrpc":"2.0","id":' + DEEP + b',"method":"ping"}', None, -32600, "`id`"),
     ],
 )
 async def test_deeply_nested_json_is_an_error_and_the_session_goes_on(
-    line: bytes, code: int, words: str, autojump_clock: trio.testing.MockClock
+    line: bytes, answered_as: object, code: int, words: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with running_gateway(make_config("solo"), FakeServer("solo")) as (_, client):
         await client.initialize()
         await client.send_raw(line + b"\n")
-        error = (await client.response(None))["error"]
+        error = (await client.response(answered_as))["error"]
         assert error["code"] == code and words in error["message"]
         assert (await client.request("ping"))["result"] == {}
 

@@ -4,6 +4,7 @@ secrets, and the plugin in a gateway. Test keys are the documented example keys,
 from __future__ import annotations
 
 import base64
+import logging
 import json
 from typing import Any
 
@@ -240,3 +241,17 @@ async def test_secrets_block_mode_per_server(autojump_clock: trio.testing.MockCl
         )
         text: Any = (await client.result("tools/call", {"name": "relaxed__read"}))["content"][0]["text"]
         assert text == "[REDACTED:aws_access_key]"
+
+
+async def test_a_redacted_uri_is_not_written_into_the_log(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = FakeServer("store", tools={"echo": echo}, resources=[f"https://s3.test/x?access_key={AWS}"])
+    server.capabilities = {"tools": {}, "resources": {}}
+    config = config_with("store", plugins=[{"name": "secrets"}])
+    with caplog.at_level(logging.INFO, logger="watchgate"):
+        async with running_gateway(config, server) as (_, client):
+            await client.initialize()
+            await client.request("resources/read", {"uri": f"https://s3.test/x?access_key={AWS}"})
+    assert "secrets changed the request of resources/read" in caplog.text
+    assert AWS not in caplog.text

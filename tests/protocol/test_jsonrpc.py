@@ -4,7 +4,7 @@ import msgspec
 import pytest
 import trio
 
-from watchgate.errors import LineTooLong
+from watchgate.errors import JsonRpcError, LineTooLong
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, error_response
 from watchgate.wire.framing import LineReader
@@ -196,3 +196,19 @@ def test_invalid_utf8_inside_a_raw_member_is_a_parse_error_when_asked() -> None:
     with pytest.raises(jsonrpc.ParseError, match="invalid UTF-8 at byte 61"):
         jsonrpc.decode(line, check_utf8=True)
     assert jsonrpc.decode('{"jsonrpc":"2.0","id":1,"method":"é"}'.encode(), check_utf8=True).method == "é"
+
+
+def test_a_message_too_deep_to_decode_is_refused_under_its_own_id() -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    cases = [
+        (b'{"params":{"id":"inner","x":' + deep + b'},"id":7,"method":"m","jsonrpc":"2.0"}', 7),
+        (b'{"id":"a\\\\\\"b","params":' + deep + b',"method":"m","jsonrpc":"2.0"}', 'a\\"b'),
+        (b'{"method":"m","params":' + deep + b"}", None),
+        (b'{"id":true,"params":' + deep + b"}", None),
+    ]
+    for line, expected in cases:
+        with pytest.raises(jsonrpc.InvalidRequest) as refused:
+            jsonrpc.decode(line)
+        assert refused.value.request_id == expected
+    with pytest.raises(JsonRpcError, match="nested too deeply"):
+        jsonrpc.object_fields(msgspec.Raw(b'{"a":' + deep + b"}"), "params of 'm'")

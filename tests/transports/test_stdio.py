@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from pathlib import Path
@@ -134,3 +135,13 @@ async def test_a_server_outlives_the_thread_that_started_it(monkeypatch: pytest.
         with trio.fail_after(5):
             assert await first_line(proc) == b"still alive"
     assert proc.returncode == 0
+
+
+async def test_a_gateway_that_starts_servers_is_undumpable() -> None:
+    """An unsandboxed server runs as the same user: it must not read the gateway's memory or
+    environment (/proc/<pid>/environ), where every other server's secrets are."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    async with open_stdio_process("cat", ["cat"], shutdown_timeout=5) as process:
+        await process.send(b"hello\n")
+        assert await first_line(process) == b"hello"
+        assert prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE in this process: off

@@ -347,14 +347,20 @@ def _set_body(message: PluginMessage, body: Any) -> None:
         message.result = body
 
 
+_NAMED_METHODS: Final = frozenset({"tools/call", "prompts/get"})
+
+
 def _log_decision(decision: Decision, pctx: PluginContext) -> None:
+    """One line per decision, naming the tool or prompt; never a resource's URI, which can carry
+    the very secret the plugin just took out (``resources/read https://…?access_key=…``)."""
+    name = (pctx.name or "") if pctx.method in _NAMED_METHODS else ""
     if decision.action == "allow":
         _log.info(
             "[%s] plugin %s flags %s %s: %s",
             pctx.upstream,
             decision.plugin,
             pctx.method,
-            pctx.name or "",
+            name,
             decision.reason,
         )
         return
@@ -370,7 +376,7 @@ def _log_decision(decision: Decision, pctx: PluginContext) -> None:
         verb,
         decision.stage,
         pctx.method,
-        pctx.name or "",
+        name,
         decision.reason,
     )
 

@@ -111,7 +111,8 @@ def decode(line: bytes, *, check_utf8: bool = False) -> Message:
     except msgspec.DecodeError as exc:
         raise ParseError(str(exc)) from None
     except RecursionError:  # msgspec's answer to deep nesting (~1,000 levels), even inside a Raw
-        raise ParseError("JSON nested too deeply") from None
+        # valid JSON, but no message the gateway will carry: answered under its id, if it has one
+        raise InvalidRequest("the message is nested too deeply", _top_level_id(line)) from None
     _check_shape(msg)
     return msg
 
@@ -127,6 +128,60 @@ def _invalid(line: bytes, detail: str) -> InvalidRequest:
     except (msgspec.DecodeError, RecursionError):
         salvaged = None
     return InvalidRequest(detail.replace("`$.", "`"), salvaged)
+
+
+def _top_level_id(line: bytes) -> RequestId | None:
+    """The ``id`` of a message too deep for the decoder, found by a scan that does not recurse:
+    the value of the key ``id`` at the top level of the object (None if there is none to read),
+    so that the client gets its answer instead of waiting for it for ever."""
+    depth = 0
+    position = 0
+    end = len(line)
+    while position < end:
+        byte = line[position]
+        if byte == 0x22:  # a string: a key if it is followed by ':' at the top level
+            close = _string_end(line, position)
+            if close < 0:
+                return None
+            if depth == 1 and line[position + 1 : close] == b"id":
+                rest = line[close + 1 :].lstrip()
+                if rest.startswith(b":"):
+                    return _scalar_id(rest[1:].lstrip())
+            position = close + 1
+            continue
+        if byte in b"{[":
+            depth += 1
+        elif byte in b"}]":
+            depth -= 1
+        position += 1
+    return None
+
+
+def _string_end(line: bytes, start: int) -> int:
+    position = start + 1
+    while position < len(line):
+        if line[position] == 0x5C:  # a backslash: the next byte is escaped
+            position += 2
+            continue
+        if line[position] == 0x22:
+            return position
+        position += 1
+    return -1
+
+
+def _scalar_id(text: bytes) -> RequestId | None:
+    if text.startswith(b'"'):
+        close = _string_end(text, 0)
+        token = text[: close + 1] if close > 0 else b""
+    else:
+        token = text[: next((i for i, b in enumerate(text) if b in b",} \t\r\n"), len(text))]
+    try:
+        value = msgspec.json.decode(token)
+    except msgspec.DecodeError:
+        return None
+    return (
+        value if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)) else None
+    )
 
 
 def _check_shape(msg: Message) -> None:
@@ -245,6 +300,8 @@ def object_fields(value: Raw, what: str) -> dict[str, Raw]:
         return _fields_decoder.decode(value)
     except msgspec.DecodeError:
         raise JsonRpcError(INVALID_PARAMS, f"{what} must be an object") from None
+    except RecursionError:  # a codec helper raises nothing but the protocol's own errors
+        raise JsonRpcError(INVALID_PARAMS, f"{what} is nested too deeply") from None
 
 
 def raw_fields(fields: dict[str, Raw]) -> Raw:

@@ -56,6 +56,7 @@ MARK_ENV = "WATCHGATE_UPSTREAM"
 MINIMAL_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "USER", "LOGNAME")
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_DUMPABLE = 4
 _tokens = itertools.count(1)
 _log = logging.getLogger("watchgate.process")
 
@@ -66,8 +67,12 @@ def _prctl(option: int, value: int) -> None:
 
 
 def become_subreaper() -> None:
-    """Orphaned descendants of our servers become our children (so they can be found and reaped)."""
+    """Orphaned descendants of our servers become our children (so they can be found and
+    reaped); and the gateway becomes undumpable: a server running as the same user (unsandboxed)
+    can no longer read ``/proc/<gateway>/environ`` or ``mem``, where the secrets of every other
+    server are. (A server's own exec makes it dumpable again: this is the gateway's alone.)"""
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(_PR_SET_DUMPABLE, 0)
 
 
 def _in_child(parent: int, limits: LimitsConfig | None) -> None:

@@ -193,3 +193,16 @@ async def test_a_body_that_does_not_arrive_is_cut_off_and_a_flood_of_them_holds_
         assert statuses.count(b"503") >= 20 and set(statuses) <= {b"408", b"503"}
         async with httpx.AsyncClient() as http:  # and the listener serves the next client
             assert (await http.get(url.replace("/mcp", "/healthz"))).status_code == 200
+
+
+async def test_a_rebound_dns_name_is_refused_by_its_host_header() -> None:
+    """A page whose name was rebound to 127.0.0.1 sends its own name as Host: 421, even for
+    /healthz (a same-origin GET carries no Origin)."""
+    async with serving(make_config("fx"), FakeServer("fx")) as (_, _, url), httpx.AsyncClient() as http:
+        health = url.replace("/mcp", "/healthz")
+        port = health.split(":")[2].split("/")[0]
+        assert (await http.get(health, headers={"host": f"attacker.example:{port}"})).status_code == 421
+        rebound = await http.post(url, json=INIT, headers={**HEADERS, "host": "attacker.example"})
+        assert rebound.status_code == 421 and "DNS rebinding" in rebound.text
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+            assert (await http.get(health, headers={"host": host})).status_code == 200

@@ -78,6 +78,11 @@ class McpHttpApp:
             await send({"type": "websocket.close", "code": 1003})
             return
         path = scope["path"]
+        try:
+            self._guard.check_host(headers_of(scope))
+        except Refusal as refusal:
+            await respond(send, refusal.status, error_body(str(refusal), refusal.code))
+            return
         if path == "/healthz" and scope["method"] in ("GET", "HEAD"):
             status, body = health_report(self._gateway)
             await respond(send, status, body)

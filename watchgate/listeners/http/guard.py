@@ -78,6 +78,17 @@ class RequestGuard:
         self._max_body = config.max_body
         self.body_timeout = config.body_timeout
 
+    def check_host(self, headers: dict[str, str]) -> None:
+        """On a loopback listener the ``Host`` must name a loopback address: a page whose DNS
+        name was rebound to 127.0.0.1 sends its own name, and gets 421, not the listener
+        (``/healthz`` included: a same-origin GET carries no ``Origin``)."""
+        if not self.loopback:
+            return  # reached by name through proxies; the token guards it
+        host = headers.get("host", "")
+        name = host.rpartition("]")[0] + "]" if host.startswith("[") else host.rpartition(":")[0] or host
+        if not is_loopback(name.strip("[]")):
+            raise Refusal(421, f"Host {host!r} is not this loopback listener's (DNS rebinding?)")
+
     def check(self, headers: dict[str, str]) -> None:
         """Raise `Refusal` unless the origin and the token are acceptable."""
         origin = headers.get("origin")
