@@ -4,8 +4,8 @@ secrets, and the plugin in a gateway. Test keys are the documented example keys,
 from __future__ import annotations
 
 import base64
-import logging
 import json
+import logging
 from typing import Any
 
 import pytest
