@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -448,3 +450,22 @@ async def test_ps_says_starting_until_the_handshake_is_done(
         capsys.readouterr()
         assert await cli("ps") == 0
         assert "http:" not in capsys.readouterr().out  # no HTTP listener: no line for it
+
+
+async def test_a_connection_from_another_uid_is_refused_and_logged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpha = FakeServer("alpha", tools={"echo": echo})
+    async with daemon_with(monkeypatch, tmp_path, alpha) as (daemon, _):
+        real = os.getuid()
+        with caplog.at_level(logging.WARNING, logger="watchgate.daemon"):
+            monkeypatch.setattr(os, "getuid", lambda: real + 4242)  # the daemon's view: we are a stranger
+            stream = await trio.open_unix_socket(str(daemon.paths.socket))
+            async with stream:
+                request = b"GET /control HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                request += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                await stream.send_all(request)
+                answer = await stream.receive_some(4096)
+            monkeypatch.setattr(os, "getuid", lambda: real)
+        assert answer.startswith(b"HTTP/1.1 403")
+        assert f"refused a connection from uid {real}" in caplog.text

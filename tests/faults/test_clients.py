@@ -29,7 +29,8 @@ DEEP = b"[" * 5000 + b"]" * 5000
 HOSTILE: list[tuple[str, bytes, int | None]] = [
     ("not json", b"{this is not json\n", -32700),
     ("bad utf-8", b'{"jsonrpc":"2.0","id":"u","method":"ping","params":{"x":"\xff\xfe"}}\n', -32700),
-    ("deep nesting", b'{"jsonrpc":"2.0","id":"d","method":"ping","params":{"a":' + DEEP + b"}}\n", -32700),
+    # valid JSON, but no request Watchgate will carry: -32600, under its own id (the client waits for it)
+    ("deep nesting", b'{"jsonrpc":"2.0","id":"d","method":"ping","params":{"a":' + DEEP + b"}}\n", -32600),
     ("a batch", b'[{"jsonrpc":"2.0","id":"b","method":"ping"}]\n', -32600),
     ("wrong types", b'{"jsonrpc":"2.0","id":"w","method":42}\n', -32600),
     ("huge number id", b'{"jsonrpc":"2.0","id":1' + b"0" * 400 + b',"method":"ping"}\n', None),

@@ -81,6 +81,19 @@ def test_resources_are_hidden_by_uri_and_templates_by_deny_only() -> None:
     assert rules.allows_uri("file:///project/a") and not rules.allows_uri("file:///etc/passwd")
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    ["SECRET://vault/x", "Secret://vault/x", "%73ecret://vault/x", "secret://VAULT/x", "secret://vault/%78"],
+)
+def test_a_hidden_uri_is_hidden_in_every_spelling_a_server_may_read_as_it(spelling: str) -> None:
+    hidden = Curation(ItemRules(), ItemRules(), ResourceRules(deny=("secret://vault/x", "*.env")), server="s")
+    assert hidden.allows_uri("secret://vault/y") and not hidden.allows_uri(spelling)
+    for env in ("file://localhost/srv/.env", "file:///srv/%2Eenv", "FILE:///srv/.env"):
+        assert not hidden.allows_uri(env)
+    narrow = Curation(ItemRules(), ItemRules(), ResourceRules(allow=("file:///project/*",)), server="s")
+    assert narrow.allows_uri("file:///project/a%20b") and not narrow.allows_uri("file:///project/%2E%2E/etc")
+
+
 def test_no_rules_change_nothing() -> None:
     rules = curation()
     tools = items({"name": "read"})

@@ -460,3 +460,20 @@ async def test_a_token_the_server_repeats_is_redacted_from_what_it_says(
         error = json.dumps(await _next(connection))
         await connection.terminate()
     assert token not in first + error and "[REDACTED]" in first and "[REDACTED]" in error
+
+
+async def test_a_redirect_is_named_not_followed() -> None:
+    """A server answering 307 is not followed (the request and its token stay where the config
+    sends them) and the error says where it pointed, not that nothing answered."""
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method in ("GET", "DELETE"):
+            return httpx2.Response(405)
+        return httpx2.Response(307, headers={"location": "https://u:pw@elsewhere.test/mcp"})
+
+    async with connected(server) as connection:
+        await connection.send(INIT + b"\n")
+        refused = await _next(connection)
+        await connection.terminate()
+    message = refused["error"]["message"]
+    assert "answered HTTP 307, a redirect to https://elsewhere.test/mcp" in message and "pw" not in message

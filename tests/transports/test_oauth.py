@@ -42,6 +42,24 @@ async def test_tokens_live_in_a_private_file_one_entry_per_server(tmp_path: Path
     assert set(json.loads(path.read_text())) == {"https://a.example/mcp"}
 
 
+async def test_an_existing_open_folder_is_made_private_and_no_planted_link_is_followed(
+    tmp_path: Path,
+) -> None:
+    from mcp.shared.auth import OAuthToken
+
+    folder = tmp_path / "watchgate"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)  # as `mkdir ~/.config/watchgate` by hand, or another tool, leaves it
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (folder / "oauth-tokens.tmp").symlink_to(victim)
+    await TokenFile("https://a.example/mcp", folder / "oauth-tokens.json").set_tokens(
+        OAuthToken(access_token="t")
+    )
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert victim.read_text() == "precious"
+
+
 def _authorization_server(request: httpx2.Request) -> httpx2.Response:
     """A server that wants a login, with everything the flow discovers before a person is needed."""
     path = request.url.path

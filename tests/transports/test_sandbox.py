@@ -20,7 +20,7 @@ from tests.faults.harness import none_left
 from tests.gateway.fakes import Client
 from watchgate.config import parse_config
 from watchgate.errors import exit_reason
-from watchgate.gateway.tree import Gateway
+from watchgate.gateway.tree import Gateway, audit_actor
 from watchgate.transports import sandbox as sandbox_module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,9 +38,15 @@ def _needs_bwrap() -> None:
 
 
 @asynccontextmanager
-async def gateway_with(folder: Path, *upstreams: dict[str, Any]) -> AsyncIterator[tuple[Gateway, Client]]:
-    document = {"proxy": {"startup_wait": 10, "upstreams": list(upstreams)}}
-    gateway = Gateway(parse_config(yaml.safe_dump(document), base_dir=str(folder)))
+async def gateway_with(
+    folder: Path, *upstreams: dict[str, Any], audit: str | None = None
+) -> AsyncIterator[tuple[Gateway, Client]]:
+    """A gateway on memory streams; ``audit``: the path of its audit log (none by default)."""
+    document: dict[str, Any] = {"proxy": {"startup_wait": 10, "upstreams": list(upstreams)}}
+    if audit is not None:
+        document["audit"] = {"path": audit}
+    config = parse_config(yaml.safe_dump(document), base_dir=str(folder))
+    gateway = Gateway(config, audit=audit_actor(config) if audit is not None else None)
     to_gw_send, to_gw_receive = trio.testing.memory_stream_one_way_pair()
     to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
     client = Client(to_gw_send, to_client_receive)
@@ -163,6 +169,23 @@ async def test_the_daemons_socket_is_out_of_a_sandboxs_reach(
                 assert text_of(hidden).startswith("error:")
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+async def test_the_audit_log_is_out_of_a_sandboxs_reach_wherever_it_is(tmp_path: Path) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="wg-audit-", dir="/var/tmp"))  # neither home nor /tmp
+    log = folder / "audit.jsonl"
+    try:
+        async with gateway_with(tmp_path, probe("p", sandbox=sandboxed()), probe("q"), audit=str(log)) as (
+            _,
+            client,
+        ):
+            for name, hidden in (("p", True), ("q", False)):
+                said = await client.request(
+                    "tools/call", {"name": f"{name}__read", "arguments": {"path": str(log)}}
+                )
+                assert text_of(said).startswith("error:") == hidden, (name, said)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def test_a_setsid_grandchild_dies_with_the_sandbox(tmp_path: Path) -> None:

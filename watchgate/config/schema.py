@@ -83,6 +83,7 @@ class SandboxConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     network: bool = True
     tmp: Literal["private", "shared"] = "private"
     required: bool = True  # False: where bwrap cannot run, start unsandboxed (ps says so)
+    hide: tuple[str, ...] = ()  # files and folders it must not see (the gateway adds its audit log)
 
 
 _SIZE_RE: Final = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

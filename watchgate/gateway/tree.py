@@ -264,7 +264,7 @@ class Gateway:
 
     def _upstream_child(self, config: UpstreamConfig) -> tuple[UpstreamActor, ChildSpec]:
         actor = UpstreamActor(
-            config,
+            self._without_the_audit_log(config),
             router=self.router,
             notifier=self.notifier,
             prefixed=config.name in self.config.proxy.prefixed,
@@ -272,6 +272,21 @@ class Gateway:
             hooks=self.hooks,
         )
         return actor, ChildSpec(config.name, actor.run, restart_policy(config))
+
+    def _without_the_audit_log(self, config: UpstreamConfig) -> UpstreamConfig:
+        """A sandboxed server does not see the audit log (wherever it is: outside the home folder
+        and /tmp it would otherwise be readable), nor its rotated files and lock."""
+        sandbox = config.sandbox
+        if sandbox is None or not sandbox.enabled or self.audit is None or not self.audit.config.enabled:
+            return config
+        log = self.audit.config.path
+        folder = os.path.dirname(log)
+        names = [log]
+        with contextlib.suppress(OSError):
+            base = os.path.basename(log)
+            names += [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(f"{base}.")]
+        hidden = msgspec.structs.replace(sandbox, hide=(*sandbox.hide, *dict.fromkeys(names)))
+        return msgspec.structs.replace(config, sandbox=hidden)
 
     async def reload(self, config: GatewayConfig) -> dict[str, list[str]]:
         """Apply a new config: added servers start, removed ones stop, changed ones restart;

@@ -14,9 +14,11 @@ Globs are ``fnmatch`` patterns matched case-sensitively against the server's own
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Final, Protocol
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgspec
 
@@ -93,10 +95,32 @@ class _Names:
         return own if self.visible(own) else None
 
 
+def same_uri(uri: str) -> str:
+    """The form two spellings of one URI share: scheme and host in lower case, every
+    percent-escape decoded, dot segments resolved, ``file://localhost/`` as ``file:///``. A server that reads
+    ``SECRET://x``, ``file://localhost/x`` or ``%2Fx`` as the hidden URI must not get them."""
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        return unquote(uri)
+    netloc = parts.netloc.lower()
+    if parts.scheme.lower() == "file" and netloc == "localhost":
+        netloc = ""
+    path = unquote(parts.path)
+    if path.startswith("/"):  # dot segments resolved: /project/../etc is /etc
+        path = posixpath.normpath(path) + ("/" if path.endswith("/") and path != "/" else "")
+    rest = urlunsplit(("", "", "", unquote(parts.query), unquote(parts.fragment)))
+    return f"{parts.scheme.lower()}://{netloc}{path}{rest}"
+
+
 def _uri_visible(rules: ResourceRules, uri: str) -> bool:
-    if any(fnmatchcase(uri, pattern) for pattern in rules.deny):
+    """Denied if the URI matches a deny rule as written or as the server may read it
+    (`same_uri`); with an allow list, shown only if both forms are allowed."""
+    forms = {uri, same_uri(uri)}
+    if any(fnmatchcase(form, pattern) for form in forms for pattern in rules.deny):
         return False
-    return rules.allow is None or any(fnmatchcase(uri, pattern) for pattern in rules.allow)
+    return rules.allow is None or all(
+        any(fnmatchcase(form, pattern) for pattern in rules.allow) for form in forms
+    )
 
 
 class Curation:

@@ -46,6 +46,7 @@ from msgspec import UNSET
 from watchgate.errors import JsonRpcError, UpstreamAuthError, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
+from watchgate.protocol.urls import shown_url
 from watchgate.sanitize import clean
 from watchgate.transports.listen import ListenStream
 from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object, supported_versions
@@ -298,6 +299,14 @@ class HttpConnection(RemoteConnection):
             self._session_id = session
         status = response.status_code
         if status == 202:
+            return
+        if 300 <= status < 400:  # not followed: the request (and its token) stays where configured
+            target = shown_url(response.headers.get("location", "?"))
+            await self._refuse(
+                line,
+                f"{self.host} answered HTTP {status}, a redirect to {target}: put that URL in the "
+                "config if it is the server (Watchgate does not follow redirects)",
+            )
             return
         if status in _LEGACY_STATUSES and self._session_id is None and _INITIALIZE in line:
             await self._fall_back(line, status)

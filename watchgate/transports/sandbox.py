@@ -118,6 +118,12 @@ def bwrap_argv(sandbox: SandboxConfig, *, home: Path, runtime: Sequence[Path] = 
             args += ["--ro-bind", "/dev/null", str(hidden)]
     for place in runtime:
         args += ["--tmpfs", str(place)]
+    for name in sandbox.hide:
+        hidden = Path(name)
+        if hidden.is_dir():
+            args += ["--tmpfs", name]
+        elif hidden.exists():
+            args += ["--ro-bind", "/dev/null", name]
     if not sandbox.network:
         args.append("--unshare-net")
     return args  # the working directory is kept where it is visible (listed, or outside home and /tmp)

@@ -14,6 +14,8 @@ from tests.listeners.http.conftest import (
     LegacyClient,
     events,
     first_line,
+    modern_headers,
+    modern_request,
     read_lines,
     serving,
     tool_call,
@@ -256,3 +258,18 @@ async def test_sessions_nobody_uses_make_room_and_only_busy_ones_are_kept() -> N
             refused = await late.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init})
             assert refused.status_code == 503 and "all busy" in refused.text
             nursery.cancel_scope.cancel()
+
+
+async def test_a_2026_request_inside_a_session_is_refused_not_served_around_its_profile() -> None:
+    """A session opened with a profile must not be stepped around by one request marked as the
+    stateless revision and sent with the session's id."""
+    async with serving(make_config("fx"), fixture()) as (_, _, url), httpx.AsyncClient() as http:
+        client = LegacyClient(http, url)
+        await client.initialize()
+        call = modern_request(3, "tools/call", {"name": "echo", "arguments": {"text": "x"}})
+        refused = await http.post(
+            url,
+            json=call,
+            headers={**modern_headers("tools/call", "echo"), "mcp-session-id": client.session or ""},
+        )
+        assert refused.status_code == 400 and "belongs to no session" in refused.text

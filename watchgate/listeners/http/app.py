@@ -68,7 +68,7 @@ class McpHttpApp:
         self._sessions = sessions
         self._modern = modern
         self.draining = False  # shutting down: nothing new is taken
-        self._reading_bodies = 0  # POSTs whose body is still on its way
+        self.bodies_in_transit = 0  # POSTs whose body is still on its way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -116,13 +116,13 @@ class McpHttpApp:
     # --- POST ------------------------------------------------------------------------------------
     async def _post(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         stream_ok = self._guard.check_post(headers)
-        if self._reading_bodies >= MAX_BODIES_IN_TRANSIT:  # slow senders cannot take every socket
+        if self.bodies_in_transit >= MAX_BODIES_IN_TRANSIT:  # slow senders cannot take every socket
             raise Refusal(503, "too many requests are still sending their bodies; try again shortly")
-        self._reading_bodies += 1
+        self.bodies_in_transit += 1
         try:
             body = await read_body(receive, self._guard.max_body, self._guard.body_timeout)
         finally:
-            self._reading_bodies -= 1
+            self.bodies_in_transit -= 1
         try:
             msg = jsonrpc.decode(body, check_utf8=True)
         except jsonrpc.InvalidRequest as exc:
@@ -133,6 +133,13 @@ class McpHttpApp:
             return
         profile = self._profile(scope, headers)
         if is_modern(msg, headers):
+            if _SESSION in headers:  # a session's profile must not be stepped around by one request
+                raise Refusal(
+                    400,
+                    "a 2026-07-28 request belongs to no session: send it without Mcp-Session-Id "
+                    "(or without the 2026-07-28 _meta, as part of the session)",
+                    jsonrpc.INVALID_REQUEST,
+                )
             await self._modern.serve(
                 msg, body, receive, send, headers, stream_ok=stream_ok, peer=_peer(scope), profile=profile
             )
