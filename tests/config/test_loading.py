@@ -295,3 +295,13 @@ def test_a_url_is_shown_without_its_user_and_password() -> None:
     assert shown_url("http://admin:pw@h:8/mcp?x=1") == "http://h:8/mcp?x=1"
     assert shown_host("https://u:p@example.test/mcp") == "example.test"
     assert shown_url("http://h/mcp") == "http://h/mcp"
+
+
+def test_a_lone_tilde_word_stays_a_word_and_a_home_path_expands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/me")
+    config = parse_config(
+        "proxy:\n  upstream:\n    command: [srv, '~', '~/notes']\n    env: {A: '~', B: '~/b'}\n"
+    )
+    upstream = config.proxy.upstreams[0]
+    assert upstream.command[1:] == ("~", "/home/me/notes")
+    assert upstream.env == {"A": "~", "B": "/home/me/b"}

@@ -303,13 +303,15 @@ class _Builder:
         listed = not isinstance(raw.get("command"), str)
         command_path = join_path(path, "command")
         command = [
-            self.expand(arg, join_path(command_path, i) if listed else command_path, tilde=True)
+            self.expand(arg, join_path(command_path, i) if listed else command_path, tilde=arg != "~")
             for i, arg in enumerate(u.command)
         ]
         if command and "/" in command[0]:
             command[0] = self.resolve(command[0])
         env_path, headers_path = join_path(path, "env"), join_path(path, "headers")
-        env = {k: self.expand(v, join_path(env_path, k), tilde=True) for k, v in u.env.items()}
+        # a word that is only "~" is a word, as an MCP client passes it (no shell expands it);
+        # "~/…" is a path in the home folder
+        env = {k: self.expand(v, join_path(env_path, k), tilde=v != "~") for k, v in u.env.items()}
         headers = {k: self.expand(v, join_path(headers_path, k)) for k, v in u.headers.items()}
         sandbox = u.sandbox and self.sandbox(u.sandbox, join_path(path, "sandbox"))
         env_files = tuple(

@@ -89,7 +89,7 @@ def plan(found: list[FoundServer], config_text: str | None, environ: Mapping[str
             continue
         name = _unique(_valid_name(server.name), taken)
         taken.add(name)
-        notes = [f"{word!r} will mean your home folder" for word in server.command if word.startswith("~")]
+        notes = [f"{word!r} will be in your home folder" for word in server.command if word.startswith("~/")]
         planned = Planned(name, {"name": name, **entry}, [server], secrets, notes)
         by_identity[identity] = planned
         result.new.append(planned)
