@@ -25,6 +25,12 @@ from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths
 pytestmark = pytest.mark.integration
 
 
+def _initialize(client: str, version: str = "1") -> dict[str, object]:
+    info = {"name": client, "version": version}
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": info}
+    return {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+
+
 def _runtime() -> tuple[Path, dict[str, str]]:
     runtime = Path(tempfile.mkdtemp(prefix="wg-", dir="/tmp"))  # short: Unix socket paths are limited
     return runtime, {**os.environ, RUNTIME_ENV: str(runtime)}
@@ -47,16 +53,6 @@ async def test_attach_starting_the_daemon_writes_only_protocol_on_stdout(
 ) -> None:
     config = write_config(upstream("time", TIME))
     runtime, env = _runtime()
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
     try:
         with trio.fail_after(90):
             process = await trio.lowlevel.open_process(
@@ -67,7 +63,7 @@ async def test_attach_starting_the_daemon_writes_only_protocol_on_stdout(
                 stderr=subprocess.PIPE,
             )
             assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-            await process.stdin.send_all((json.dumps(initialize) + "\n").encode())
+            await process.stdin.send_all((json.dumps(_initialize("t")) + "\n").encode())
             out = b""
             while b"\n" not in out:  # the first thing on stdout: the initialize answer
                 out += await process.stdout.receive_some(65536)
@@ -132,19 +128,11 @@ async def test_up_with_http_says_where_and_ps_shows_http_clients(write_config: C
             )
             url = f"http://127.0.0.1:{port}/mcp"
             assert up.returncode == 0 and f"watchgate: MCP over HTTP at {url}\n" in up.stdout.decode()
-            initialize = {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "web", "version": "2"},
-                },
-            }
             async with httpx.AsyncClient() as http:
                 answer = await http.post(
-                    url, json=initialize, headers={"Accept": "application/json, text/event-stream"}
+                    url,
+                    json=_initialize("web", "2"),
+                    headers={"Accept": "application/json, text/event-stream"},
                 )
                 assert answer.status_code == 200
                 ps = await trio.run_process(

@@ -300,27 +300,44 @@ async def test_a_server_that_forgot_the_session_gets_a_new_one_and_the_message_a
     ]
 
 
+def _legacy_server(
+    call: Callable[[httpx2.Request, dict[str, Any]], httpx2.Response],
+    *,
+    get: Callable[[httpx2.Request], httpx2.Response] = lambda request: httpx2.Response(405),
+    server_info: Callable[[httpx2.Request], str] = lambda request: "s",
+) -> Callable[[httpx2.Request], httpx2.Response]:
+    """A 2025-11-25 server: initialize opens session ``abc``; a notification gets 202, any other
+    request (the 2026-07-28 probe included) 404, and ``tools/call`` goes to ``call``."""
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":
+            return get(request)
+        if request.method == "DELETE":
+            return httpx2.Response(200)
+        body = json.loads(request.content)
+        if body.get("method") == "initialize":
+            info = {"name": server_info(request)}
+            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": info}
+            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
+            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
+        if body.get("method") == "tools/call":
+            return call(request, body)
+        return httpx2.Response(202 if "id" not in body else 404)
+
+    return server
+
+
 async def test_a_question_on_a_requests_stream_is_marked_as_that_requests() -> None:
     """A server's request that arrives on the SSE stream of one of the gateway's requests says
     so (``watchgate/related``): the gateway then asks the client whose call that is, never
     another (design.md §5)."""
     question = {"jsonrpc": "2.0", "id": 77, "method": "sampling/createMessage", "params": {"maxTokens": 5}}
 
-    def server(request: httpx2.Request) -> httpx2.Response:
-        if request.method in ("GET", "DELETE"):
-            return httpx2.Response(405)
-        body = json.loads(request.content)
-        if body.get("method") == "initialize":
-            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
-            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
-            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
-        if "id" not in body:
-            return httpx2.Response(202)
+    def call(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
         events = [question, {"jsonrpc": "2.0", "id": body["id"], "result": {}}]
-        stream = "".join(f"event: message\ndata: {json.dumps(e)}\n\n" for e in events)
-        return httpx2.Response(200, content=stream.encode(), headers={"content-type": "text/event-stream"})
+        return _sse(*(f"event: message\ndata: {json.dumps(e)}\n\n" for e in events))
 
-    async with connected(server) as connection:
+    async with connected(_legacy_server(call)) as connection:
         await connection.send(INIT + b"\n")
         await _next(connection)
         await connection.send(b'{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"x"}}\n')
@@ -336,20 +353,11 @@ async def test_a_get_stream_that_says_retry_0_and_closes_is_not_reopened_in_a_lo
     """`retry: 0` and an empty stream, again and again: reopened later each time, then left."""
     gets: list[float] = []
 
-    def server(request: httpx2.Request) -> httpx2.Response:
-        if request.method == "DELETE":
-            return httpx2.Response(200)
-        if request.method == "GET":
-            gets.append(trio.current_time())
-            return _sse("retry: 0\n\n")
-        body = json.loads(request.content)
-        if body.get("method") == "initialize":
-            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
-            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
-            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
-        return httpx2.Response(202)
+    def get(request: httpx2.Request) -> httpx2.Response:
+        gets.append(trio.current_time())
+        return _sse("retry: 0\n\n")
 
-    async with connected(server) as connection:
+    async with connected(_legacy_server(lambda request, body: httpx2.Response(202), get=get)) as connection:
         await connection.send(INIT + b"\n")
         await _next(connection)
         await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
@@ -364,24 +372,11 @@ async def test_an_answer_over_the_bound_is_refused_not_held(monkeypatch: pytest.
     """As a stdio server's line over 128 MiB is refused, so is an HTTP answer (bound made small)."""
     monkeypatch.setattr(http_module, "MAX_ANSWER", 4096)
 
-    def server(request: httpx2.Request) -> httpx2.Response:
-        if request.method in ("GET", "DELETE"):
-            return httpx2.Response(405)
-        body = json.loads(request.content)
-        if body.get("method") == "initialize":
-            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
-            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
-            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
-        if body.get("method") != "tools/call":
-            return httpx2.Response(202 if "id" not in body else 404)
-        huge = {
-            "jsonrpc": "2.0",
-            "id": body["id"],
-            "result": {"content": [{"type": "text", "text": "x" * 10_000}]},
-        }
-        return httpx2.Response(200, json=huge)
+    def call(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
+        text = {"type": "text", "text": "x" * 10_000}
+        return httpx2.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {"content": [text]}})
 
-    async with connected(server) as connection:
+    async with connected(_legacy_server(call)) as connection:
         await connection.send(INIT + b"\n")
         await _next(connection)
         await connection.send(b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"big"}}\n')
@@ -402,19 +397,10 @@ async def test_a_call_the_gateway_cancels_stops_being_read(autojump_clock: trio.
         finally:
             closed.set()
 
-    def server(request: httpx2.Request) -> httpx2.Response:
-        if request.method in ("GET", "DELETE"):
-            return httpx2.Response(405)
-        body = json.loads(request.content)
-        if body.get("method") == "initialize":
-            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "s"}}
-            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
-            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
-        if body.get("method") == "tools/call":
-            return httpx2.Response(200, content=endless(), headers={"content-type": "text/event-stream"})
-        return httpx2.Response(202 if "id" not in body else 404)
+    def call(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
+        return httpx2.Response(200, content=endless(), headers={"content-type": "text/event-stream"})
 
-    async with connected(server) as connection:
+    async with connected(_legacy_server(call)) as connection:
         await connection.send(INIT + b"\n")
         await _next(connection)
         await connection.send(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"slow"}}\n')
@@ -438,18 +424,10 @@ async def test_a_token_the_server_repeats_is_redacted_from_what_it_says(
         f"proxy:\n  upstream:\n    transport: http\n    url: {URL}\n    auth: {{type: bearer, token_env: UPSTREAM_TOKEN}}\n"
     ).proxy.upstreams[0]
 
-    def server(request: httpx2.Request) -> httpx2.Response:
-        if request.method in ("GET", "DELETE"):
-            return httpx2.Response(405)
-        body = json.loads(request.content)
-        said = request.headers["authorization"]
-        if body.get("method") == "initialize":
-            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": said}}
-            answer = {"jsonrpc": "2.0", "id": body["id"], "result": result}
-            return httpx2.Response(200, json=answer, headers={"mcp-session-id": "abc"})
-        if body.get("method") == "tools/call":
-            return httpx2.Response(500, text=f"cannot use {said}")
-        return httpx2.Response(202 if "id" not in body else 404)
+    server = _legacy_server(
+        lambda request, body: httpx2.Response(500, text=f"cannot use {request.headers['authorization']}"),
+        server_info=lambda request: request.headers["authorization"],
+    )
 
     async with http_module.open_client(config) as (client, nursery):
         client._transport = httpx2.MockTransport(server)  # the configured client, a mock wire
