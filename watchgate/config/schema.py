@@ -27,6 +27,7 @@ __all__ = [
     "BackoffConfig",
     "ConfigError",
     "ConfigProblem",
+    "DiscoveryConfig",
     "GatewayConfig",
     "HttpListenerConfig",
     "LimitsConfig",
@@ -355,6 +356,15 @@ class NameGlobs(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     deny: tuple[str, ...] = ()
 
 
+class DiscoveryConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """How clients find tools: ``list`` (every tool in ``tools/list``) or ``search`` (two tools of
+    the gateway's own, ``find_tools`` and ``call_tool``, plus those ``always`` names)."""
+
+    mode: Literal["list", "search"] = "list"
+    always: tuple[str, ...] = ()  # globs on public tool names listed in search mode too
+    limit: Annotated[int, Meta(ge=1, le=50)] = 8  # how many find_tools answers by default
+
+
 class ProfileConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """A named view of the gateway for a kind of client (``watchgate attach --profile NAME``):
     only these servers (all when not given), and of them only the tools and prompts the globs
@@ -363,6 +373,7 @@ class ProfileConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     servers: tuple[str, ...] | None = None
     tools: NameGlobs = NameGlobs()
     prompts: NameGlobs = NameGlobs()
+    discovery: DiscoveryConfig | None = None  # its own; else the config's
 
 
 class TelemetryConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -383,5 +394,6 @@ class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     audit: AuditConfig = AuditConfig()
     plugins: tuple[PluginConfig, ...] = ()
     profiles: dict[str, ProfileConfig] = {}  # name -> what a client that chose it sees
+    discovery: DiscoveryConfig = DiscoveryConfig()  # list every tool, or let clients search
     telemetry: TelemetryConfig | None = None  # OpenTelemetry: off unless given
     source: str | None = None  # not a YAML key: where the configuration was read from

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     import msgspec
 
     from actors import Reply
+    from watchgate.config.schema import DiscoveryConfig, ProfileConfig
     from watchgate.hooks import CallContext
     from watchgate.protocol.curation import Curation
     from watchgate.protocol.jsonrpc import Message
-    from watchgate.protocol.profiles import ProfileRules
 
 
 # --- client -> router ----------------------------------------------------------------------------
@@ -162,7 +162,8 @@ class RemoveUpstream:
 class SetProfiles:
     """The config's profiles changed (reload): lists and calls follow the new ones."""
 
-    profiles: Mapping[str, ProfileRules]
+    profiles: Mapping[str, ProfileConfig]
+    discovery: DiscoveryConfig | None = None  # the config's: search mode follows a reload too
 
 
 @dataclass(frozen=True, slots=True)

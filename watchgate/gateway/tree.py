@@ -124,7 +124,9 @@ class Gateway:
         self.hooks = hooks
         self._prefixed = set(proxy.prefixed)  # shared with the notifier, updated on reload
         self.notifier = NotificationActor(prefixed=self._prefixed, hooks=hooks)
-        self.router = RouterActor(proxy, notifier=self.notifier, hooks=hooks, profiles=config.profiles)
+        self.router = RouterActor(
+            proxy, notifier=self.notifier, hooks=hooks, profiles=config.profiles, discovery=config.discovery
+        )
         self.notifier.attach_router(self.router)
         self._connector = connector
         children = [self._upstream_child(u) for u in proxy.upstreams]
@@ -293,6 +295,7 @@ class Gateway:
         untouched servers keep running and their clients notice nothing but a list_changed."""
         old = {u.name: u for u in self.config.proxy.upstreams}
         old_profiles = self.config.profiles
+        old_discovery = self.config.discovery
         new = {u.name: u for u in config.proxy.upstreams}
         renamed = sorted(
             name
@@ -342,8 +345,8 @@ class Gateway:
             await self.upstream_supervisor.add_child(spec)
         for name in recurated:
             await self.router.tell(Recurate(name, Curation.of(new[name])))
-        if config.profiles != old_profiles:
-            await self.router.tell(SetProfiles(config.profiles))
+        if config.profiles != old_profiles or config.discovery != old_discovery:
+            await self.router.tell(SetProfiles(config.profiles, config.discovery))
         running = [name for name in new if name not in added and name not in changed]
         if replugged:  # lists are filtered by plugins: let every running server's lists pass again
             for name in running:

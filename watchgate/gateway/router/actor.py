@@ -19,7 +19,7 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor, AskTimeout
-from watchgate.config.schema import ProfileConfig
+from watchgate.config.schema import DiscoveryConfig, ProfileConfig
 from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
 from watchgate.gateway.messages import (
     AddUpstream,
@@ -39,6 +39,7 @@ from watchgate.gateway.messages import (
     UpstreamStatus,
 )
 from watchgate.gateway.ports import ClientPort, NotifierPort, UpstreamPort
+from watchgate.gateway.router.discovery import ToolSearch
 from watchgate.gateway.router.forwarding import Forwarder, UpstreamView
 from watchgate.gateway.router.initialize import initialize_result
 from watchgate.gateway.router.listing import call_quietly, fetch_all
@@ -48,8 +49,9 @@ from watchgate.hooks import HookChain
 from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, requires_task, wants
 from watchgate.protocol.curation import Curation
+from watchgate.protocol.discovery import CALL_TOOL, FIND_TOOLS
 from watchgate.protocol.jsonrpc import Message, error_response
-from watchgate.protocol.profiles import Profile, ProfileRules, profiles_of
+from watchgate.protocol.profiles import Profile, profiles_of
 
 if TYPE_CHECKING:
     from watchgate.config.schema import ProxyConfig
@@ -88,7 +90,8 @@ class RouterActor(Actor[RouterMessage]):
         *,
         notifier: NotifierPort,
         hooks: HookChain | None = None,
-        profiles: Mapping[str, ProfileRules] | None = None,
+        profiles: Mapping[str, ProfileConfig] | None = None,
+        discovery: DiscoveryConfig | None = None,
         mailbox_size: int = 1024,
     ) -> None:
         super().__init__("router", mailbox_size=mailbox_size)
@@ -106,6 +109,7 @@ class RouterActor(Actor[RouterMessage]):
         )
         self._views: dict[str, UpstreamView] = {}
         self._forwarder = Forwarder(self._catalog, self._views, self._hooks, self.profile_of)
+        self._search = ToolSearch(self._catalog, discovery or DiscoveryConfig(), profiles or {})
         self._collisions: set[tuple[str, str, str]] = set()  # reported already
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
         self._task_only: dict[str, list[str]] = {}  # per server: the task-only tools left out, as logged
@@ -118,7 +122,7 @@ class RouterActor(Actor[RouterMessage]):
             "initialize": self._initialize,
             "server/discover": self._discover,
             "ping": self._ping,
-            "tools/call": partial(self._forwarder.by_name, member="name", kind="tool"),
+            "tools/call": self._tools_call,
             "prompts/get": partial(self._forwarder.by_name, member="name", kind="prompt"),
             "resources/read": self._forwarder.by_uri,
             "resources/subscribe": self._subscribe,
@@ -126,6 +130,7 @@ class RouterActor(Actor[RouterMessage]):
             "completion/complete": self._forwarder.completion,
             "logging/setLevel": self._set_level,
             **{method: self._list for method in BY_METHOD},
+            "tools/list": self._tools_list,
         }
 
     def attach_upstreams(self, upstreams: Mapping[str, UpstreamPort]) -> None:
@@ -192,6 +197,7 @@ class RouterActor(Actor[RouterMessage]):
             await self._notifier.tell(ClientDetached(msg.client_id))
             await self._forget_client(msg.client_id)
         elif isinstance(msg, SetProfiles):
+            self._search.configure(msg.discovery or DiscoveryConfig(), msg.profiles)
             self._profiles = profiles_of(msg.profiles)
             await self._announce(["tools", "prompts", "resources"])  # what a profile shows may differ
         elif isinstance(msg, Recurate):
@@ -412,6 +418,33 @@ class RouterActor(Actor[RouterMessage]):
             await self._after_settle(client, msg, lambda: self._catalog.result(key))
         else:
             await self._after_settle(client, msg, lambda: profile.result(key, self._catalog))
+
+    async def _tools_list(self, client: ClientPort, msg: Message) -> None:
+        """Every tool (list mode), the gateway's two (search mode), or those a ``query`` finds."""
+        fields = jsonrpc.params_fields(msg)
+        query = jsonrpc.field_str(fields, "query")
+        profile = self.profile_of(client)
+        if query is not None:
+            limit = jsonrpc.load(fields["limit"]) if "limit" in fields else None
+            await self._after_settle(client, msg, lambda: self._search.queried(profile, query, limit))
+        elif self._search.searching(profile) and jsonrpc.field_str(fields, "cursor") is None:
+            await self._after_settle(client, msg, lambda: self._search.listed(profile))
+        else:
+            await self._list(client, msg)
+
+    async def _tools_call(self, client: ClientPort, msg: Message) -> None:
+        """In search mode ``find_tools`` is answered here and ``call_tool`` becomes the call it
+        names; every other call (and every call in list mode) is forwarded by its name."""
+        profile = self.profile_of(client)
+        if self._search.searching(profile):
+            name = jsonrpc.field_str(jsonrpc.params_fields(msg), "name")
+            if name == FIND_TOOLS:
+                found = self._search.find(profile, msg)  # bad arguments: -32602 now
+                await self._after_settle(client, msg, lambda: found)
+                return
+            if name == CALL_TOOL:
+                msg = self._search.as_call(msg)
+        await self._forwarder.by_name(client, msg, member="name", kind="tool")
 
     async def _subscribe(self, client: ClientPort, msg: Message) -> None:
         """Counted per client: only the first subscriber reaches the upstream."""
