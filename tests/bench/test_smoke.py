@@ -112,6 +112,9 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     ):
         assert checks[name]["value"] is not None
     assert len(checks) == 15
+    found = results["discovery"]  # search mode: the list it saves, the time, the quality, both parts
+    assert found["status"] == "ok" and found["search_bytes"] < found["list_bytes"] / 10
+    assert {"recall_at_3", "mrr"} <= found["held_out"].keys() and "discovery: recall@3" in proc.stdout
 
 
 def test_bench_command_on_a_config(config: Path, tmp_path: Path) -> None:

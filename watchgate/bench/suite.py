@@ -25,7 +25,7 @@ import msgspec
 import trio
 
 import watchgate
-from watchgate.bench import arms, report
+from watchgate.bench import arms, discovery, report
 from watchgate.bench.driver import BenchError
 from watchgate.bench.fanout import fanout
 from watchgate.bench.floor import floor_scenario
@@ -105,6 +105,7 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
         "floor": {},
         "http_listener": {},
         "http_gateway": {},
+        "discovery": {},
         **optional_arms(),
         "errors": [],
     }
@@ -135,6 +136,8 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
     await _scenario(results, "http_gateway", http_gateway_scenario(counts, workdir))
     log(f"fan-out: {counts.fanout.upstreams} upstreams x {counts.fanout.tools} tools")
     await _scenario(results, "fanout", fanout(counts.fanout, workdir))
+    log("discovery: tools/list in list and search mode, find_tools time and ranking quality")
+    results["discovery"] = discovery.discovery_scenario(20 if quick else 200)
     results["targets"] = report.targets(results)
     results["machine"]["loadavg_end"] = _loadavg()
     log("done")
@@ -181,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(results))
     print()
     print(report.targets_table(results["targets"]))
+    print()
+    print(discovery.table(results["discovery"]))
     if args.quick:
         print("\n(--quick: tiny counts; these numbers only show the harness works)")
     if results["errors"]:
