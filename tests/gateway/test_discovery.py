@@ -4,6 +4,7 @@ every tool, and a tools/list query in either mode."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ import trio
 import trio.testing
 import yaml
 
+from tests.audit.helpers import Clock
 from tests.gateway.fakes import FakeServer, FakeSession, echo, running_daemon, running_gateway, text
 from tests.plugins.helpers import RichServer
+from watchgate.audit import AuditActor, resolved_audit_config
 from watchgate.config import GatewayConfig, parse_config
 
 GITHUB = {
@@ -214,3 +217,25 @@ async def test_progress_and_cancellation_pass_through_call_tool(
 def _config_of(*names: str) -> GatewayConfig:
     upstreams = [{"name": name, "command": ["fake"]} for name in names]
     return parse_config(yaml.safe_dump({"proxy": {"upstreams": upstreams}, "discovery": {"mode": "search"}}))
+
+
+async def test_a_tool_the_policy_denies_is_never_found_and_call_tool_is_audited_as_the_tool(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    config = _config(
+        plugins=[{"name": "tool_access", "config": {"tools": {"deny": ["write_file"]}}}],
+        audit={"path": str(log)},
+    )
+    audit = AuditActor(resolved_audit_config(config), threaded=False, wall_clock=Clock())
+    async with running_gateway(config, *_servers(), audit=audit) as (_, client):
+        await client.initialize()
+        assert "fs__write_file" not in await _found(client, "write a file")
+        denied = await client.request(
+            "tools/call", {"name": "call_tool", "arguments": {"name": "fs__write_file", "arguments": {}}}
+        )
+        assert denied["error"]["code"] == -32010  # the policy's refusal, as for a direct call
+        await client.result("tools/call", {"name": "call_tool", "arguments": {"name": "fs__list_directory"}})
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    answered = [(r["public_name"], r["tool"]) for r in records if r["event"] == "response"]
+    assert answered == [("fs__write_file", "write_file"), ("fs__list_directory", "list_directory")]
