@@ -32,7 +32,6 @@ OAuth 2.1 (``auth: {type: oauth}``) is an ``httpx2.Auth`` on the connection's cl
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -41,13 +40,26 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx2
 import msgspec
 import trio
-from msgspec import UNSET
 
 from watchgate.errors import JsonRpcError, UpstreamAuthError, UpstreamStartError
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Kind, Line
+from watchgate.protocol.jsonrpc import Line
 from watchgate.protocol.urls import shown_url
 from watchgate.sanitize import clean
+from watchgate.transports.exchange import (
+    GET_RETRY_DELAY,
+    MAX_ANSWER,
+    MAX_ERROR_BODY,
+    MAX_RETRY,
+    RequestStream,
+    TooLarge,
+    answers,
+    first_message,
+    read_bounded,
+    request_id_of,
+    result_of,
+    retry_delay,
+)
 from watchgate.transports.listen import ListenStream
 from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object, supported_versions
 from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
@@ -69,11 +81,6 @@ _INITIALIZE: Final = b'"initialize"'
 _INITIALIZED: Final = b'"notifications/initialized"'
 _CANCELLED: Final = b'"notifications/cancelled"'
 _GET_RETRIES: Final = 5  # GET streams that fail in a row before the gateway stops reopening it
-_GET_RETRY_DELAY: Final = 1.0
-MAX_ANSWER: Final = 128 * 1024 * 1024  # the same bound as a stdio server's line
-_MAX_ERROR_BODY: Final = 64 * 1024  # of an HTTP error's body: only its start is ever quoted
-_MIN_RETRY: Final = 0.5  # a server's `retry:` below this is taken as this (`retry: 0` would spin)
-_MAX_RETRY: Final = 30.0
 _LEGACY_STATUSES: Final = (400, 404, 405)  # an initialize refused so: a legacy HTTP+SSE server
 
 
@@ -177,7 +184,7 @@ class HttpConnection(RemoteConnection):
             scope.cancel()
 
     async def _post(self, line: bytes, *, renewed: bool = False) -> None:
-        request_id = _request_id(line)
+        request_id = request_id_of(line)
         if request_id is None:
             await self._post_one(line, renewed=renewed)
             return
@@ -224,9 +231,9 @@ class HttpConnection(RemoteConnection):
             async with self._client.stream(
                 "POST", self.url, content=body, headers=self._base(headers)
             ) as response:
-                answer = await _first_message(response)
+                answer = await first_message(response)
             if response.status_code == 200:
-                result = _result_of(answer)
+                result = result_of(answer)
                 if MODERN not in (result.get("supportedVersions") or []):
                     return False
                 self._modern = modern
@@ -312,8 +319,8 @@ class HttpConnection(RemoteConnection):
             await self._fall_back(line, status)
             return
         if status >= 400:
-            body = await _read_bounded(response, _MAX_ERROR_BODY)
-            if _answers(body, _request_id(line)):  # the server's own JSON-RPC error says it best
+            body = await read_bounded(response, MAX_ERROR_BODY)
+            if answers(body, request_id_of(line)):  # the server's own JSON-RPC error says it best
                 await self._deliver(body)
                 return
             await self._refuse(line, self._status_text(status, body.decode("utf-8", "replace")))
@@ -321,13 +328,13 @@ class HttpConnection(RemoteConnection):
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind != "text/event-stream":
             try:
-                body = await _read_bounded(response, MAX_ANSWER)
-            except _TooLarge:
+                body = await read_bounded(response, MAX_ANSWER)
+            except TooLarge:
                 await self._refuse(line, f"{self.host} answered with more than {MAX_ANSWER >> 20} MiB")
                 return
             await self._deliver(body)
             return
-        stream = _RequestStream(_request_id(line))
+        stream = RequestStream(request_id_of(line))
         await self._read_events(response, stream)
         if not stream.answered:
             await self._resume(line, stream)
@@ -366,7 +373,7 @@ class HttpConnection(RemoteConnection):
                 self._nursery.start_soon(self._listen)
             return True
 
-    async def _read_events(self, response: httpx2.Response, stream: _RequestStream) -> None:
+    async def _read_events(self, response: httpx2.Response, stream: RequestStream) -> None:
         """Deliver each event of a request's stream, noting what resuming it would need; once
         answered, the stream's work is done, even if the server keeps it open."""
 
@@ -374,10 +381,10 @@ class HttpConnection(RemoteConnection):
             if event.id:
                 stream.last_event_id = event.id
             if event.retry is not None:
-                stream.retry = _retry_delay(event.retry)
+                stream.retry = retry_delay(event.retry)
             if event.data:
                 message = event.data.encode()
-                stream.answered = _answers(message, stream.request_id)
+                stream.answered = answers(message, stream.request_id)
                 if not stream.answered and stream.request_id is not None and b'"method"' in message:
                     # a question on this request's stream belongs to the client whose call it is
                     message = jsonrpc.with_related(message, stream.request_id)
@@ -386,7 +393,7 @@ class HttpConnection(RemoteConnection):
 
         await each_event(response, take)
 
-    async def _resume(self, line: bytes, stream: _RequestStream) -> None:
+    async def _resume(self, line: bytes, stream: RequestStream) -> None:
         """A request's stream ended before its answer: resume it with a GET carrying
         ``Last-Event-ID`` after the server's ``retry`` delay (a dropped stream is not a
         cancellation, spec 2025-11-25); a stream with no event id cannot be resumed."""
@@ -411,7 +418,7 @@ class HttpConnection(RemoteConnection):
     async def _listen(self) -> None:
         """The GET stream: what the server says outside a request, until the session ends."""
         failures = 0
-        delay = _GET_RETRY_DELAY
+        delay = GET_RETRY_DELAY
         while not self._ended.is_set() and failures < _GET_RETRIES:
             headers = {**self._headers(), "accept": "text/event-stream"}
             if self._last_event_id is not None:
@@ -425,7 +432,7 @@ class HttpConnection(RemoteConnection):
                         if event.id:
                             self._last_event_id = event.id
                         if event.retry is not None:
-                            delay = _retry_delay(event.retry)
+                            delay = retry_delay(event.retry)
                         if event.data:
                             delivered = True
                             await self._deliver(event.data.encode())
@@ -435,7 +442,7 @@ class HttpConnection(RemoteConnection):
                 failures += 1
                 _log.debug("[%s] the GET stream dropped: %r", self.server, exc)
             # dropped or ended: reopen, resuming after the last event, later each time in vain
-            await trio.sleep(min(_MAX_RETRY, delay * 2 ** max(0, failures - 1)))
+            await trio.sleep(min(MAX_RETRY, delay * 2 ** max(0, failures - 1)))
         if failures >= _GET_RETRIES:
             _log.info("[%s] its GET stream keeps ending: not reopened (calls still work)", self.server)
 
@@ -473,93 +480,6 @@ class HttpConnection(RemoteConnection):
             await self._client.delete(self.url, headers=self._headers())
         except httpx2.HTTPError as exc:
             _log.debug("[%s] DELETE of the session failed: %r", self.server, exc)
-
-
-class _TooLarge(Exception):
-    """An answer over the bound: nothing of it is kept."""
-
-
-async def _read_bounded(response: httpx2.Response, limit: int) -> bytes:
-    """The body, read as it comes; `_TooLarge` past ``limit`` bytes (a huge answer is refused as a
-    stdio server's huge line is, not held whole in memory). An error body is cut at ``limit``."""
-    chunks: list[bytes] = []
-    size = 0
-    async with contextlib.aclosing(response.aiter_bytes()) as body:
-        async for chunk in body:
-            size += len(chunk)
-            if size > limit:
-                if limit == _MAX_ERROR_BODY:
-                    chunks.append(chunk[: limit - (size - len(chunk))])
-                    break
-                raise _TooLarge
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _retry_delay(retry_ms: int) -> float:
-    """A server's SSE ``retry:`` as seconds to wait, within [_MIN_RETRY, _MAX_RETRY]."""
-    return min(_MAX_RETRY, max(_MIN_RETRY, retry_ms / 1000))
-
-
-class _RequestStream:
-    """What is known of one request's SSE stream: whether it has answered, and how to resume it."""
-
-    __slots__ = ("answered", "last_event_id", "request_id", "retry")
-
-    def __init__(self, request_id: int | str | None) -> None:
-        self.request_id = request_id
-        self.answered = False
-        self.last_event_id: str | None = None
-        self.retry = _GET_RETRY_DELAY
-
-
-def _request_id(line: bytes) -> int | str | None:
-    """The id of a request (None for anything else: nothing to wait for)."""
-    try:
-        msg = jsonrpc.decode(line)
-    except JsonRpcError:
-        return None
-    if msg.kind is not Kind.REQUEST or msg.id is UNSET:
-        return None
-    return msg.id
-
-
-async def _first_message(response: httpx2.Response) -> bytes:
-    """The first message of an answer, whether it came as JSON or as an event stream."""
-    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "text/event-stream":
-        try:
-            return await _read_bounded(response, MAX_ANSWER)
-        except _TooLarge:
-            raise UpstreamStartError(f"the server's first answer is over {MAX_ANSWER >> 20} MiB") from None
-    first: list[bytes] = []
-
-    async def take(event: httpx2.ServerSentEvent) -> bool:
-        if event.data:
-            first.append(event.data.encode())
-        return not first
-
-    await each_event(response, take)
-    return first[0] if first else b""
-
-
-def _result_of(message: bytes) -> dict[str, Any]:
-    try:
-        decoded = msgspec.json.decode(message)
-    except msgspec.DecodeError:
-        return {}
-    result = decoded.get("result") if isinstance(decoded, dict) else None
-    return result if isinstance(result, dict) else {}
-
-
-def _answers(message: bytes, request_id: int | str | None) -> bool:
-    if request_id is None or b'"id"' not in message:
-        return False
-    try:
-        msg = jsonrpc.decode(message)
-    except JsonRpcError:
-        return False
-    return msg.kind is Kind.RESPONSE and msg.id == request_id
 
 
 @asynccontextmanager
