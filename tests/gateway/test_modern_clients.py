@@ -8,6 +8,7 @@ from typing import Any
 import trio
 
 from tests.gateway.fakes import FakeServer, echo, make_config, running_daemon, running_gateway
+from watchgate.protocol import eras
 
 META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -239,7 +240,12 @@ async def test_a_retry_with_a_state_the_gateway_no_longer_has_is_refused(
 ) -> None:
     async with running_gateway(make_config("fx"), FakeServer("fx", tools={"echo": echo})) as (_, client):
         stale = modern(
-            {"name": "echo", "arguments": {}, "inputResponses": {}, "requestState": "watchgate-mrtr:gone"}
+            {
+                "name": "echo",
+                "arguments": {},
+                "inputResponses": {},
+                "requestState": eras.OWN_STATE_PREFIX + "gone",
+            }
         )
         response = await client.request("tools/call", stale)
     assert response["error"]["code"] == -32602

@@ -21,6 +21,7 @@ __all__ = [
     "LEGACY_VERSIONS",
     "MODERN_VERSIONS",
     "MRTR_STATE_PREFIX",
+    "OWN_STATE_PREFIX",
     "UNSUPPORTED_VERSION",
     "VERSION_KEY",
     "check_meta",
@@ -43,6 +44,9 @@ LEGACY_VERSIONS: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2
 VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
 #: the gateway's own ``requestState`` of an MRTR round (another is a 2026-07-28 server's)
 MRTR_STATE_PREFIX: Final = "watchgate-mrtr:"
+#: this process's own states: a Watchgate behind this one (or beside it, another replica) issues
+#: states of the same family that are not this process's to judge, and pass on like a server's
+OWN_STATE_PREFIX: Final = f"{MRTR_STATE_PREFIX}{secrets.token_urlsafe(6)}:"
 CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO_KEY: Final = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"
@@ -190,13 +194,14 @@ def discover_result(initialized: dict[str, Any]) -> dict[str, Any]:
 
 
 def new_round_state() -> str:
-    """An opaque ``requestState`` for a round of the gateway's own."""
-    return MRTR_STATE_PREFIX + secrets.token_urlsafe(24)
+    """An opaque ``requestState`` for a round of this gateway process's own."""
+    return OWN_STATE_PREFIX + secrets.token_urlsafe(24)
 
 
 def is_round_state(state: object) -> TypeGuard[str]:
-    """A ``requestState`` of the gateway's own (another is a 2026-07-28 server's: passed on)."""
-    return isinstance(state, str) and state.startswith(MRTR_STATE_PREFIX)
+    """A ``requestState`` of this process's own; another (a 2026-07-28 server's, or another
+    Watchgate's: one behind this one, nested) is passed on untouched for its issuer to judge."""
+    return isinstance(state, str) and state.startswith(OWN_STATE_PREFIX)
 
 
 def input_request(question: jsonrpc.Message) -> dict[str, Any]:

@@ -65,7 +65,7 @@ async def test_questions_become_input_required_and_the_retry_carries_the_answers
 async def test_an_unknown_request_state_of_the_gateways_is_refused() -> None:
     async with serving(make_config("fx"), FakeServer("fx", tools={"ask": asks_twice})) as (_, _, url):
         async with httpx.AsyncClient() as http:
-            request = call(1, inputResponses={}, requestState=eras.MRTR_STATE_PREFIX + "forged")
+            request = call(1, inputResponses={}, requestState=eras.OWN_STATE_PREFIX + "forged")
             response = await http.post(url, json=request, headers=modern_headers("tools/call", "ask"))
         assert response.status_code == 400
         assert response.json()["error"]["code"] == -32602

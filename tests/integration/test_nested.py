@@ -1,0 +1,71 @@
+"""A Watchgate behind a Watchgate, both over HTTP: a 2026-07-28 client reaches a legacy server's
+sampling tool through both (the inner gateway's MRTR round passes through the outer untouched:
+its requestState is the inner process's to judge), and a 2026-07-28 server's own MRTR tool."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import yaml
+from mcp import Client, types
+
+from tests.conformance.test_server_scenarios import FIXTURE, serving
+from tests.integration.conftest import EVERYTHING, text_of, upstream
+from tests.integration.test_http_clients import _SDK_LEAVES_GENERATORS, gateway_over_http
+from watchgate.bench.httpdriver import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _write(path: Path, *upstreams: dict[str, Any]) -> Path:
+    document = {"proxy": {"startup_wait": 20, "upstreams": list(upstreams)}, "audit": {"enabled": False}}
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@_SDK_LEAVES_GENERATORS
+async def test_a_modern_clients_sampling_through_two_gateways(tmp_path: Path) -> None:
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
+        )
+
+    inner_port, outer_port = free_port(), free_port()
+    inner = _write(tmp_path / "inner.yaml", upstream("everything", EVERYTHING))
+    with trio.fail_after(120):
+        async with gateway_over_http(inner, inner_port, tmp_path / "inner.log") as inner_url:
+            outer = _write(tmp_path / "outer.yaml", {"name": "inner", "transport": "http", "url": inner_url})
+            async with (
+                gateway_over_http(outer, outer_port, tmp_path / "outer.log") as outer_url,
+                Client(outer_url, mode="2026-07-28", sampling_callback=sample) as client,
+            ):
+                sampled = await client.call_tool("trigger-sampling-request", {"prompt": "?", "maxTokens": 5})
+                assert "forty-two" in text_of(sampled)
+
+
+@_SDK_LEAVES_GENERATORS
+async def test_a_modern_servers_own_round_through_two_gateways(tmp_path: Path) -> None:
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
+        )
+
+    fixture_port, inner_port, outer_port = free_port(), free_port(), free_port()
+    fixture = [sys.executable, str(FIXTURE), "http", str(fixture_port)]
+    with trio.fail_after(120):
+        async with serving(fixture, fixture_port, tmp_path / "fixture.log") as fixture_url:
+            inner = _write(tmp_path / "inner.yaml", {"name": "fx", "transport": "http", "url": fixture_url})
+            async with gateway_over_http(inner, inner_port, tmp_path / "inner.log") as inner_url:
+                outer = _write(
+                    tmp_path / "outer.yaml", {"name": "inner", "transport": "http", "url": inner_url}
+                )
+                async with (
+                    gateway_over_http(outer, outer_port, tmp_path / "outer.log") as outer_url,
+                    Client(outer_url, mode="2026-07-28", sampling_callback=sample) as client,
+                ):
+                    answered = await client.call_tool("test_input_required_result_sampling", {})
+                    assert "forty-two" in text_of(answered), answered
