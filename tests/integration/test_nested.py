@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import trio
 import yaml
-from mcp import Client, types
+from mcp import Client, ClientSession, types
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.conformance.test_server_scenarios import FIXTURE, serving
-from tests.integration.conftest import EVERYTHING, text_of, upstream
+from tests.integration.conftest import EVERYTHING, progress_and_sampling, text_of, upstream
 from tests.integration.test_http_clients import _SDK_LEAVES_GENERATORS, gateway_over_http
 from watchgate.bench.httpdriver import free_port
 
@@ -27,13 +28,14 @@ def _write(path: Path, *upstreams: dict[str, Any]) -> Path:
     return path
 
 
+async def _forty_two(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
+    )
+
+
 @_SDK_LEAVES_GENERATORS
 async def test_a_modern_clients_sampling_through_two_gateways(tmp_path: Path) -> None:
-    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
-        return types.CreateMessageResult(
-            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
-        )
-
     inner_port, outer_port = free_port(), free_port()
     inner = _write(tmp_path / "inner.yaml", upstream("everything", EVERYTHING))
     with trio.fail_after(120):
@@ -41,7 +43,7 @@ async def test_a_modern_clients_sampling_through_two_gateways(tmp_path: Path) ->
             outer = _write(tmp_path / "outer.yaml", {"name": "inner", "transport": "http", "url": inner_url})
             async with (
                 gateway_over_http(outer, outer_port, tmp_path / "outer.log") as outer_url,
-                Client(outer_url, mode="2026-07-28", sampling_callback=sample) as client,
+                Client(outer_url, mode="2026-07-28", sampling_callback=_forty_two) as client,
             ):
                 sampled = await client.call_tool("trigger-sampling-request", {"prompt": "?", "maxTokens": 5})
                 assert "forty-two" in text_of(sampled)
@@ -49,11 +51,6 @@ async def test_a_modern_clients_sampling_through_two_gateways(tmp_path: Path) ->
 
 @_SDK_LEAVES_GENERATORS
 async def test_a_modern_servers_own_round_through_two_gateways(tmp_path: Path) -> None:
-    async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
-        return types.CreateMessageResult(
-            role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
-        )
-
     fixture_port, inner_port, outer_port = free_port(), free_port(), free_port()
     fixture = [sys.executable, str(FIXTURE), "http", str(fixture_port)]
     with trio.fail_after(120):
@@ -65,7 +62,26 @@ async def test_a_modern_servers_own_round_through_two_gateways(tmp_path: Path) -
                 )
                 async with (
                     gateway_over_http(outer, outer_port, tmp_path / "outer.log") as outer_url,
-                    Client(outer_url, mode="2026-07-28", sampling_callback=sample) as client,
+                    Client(outer_url, mode="2026-07-28", sampling_callback=_forty_two) as client,
                 ):
                     answered = await client.call_tool("test_input_required_result_sampling", {})
                     assert "forty-two" in text_of(answered), answered
+
+
+@_SDK_LEAVES_GENERATORS
+async def test_a_legacy_clients_sampling_and_progress_through_two_gateways(tmp_path: Path) -> None:
+    """A 2025-11-25 client: the outer gateway asks it the inner round's question in its own era
+    and retries with the answer; progress comes through both."""
+    inner_port, outer_port = free_port(), free_port()
+    inner = _write(tmp_path / "inner.yaml", upstream("everything", EVERYTHING))
+    with trio.fail_after(120):
+        async with gateway_over_http(inner, inner_port, tmp_path / "inner.log") as inner_url:
+            outer = _write(tmp_path / "outer.yaml", {"name": "inner", "transport": "http", "url": inner_url})
+            async with (
+                gateway_over_http(outer, outer_port, tmp_path / "outer.log") as outer_url,
+                streamable_http_client(outer_url) as (read, write),
+                ClientSession(read, write, sampling_callback=_forty_two) as session,
+            ):
+                await session.initialize()
+                progress, sampled = await progress_and_sampling(session, "")
+                assert progress == [1, 2, 3] and "forty-two" in sampled
