@@ -34,6 +34,7 @@ from typing import Final, Literal, Protocol
 from msgspec import Raw
 
 from watchgate.errors import JsonRpcError, PolicyDenied
+from watchgate.protocol.identity import Principal
 from watchgate.protocol.jsonrpc import Message, error_response
 
 __all__ = [
@@ -84,6 +85,7 @@ class CallContext:
     started: float  # trio.current_time() when routed
     request_bytes: int  # size of the request's params as routed (names already the upstream's)
     decisions: list[Decision] = field(default_factory=list)  # every plugin decision, in order
+    principal: Principal | None = None  # who the calling client is (None: not known here)
 
     def denial(self) -> Decision | None:
         """The decision that blocked the call, if one did (a plugin that failed closed, "error",

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import pwd
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +28,7 @@ from watchgate.cli import ps as ps_command
 from watchgate.cli.main import main
 from watchgate.config import load_config
 from watchgate.daemon import control
-from watchgate.daemon.client import call, follow
+from watchgate.daemon.client import call, connect, follow
 from watchgate.daemon.paths import RUNTIME_ENV, RuntimePaths
 from watchgate.daemon.server import Daemon
 from watchgate.errors import ControlError, DaemonAlreadyRunning
@@ -108,6 +109,7 @@ async def test_the_commands_against_a_running_daemon(
             "ATTACHED",
             "IN-FLIGHT",
             "PROFILE",
+            "WHO",
         ]
 
         assert await cli("stop", "alpha") == 0
@@ -172,8 +174,6 @@ async def test_bad_requests_and_wrong_paths_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (daemon, _):
-        from watchgate.daemon.client import connect
-
         async with connect(daemon.paths) as ws:
             await ws.send_message('{"op": "explode"}')
             reply = control.decode_reply(await ws.get_message())
@@ -370,7 +370,6 @@ async def test_attach_with_a_profile_by_hand_over_and_by_relay(
     import os
     import socket as stdlib_socket
 
-    from watchgate.daemon.client import connect
     from watchgate.errors import DaemonRefused
     from watchgate.listeners import handoff
 
@@ -469,3 +468,23 @@ async def test_a_connection_from_another_uid_is_refused_and_logged(
             monkeypatch.setattr(os, "getuid", lambda: real)
         assert answer.startswith(b"HTTP/1.1 403")
         assert f"refused a connection from uid {real}" in caplog.text
+
+
+async def test_a_client_on_the_socket_is_the_user_the_kernel_says_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = FakeServer("alpha", tools={"echo": echo})
+    async with (
+        daemon_with(monkeypatch, tmp_path, alpha) as (daemon, cli),
+        connect(daemon.paths, ATTACH_PATH) as ws,
+    ):
+        await ws.send_message(_HELLO_LINES)
+        with trio.fail_after(10):
+            while not daemon.gateway.sessions():
+                await trio.sleep(0.01)
+        (session,) = daemon.gateway.sessions()
+        me = pwd.getpwuid(os.getuid()).pw_name
+        assert (session.client.principal.name, session.client.principal.proven_by) == (me, "uid")
+        capsys.readouterr()
+        assert await cli("ps", "--clients") == 0
+        assert f"{me} (uid)" in capsys.readouterr().out

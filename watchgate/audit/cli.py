@@ -57,6 +57,7 @@ def register(commands: Any) -> None:
     tail.add_argument("--server", metavar="NAME", help="only this server's records")
     tail.add_argument("--tool", metavar="GLOB", help="only tools matching GLOB (own or public name)")
     tail.add_argument("--decision", choices=("allow", "deny", "modify", "error"), help="only this decision")
+    tail.add_argument("--user", metavar="NAME", help="only this caller's records (a token's name, a user)")
     tail.set_defaults(func=tail_command)
 
     verify = sub.add_parser("verify", parents=[common], help="check the hash chain across rotated files")
@@ -99,6 +100,8 @@ def format_record(record: AuditRecord) -> str:
         parts.append(record.decision.upper())
     if record.client:
         parts.append(f"client={record.client}")
+    if record.principal:
+        parts.append(f"user={record.principal}")
     parts += [part for part in (record.server, record.method, record.tool) if part]
     if record.public_name and record.public_name != record.tool:
         parts.append(f"({record.public_name})")
@@ -123,6 +126,8 @@ def _matcher(args: argparse.Namespace) -> Callable[[AuditRecord], bool]:
         if args.server is not None and record.server != args.server:
             return False
         if args.decision is not None and record.decision != args.decision:
+            return False
+        if args.user is not None and record.principal != args.user:
             return False
         if args.tool is not None:
             names = [name for name in (record.tool, record.public_name) if name]

@@ -96,9 +96,12 @@ def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
     if isinstance(fields.get("reason"), str):
         fields["reason"] = clean(fields["reason"])
     request_id = ctx.request_id
+    principal = ctx.principal
     return AuditEntry(
         event=event,
         client=f"client-{ctx.client_id}",
+        principal=clean_name(principal.name) if principal is not None else None,
+        groups=tuple(clean_name(g) for g in principal.groups) or None if principal is not None else None,
         server=ctx.upstream or None,  # none: refused before it was routed
         method=clean_name(ctx.method),
         tool=clean_optional(ctx.name),

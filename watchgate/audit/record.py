@@ -56,6 +56,8 @@ class AuditEntry(msgspec.Struct, kw_only=True, frozen=True):
 
     event: Event
     client: str | None = None
+    principal: str | None = None  # who the client is (a token's name, a uid's user); never a token
+    groups: tuple[str, ...] | None = None
     server: str | None = None
     method: str | None = None
     tool: str | None = None
@@ -79,6 +81,8 @@ class AuditRecord(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True,
     seq: int
     event: Event
     client: str | None = None
+    principal: str | None = None
+    groups: tuple[str, ...] | None = None
     server: str | None = None
     method: str | None = None
     tool: str | None = None

@@ -103,10 +103,12 @@ async def _show(args: argparse.Namespace, paths: RuntimePaths, out: TextIO) -> N
                 duration(c["attached_for"]),
                 c["in_flight"],
                 c.get("profile") or "-",
+                f"{c['principal']} ({c['proven_by']})" if c.get("principal") else "-",
             ]
             for c in report["clients"]
         ]
-        print_table(["ID", "CLIENT", "PID/ADDRESS", "ATTACHED", "IN-FLIGHT", "PROFILE"], rows, out)
+        header = ["ID", "CLIENT", "PID/ADDRESS", "ATTACHED", "IN-FLIGHT", "PROFILE", "WHO"]
+        print_table(header, rows, out)
     else:
         rows = [upstream_row(u) for u in report["upstreams"]]
         print_table(_UPSTREAM_HEADER, rows, out, colour_column=2 if colour else None)

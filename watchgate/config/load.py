@@ -227,7 +227,16 @@ class _Builder:
         if tls is not None:
             tls = msgspec.structs.replace(tls, cert=file(tls.cert, "tls.cert"), key=file(tls.key, "tls.key"))
         token = None if http.token_file is None else file(http.token_file, "token_file")
-        return msgspec.structs.replace(http, token_file=token, tls=tls)
+        auth = http.auth
+        if auth is not None:
+            tokens = tuple(
+                t
+                if t.token_file is None
+                else msgspec.structs.replace(t, token_file=file(t.token_file, f"auth.tokens[{i}].token_file"))
+                for i, t in enumerate(auth.tokens)
+            )
+            auth = msgspec.structs.replace(auth, tokens=tokens)
+        return msgspec.structs.replace(http, token_file=token, tls=tls, auth=auth)
 
     def check_names(self, items: list[tuple[str, Any]]) -> None:
         """Names become tool prefixes and URI schemes in multi-server mode (ADR-014)."""

@@ -260,6 +260,39 @@ class ListenerTlsConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen
     key: str
 
 
+_SHA256_HEX: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ListenerToken(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One caller of the HTTP listener: its name, its groups, and its bearer token, given as the
+    token's SHA-256 (hex; never the token itself in the config) or a 0600 file holding it."""
+
+    name: str
+    sha256: str | None = None
+    token_file: str | None = None
+    groups: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.sha256 is None) == (self.token_file is None):
+            raise ValueError("give exactly one of sha256 and token_file")
+        if self.sha256 is not None and not _SHA256_HEX.match(self.sha256):
+            raise ValueError("sha256 must be 64 lower-case hex digits (sha256sum of the token)")
+        if not self.name:
+            raise ValueError("name must not be empty")
+
+
+class ListenerAuth(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Who may call the HTTP listener, each by name (the audit log and ``ps`` say who did what)."""
+
+    tokens: tuple[ListenerToken, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [token.name for token in self.tokens]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"token names must be unique: {', '.join(twice)}")
+
+
 class HttpListenerConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """How clients reach the gateway over Streamable HTTP (design.md §5).
 
@@ -271,6 +304,7 @@ class HttpListenerConfig(Struct, kw_only=True, forbid_unknown_fields=True, froze
     listen: str = "127.0.0.1:8848"
     path: str = "/mcp"
     token_file: str | None = None
+    auth: ListenerAuth | None = None  # named tokens, one per caller (token_file: one, unnamed)
     allowed_origins: tuple[str, ...] = ()
     tls: ListenerTlsConfig | None = None
     max_body: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024  # bytes of one POST

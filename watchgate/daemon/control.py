@@ -101,6 +101,8 @@ class ClientRow(msgspec.Struct):
     profile: str | None = None  # the profile it attached with (None: it sees everything)
     peer: str | None = None  # an HTTP client's address
     one_request: bool = False  # a 2026-07-28 client's request over HTTP, shown while in flight
+    principal: str | None = None  # who it is (a token's name, a uid's user)
+    proven_by: str | None = None  # token | uid | process | none
 
 
 class PsReport(msgspec.Struct):

@@ -133,6 +133,8 @@ class ControlOps:
                 profile=session.client.profile,
                 peer=session.peer,
                 one_request=session.one_request,
+                principal=session.client.principal.name,
+                proven_by=session.client.principal.proven_by,
             )
             for session in gateway.sessions()
         ]

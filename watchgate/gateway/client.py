@@ -28,6 +28,7 @@ from watchgate.gateway.messages import ClientGone, ClientNotification, ClientReq
 from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
 from watchgate.gateway.rounds import ClientRounds
 from watchgate.protocol import eras, jsonrpc, subscriptions
+from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, RequestId, error_response
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY, Listens
 
@@ -51,6 +52,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         stall_timeout: float = 10.0,
         profile: str | None = None,
         one_request: bool = False,
+        principal: Principal = ANONYMOUS,
     ) -> None:
         """``linger``: at end of input, how long to wait for the answers still owed (``watchgate
         run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once.
@@ -58,6 +60,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         ``one_request``: a client that lives for one request (its end is no news in the log)."""
         self.client_id = next(_ids)
         self.profile = profile  # the profile it attached with: what of the gateway it sees
+        self.principal = principal  # who it is, as its listener proved it
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._channel = channel
         self._router = router

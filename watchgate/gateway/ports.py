@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from actors import Reply
 from watchgate.config.schema import UpstreamConfig
 from watchgate.errors import JsonRpcError
+from watchgate.protocol.identity import Principal
 from watchgate.protocol.jsonrpc import Message
 
 __all__ = ["ClientChannel", "ClientPort", "NotifierPort", "RouterPort", "UpstreamPort"]
@@ -75,6 +76,10 @@ class ClientPort(Protocol):
     @property
     def profile(self) -> str | None:
         """The profile it chose when it attached (None: it sees everything)."""
+
+    @property
+    def principal(self) -> Principal:
+        """Who it is, as its listener proved it (a token's name, a uid's user)."""
 
     @property
     def finished(self) -> bool:

@@ -47,6 +47,7 @@ from watchgate.hooks import HookChain, MessageHooks
 from watchgate.plugins.pipeline import build_plugins
 from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.protocol.curation import Curation
+from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.transports.base import Connector, default_connector
 from watchgate.wire.lines import LineChannel
 
@@ -183,10 +184,13 @@ class Gateway:
         *,
         peer_pid: int | None = None,
         profile: str | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> bool:
         """One client session as a temporary child of the clients supervisor; returns when it
         ends, True if the client ended it (closed its input), False if the gateway did."""
-        return await self.attach_channel(LineChannel(send, receive), peer_pid=peer_pid, profile=profile)
+        return await self.attach_channel(
+            LineChannel(send, receive), peer_pid=peer_pid, profile=profile, principal=principal
+        )
 
     async def attach_channel(
         self,
@@ -195,13 +199,14 @@ class Gateway:
         peer_pid: int | None = None,
         peer: str | None = None,
         profile: str | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> bool:
         """``attach_client`` on any client channel (an HTTP session's); ``peer`` says who it is
         when no pid does (an HTTP client's address); ``profile``: the one it chose (checked by
         the caller with `has_profile`)."""
-        client = ClientActor(channel, router=self.router, profile=profile)
+        client = ClientActor(channel, router=self.router, profile=profile, principal=principal)
         session = ClientSession(client, peer_pid, trio.current_time(), peer=peer)
-        who = peer if peer is not None else f"pid {peer_pid}"
+        who = f"{peer if peer is not None else f'pid {peer_pid}'}, {principal.name} ({principal.proven_by})"
         self._record(lifecycle_entry("client_attached", client=client.name, reason=who))
         self._sessions[client.name] = session
         await self.notifier.tell(ClientAttached(client))
@@ -227,7 +232,12 @@ class Gateway:
                         await self.clients.remove_child(client.name)
 
     async def serve_channel(
-        self, channel: ClientChannel, *, profile: str | None = None, peer: str | None = None
+        self,
+        channel: ClientChannel,
+        *,
+        profile: str | None = None,
+        peer: str | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> None:
         """A client that lives for one request (a 2026-07-28 client over HTTP): its actor runs
         in the caller's task, outside the clients supervisor and unseen by the notification
@@ -235,7 +245,9 @@ class Gateway:
         still has in flight is cancelled upstream. ``ps --clients`` shows it while it runs; it
         attaches and leaves without a log line or lifecycle record (one per request would say
         nothing)."""
-        client = ClientActor(channel, router=self.router, profile=profile, one_request=True)
+        client = ClientActor(
+            channel, router=self.router, profile=profile, one_request=True, principal=principal
+        )
         session = ClientSession(client, None, trio.current_time(), peer=peer, one_request=True)
         self._sessions[client.name] = session
         try:
@@ -408,7 +420,12 @@ class Gateway:
             _log.exception("[%s] could not report %s to the router", event.child, event.kind)
 
     async def serve_stream(
-        self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream, *, profile: str | None = None
+        self,
+        receive: trio.abc.ReceiveStream,
+        send: trio.abc.SendStream,
+        *,
+        profile: str | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> None:
         """Run the whole tree for one client on a byte stream; return when the client leaves."""
         async with trio.open_nursery() as nursery:
@@ -419,6 +436,7 @@ class Gateway:
                 router=self.router,
                 linger=linger + self.config.proxy.startup_wait,
                 profile=profile,
+                principal=principal,
             )
             await self.notifier.tell(ClientAttached(client))
             try:

@@ -14,6 +14,7 @@ import trio
 from watchgate.audit import AuditActor
 from watchgate.config.schema import GatewayConfig
 from watchgate.gateway.tree import Gateway
+from watchgate.protocol.identity import local_user
 from watchgate.wire.pipes import eager_receive, eager_send, stdio_streams
 
 __all__ = ["serve_stdio"]
@@ -24,7 +25,10 @@ async def serve_stdio(config: GatewayConfig, audit: AuditActor | None, profile: 
     gateway = Gateway(config, audit=audit)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-        await gateway.serve_stream(eager_receive(stdin), eager_send(stdout), profile=profile)
+        # the client is whoever runs this process: it started it
+        await gateway.serve_stream(
+            eager_receive(stdin), eager_send(stdout), profile=profile, principal=local_user()
+        )
         nursery.cancel_scope.cancel()
 
 

@@ -28,6 +28,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 from watchgate.errors import CannotListen, DaemonAlreadyRunning
 from watchgate.listeners import handoff
 from watchgate.listeners.endpoints import ATTACH_PATH, CONTROL_PATH, MAX_MESSAGE
+from watchgate.protocol.identity import Principal, of_uid
 from watchgate.wire.pipes import eager_receive, eager_send, fd_stream, widen_pipes
 from watchgate.wire.wsstream import WebSocketStream
 
@@ -72,9 +73,10 @@ class UnixListener:
                 _log.warning("refused a connection from uid %d (pid %d)", peer[1], peer[0])
                 nursery.start_soon(self._refuse, stream)
                 continue
-            nursery.start_soon(self._session, stream, peer[0] if peer else None)
+            who = of_uid(peer[1]) if peer is not None else of_uid(os.getuid(), proven_by="socket owner")
+            nursery.start_soon(self._session, stream, peer[0] if peer else None, who)
 
-    async def _session(self, stream: trio.SocketStream, peer_pid: int | None) -> None:
+    async def _session(self, stream: trio.SocketStream, peer_pid: int | None, who: Principal) -> None:
         try:
             first = await stream.socket.recv(len(handoff.HELLO), socket.MSG_PEEK)
         except OSError as exc:  # reset before it said anything: ends this connection only
@@ -82,7 +84,7 @@ class UnixListener:
             await stream.aclose()
             return
         if first in (handoff.HELLO, handoff.HELLO_WITH_PROFILE):
-            await self._handed_over(stream, peer_pid, with_profile=first == handoff.HELLO_WITH_PROFILE)
+            await self._handed_over(stream, peer_pid, who, with_profile=first == handoff.HELLO_WITH_PROFILE)
             return
         try:
             async with stream, trio.open_nursery() as nursery:  # the connection is closed however it ends
@@ -98,7 +100,7 @@ class UnixListener:
                         ws = await request.accept()
                         channel = WebSocketStream(ws)
                         await self._gateway.attach_client(
-                            channel, channel, peer_pid=peer_pid, profile=profile
+                            channel, channel, peer_pid=peer_pid, profile=profile, principal=who
                         )
                         await ws.aclose()
                 elif path == CONTROL_PATH:
@@ -113,7 +115,7 @@ class UnixListener:
             _log.debug("session ended: %r", group.exceptions)
 
     async def _handed_over(
-        self, stream: trio.SocketStream, peer_pid: int | None, *, with_profile: bool
+        self, stream: trio.SocketStream, peer_pid: int | None, who: Principal, *, with_profile: bool
     ) -> None:
         """Serve a client on the stdin and stdout its ``attach`` handed over (handoff.py)."""
         async with stream:
@@ -151,7 +153,11 @@ class UnixListener:
                 # from here the client talks to the daemon on its own pipes: an attach that dies
                 # does not end the session, the client's end of its stdin does
                 ended_by_client = await self._gateway.attach_client(
-                    eager_receive(receive), eager_send(send), peer_pid=peer_pid, profile=profile
+                    eager_receive(receive),
+                    eager_send(send),
+                    peer_pid=peer_pid,
+                    profile=profile,
+                    principal=who,
                 )
                 status = handoff.CLIENT_LEFT if ended_by_client else handoff.DAEMON_ENDED
                 with trio.CancelScope(shield=True), contextlib.suppress(*_STREAM_GONE):

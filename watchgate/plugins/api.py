@@ -29,6 +29,7 @@ import msgspec
 
 if TYPE_CHECKING:
     from watchgate.hooks import CallContext, Stage
+    from watchgate.protocol.identity import Principal
 
 __all__ = [
     "ALLOW",
@@ -134,6 +135,11 @@ class PluginContext:
     client_id: int | None = None  # None for notifications and lists (they are not one client's)
     call: CallContext | None = None  # requests and responses: the hooks' context (decisions so far)
     config: Any = None  # the config of the plugin being called (the same as its ``self.config``)
+
+    @property
+    def principal(self) -> Principal | None:
+        """Who the calling client is (a request or response; None for notifications and lists)."""
+        return self.call.principal if self.call is not None else None
 
 
 class NoConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

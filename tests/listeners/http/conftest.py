@@ -26,11 +26,12 @@ SSE_ACCEPT = "application/json, text/event-stream"
 
 @asynccontextmanager
 async def serving(
-    config: GatewayConfig, *servers: FakeServer, deadline: float = 30, **http: Any
+    config: GatewayConfig, *servers: FakeServer, deadline: float = 30, audit: Any = None, **http: Any
 ) -> AsyncIterator[tuple[Gateway, HttpListener, str]]:
-    """(gateway, listener, endpoint URL) while both run; everything ends with the block."""
+    """(gateway, listener, endpoint URL) while both run; everything ends with the block.
+    ``audit``: the gateway's audit actor (none by default); ``http``: listener settings."""
     settings = msgspec.structs.replace(HttpListenerConfig(), listen="127.0.0.1:0", **http)
-    gateway = Gateway(config, connector=fake_connector(*servers))
+    gateway = Gateway(config, connector=fake_connector(*servers), audit=audit)
     listener = HttpListener(gateway, settings)
     with trio.fail_after(deadline):
         async with trio.open_nursery() as nursery:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 import trio
+import yaml
 
 from tests.gateway.fakes import FakeServer, echo, make_config
-from tests.listeners.http.conftest import SSE_ACCEPT, serving
+from tests.listeners.http.conftest import SSE_ACCEPT, LegacyClient, modern_headers, modern_request, serving
+from watchgate.audit import AuditActor, resolved_audit_config
 from watchgate.config import parse_config
-from watchgate.config.schema import HttpListenerConfig
+from watchgate.config.schema import HttpListenerConfig, ListenerAuth, ListenerToken
 from watchgate.errors import CannotListen
 from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http import HttpListener
@@ -209,3 +213,54 @@ async def test_a_rebound_dns_name_is_refused_by_its_host_header() -> None:
         assert rebound.status_code == 421 and "DNS rebinding" in rebound.text
         for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
             assert (await http.get(health, headers={"host": host})).status_code == 200
+
+
+async def test_named_tokens_say_who_called_and_a_session_is_its_openers(tmp_path: Path) -> None:
+    """Two callers, each with a token of its own (one given as its SHA-256, one in a 0600 file):
+    each is named in the audit log, and neither may use the other's session."""
+    ana_token = "ana-s3cret-token"
+    bob_file = tmp_path / "bob.token"
+    bob_file.write_text("bob-s3cret-token\n")
+    bob_file.chmod(0o600)
+    auth = ListenerAuth(
+        tokens=(
+            ListenerToken(name="ana", sha256=hashlib.sha256(ana_token.encode()).hexdigest(), groups=("dev",)),
+            ListenerToken(name="bob", token_file=str(bob_file)),
+        )
+    )
+    log = tmp_path / "audit.jsonl"
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "proxy": {"upstreams": [{"name": "fx", "command": ["fake"]}]},
+                "audit": {"path": str(log)},
+            }
+        )
+    )
+    audit = AuditActor(resolved_audit_config(config), threaded=False)
+    async with (
+        serving(config, FakeServer("fx", tools={"echo": echo}), auth=auth, audit=audit) as (_, _, url),
+        httpx.AsyncClient() as http,
+    ):
+        ana = LegacyClient(http, url)
+        ana.http.headers["authorization"] = f"Bearer {ana_token}"
+        await ana.initialize()
+        await ana.request("tools/call", {"name": "echo", "arguments": {"text": "a"}})
+        as_bob = {**ana.headers(), "authorization": "Bearer bob-s3cret-token"}
+        stolen = await http.post(
+            url, json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"}, headers=as_bob
+        )
+        assert stolen.status_code == 403 and "belongs to another caller" in stolen.text
+        assert (await http.delete(url, headers=as_bob)).status_code == 403
+        wrong = await http.post(url, json=INIT, headers={**HEADERS, "authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        bob = await http.post(
+            url,
+            json=modern_request(3, "tools/call", {"name": "echo", "arguments": {"text": "b"}}),
+            headers={**modern_headers("tools/call", "echo"), "authorization": "Bearer bob-s3cret-token"},
+        )
+        assert bob.status_code == 200
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    who = {(r["principal"], tuple(r.get("groups") or ())) for r in records if r["event"] == "response"}
+    assert who == {("ana", ("dev",)), ("bob", ())}
+    assert ana_token not in log.read_text() and "bob-s3cret" not in log.read_text()

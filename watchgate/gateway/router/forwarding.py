@@ -138,6 +138,7 @@ class Forwarder:
                     started=trio.current_time(),
                     request_bytes=0 if msg.params is UNSET else len(msg.params),
                     decisions=[Decision(refused.refused_by, "request", "deny", refused.message)],
+                    principal=client.principal,
                 )
                 await self._hooks.on_refused(ctx, msg, refused)
             raise refused from None
@@ -173,6 +174,7 @@ class Forwarder:
                 request_id=msg.id,
                 started=trio.current_time(),
                 request_bytes=0 if msg.params is UNSET else len(msg.params),
+                principal=client.principal,
             )
             try:
                 checked = await self._hooks.on_request(ctx, msg)

@@ -41,6 +41,7 @@ from watchgate.listeners.http.session import DuplicateRequestId, HttpSession
 from watchgate.listeners.http.sessions import SessionTable
 from watchgate.listeners.http.streams import EventLog, event_id, parse_event_id
 from watchgate.protocol import eras, jsonrpc
+from watchgate.protocol.identity import Principal
 from watchgate.protocol.jsonrpc import Kind
 
 __all__ = ["McpHttpApp"]
@@ -100,21 +101,23 @@ class McpHttpApp:
             await respond(send, refusal.status, error_body(str(refusal), refusal.code), headers=extra)
 
     async def _endpoint(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
-        self._guard.check(headers)
+        caller = self._guard.check(headers)
         if self.draining:
             raise Refusal(503, "Watchgate is shutting down", -32003)
         method = scope["method"]
         if method == "POST":
-            await self._post(scope, receive, send, headers)
+            await self._post(scope, receive, send, headers, caller)
         elif method == "GET":
-            await self._get(receive, send, headers)
+            await self._get(receive, send, headers, caller)
         elif method == "DELETE":
-            await self._delete(send, headers)
+            await self._delete(send, headers, caller)
         else:
             raise Refusal(405, f"{method} is not supported here: use POST, GET or DELETE")
 
     # --- POST ------------------------------------------------------------------------------------
-    async def _post(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+    async def _post(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], caller: Principal
+    ) -> None:
         stream_ok = self._guard.check_post(headers)
         if self.bodies_in_transit >= MAX_BODIES_IN_TRANSIT:  # slow senders cannot take every socket
             raise Refusal(503, "too many requests are still sending their bodies; try again shortly")
@@ -141,10 +144,18 @@ class McpHttpApp:
                     jsonrpc.INVALID_REQUEST,
                 )
             await self._modern.serve(
-                msg, body, receive, send, headers, stream_ok=stream_ok, peer=_peer(scope), profile=profile
+                msg,
+                body,
+                receive,
+                send,
+                headers,
+                stream_ok=stream_ok,
+                peer=_peer(scope),
+                profile=profile,
+                principal=caller,
             )
             return
-        session = await self._session_for(msg, headers, _peer(scope), profile)
+        session = await self._session_for(msg, headers, _peer(scope), profile, caller)
         if msg.kind is not Kind.REQUEST:
             try:
                 await session.post(body)
@@ -177,7 +188,7 @@ class McpHttpApp:
         return profile
 
     async def _session_for(
-        self, msg: jsonrpc.Message, headers: dict[str, str], peer: str, profile: str | None
+        self, msg: jsonrpc.Message, headers: dict[str, str], peer: str, profile: str | None, caller: Principal
     ) -> HttpSession:
         session_id = headers.get(_SESSION)
         if session_id is None:
@@ -190,10 +201,8 @@ class McpHttpApp:
             refused = self._sessions.make_room(peer)
             if refused is not None:
                 raise Refusal(503, refused)
-            return await self._sessions.open(peer, profile)
-        session = self._sessions.get(session_id)
-        if session is None:
-            raise Refusal(404, "unknown or expired session; initialize a new one")
+            return await self._sessions.open(peer, profile, caller)
+        session = self._existing(headers, caller)
         version = headers.get("mcp-protocol-version")
         if version is not None and version not in eras.LEGACY_VERSIONS:
             raise Refusal(400, f"unsupported MCP-Protocol-Version {version!r} for a session")
@@ -241,10 +250,10 @@ class McpHttpApp:
             yield sse_event(data, event_id(log.number, seq))
 
     # --- GET and DELETE --------------------------------------------------------------------------
-    async def _get(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+    async def _get(self, receive: Receive, send: Send, headers: dict[str, str], caller: Principal) -> None:
         if "text/event-stream" not in headers.get("accept", ""):
             raise Refusal(406, "GET opens an SSE stream: Accept must include text/event-stream")
-        session = self._existing(headers)
+        session = self._existing(headers, caller)
         log, after = session.standalone, session.standalone.undelivered
         last = headers.get("last-event-id")
         resumed = last is not None
@@ -260,18 +269,22 @@ class McpHttpApp:
             session, log, after, receive, send, headers=_session_header(session), resumed=resumed
         )
 
-    async def _delete(self, send: Send, headers: dict[str, str]) -> None:
-        session = self._existing(headers)
+    async def _delete(self, send: Send, headers: dict[str, str], caller: Principal) -> None:
+        session = self._existing(headers, caller)
         session.end()
         await respond(send, 204)
 
-    def _existing(self, headers: dict[str, str]) -> HttpSession:
+    def _existing(self, headers: dict[str, str], caller: Principal) -> HttpSession:
+        """The session the request names; it belongs to whoever opened it: another caller's
+        token on it (its POSTs, its GET stream, its DELETE) is refused."""
         session_id = headers.get(_SESSION)
         if session_id is None:
             raise Refusal(400, "Mcp-Session-Id is required")
         session = self._sessions.get(session_id)
         if session is None:
-            raise Refusal(404, "unknown or expired session")
+            raise Refusal(404, "unknown or expired session; initialize a new one")
+        if session.principal != caller:
+            raise Refusal(403, "this session belongs to another caller")
         return session
 
 

@@ -8,6 +8,7 @@ nor SSE (406). A listener on a non-loopback address without a token never starts
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import os
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from watchgate.config.schema import HttpListenerConfig
 from watchgate.errors import CannotListen
+from watchgate.protocol.identity import ANONYMOUS, Principal
 
 __all__ = ["Refusal", "RequestGuard", "is_loopback", "split_listen"]
 
@@ -68,8 +70,19 @@ class RequestGuard:
     def __init__(self, config: HttpListenerConfig) -> None:
         host, _ = split_listen(config.listen)
         self.loopback = is_loopback(host)
-        self._token = read_token(config.token_file) if config.token_file is not None else None
-        if not self.loopback and self._token is None:
+        # (SHA-256 of a token, who it proves): only digests are kept, compared in constant time
+        self._tokens: list[tuple[bytes, Principal]] = []
+        if config.token_file is not None:
+            digest = hashlib.sha256(read_token(config.token_file)).digest()
+            self._tokens.append((digest, Principal(name="token", proven_by="token")))
+        for entry in config.auth.tokens if config.auth is not None else ():
+            if entry.sha256 is not None:
+                digest = bytes.fromhex(entry.sha256)
+            else:
+                assert entry.token_file is not None
+                digest = hashlib.sha256(read_token(entry.token_file)).digest()
+            self._tokens.append((digest, Principal(name=entry.name, groups=entry.groups, proven_by="token")))
+        if not self.loopback and not self._tokens:
             raise CannotListen(
                 f"refusing to listen on {config.listen} without a bearer token: anyone who can reach "
                 "it could use every server behind it (set proxy.http.token_file, or listen on 127.0.0.1)"
@@ -89,15 +102,22 @@ class RequestGuard:
         if not is_loopback(name.strip("[]")):
             raise Refusal(421, f"Host {host!r} is not this loopback listener's (DNS rebinding?)")
 
-    def check(self, headers: dict[str, str]) -> None:
-        """Raise `Refusal` unless the origin and the token are acceptable."""
+    def check(self, headers: dict[str, str]) -> Principal:
+        """Who is calling; `Refusal` unless the origin and the token are acceptable."""
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin):
             raise Refusal(403, f"origin {origin!r} is not allowed (proxy.http.allowed_origins)")
-        if self._token is not None:
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
-                raise Refusal(401, "a valid bearer token is required (Authorization: Bearer …)")
+        if not self._tokens:
+            return ANONYMOUS
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        presented = hashlib.sha256(token.strip().encode()).digest()
+        found = ANONYMOUS
+        for digest, principal in self._tokens:  # every one compared: the time says nothing
+            if hmac.compare_digest(presented, digest):
+                found = principal
+        if scheme.lower() != "bearer" or found is ANONYMOUS:
+            raise Refusal(401, "a valid bearer token is required (Authorization: Bearer …)")
+        return found
 
     def _origin_allowed(self, origin: str) -> bool:
         if origin.rstrip("/").lower() in self._origins:

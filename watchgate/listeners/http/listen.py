@@ -23,13 +23,20 @@ from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http.asgi import Receive, Send, serve_events, sse_event
 from watchgate.listeners.http.session import HttpSession
 from watchgate.protocol import jsonrpc
+from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.protocol.subscriptions import ACKNOWLEDGED, SUBSCRIPTION_KEY, agreed_filter, tagged, wanted
 
 __all__ = ["serve_listen"]
 
 
 async def serve_listen(
-    gateway: Gateway, subscription: int | str, requested: Any, peer: str, receive: Receive, send: Send
+    gateway: Gateway,
+    subscription: int | str,
+    requested: Any,
+    peer: str,
+    receive: Receive,
+    send: Send,
+    principal: Principal = ANONYMOUS,
 ) -> None:
     agreed = agreed_filter(requested)
     uris = set(agreed.get("resourceSubscriptions", ()))
@@ -37,7 +44,7 @@ async def serve_listen(
     async with trio.open_nursery() as nursery:
 
         async def attached() -> None:
-            await gateway.attach_channel(session, peer=f"{peer} (subscriptions/listen)")
+            await gateway.attach_channel(session, peer=f"{peer} (subscriptions/listen)", principal=principal)
             session.end()
 
         nursery.start_soon(attached)

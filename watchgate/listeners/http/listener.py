@@ -132,7 +132,7 @@ def _more_descriptors() -> None:
 def _refuse_sandboxes_with_network(gateway: GatewayConfig, config: HttpListenerConfig) -> None:
     """A sandboxed server with network reaches a loopback listener like any local process: without
     a token it could use every server behind the gateway that confines it (`CannotListen`)."""
-    if config.token_file is not None:
+    if config.token_file is not None or (config.auth is not None and config.auth.tokens):
         return
     exposed = [
         u.name

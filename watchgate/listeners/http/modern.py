@@ -38,6 +38,7 @@ from watchgate.listeners.http.mrtr import PARK_SECONDS, MrtrSession
 from watchgate.listeners.http.sessions import SessionTable
 from watchgate.listeners.http.streams import EventLog
 from watchgate.protocol import eras, jsonrpc
+from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.protocol.jsonrpc import Kind
 
 __all__ = ["ModernRequests", "is_modern"]
@@ -126,6 +127,7 @@ class ModernRequests:
         stream_ok: bool,
         peer: str = "http",
         profile: str | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> None:
         if msg.kind is not Kind.REQUEST:
             raise Refusal(400, "a 2026-07-28 client sends requests only (closing a stream cancels it)")
@@ -145,7 +147,9 @@ class ModernRequests:
             await respond(send, 404, error_body(f"method not found: {msg.method}", -32601, msg.id))
             return
         if msg.method == "subscriptions/listen":
-            await serve_listen(self._gateway, msg.id, params.get("notifications"), peer, receive, send)
+            await serve_listen(
+                self._gateway, msg.id, params.get("notifications"), peer, receive, send, principal
+            )
             return
         if eras.is_round_state(params.get("requestState")):
             session = self._resumable(params["requestState"], msg.method)
@@ -159,7 +163,7 @@ class ModernRequests:
             log = await session.resume(msg, params.get("inputResponses"))
         else:  # a new call, or a retry carrying a 2026-07-28 server's own requestState (passed on)
             session = MrtrSession(eras.new_round_state())
-            self._sessions.spawn(self._run, session, profile, peer)
+            self._sessions.spawn(self._run, session, profile, peer, principal)
             try:
                 log = await session.post_request(msg, line)
             except PeerGone:  # pragma: no cover - the actor ended before it read anything
@@ -182,9 +186,9 @@ class ModernRequests:
             else:  # answered, or the client left: either way this request is over
                 session.end()
 
-    async def _run(self, session: MrtrSession, profile: str | None, peer: str) -> None:
+    async def _run(self, session: MrtrSession, profile: str | None, peer: str, principal: Principal) -> None:
         try:
-            await self._gateway.serve_channel(session, profile=profile, peer=peer)
+            await self._gateway.serve_channel(session, profile=profile, peer=peer, principal=principal)
         finally:
             session.end()
             self._parked.pop(session.token, None)

@@ -25,6 +25,7 @@ import trio
 from watchgate.errors import PeerGone
 from watchgate.listeners.http.streams import EventLog
 from watchgate.protocol import jsonrpc
+from watchgate.protocol.identity import ANONYMOUS
 
 __all__ = ["DuplicateRequestId", "HttpSession"]
 
@@ -78,6 +79,7 @@ class HttpSession:
         self._open: dict[int, EventLog] = {}  # POST streams a client is reading now, by number
         self.last_used = trio.current_time()
         self.requests = 0  # requests posted (its initialize is the first)
+        self.principal = ANONYMOUS  # who opened it: only that caller may use it
         self.ended = False
 
     # --- the client actor's side ----------------------------------------------------------------

@@ -19,6 +19,7 @@ import trio
 
 from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http.session import HttpSession
+from watchgate.protocol.identity import ANONYMOUS, Principal
 
 __all__ = ["SessionTable"]
 
@@ -87,10 +88,14 @@ class SessionTable:
         self._sessions.pop(session.id, None)
         self._peers.pop(session.id, None)
 
-    async def open(self, peer: str, profile: str | None = None) -> HttpSession:
-        """A new session, served by a client actor (seeing what ``profile`` shows) until it ends."""
+    async def open(
+        self, peer: str, profile: str | None = None, principal: Principal = ANONYMOUS
+    ) -> HttpSession:
+        """A new session of ``principal``, served by a client actor (seeing what ``profile``
+        shows) until it ends."""
         assert self._nursery is not None, "the table is not running"
         session = HttpSession(secrets.token_urlsafe(24))
+        session.principal = principal
         assert session.id is not None
         self._sessions[session.id] = session
         self._peers[session.id] = _host(peer)
@@ -103,7 +108,9 @@ class SessionTable:
         assert session.id is not None
         try:
             started.set()
-            await self._gateway.attach_channel(session, peer=peer, profile=profile)
+            await self._gateway.attach_channel(
+                session, peer=peer, profile=profile, principal=session.principal
+            )
         finally:
             self._forget(session)
 
