@@ -305,3 +305,15 @@ def test_a_lone_tilde_word_stays_a_word_and_a_home_path_expands(monkeypatch: pyt
     upstream = config.proxy.upstreams[0]
     assert upstream.command[1:] == ("~", "/home/me/notes")
     assert upstream.env == {"A": "~", "B": "/home/me/b"}
+
+
+def test_an_access_rule_names_profiles_and_servers_that_exist() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(
+            "proxy:\n  upstream: {command: [x]}\n"
+            "access:\n  - {match: {user: ana}, profile: nope, servers: [zz]}\n"
+        )
+    said = str(refused.value)
+    assert (
+        "access[0].profile: no profile is called 'nope'" in said and "access[0].servers: no upstream" in said
+    )

@@ -19,6 +19,7 @@ import yaml
 
 from watchgate.config import UpstreamConfig, parse_config
 from watchgate.gateway.tree import Gateway
+from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.wire.framing import LineReader
 from watchgate.wire.lines import LineChannel
 
@@ -453,10 +454,12 @@ async def running_daemon(
         async with trio.open_nursery() as nursery:
             await nursery.start(gateway.run)
 
-            async def attach(*, reading: bool = True, profile: str | None = None) -> Client:
+            async def attach(
+                *, reading: bool = True, profile: str | None = None, principal: Principal = ANONYMOUS
+            ) -> Client:
                 """``reading=False``: a client that never reads what it is sent (a lockstep
                 stream: the gateway's writes to it block, as on a pipe nobody drains);
-                ``profile``: the one it attaches with."""
+                ``profile``: the one it attaches with; ``principal``: who it is."""
                 to_gw_send, to_gw_receive = trio.testing.memory_stream_one_way_pair()
                 if reading:
                     to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
@@ -465,7 +468,13 @@ async def running_daemon(
                 client = Client(to_gw_send, to_client_receive)
                 before = len(gateway.sessions())
                 nursery.start_soon(
-                    partial(gateway.attach_client, to_gw_receive, to_client_send, profile=profile)
+                    partial(
+                        gateway.attach_client,
+                        to_gw_receive,
+                        to_client_send,
+                        profile=profile,
+                        principal=principal,
+                    )
                 )
                 if reading:
                     nursery.start_soon(client.pump)

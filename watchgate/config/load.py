@@ -21,6 +21,7 @@ from watchgate.config.schema import (
     ENV_VAR,
     NAME_RULE,
     URL_SCHEMES,
+    AccessRule,
     AuthConfig,
     GatewayConfig,
     HttpListenerConfig,
@@ -137,6 +138,7 @@ class _Builder:
                 sections[name] = converted.value
         self.check_plugins(sections.get("plugins") or ())
         self.check_profiles(sections.get("profiles") or {}, sections.get("proxy"))
+        self.check_access(sections.get("access"), sections.get("profiles") or {}, sections.get("proxy"))
         if self.problems:
             return None
         return GatewayConfig(**sections, source=source)
@@ -149,6 +151,26 @@ class _Builder:
             if not SERVER_NAME_RE.match(name):
                 self.add(path, f"profile name {name!r}: letters, digits and '-', starting with a letter")
             for server in profile.servers or ():
+                if proxy is not None and server not in known:
+                    message = f"no upstream is called {server!r} (known: {', '.join(known)})"
+                    self.add(join_path(path, "servers"), message)
+
+    def check_access(
+        self,
+        rules: tuple[AccessRule, ...] | None,
+        profiles: dict[str, ProfileConfig],
+        proxy: ProxyConfig | None,
+    ) -> None:
+        """An access rule names profiles and servers that exist."""
+        known = [u.name for u in proxy.upstreams] if proxy is not None else []
+        for i, rule in enumerate(rules or ()):
+            path = f"access[{i}]"
+            if rule.profile is not None and rule.profile not in profiles:
+                names = ", ".join(profiles) or "none"
+                self.add(
+                    join_path(path, "profile"), f"no profile is called {rule.profile!r} (known: {names})"
+                )
+            for server in rule.servers or ():
                 if proxy is not None and server not in known:
                     message = f"no upstream is called {server!r} (known: {', '.join(known)})"
                     self.add(join_path(path, "servers"), message)

@@ -21,6 +21,8 @@ from watchgate.protocol.namespace import SERVER_NAME_RE
 __all__ = [
     "DEFAULT_SINGLE_NAME",
     "SERVER_NAME_RE",
+    "AccessMatch",
+    "AccessRule",
     "AuditConfig",
     "AuditSinkConfig",
     "AuthConfig",
@@ -36,6 +38,7 @@ __all__ = [
     "LoggingConfig",
     "PluginConfig",
     "ProxyConfig",
+    "RateConfig",
     "Restart",
     "SandboxConfig",
     "TlsConfig",
@@ -399,6 +402,34 @@ class DiscoveryConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
     limit: Annotated[int, Meta(ge=1, le=50)] = 8  # how many find_tools answers by default
 
 
+class AccessMatch(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Whom an access rule is for: every given key must hold (none given: everyone)."""
+
+    user: str | None = None
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # any one of them
+
+
+class RateConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """At most ``calls`` tools/calls in any ``per`` seconds (a token bucket)."""
+
+    calls: Annotated[int, Meta(ge=1)]
+    per: Positive = 60.0
+
+
+class AccessRule(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """What callers matching ``match`` may do: the profile they get (forced: a profile a client
+    picks can only narrow it), servers, tool and prompt globs, and rate limits."""
+
+    match: AccessMatch = AccessMatch()
+    profile: str | None = None
+    servers: tuple[str, ...] | None = None
+    tools: NameGlobs = NameGlobs()
+    prompts: NameGlobs = NameGlobs()
+    rate: RateConfig | None = None  # per caller
+    tool_rate: RateConfig | None = None  # per caller and tool
+
+
 class ProfileConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """A named view of the gateway for a kind of client (``watchgate attach --profile NAME``):
     only these servers (all when not given), and of them only the tools and prompts the globs
@@ -429,5 +460,6 @@ class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     plugins: tuple[PluginConfig, ...] = ()
     profiles: dict[str, ProfileConfig] = {}  # name -> what a client that chose it sees
     discovery: DiscoveryConfig = DiscoveryConfig()  # list every tool, or let clients search
+    access: tuple[AccessRule, ...] | None = None  # per caller, first match wins; none matching: nothing
     telemetry: TelemetryConfig | None = None  # OpenTelemetry: off unless given
     source: str | None = None  # not a YAML key: where the configuration was read from

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import msgspec
 
     from actors import Reply
-    from watchgate.config.schema import DiscoveryConfig, ProfileConfig
+    from watchgate.config.schema import AccessRule, DiscoveryConfig, ProfileConfig
     from watchgate.hooks import CallContext
     from watchgate.protocol.curation import Curation
     from watchgate.protocol.jsonrpc import Message
@@ -164,6 +164,7 @@ class SetProfiles:
 
     profiles: Mapping[str, ProfileConfig]
     discovery: DiscoveryConfig | None = None  # the config's: search mode follows a reload too
+    access: tuple[AccessRule, ...] | None = None  # the config's access rules
 
 
 @dataclass(frozen=True, slots=True)

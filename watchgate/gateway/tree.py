@@ -126,7 +126,12 @@ class Gateway:
         self._prefixed = set(proxy.prefixed)  # shared with the notifier, updated on reload
         self.notifier = NotificationActor(prefixed=self._prefixed, hooks=hooks)
         self.router = RouterActor(
-            proxy, notifier=self.notifier, hooks=hooks, profiles=config.profiles, discovery=config.discovery
+            proxy,
+            notifier=self.notifier,
+            hooks=hooks,
+            profiles=config.profiles,
+            discovery=config.discovery,
+            access=config.access,
         )
         self.notifier.attach_router(self.router)
         self._connector = connector
@@ -307,7 +312,7 @@ class Gateway:
         untouched servers keep running and their clients notice nothing but a list_changed."""
         old = {u.name: u for u in self.config.proxy.upstreams}
         old_profiles = self.config.profiles
-        old_discovery = self.config.discovery
+        old_rules = (self.config.discovery, self.config.access)
         new = {u.name: u for u in config.proxy.upstreams}
         renamed = sorted(
             name
@@ -357,8 +362,8 @@ class Gateway:
             await self.upstream_supervisor.add_child(spec)
         for name in recurated:
             await self.router.tell(Recurate(name, Curation.of(new[name])))
-        if config.profiles != old_profiles or config.discovery != old_discovery:
-            await self.router.tell(SetProfiles(config.profiles, config.discovery))
+        if config.profiles != old_profiles or (config.discovery, config.access) != old_rules:
+            await self.router.tell(SetProfiles(config.profiles, config.discovery, config.access))
         running = [name for name in new if name not in added and name not in changed]
         if replugged:  # lists are filtered by plugins: let every running server's lists pass again
             for name in running:

@@ -47,20 +47,25 @@ class ProfileRules(Protocol):
 
 
 class Profile:
-    def __init__(self, name: str, rules: ProfileRules) -> None:
+    """What a client sees: the rules of every layer at once (a profile it chose, and the access
+    rule and forced profile of who it is: each can only take away)."""
+
+    def __init__(self, name: str, rules: ProfileRules, *more: ProfileRules) -> None:
         self.name = name
-        self._servers = frozenset(rules.servers) if rules.servers is not None else None
-        self._globs: dict[str, Globs] = {"tools": rules.tools, "prompts": rules.prompts}
+        self._layers = [
+            (
+                frozenset(r.servers) if r.servers is not None else None,
+                {"tools": r.tools, "prompts": r.prompts},
+            )
+            for r in (rules, *more)
+        ]
         self._cache: dict[str, tuple[msgspec.Raw, msgspec.Raw]] = {}  # key -> (merged, filtered)
 
     def allows_server(self, server: str) -> bool:
-        return self._servers is None or server in self._servers
+        return all(servers is None or server in servers for servers, _ in self._layers)
 
     def allows_name(self, kind: str, public: str) -> bool:
-        globs = self._globs[_NAMED[kind]]
-        if any(fnmatchcase(public, pattern) for pattern in globs.deny):
-            return False
-        return globs.allow is None or any(fnmatchcase(public, pattern) for pattern in globs.allow)
+        return all(_allowed(globs[_NAMED[kind]], public) for _, globs in self._layers)
 
     def check(self, kind: str, server: str, public: str, known: list[str]) -> None:
         """Raise `UnknownName` for what this profile does not show (kind: tool, prompt, resource)."""
@@ -96,6 +101,12 @@ class Profile:
         except UnknownName:
             return True
         return self.allows_server(server)
+
+
+def _allowed(globs: Globs, public: str) -> bool:
+    if any(fnmatchcase(public, pattern) for pattern in globs.deny):
+        return False
+    return globs.allow is None or any(fnmatchcase(public, pattern) for pattern in globs.allow)
 
 
 def profiles_of(configured: Mapping[str, ProfileRules]) -> dict[str, Profile]:

@@ -264,3 +264,26 @@ async def test_named_tokens_say_who_called_and_a_session_is_its_openers(tmp_path
     who = {(r["principal"], tuple(r.get("groups") or ())) for r in records if r["event"] == "response"}
     assert who == {("ana", ("dev",)), ("bob", ())}
     assert ana_token not in log.read_text() and "bob-s3cret" not in log.read_text()
+
+
+async def test_a_rate_limited_2026_request_gets_429_and_retry_after(tmp_path: Path) -> None:
+    token = "ci-token-0123456789"
+    auth = ListenerAuth(tokens=(ListenerToken(name="ci", sha256=hashlib.sha256(token.encode()).hexdigest()),))
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "proxy": {"upstreams": [{"name": "fx", "command": ["fake"]}]},
+                "access": [{"match": {"user": "ci"}, "rate": {"calls": 1, "per": 30}}],
+            }
+        )
+    )
+    async with (
+        serving(config, FakeServer("fx", tools={"echo": echo}), auth=auth) as (_, _, url),
+        httpx.AsyncClient() as http,
+    ):
+        headers = {**modern_headers("tools/call", "echo"), "authorization": f"Bearer {token}"}
+        call = modern_request(1, "tools/call", {"name": "echo", "arguments": {"text": "x"}})
+        assert (await http.post(url, json=call, headers=headers)).status_code == 200
+        limited = await http.post(url, json=call, headers=headers)
+        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 30
+        assert limited.json()["error"]["code"] == -32012

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -19,7 +19,7 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor, AskTimeout
-from watchgate.config.schema import DiscoveryConfig, ProfileConfig
+from watchgate.config.schema import AccessRule, DiscoveryConfig, ProfileConfig
 from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
 from watchgate.gateway.messages import (
     AddUpstream,
@@ -39,6 +39,7 @@ from watchgate.gateway.messages import (
     UpstreamStatus,
 )
 from watchgate.gateway.ports import ClientPort, NotifierPort, UpstreamPort
+from watchgate.gateway.router.access import Access
 from watchgate.gateway.router.discovery import ToolSearch
 from watchgate.gateway.router.forwarding import Forwarder, UpstreamView
 from watchgate.gateway.router.initialize import initialize_result
@@ -92,6 +93,7 @@ class RouterActor(Actor[RouterMessage]):
         hooks: HookChain | None = None,
         profiles: Mapping[str, ProfileConfig] | None = None,
         discovery: DiscoveryConfig | None = None,
+        access: Sequence[AccessRule] | None = None,
         mailbox_size: int = 1024,
     ) -> None:
         super().__init__("router", mailbox_size=mailbox_size)
@@ -110,6 +112,7 @@ class RouterActor(Actor[RouterMessage]):
         self._views: dict[str, UpstreamView] = {}
         self._forwarder = Forwarder(self._catalog, self._views, self._hooks, self.profile_of)
         self._search = ToolSearch(self._catalog, discovery or DiscoveryConfig(), profiles or {})
+        self._access = Access(access, profiles or {})
         self._collisions: set[tuple[str, str, str]] = set()  # reported already
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
         self._task_only: dict[str, list[str]] = {}  # per server: the task-only tools left out, as logged
@@ -139,7 +142,10 @@ class RouterActor(Actor[RouterMessage]):
 
     def profile_of(self, client: ClientPort) -> Profile | None:
         """The profile a client chose (None: it sees everything). A profile a reload removed
-        shows nothing: the client asked for less, never for more."""
+        shows nothing: the client asked for less, never for more. With ``access:`` rules, what
+        its principal's rule allows, narrowed by that choice."""
+        if self._access.enabled:
+            return self._access.view(client.principal, client.profile)
         if client.profile is None:
             return None
         return self._profiles.get(client.profile) or Profile(client.profile, _NOTHING)
@@ -198,6 +204,7 @@ class RouterActor(Actor[RouterMessage]):
             await self._forget_client(msg.client_id)
         elif isinstance(msg, SetProfiles):
             self._search.configure(msg.discovery or DiscoveryConfig(), msg.profiles)
+            self._access.configure(msg.access, msg.profiles)
             self._profiles = profiles_of(msg.profiles)
             await self._announce(["tools", "prompts", "resources"])  # what a profile shows may differ
         elif isinstance(msg, Recurate):
@@ -436,6 +443,9 @@ class RouterActor(Actor[RouterMessage]):
         """In search mode ``find_tools`` is answered here and ``call_tool`` becomes the call it
         names; every other call (and every call in list mode) is forwarded by its name."""
         profile = self.profile_of(client)
+        if self._access.enabled:
+            called = jsonrpc.field_str(jsonrpc.params_fields(msg), "name") or ""
+            self._access.admit(client.principal, called, trio.current_time())
         if self._search.searching(profile):
             name = jsonrpc.field_str(jsonrpc.params_fields(msg), "name")
             if name == FIND_TOOLS:

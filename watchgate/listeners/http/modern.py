@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 from collections.abc import AsyncGenerator
 from typing import Any, Final
 
@@ -46,6 +47,8 @@ __all__ = ["ModernRequests", "is_modern"]
 HEADER_MISMATCH: Final = -32020
 MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
 _MISSING_CAPABILITY: Final = b"-32021"  # the cheap test before the answer is decoded
+RATE_LIMITED: Final = -32012  # the gateway's access rules (gateway/router/access.py)
+_RATE_LIMITED: Final = b"-32012"
 #: the requestState of a call the gateway parked (mrtr.py) starts so; any other is a server's own
 #: what a 2026-07-28 client may ask the gateway; anything else is 404 + -32601
 _METHODS: Final = frozenset(
@@ -226,12 +229,24 @@ async def _answer_as_json(log: EventLog, receive: Receive, send: Send) -> None:
     if not answer:
         return  # the client went away: nobody to answer
     with contextlib.suppress(OSError):
-        await respond(send, _status_of(answer), answer)
+        status = _status_of(answer)
+        retry = _retry_after(answer) if status == 429 else None
+        await respond(send, status, answer, headers=[(b"retry-after", retry)] if retry else None)
 
 
 def _status_of(answer: bytes) -> int:
     """The HTTP status an answer goes with: 400 for MissingRequiredClientCapability (the spec's
-    rule for HTTP), 200 for everything else (a JSON-RPC error is an answer too)."""
-    if _MISSING_CAPABILITY not in answer:
+    rule for HTTP), 429 for the gateway's rate limit, 200 for everything else (a JSON-RPC error
+    is an answer too)."""
+    if _MISSING_CAPABILITY not in answer and _RATE_LIMITED not in answer:
         return 200
-    return 400 if jsonrpc.error_code(jsonrpc.decode(answer)) == MISSING_REQUIRED_CLIENT_CAPABILITY else 200
+    code = jsonrpc.error_code(jsonrpc.decode(answer))
+    return {MISSING_REQUIRED_CLIENT_CAPABILITY: 400, RATE_LIMITED: 429}.get(code or 0, 200)
+
+
+def _retry_after(answer: bytes) -> bytes | None:
+    """``Retry-After`` (whole seconds, rounded up) from a rate-limit answer's ``retryAfter``."""
+    error = jsonrpc.load(jsonrpc.decode(answer).error)
+    extra = error.get("data") if isinstance(error, dict) else None
+    wait = extra.get("retryAfter") if isinstance(extra, dict) else None
+    return str(math.ceil(wait)).encode() if isinstance(wait, int | float) else None

@@ -1,0 +1,111 @@
+"""Who may do what (``access:``): the first rule matching a caller's principal gives it its view
+(a forced profile, servers, tool and prompt globs; a profile the client picks only narrows it)
+and its rate limits. When the list exists, a caller no rule matches gets nothing.
+
+Rate limits are token buckets per caller and per caller and tool, on the gateway's clock; over a
+limit a ``tools/call`` is answered -32012 naming the limit and when it frees (the HTTP listener
+sends that answer with 429 and ``Retry-After``). Buckets live in this process: behind a load
+balancer each replica counts its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from watchgate.config.schema import AccessRule, NameGlobs, ProfileConfig, RateConfig
+from watchgate.errors import JsonRpcError
+from watchgate.protocol.identity import Principal
+from watchgate.protocol.profiles import Profile
+
+__all__ = ["RATE_LIMITED", "Access"]
+
+RATE_LIMITED: Final = -32012
+_NOTHING: Final = ProfileConfig(servers=(), tools=NameGlobs(allow=()), prompts=NameGlobs(allow=()))
+_BUCKETS: Final = 10_000  # at most this many callers x tools remembered (the oldest go first)
+
+
+class Access:
+    def __init__(self, rules: Sequence[AccessRule] | None, profiles: Mapping[str, ProfileConfig]) -> None:
+        self.configure(rules, profiles)
+        self._buckets: dict[tuple[object, ...], tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def configure(self, rules: Sequence[AccessRule] | None, profiles: Mapping[str, ProfileConfig]) -> None:
+        """The rules and profiles of the config (a reload keeps the buckets)."""
+        self.rules = tuple(rules) if rules is not None else None
+        self._profiles = dict(profiles)
+        self._views: dict[tuple[int | None, str | None], Profile] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.rules is not None
+
+    def rule_for(self, principal: Principal) -> tuple[int, AccessRule] | None:
+        """The first rule for ``principal``; None when no rule matches (it may do nothing)."""
+        for index, rule in enumerate(self.rules or ()):
+            match = rule.match
+            if match.user is not None and principal.name != match.user:
+                continue
+            if match.users and principal.name not in match.users:
+                continue
+            if match.groups and not set(match.groups) & set(principal.groups):
+                continue
+            return index, rule
+        return None
+
+    def view(self, principal: Principal, chosen: str | None) -> Profile:
+        """What a caller sees: its rule's forced profile, the rule's own globs, and the profile
+        it chose (each can only take away)."""
+        found = self.rule_for(principal)
+        key = (found[0] if found is not None else None, chosen)
+        view = self._views.get(key)
+        if view is not None:
+            return view
+        if found is None:
+            view = Profile(f"no access for {principal.name}", _NOTHING)
+        else:
+            index, rule = found
+            layers: list[ProfileConfig | AccessRule] = [rule]
+            if rule.profile is not None:
+                layers.append(self._profiles.get(rule.profile, _NOTHING))
+            if chosen is not None:
+                layers.append(self._profiles.get(chosen, _NOTHING))
+            view = Profile(chosen or rule.profile or f"access[{index}]", *layers)
+        self._views[key] = view
+        return view
+
+    def admit(self, principal: Principal, tool: str, now: float) -> None:
+        """Count a ``tools/call`` of ``tool`` against the caller's limits; -32012 when over."""
+        found = self.rule_for(principal)
+        if found is None:
+            raise JsonRpcError(-32010, f"no access rule lets {principal.name!r} call anything")
+        index, rule = found
+        for key, rate, what in (
+            ((index, principal.name), rule.rate, "calls"),
+            ((index, principal.name, tool), rule.tool_rate, f"calls of {tool!r}"),
+        ):
+            if rate is None:
+                continue
+            wait = self._take(key, rate, now)
+            if wait is not None:
+                raise JsonRpcError(
+                    RATE_LIMITED,
+                    f"rate limit: {rate.calls} {what} per {rate.per:g} s for {principal.name!r}; "
+                    f"the next frees in {wait:.1f} s",
+                    {"retryAfter": round(wait, 3)},
+                )
+
+    def _take(self, key: tuple[object, ...], rate: RateConfig, now: float) -> float | None:
+        """One token from ``key``'s bucket: None if there was one, else the seconds until one is."""
+        refill = rate.calls / rate.per
+        tokens, at = self._buckets.pop(key, (float(rate.calls), now))
+        tokens = min(float(rate.calls), tokens + (now - at) * refill)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            wait = None
+        else:
+            self._buckets[key] = (tokens, now)
+            wait = (1 - tokens) / refill
+        while len(self._buckets) > _BUCKETS:
+            del self._buckets[next(iter(self._buckets))]
+        return wait
