@@ -84,6 +84,7 @@ async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_se
     assert request.attributes["mcp.tool.name"] == "echo"
     assert request.attributes["watchgate.public_name"] == "fs__echo"
     assert request.attributes["mcp.server"] == "fs"
+    assert request.attributes["watchgate.principal"] == "anonymous"  # who called (no token here)
     decisions = [s for s in finished.values() if s.name.startswith("plugin ")]
     assert decisions and all(
         s.parent is not None and s.parent.span_id == request.context.span_id for s in decisions
@@ -98,6 +99,7 @@ async def test_a_call_is_one_trace_from_the_client_through_the_plugins_to_the_se
     metrics = _metrics(reader)
     [calls] = [p for p in metrics["watchgate.calls"] if p.attributes.get("tool") == "echo"]
     assert calls.value == 1 and calls.attributes["server"] == "fs"
+    assert calls.attributes["principal"] == "anonymous"
     assert {p.attributes["server"] for p in metrics["watchgate.in_flight"]} == {"fs", "other"}
     assert "watchgate.call.duration" in metrics and "watchgate.restarts" in metrics
 

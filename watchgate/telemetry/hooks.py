@@ -148,6 +148,10 @@ def _attributes(ctx: CallContext) -> dict[str, Any]:
         "watchgate.client": f"client-{ctx.client_id}",
         "watchgate.request.size": ctx.request_bytes,
     }
+    if ctx.principal is not None:  # who called: its name and groups, never a token or claim
+        attributes["watchgate.principal"] = ctx.principal.name
+        if ctx.principal.groups:
+            attributes["watchgate.principal.groups"] = list(ctx.principal.groups)
     if ctx.method in _NAMED and ctx.name is not None:
         attributes["mcp.tool.name" if ctx.method == "tools/call" else "mcp.prompt.name"] = ctx.name
         attributes["watchgate.public_name"] = ctx.public_name or ctx.name
@@ -157,6 +161,8 @@ def _attributes(ctx: CallContext) -> dict[str, Any]:
 def _labels(ctx: CallContext) -> dict[str, str]:
     """Metric attributes: server and tool (a resource URI would make a series per file)."""
     labels = {"server": ctx.upstream, "method": ctx.method}
+    if ctx.principal is not None:
+        labels["principal"] = ctx.principal.name
     if ctx.method in _NAMED and ctx.name is not None:
         labels["tool"] = ctx.name
     return labels
