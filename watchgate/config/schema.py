@@ -284,10 +284,27 @@ class ListenerToken(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
             raise ValueError("name must not be empty")
 
 
+class ClaimNames(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    user: str = "sub"  # the claim that names the caller
+    groups: str = "groups"  # the claim that lists its groups
+
+
+class OAuthResourceConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The listener as an OAuth 2.1 resource server: JWT access tokens from ``issuer``."""
+
+    issuer: str
+    audience: str | None = None  # default: the listener's own URL (its resource)
+    jwks_url: str | None = None  # default: from the issuer's metadata (RFC 8414, then OIDC)
+    scopes: tuple[str, ...] = ()  # every one required (403 insufficient_scope otherwise)
+    claims: ClaimNames = ClaimNames()
+    leeway: Annotated[float, Meta(ge=0, le=300)] = 30.0  # seconds of clock skew forgiven
+
+
 class ListenerAuth(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """Who may call the HTTP listener, each by name (the audit log and ``ps`` say who did what)."""
 
     tokens: tuple[ListenerToken, ...] = ()
+    oauth: OAuthResourceConfig | None = None
 
     def __post_init__(self) -> None:
         names = [token.name for token in self.tokens]

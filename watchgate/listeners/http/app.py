@@ -37,6 +37,7 @@ from watchgate.listeners.http.asgi import (
 from watchgate.listeners.http.guard import Refusal, RequestGuard
 from watchgate.listeners.http.health import health_report
 from watchgate.listeners.http.modern import ModernRequests, is_modern
+from watchgate.listeners.http.resource import ResourceServer
 from watchgate.listeners.http.session import DuplicateRequestId, HttpSession
 from watchgate.listeners.http.sessions import SessionTable
 from watchgate.listeners.http.streams import EventLog, event_id, parse_event_id
@@ -59,9 +60,18 @@ JSON_WINDOW = 0.2
 MAX_BODIES_IN_TRANSIT: Final = 256
 
 
+_METADATA: Final = "/.well-known/oauth-protected-resource"
+
+
 class McpHttpApp:
     def __init__(
-        self, gateway: Gateway, path: str, guard: RequestGuard, sessions: SessionTable, modern: ModernRequests
+        self,
+        gateway: Gateway,
+        path: str,
+        guard: RequestGuard,
+        sessions: SessionTable,
+        modern: ModernRequests,
+        resource: ResourceServer | None = None,
     ) -> None:
         self._gateway = gateway
         self._path = path
@@ -69,6 +79,7 @@ class McpHttpApp:
         self._sessions = sessions
         self._modern = modern
         self.draining = False  # shutting down: nothing new is taken
+        self._resource = resource  # OAuth 2.1 resource server (auth.oauth), or None
         self.bodies_in_transit = 0  # POSTs whose body is still on its way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +95,9 @@ class McpHttpApp:
         except Refusal as refusal:
             await respond(send, refusal.status, error_body(str(refusal), refusal.code))
             return
+        if self._resource is not None and path in self._metadata_paths() and scope["method"] == "GET":
+            await respond(send, 200, jsonrpc.encode_value(self._resource.metadata()))
+            return
         if path == "/healthz" and scope["method"] in ("GET", "HEAD"):
             status, body = health_report(self._gateway)
             await respond(send, status, body)
@@ -95,13 +109,46 @@ class McpHttpApp:
         try:
             await self._endpoint(scope, receive, send, headers)
         except Refusal as refusal:
-            extra = [(b"www-authenticate", b'Bearer realm="watchgate"')] if refusal.status == 401 else []
+            extra = self._challenge(refusal, headers)
             if refusal.status == 405:
                 extra.append((b"allow", b"GET, POST, DELETE"))
             await respond(send, refusal.status, error_body(str(refusal), refusal.code), headers=extra)
 
+    def set_resource(self, url: str) -> None:
+        """The listener's own URL, once it listens: the audience of its tokens unless configured."""
+        if self._resource is not None and not self._resource.resource:
+            self._resource.resource = url
+
+    def _metadata_paths(self) -> tuple[str, str]:
+        return (_METADATA, _METADATA + self._path)
+
+    def _challenge(self, refusal: Refusal, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        """``WWW-Authenticate`` for a 401 (and a 403 for a missing scope): where the resource
+        metadata is, so an MCP client can sign its user in by itself."""
+        if refusal.status not in (401, 403):
+            return []
+        if self._resource is None:
+            return [(b"www-authenticate", b'Bearer realm="watchgate"')] if refusal.status == 401 else []
+        base = self._resource.resource.removesuffix(self._path)
+        url = base + _METADATA + self._path
+        if refusal.status == 403 and "insufficient_scope" not in str(refusal):
+            return []
+        error = (
+            "insufficient_scope"
+            if refusal.status == 403
+            else ("invalid_token" if headers.get("authorization") else None)
+        )
+        return [(b"www-authenticate", self._resource.challenge(url, error))]
+
     async def _endpoint(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        if b"access_token=" in bytes(scope.get("query_string", b"")):
+            raise Refusal(401, "a token in the URL is refused: send it as Authorization: Bearer")
         caller = self._guard.check(headers)
+        if caller is None:
+            assert self._resource is not None
+            caller = await self._resource.principal(
+                headers.get("authorization", "").partition(" ")[2].strip()
+            )
         if self.draining:
             raise Refusal(503, "Watchgate is shutting down", -32003)
         method = scope["method"]

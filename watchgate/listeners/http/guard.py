@@ -82,7 +82,8 @@ class RequestGuard:
                 assert entry.token_file is not None
                 digest = hashlib.sha256(read_token(entry.token_file)).digest()
             self._tokens.append((digest, Principal(name=entry.name, groups=entry.groups, proven_by="token")))
-        if not self.loopback and not self._tokens:
+        self.oauth = config.auth is not None and config.auth.oauth is not None
+        if not self.loopback and not self._tokens and not self.oauth:
             raise CannotListen(
                 f"refusing to listen on {config.listen} without a bearer token: anyone who can reach "
                 "it could use every server behind it (set proxy.http.token_file, or listen on 127.0.0.1)"
@@ -102,12 +103,13 @@ class RequestGuard:
         if not is_loopback(name.strip("[]")):
             raise Refusal(421, f"Host {host!r} is not this loopback listener's (DNS rebinding?)")
 
-    def check(self, headers: dict[str, str]) -> Principal:
-        """Who is calling; `Refusal` unless the origin and the token are acceptable."""
+    def check(self, headers: dict[str, str]) -> Principal | None:
+        """Who is calling; `Refusal` unless the origin and the token are acceptable. None: a
+        bearer token for the resource server to judge (``auth.oauth``)."""
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin):
             raise Refusal(403, f"origin {origin!r} is not allowed (proxy.http.allowed_origins)")
-        if not self._tokens:
+        if not self._tokens and not self.oauth:
             return ANONYMOUS
         scheme, _, token = headers.get("authorization", "").partition(" ")
         presented = hashlib.sha256(token.strip().encode()).digest()
@@ -115,6 +117,8 @@ class RequestGuard:
         for digest, principal in self._tokens:  # every one compared: the time says nothing
             if hmac.compare_digest(presented, digest):
                 found = principal
+        if scheme.lower() == "bearer" and found is ANONYMOUS and self.oauth and token.strip():
+            return None
         if scheme.lower() != "bearer" or found is ANONYMOUS:
             raise Refusal(401, "a valid bearer token is required (Authorization: Bearer …)")
         return found

@@ -29,6 +29,7 @@ from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http.app import McpHttpApp
 from watchgate.listeners.http.guard import RequestGuard, split_listen
 from watchgate.listeners.http.modern import ModernRequests
+from watchgate.listeners.http.resource import ResourceServer
 from watchgate.listeners.http.sessions import SessionTable
 
 __all__ = ["GRACE", "HttpListener", "serve_http"]
@@ -49,8 +50,10 @@ class HttpListener:
             idle_timeout=config.session_idle_timeout,
             per_peer=config.max_sessions_per_peer,
         )
+        oauth = config.auth.oauth if config.auth is not None else None
+        resource = ResourceServer(oauth, oauth.audience or "") if oauth is not None else None
         self.app = McpHttpApp(
-            gateway, config.path, guard, self.sessions, ModernRequests(gateway, self.sessions)
+            gateway, config.path, guard, self.sessions, ModernRequests(gateway, self.sessions), resource
         )
         self._hypercorn = _hypercorn_config(config)
         self._sockets: Sockets | None = None
@@ -92,6 +95,8 @@ class HttpListener:
                 await nursery.start(self.sessions.run)
                 async with trio.open_nursery() as server:  # hypercorn returns once shut down and drained
                     self.urls = await server.start(serving)
+                    if self.urls:
+                        self.app.set_resource(f"{self.urls[0]}{self.config.path}")
                     where = ", ".join(f"{url}{self.config.path}" for url in self.urls)
                     _log.info("serving MCP over HTTP at %s", where)
                     task_status.started(self.urls)
@@ -132,7 +137,9 @@ def _more_descriptors() -> None:
 def _refuse_sandboxes_with_network(gateway: GatewayConfig, config: HttpListenerConfig) -> None:
     """A sandboxed server with network reaches a loopback listener like any local process: without
     a token it could use every server behind the gateway that confines it (`CannotListen`)."""
-    if config.token_file is not None or (config.auth is not None and config.auth.tokens):
+    if config.token_file is not None or (
+        config.auth is not None and (config.auth.tokens or config.auth.oauth)
+    ):
         return
     exposed = [
         u.name
