@@ -18,10 +18,11 @@ from watchgate.errors import JsonRpcError
 from watchgate.protocol.identity import Principal
 from watchgate.protocol.profiles import Profile
 
-__all__ = ["RATE_LIMITED", "Access"]
+__all__ = ["NOTHING", "RATE_LIMITED", "Access"]
 
 RATE_LIMITED: Final = -32012
-_NOTHING: Final = ProfileConfig(servers=(), tools=NameGlobs(allow=()), prompts=NameGlobs(allow=()))
+#: a view of nothing: no server, no tool, no prompt
+NOTHING: Final = ProfileConfig(servers=(), tools=NameGlobs(allow=()), prompts=NameGlobs(allow=()))
 _BUCKETS: Final = 10_000  # at most this many callers x tools remembered (the oldest go first)
 
 
@@ -62,14 +63,14 @@ class Access:
         if view is not None:
             return view
         if found is None:
-            view = Profile(f"no access for {principal.name}", _NOTHING)
+            view = Profile(f"no access for {principal.name}", NOTHING)
         else:
             index, rule = found
             layers: list[ProfileConfig | AccessRule] = [rule]
             if rule.profile is not None:
-                layers.append(self._profiles.get(rule.profile, _NOTHING))
+                layers.append(self._profiles.get(rule.profile, NOTHING))
             if chosen is not None:
-                layers.append(self._profiles.get(chosen, _NOTHING))
+                layers.append(self._profiles.get(chosen, NOTHING))
             view = Profile(chosen or rule.profile or f"access[{index}]", *layers)
         self._views[key] = view
         return view

@@ -39,7 +39,7 @@ from watchgate.gateway.messages import (
     UpstreamStatus,
 )
 from watchgate.gateway.ports import ClientPort, NotifierPort, UpstreamPort
-from watchgate.gateway.router.access import Access
+from watchgate.gateway.router.access import NOTHING, Access
 from watchgate.gateway.router.discovery import ToolSearch
 from watchgate.gateway.router.forwarding import Forwarder, UpstreamView
 from watchgate.gateway.router.initialize import initialize_result
@@ -76,7 +76,6 @@ RouterMessage = (
     | SetProfiles
     | _Settle
 )
-_NOTHING: Final = ProfileConfig(servers=())  # a profile that no longer exists
 _DOWN: Final = {"exited": "exited", "backoff": "backoff", "failed": "failed", "stopped": "stopped"}
 _log = logging.getLogger("watchgate.router")
 
@@ -148,7 +147,9 @@ class RouterActor(Actor[RouterMessage]):
             return self._access.view(client.principal, client.profile)
         if client.profile is None:
             return None
-        return self._profiles.get(client.profile) or Profile(client.profile, _NOTHING)
+        return self._profiles.get(client.profile) or Profile(
+            client.profile, NOTHING
+        )  # a profile that no longer exists
 
     def view(self, server: str) -> UpstreamView:
         return self._views[server]
