@@ -147,9 +147,8 @@ class RouterActor(Actor[RouterMessage]):
             return self._access.view(client.principal, client.profile)
         if client.profile is None:
             return None
-        return self._profiles.get(client.profile) or Profile(
-            client.profile, NOTHING
-        )  # a profile that no longer exists
+        # a profile that no longer exists shows nothing
+        return self._profiles.get(client.profile) or Profile(client.profile, NOTHING)
 
     def view(self, server: str) -> UpstreamView:
         return self._views[server]
@@ -311,8 +310,13 @@ class RouterActor(Actor[RouterMessage]):
     def _without_task_only(self, server: str, items: list[Item]) -> list[Item]:
         """Tools that run only as MCP tasks are left out (calls to them are unknown names): the
         gateway offers clients no tasks, so listing them would promise calls that always fail."""
-        kept = [item for item in items if not requires_task(item)]
-        left_out = [_tool_name(item) for item in items if requires_task(item)]
+        kept: list[Item] = []
+        left_out: list[str] = []
+        for item in items:
+            if requires_task(item):
+                left_out.append(_tool_name(item))
+            else:
+                kept.append(item)
         if left_out and self._task_only.get(server) != left_out:  # said once, not at every re-list
             self._task_only[server] = left_out
             _log.info(
@@ -444,11 +448,13 @@ class RouterActor(Actor[RouterMessage]):
         """In search mode ``find_tools`` is answered here and ``call_tool`` becomes the call it
         names; every other call (and every call in list mode) is forwarded by its name."""
         profile = self.profile_of(client)
-        if self._access.enabled:
-            called = jsonrpc.field_str(jsonrpc.params_fields(msg), "name") or ""
-            self._access.admit(client.principal, called, trio.current_time())
-        if self._search.searching(profile):
+        searching = self._search.searching(profile)
+        name = None  # decoded once, and only when something here needs it
+        if self._access.enabled or searching:
             name = jsonrpc.field_str(jsonrpc.params_fields(msg), "name")
+        if self._access.enabled:
+            self._access.admit(client.principal, name or "", trio.current_time())
+        if searching:
             if name == FIND_TOOLS:
                 found = self._search.find(profile, msg)  # bad arguments: -32602 now
                 await self._after_settle(client, msg, lambda: found)

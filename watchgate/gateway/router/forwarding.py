@@ -9,8 +9,7 @@ whichever task asks: the client's reader for a lone call, the router for the res
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -68,9 +67,11 @@ class Forwarder:
         if name is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.{member} is required")
         catalog = self._catalog
-        async with self._refusals(client, msg, name):
+        try:
             server, own = catalog.resolve_tool(name) if kind == "tool" else catalog.resolve_prompt(name)
             self._check_profile(client, kind, server, name)
+        except UnknownName as refused:
+            raise await self._refused(client, msg, name, refused) from None
         if own != name:
             fields[member] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -81,9 +82,11 @@ class Forwarder:
         uri = jsonrpc.field_str(fields, "uri")
         if uri is None:
             raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
-        async with self._refusals(client, msg, uri):
+        try:
             server, own = self._catalog.resolve_uri(uri)
             self._check_profile(client, "resource", server, uri)
+        except UnknownName as refused:
+            raise await self._refused(client, msg, uri, refused) from None
         if own != uri:
             fields["uri"] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -104,44 +107,44 @@ class Forwarder:
                 jsonrpc.INVALID_PARAMS,
                 "params.ref must be a ref/prompt with a name or a ref/resource with a uri",
             )
-        async with self._refusals(client, msg, ref[member]):
+        try:
             if member == "name":
                 server, own = catalog.resolve_prompt(ref["name"])
             else:
                 server, own = catalog.resolve_uri(ref["uri"])
             self._check_profile(client, "prompt" if member == "name" else "resource", server, ref[member])
+        except UnknownName as refused:
+            raise await self._refused(client, msg, ref[member], refused) from None
         public, ref[member] = ref[member], own
         fields["ref"] = jsonrpc.raw(ref)
         await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public, fields)
 
-    @contextlib.asynccontextmanager
-    async def _refusals(self, client: ClientPort, msg: Message, public: str) -> AsyncIterator[None]:
+    async def _refused(
+        self, client: ClientPort, msg: Message, public: str, refused: UnknownName
+    ) -> UnknownName:
         """A name refused here (unknown, or hidden by the tool manager or the client's profile) is
         refused naming only the servers the caller may see, and recorded (the audit log) with
-        the name as called: the attempts are what an auditor looks for."""
-        try:
-            yield
-        except UnknownName as refused:
-            profile = self._profile_of(client)
-            if profile is not None:
-                refused = refused.seen_by(profile.visible(self._catalog.servers))
-            if not self._hooks.empty:
-                assert isinstance(msg.method, str) and msg.id is not None and msg.id is not UNSET
-                ctx = CallContext(
-                    server=None,
-                    upstream="",  # routed nowhere
-                    client_id=client.client_id,
-                    method=msg.method,
-                    name=None,
-                    public_name=public,
-                    request_id=msg.id,
-                    started=trio.current_time(),
-                    request_bytes=0 if msg.params is UNSET else len(msg.params),
-                    decisions=[Decision(refused.refused_by, "request", "deny", refused.message)],
-                    principal=client.principal,
-                )
-                await self._hooks.on_refused(ctx, msg, refused)
-            raise refused from None
+        the name as called: the attempts are what an auditor looks for. Returns what to raise."""
+        profile = self._profile_of(client)
+        if profile is not None:
+            refused = refused.seen_by(profile.visible(self._catalog.servers))
+        if not self._hooks.empty:
+            assert isinstance(msg.method, str) and msg.id is not None and msg.id is not UNSET
+            ctx = CallContext(
+                server=None,
+                upstream="",  # routed nowhere
+                client_id=client.client_id,
+                method=msg.method,
+                name=None,
+                public_name=public,
+                request_id=msg.id,
+                started=trio.current_time(),
+                request_bytes=0 if msg.params is UNSET else len(msg.params),
+                decisions=[Decision(refused.refused_by, "request", "deny", refused.message)],
+                principal=client.principal,
+            )
+            await self._hooks.on_refused(ctx, msg, refused)
+        return refused
 
     def _check_profile(self, client: ClientPort, kind: str, server: str, public: str) -> None:
         profile = self._profile_of(client)
