@@ -128,7 +128,7 @@ async def test_a_good_token_names_its_caller_and_the_metadata_says_where_to_sign
     server = FakeServer("fx", tools={"echo": echo})
     with issuer_keys({"keys": [_jwk(KEY, "k1")]}) as jwks_url:
         async with (
-            serving(_config(access=True), server, auth=_auth(jwks_url)) as (_, _, url),
+            serving(_config(access=True), server, auth=_auth(jwks_url)) as (_, listener, url),
             httpx.AsyncClient() as http,
         ):
             base = url.removesuffix("/mcp")
@@ -161,6 +161,7 @@ async def test_a_good_token_names_its_caller_and_the_metadata_says_where_to_sign
             )
             assert in_url.status_code == 401
     assert len(server.session.requests("tools/call")) == 1  # only the good token's call went upstream
+    assert listener.app.resource is not None and listener.app.resource.closed  # its key fetches' pool too
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ class McpHttpApp:
         self._sessions = sessions
         self._modern = modern
         self.draining = False  # shutting down: nothing new is taken
-        self._resource = resource  # OAuth 2.1 resource server (auth.oauth), or None
+        self.resource = resource  # OAuth 2.1 resource server (auth.oauth), or None
         self.bodies_in_transit = 0  # POSTs whose body is still on its way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -95,8 +95,8 @@ class McpHttpApp:
         except Refusal as refusal:
             await respond(send, refusal.status, error_body(str(refusal), refusal.code))
             return
-        if self._resource is not None and path in self._metadata_paths() and scope["method"] == "GET":
-            await respond(send, 200, jsonrpc.encode_value(self._resource.metadata()))
+        if self.resource is not None and path in self._metadata_paths() and scope["method"] == "GET":
+            await respond(send, 200, jsonrpc.encode_value(self.resource.metadata()))
             return
         if path == "/healthz" and scope["method"] in ("GET", "HEAD"):
             status, body = health_report(self._gateway)
@@ -116,8 +116,8 @@ class McpHttpApp:
 
     def set_resource(self, url: str) -> None:
         """The listener's own URL, once it listens: the audience of its tokens unless configured."""
-        if self._resource is not None and not self._resource.resource:
-            self._resource.resource = url
+        if self.resource is not None and not self.resource.resource:
+            self.resource.resource = url
 
     def _metadata_paths(self) -> tuple[str, str]:
         return (_METADATA, _METADATA + self._path)
@@ -127,9 +127,9 @@ class McpHttpApp:
         metadata is, so an MCP client can sign its user in by itself."""
         if refusal.status not in (401, 403):
             return []
-        if self._resource is None:
+        if self.resource is None:
             return [(b"www-authenticate", b'Bearer realm="watchgate"')] if refusal.status == 401 else []
-        base = self._resource.resource.removesuffix(self._path)
+        base = self.resource.resource.removesuffix(self._path)
         url = base + _METADATA + self._path
         if refusal.status == 403 and "insufficient_scope" not in str(refusal):
             return []
@@ -138,17 +138,15 @@ class McpHttpApp:
             if refusal.status == 403
             else ("invalid_token" if headers.get("authorization") else None)
         )
-        return [(b"www-authenticate", self._resource.challenge(url, error))]
+        return [(b"www-authenticate", self.resource.challenge(url, error))]
 
     async def _endpoint(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         if b"access_token=" in bytes(scope.get("query_string", b"")):
             raise Refusal(401, "a token in the URL is refused: send it as Authorization: Bearer")
         caller = self._guard.check(headers)
         if caller is None:
-            assert self._resource is not None
-            caller = await self._resource.principal(
-                headers.get("authorization", "").partition(" ")[2].strip()
-            )
+            assert self.resource is not None
+            caller = await self.resource.principal(headers.get("authorization", "").partition(" ")[2].strip())
         if self.draining:
             raise Refusal(503, "Watchgate is shutting down", -32003)
         method = scope["method"]

@@ -102,6 +102,9 @@ class HttpListener:
                     task_status.started(self.urls)
                 nursery.cancel_scope.cancel()
         finally:
+            if self.app.resource is not None:
+                with trio.CancelScope(shield=True):  # even when serve() itself was cancelled
+                    await self.app.resource.aclose()
             self.stopped.set()
 
     def stop_accepting(self) -> None:

@@ -42,6 +42,14 @@ class ResourceServer:
         self._fetched_at: float | None = None
         self._lock = trio.Lock()
 
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed
+
+    async def aclose(self) -> None:
+        """Close the connections kept to the issuer (the listener stops; nothing asks again)."""
+        await self._client.aclose()
+
     def metadata(self) -> dict[str, Any]:
         """RFC 9728: this resource, who issues its tokens, the scopes it wants."""
         return {
