@@ -99,3 +99,59 @@ async def test_reloaded_rules_apply_at_once(autojump_clock: trio.testing.MockClo
         everyone = [{"match": {}, "servers": ["fs"]}]
         await gateway.reload(_config(access=everyone))
         assert await _tools(eve) == ["fs__read_file", "fs__write_file"]
+
+
+async def test_rules_match_claims_of_the_token(autojump_clock: trio.testing.MockClock) -> None:
+    acme = Principal(
+        name="cid", proven_by="oauth", claims=(("tenant", ("acme",)), ("roles", ("viewer", "admin")))
+    )
+    other = Principal(name="dan", proven_by="oauth", claims=(("tenant", ("globex",)),))
+    rules = [
+        {"match": {"claims": {"tenant": "acme", "roles": ["admin", "owner"]}}, "servers": ["git"]},
+        {"match": {"claims": {"tenant": "acme"}}, "servers": ["fs"]},
+    ]
+    async with running_daemon(_config(access=rules), *_servers()) as (gateway, attach):
+        cid, dan = await attach(principal=acme), await attach(principal=other)
+        for client in (cid, dan):
+            await client.initialize()
+        await cid.wait_for(lambda: gateway.router.tool_count("git") == 2)
+        assert await _tools(cid) == ["git__list_commits", "git__push"]  # tenant and one of the roles
+        assert await _tools(dan) == []  # another tenant: no rule
+
+
+async def test_a_concurrency_limit_holds_calls_until_one_answers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    release = trio.Event()
+
+    async def slow(session: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+        await release.wait()
+        return {"content": []}
+
+    rules = [{"match": {}, "concurrency": 2}]
+    servers = (
+        FakeServer("fs", tools={"slow": slow, "read_file": echo}),
+        FakeServer("git", tools={"push": echo}),
+    )
+    async with running_daemon(_config(access=rules), *servers) as (gateway, attach):
+        ana, bob = await attach(principal=ANA), await attach(principal=BOB)
+        await ana.initialize()
+        await bob.initialize()
+        await ana.wait_for(lambda: gateway.router.tool_count("fs") == 2)
+        first = await ana.start("tools/call", {"name": "fs__slow", "arguments": {}})
+        second = await ana.start("tools/call", {"name": "fs__slow", "arguments": {}})
+        await ana.wait_for(lambda: len(servers[0].session.requests("tools/call")) == 2)
+        refused = (await ana.request("tools/call", {"name": "fs__read_file", "arguments": {}}))["error"]
+        assert refused["code"] == -32012 and "2 calls at once for 'ana'" in refused["message"]
+        assert "result" in await bob.request(
+            "tools/call", {"name": "fs__read_file", "arguments": {}}
+        )  # its own
+        unknown = (await ana.request("tools/call", {"name": "fs__nope", "arguments": {}}))["error"]
+        assert unknown["code"] == -32012  # still full: a refusal here held no slot
+        release.set()
+        assert "result" in await ana.response(first) and "result" in await ana.response(second)
+        for _ in range(3):  # the two slots came back, and a call refused at the gateway gives its own back
+            assert (await ana.request("tools/call", {"name": "fs__nope", "arguments": {}}))["error"][
+                "code"
+            ] == -32602
+        assert "result" in await ana.request("tools/call", {"name": "fs__read_file", "arguments": {}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from actors import Reply
+from watchgate.gateway.router.access import Slot
 from watchgate.gateway.upstreams.inflight import InFlightTable
 
 
@@ -85,3 +86,19 @@ def test_drain_empties_the_table() -> None:
     drained = table.drain()
     assert [p.method for p in drained] == ["tools/call", "tools/list"]
     assert len(table) == 0 and table.find(1, 1) is None and table.next_deadline() is None
+
+
+def test_a_call_frees_its_concurrency_slot_however_it_leaves() -> None:
+    """Answered, expired, drained (the server went): each frees the slot once, never twice."""
+    running: dict[tuple[int, str], int] = {(0, "ana"): 3}
+    table = InFlightTable()
+    answered, expired, drained = (
+        table.add("tools/call", deadline, slot=Slot(running, (0, "ana"))) for deadline in (5.0, 1.0, 9.0)
+    )
+    table.pop(answered.gateway_id)
+    table.pop(answered.gateway_id)
+    assert running == {(0, "ana"): 2}
+    assert [p.gateway_id for p in table.pop_expired(6.0)] == [expired.gateway_id]
+    assert running == {(0, "ana"): 1}
+    assert table.drain() == [drained]
+    assert running == {}

@@ -289,6 +289,21 @@ class ClaimNames(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     groups: str = "groups"  # the claim that lists its groups
 
 
+class IntrospectionConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Where opaque (non-JWT) access tokens are checked: the issuer's RFC 7662 endpoint, which
+    the gateway calls as a client of its own (HTTP Basic with ``client_id`` and the secret in
+    a 0600 file); answers are cached until the token's ``exp`` (at most ``cache`` seconds)."""
+
+    url: str
+    client_id: str
+    client_secret_file: str
+    cache: Annotated[float, Meta(ge=0, le=3600)] = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("https://", "http://127.", "http://localhost", "http://[::1]")):
+            raise ValueError("url must be https:// (http:// only on loopback): tokens travel in it")
+
+
 class OAuthResourceConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """The listener as an OAuth 2.1 resource server: JWT access tokens from ``issuer``."""
 
@@ -298,6 +313,7 @@ class OAuthResourceConfig(Struct, kw_only=True, forbid_unknown_fields=True, froz
     scopes: tuple[str, ...] = ()  # every one required (403 insufficient_scope otherwise)
     claims: ClaimNames = ClaimNames()
     leeway: Annotated[float, Meta(ge=0, le=300)] = 30.0  # seconds of clock skew forgiven
+    introspection: IntrospectionConfig | None = None  # opaque tokens: asked of the issuer (RFC 7662)
 
 
 class ListenerAuth(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -425,6 +441,8 @@ class AccessMatch(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True)
     user: str | None = None
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()  # any one of them
+    #: claims of the caller's token: each must hold one of the values given (a list claim: contain it)
+    claims: dict[str, str | tuple[str, ...]] = {}
 
 
 class RateConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -445,6 +463,7 @@ class AccessRule(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     prompts: NameGlobs = NameGlobs()
     rate: RateConfig | None = None  # per caller
     tool_rate: RateConfig | None = None  # per caller and tool
+    concurrency: Annotated[int, Meta(ge=1)] | None = None  # tools/calls of one caller at once
 
 
 class ProfileConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

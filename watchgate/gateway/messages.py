@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from watchgate.gateway.ports import ClientPort, UpstreamPort
+from watchgate.gateway.ports import CallSlot, ClientPort, UpstreamPort
 
 if TYPE_CHECKING:
     import msgspec
@@ -47,6 +47,7 @@ class ForwardRequest:
     # the top level of msg.params as the router decoded it, so the upstream need not decode it
     # again (to swap a progress token); None when unknown or when a hook changed the message
     fields: dict[str, msgspec.Raw] | None = None
+    slot: CallSlot | None = None  # its place under the caller's concurrency limit, freed with its answer
 
 
 @dataclass(frozen=True, slots=True)

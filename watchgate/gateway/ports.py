@@ -50,6 +50,12 @@ class ClientChannel(Protocol):
     def receive(self) -> AsyncIterator[list[bytes]]: ...
 
 
+class CallSlot(Protocol):
+    """A call's place under its caller's concurrency limit (``access:``), freed once it ends."""
+
+    def release(self) -> None: ...
+
+
 class ClientPort(Protocol):
     """An attached client, as the router, the notifier and the upstreams see it.
 

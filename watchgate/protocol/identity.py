@@ -14,13 +14,58 @@ import pwd
 
 import msgspec
 
-__all__ = ["ANONYMOUS", "Principal", "local_user", "of_uid"]
+__all__ = ["ANONYMOUS", "Principal", "kept_claims", "local_user", "of_uid"]
+
+
+#: claims of a token that say nothing of who the caller is (kept out of `Principal.claims`)
+_PROTOCOL_CLAIMS = frozenset(
+    {"iss", "aud", "exp", "nbf", "iat", "jti", "azp", "client_id", "scope", "scp", "sid"}
+)
+_MAX_CLAIMS = 32  # claims kept per principal, each at most _MAX_CLAIM values of _MAX_VALUE chars
+_MAX_CLAIM = 32
+_MAX_VALUE = 256
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     groups: tuple[str, ...] = ()
-    proven_by: str  # token | uid | process | none
+    proven_by: str  # token | oauth | uid | process | none
+    #: what its token said of it beyond name and groups (``tenant``, ``roles``…), for the
+    #: ``claims`` of access rules; each value as strings. Never logged, audited or exported.
+    claims: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def claim(self, name: str) -> tuple[str, ...]:
+        """The values of claim ``name`` (none when the token did not carry it)."""
+        for key, values in self.claims:
+            if key == name:
+                return values
+        return ()
+
+
+def kept_claims(
+    claims: dict[str, object], *, besides: tuple[str, ...] = ()
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The claims worth keeping of a token: strings, numbers, booleans and lists of them, as
+    strings; not the protocol's own (issuer, audience, times, scopes) nor ``besides``; bounded."""
+    kept: list[tuple[str, tuple[str, ...]]] = []
+    for key, value in claims.items():
+        if key in _PROTOCOL_CLAIMS or key in besides or len(kept) >= _MAX_CLAIMS:
+            continue
+        items = value if isinstance(value, list) else [value]
+        values = tuple(
+            _text(item)[:_MAX_VALUE]
+            for item in items[:_MAX_CLAIM]
+            if isinstance(item, str | int | float | bool)
+        )
+        if values:
+            kept.append((key, values))
+    return tuple(kept)
+
+
+def _text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
 
 
 #: a client nothing proved (a loopback HTTP listener without tokens)

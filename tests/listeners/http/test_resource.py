@@ -24,6 +24,7 @@ from tests.gateway.fakes import FakeServer, echo
 from tests.listeners.http.conftest import modern_headers, modern_request, serving
 from watchgate.config import parse_config
 from watchgate.config.schema import ListenerAuth, OAuthResourceConfig
+from watchgate.listeners.http.resource import ResourceServer
 
 ISSUER = "https://idp.example"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -203,3 +204,16 @@ async def test_an_issuer_whose_keys_cannot_be_fetched_fails_closed(caplog: pytes
             refused = await _call(http, url, token())
     assert refused.status_code == 401
     assert "cannot fetch the issuer's keys" in caplog.text
+
+
+async def test_the_claims_worth_keeping_go_with_the_principal() -> None:
+    """What access rules may match (``claims:``); never the protocol's own, the name or groups."""
+    with issuer_keys({"keys": [_jwk(KEY, "k1")]}) as jwks_url:
+        server = ResourceServer(_auth(jwks_url).oauth, "https://gw.example/mcp")  # type: ignore[arg-type]
+        try:
+            who = await server.principal(token(tenant="acme", roles=["viewer", 7, {"x": 1}], admin=True))
+        finally:
+            await server.aclose()
+    assert (who.name, who.groups, who.proven_by) == ("ana", ("dev",), "oauth")
+    assert dict(who.claims) == {"tenant": ("acme",), "roles": ("viewer", "7"), "admin": ("true",)}
+    assert who.claim("tenant") == ("acme",) and who.claim("exp") == ()

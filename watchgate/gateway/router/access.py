@@ -18,7 +18,7 @@ from watchgate.errors import JsonRpcError
 from watchgate.protocol.identity import Principal
 from watchgate.protocol.profiles import Profile
 
-__all__ = ["NOTHING", "RATE_LIMITED", "Access"]
+__all__ = ["NOTHING", "RATE_LIMITED", "Access", "Slot"]
 
 RATE_LIMITED: Final = -32012
 #: a view of nothing: no server, no tool, no prompt
@@ -30,6 +30,7 @@ class Access:
     def __init__(self, rules: Sequence[AccessRule] | None, profiles: Mapping[str, ProfileConfig]) -> None:
         self.configure(rules, profiles)
         self._buckets: dict[tuple[object, ...], tuple[float, float]] = {}  # key -> (tokens, at)
+        self._running: dict[tuple[int, str], int] = {}  # (rule, caller) -> calls not yet answered
 
     def configure(self, rules: Sequence[AccessRule] | None, profiles: Mapping[str, ProfileConfig]) -> None:
         """The rules and profiles of the config (a reload keeps the buckets)."""
@@ -50,6 +51,8 @@ class Access:
             if match.users and principal.name not in match.users:
                 continue
             if match.groups and not set(match.groups) & set(principal.groups):
+                continue
+            if match.claims and not all(_holds(principal.claim(k), v) for k, v in match.claims.items()):
                 continue
             return index, rule
         return None
@@ -75,12 +78,21 @@ class Access:
         self._views[key] = view
         return view
 
-    def admit(self, principal: Principal, tool: str, now: float) -> None:
-        """Count a ``tools/call`` of ``tool`` against the caller's limits; -32012 when over."""
+    def admit(self, principal: Principal, tool: str, now: float) -> Slot | None:
+        """Count a ``tools/call`` of ``tool`` against the caller's limits; -32012 when over. With
+        a concurrency limit, the call holds the `Slot` returned until its answer comes."""
         found = self.rule_for(principal)
         if found is None:
             raise JsonRpcError(-32010, f"no access rule lets {principal.name!r} call anything")
         index, rule = found
+        caller = (index, principal.name)
+        if rule.concurrency is not None and self._running.get(caller, 0) >= rule.concurrency:
+            raise JsonRpcError(
+                RATE_LIMITED,
+                f"concurrency limit: {rule.concurrency} calls at once for {principal.name!r}; "
+                "call again when one of them has answered",
+                {"running": self._running[caller]},
+            )
         for key, rate, what in (
             ((index, principal.name), rule.rate, "calls"),
             ((index, principal.name, tool), rule.tool_rate, f"calls of {tool!r}"),
@@ -95,6 +107,10 @@ class Access:
                     f"the next frees in {wait:.1f} s",
                     {"retryAfter": round(wait, 3)},
                 )
+        if rule.concurrency is None:
+            return None
+        self._running[caller] = self._running.get(caller, 0) + 1
+        return Slot(self._running, caller)
 
     def _take(self, key: tuple[object, ...], rate: RateConfig, now: float) -> float | None:
         """One token from ``key``'s bucket: None if there was one, else the seconds until one is."""
@@ -110,3 +126,31 @@ class Access:
         while len(self._buckets) > _BUCKETS:
             del self._buckets[next(iter(self._buckets))]
         return wait
+
+
+class Slot:
+    """One running call of a caller with a concurrency limit. Released exactly once: when the
+    call's answer (or its end: cancelled, timed out, server gone) leaves the upstream's table, or
+    at once when the call is answered without reaching a server."""
+
+    __slots__ = ("_key", "_running", "handed_on")
+
+    def __init__(self, running: dict[tuple[int, str], int], key: tuple[int, str]) -> None:
+        self._running: dict[tuple[int, str], int] | None = running
+        self._key = key
+        self.handed_on = False  # the upstream holds it now, and releases it
+
+    def release(self) -> None:
+        if self._running is None:
+            return
+        left = self._running.get(self._key, 1) - 1
+        if left > 0:
+            self._running[self._key] = left
+        else:
+            self._running.pop(self._key, None)
+        self._running = None
+
+
+def _holds(values: tuple[str, ...], wanted: str | tuple[str, ...]) -> bool:
+    """A claim matches when one of its values is one of those wanted."""
+    return bool(set(values) & ({wanted} if isinstance(wanted, str) else set(wanted)))

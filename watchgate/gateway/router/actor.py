@@ -452,16 +452,23 @@ class RouterActor(Actor[RouterMessage]):
         name = None  # decoded once, and only when something here needs it
         if self._access.enabled or searching:
             name = jsonrpc.field_str(jsonrpc.params_fields(msg), "name")
-        if self._access.enabled:
+        slot = (
             self._access.admit(client.principal, name or "", trio.current_time())
-        if searching:
-            if name == FIND_TOOLS:
-                found = self._search.find(profile, msg)  # bad arguments: -32602 now
-                await self._after_settle(client, msg, lambda: found)
-                return
-            if name == CALL_TOOL:
-                msg = self._search.as_call(msg)
-        await self._forwarder.by_name(client, msg, member="name", kind="tool")
+            if self._access.enabled
+            else None
+        )
+        try:
+            if searching:
+                if name == FIND_TOOLS:
+                    found = self._search.find(profile, msg)  # bad arguments: -32602 now
+                    await self._after_settle(client, msg, lambda: found)
+                    return
+                if name == CALL_TOOL:
+                    msg = self._search.as_call(msg)
+            await self._forwarder.by_name(client, msg, member="name", kind="tool", slot=slot)
+        finally:
+            if slot is not None and not slot.handed_on:
+                slot.release()  # answered here (found, refused, server down): it runs no longer
 
     async def _subscribe(self, client: ClientPort, msg: Message) -> None:
         """Counted per client: only the first subscriber reaches the upstream."""

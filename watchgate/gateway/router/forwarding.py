@@ -20,6 +20,7 @@ from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
 from watchgate.gateway.answers import answer_error
 from watchgate.gateway.messages import ForwardRequest, UpstreamReady
 from watchgate.gateway.ports import ClientPort, UpstreamPort
+from watchgate.gateway.router.access import Slot
 from watchgate.hooks import CallContext, Decision, HookChain
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Message
@@ -60,8 +61,11 @@ class Forwarder:
         self._hooks = hooks
         self._profile_of = profile_of  # what a client's profile lets it reach
 
-    async def by_name(self, client: ClientPort, msg: Message, member: str, kind: str) -> None:
-        """``tools/call`` (kind ``tool``) or ``prompts/get`` (``prompt``), named by ``params.<member>``."""
+    async def by_name(
+        self, client: ClientPort, msg: Message, member: str, kind: str, slot: Slot | None = None
+    ) -> None:
+        """``tools/call`` (kind ``tool``) or ``prompts/get`` (``prompt``), named by ``params.<member>``.
+        ``slot``: the call's place under its caller's concurrency limit, handed on with it."""
         fields = jsonrpc.params_fields(msg)
         name = jsonrpc.field_str(fields, member)
         if name is None:
@@ -75,7 +79,7 @@ class Forwarder:
         if own != name:
             fields[member] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
-        await self.forward(server, client, msg, own, name, fields)
+        await self.forward(server, client, msg, own, name, fields, slot)
 
     async def by_uri(self, client: ClientPort, msg: Message) -> bool:
         fields = jsonrpc.params_fields(msg)
@@ -159,6 +163,7 @@ class Forwarder:
         own: str,
         public: str,
         fields: dict[str, Raw] | None = None,
+        slot: Slot | None = None,
     ) -> bool:
         """Send the request upstream; False if it was answered here instead (down, or refused).
         ``fields``: the top level of ``msg.params`` already decoded, handed on with the request."""
@@ -190,5 +195,7 @@ class Forwarder:
                 return False
         elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
             raise UpstreamUnavailable(server, view.state, view.last_error)
-        await view.actor.forward(ForwardRequest(client, msg, method, ctx, fields))
+        await view.actor.forward(ForwardRequest(client, msg, method, ctx, fields, slot))
+        if slot is not None:
+            slot.handed_on = True
         return True

@@ -242,7 +242,12 @@ class UpstreamActor(Actor[UpstreamMessage]):
         request = msg.msg
         assert request.id is not None and request.id is not UNSET
         pending = self._inflight.add(
-            msg.method, self._deadline(), client=msg.client, client_request_id=request.id, ctx=msg.ctx
+            msg.method,
+            self._deadline(),
+            client=msg.client,
+            client_request_id=request.id,
+            ctx=msg.ctx,
+            slot=msg.slot,
         )
         out = request.with_id(pending.gateway_id)
         if self._process is not None and (declared := msg.client.relays_input(request.id)) is not None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from watchgate.gateway.ports import ClientPort
+from watchgate.gateway.ports import CallSlot, ClientPort
 
 if TYPE_CHECKING:
     import msgspec
@@ -32,6 +32,7 @@ class Pending:
     progress_token: Any = None
     reply: Reply[msgspec.Raw] | None = None
     ctx: CallContext | None = None  # the message hooks' context, when hooks are configured
+    slot: CallSlot | None = None  # freed when the request leaves the table, however it ends
 
 
 class InFlightTable:
@@ -60,10 +61,11 @@ class InFlightTable:
         progress_token: Any = None,
         reply: Reply[msgspec.Raw] | None = None,
         ctx: CallContext | None = None,
+        slot: CallSlot | None = None,
     ) -> Pending:
         self._next_id += 1
         pending = Pending(
-            self._next_id, method, deadline, client, client_request_id, progress_token, reply, ctx
+            self._next_id, method, deadline, client, client_request_id, progress_token, reply, ctx, slot
         )
         self._by_id[pending.gateway_id] = pending
         if client is not None and client_request_id is not None:
@@ -75,8 +77,12 @@ class InFlightTable:
 
     def pop(self, gateway_id: int) -> Pending | None:
         pending = self._by_id.pop(gateway_id, None)
-        if pending is not None and pending.client is not None and pending.client_request_id is not None:
+        if pending is None:
+            return None
+        if pending.client is not None and pending.client_request_id is not None:
             self._by_client.pop((pending.client.client_id, pending.client_request_id), None)
+        if pending.slot is not None:
+            pending.slot.release()
         return pending
 
     def find(self, client_id: int, client_request_id: int | str) -> Pending | None:
@@ -110,4 +116,7 @@ class InFlightTable:
         drained = list(self._by_id.values())
         self._by_id.clear()
         self._by_client.clear()
+        for pending in drained:
+            if pending.slot is not None:
+                pending.slot.release()
         return drained

@@ -48,21 +48,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def read_token(path: str) -> bytes:
-    """The listener's bearer token; `CannotListen` if it is unreadable, empty, or others may read it."""
+def read_token(path: str, what: str = "proxy.http.token_file") -> bytes:
+    """A secret of the listener's (its bearer token); `CannotListen` if it is unreadable, empty,
+    or others may read it. ``what``: the config key that names the file, for the message."""
     try:
         info = os.stat(path)
         with open(path, "rb") as file:
             token = file.read().strip()
     except OSError as exc:
-        raise CannotListen(f"proxy.http.token_file: cannot read {path}: {exc.strerror}") from None
+        raise CannotListen(f"{what}: cannot read {path}: {exc.strerror}") from None
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise CannotListen(
-            f"proxy.http.token_file: {path} may be read by others (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"{what}: {path} may be read by others (mode {stat.S_IMODE(info.st_mode):o}); "
             f"run `chmod 600 {path}`"
         )
     if not token:
-        raise CannotListen(f"proxy.http.token_file: {path} is empty")
+        raise CannotListen(f"{what}: {path} is empty")
     return token
 
 

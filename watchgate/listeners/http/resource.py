@@ -14,6 +14,7 @@ resource, ``exp``/``nbf`` with a small leeway. A JWKS that cannot be fetched fai
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Final
 
 import httpx2
@@ -22,7 +23,8 @@ import trio
 
 from watchgate.config.schema import OAuthResourceConfig
 from watchgate.listeners.http.guard import Refusal
-from watchgate.protocol.identity import Principal
+from watchgate.listeners.http.introspection import Introspector
+from watchgate.protocol.identity import Principal, kept_claims
 
 __all__ = ["ALGORITHMS", "ResourceServer"]
 
@@ -38,6 +40,8 @@ class ResourceServer:
         self.config = config
         self.resource = resource  # the listener's own URL: the audience unless the config says
         self._client = client or httpx2.AsyncClient(timeout=10.0)
+        introspection = config.introspection
+        self._introspector = Introspector(introspection, self._client) if introspection is not None else None
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
         self._lock = trio.Lock()
@@ -74,7 +78,9 @@ class ResourceServer:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise Refusal(401, "the bearer token is not a JWT") from None
+            if self._introspector is None:
+                raise Refusal(401, "the bearer token is not a JWT") from None
+            return self._principal(self._checked(await self._introspector.claims(token)))
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
             raise Refusal(401, f"tokens signed with {algorithm!r} are not accepted")
@@ -91,6 +97,28 @@ class ResourceServer:
             )
         except jwt.PyJWTError as exc:
             raise Refusal(401, f"the bearer token is refused: {exc}") from None
+        return self._principal(claims)
+
+    def _checked(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """What an introspection answer must say, as a JWT must: our issuer and audience (when it
+        names them), and times that hold."""
+        now, leeway = time.time(), self.config.leeway
+        issuer = claims.get("iss")
+        if issuer is not None and issuer != self.config.issuer:
+            raise Refusal(401, "the bearer token is refused: it was issued by someone else")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if audience is not None and (self.config.audience or self.resource) not in audiences:
+            raise Refusal(401, "the bearer token is refused: it is meant for another resource")
+        expires, starts = claims.get("exp"), claims.get("nbf")
+        if isinstance(expires, int | float) and expires < now - leeway:
+            raise Refusal(401, "the bearer token is refused: it has expired")
+        if isinstance(starts, int | float) and starts > now + leeway:
+            raise Refusal(401, "the bearer token is refused: it is not valid yet")
+        return claims
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        """The caller a token's claims name, once its scopes are enough (403 otherwise)."""
         granted = claims.get("scope", "")
         scopes = set(granted.split()) if isinstance(granted, str) else set(claims.get("scp") or ())
         missing = [scope for scope in self.config.scopes if scope not in scopes]
@@ -101,7 +129,8 @@ class ResourceServer:
         if not isinstance(name, str) or not name:
             raise Refusal(401, f"the token has no {self.config.claims.user!r} claim to name its caller")
         kept = tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ()
-        return Principal(name=name, groups=kept, proven_by="oauth")
+        names = (self.config.claims.user, self.config.claims.groups)
+        return Principal(name=name, groups=kept, proven_by="oauth", claims=kept_claims(claims, besides=names))
 
     async def _key(self, kid: str) -> Any:
         key = self._keys.get(kid)
