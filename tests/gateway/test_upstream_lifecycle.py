@@ -19,6 +19,7 @@ from tests.gateway.fakes import (
     running_daemon,
     running_gateway,
 )
+from watchgate.config.schema import SharedStateConfig
 
 NO_JITTER = {"initial": 1, "max": 1, "jitter": 0}
 
@@ -345,6 +346,17 @@ async def test_reload_cannot_switch_between_single_and_multi_server_mode(
         with pytest.raises(RuntimeError, match="carry their prefix"):
             await gateway.reload(make_config("alpha"))
         assert gateway.upstream_supervisor.names() == ["alpha", "beta"]
+
+
+async def test_reload_cannot_move_the_shared_rate_limits(autojump_clock: trio.testing.MockClock) -> None:
+    """Buckets in Redis and in the process cannot be swapped under running calls: down and up."""
+    alpha, beta = _servers("alpha", "beta")
+    config = make_config("alpha", "beta")
+    async with running_daemon(config, alpha, beta) as (gateway, _):
+        shared = msgspec.structs.replace(config.proxy, state=SharedStateConfig(redis="redis://127.0.0.1:1/0"))
+        with pytest.raises(RuntimeError, match=r"cannot change proxy\.state"):
+            await gateway.reload(msgspec.structs.replace(config, proxy=shared))
+        assert gateway.config.proxy.state is None
 
 
 async def test_start_timeout_reason_carries_the_last_stderr_line(

@@ -41,6 +41,7 @@ __all__ = [
     "RateConfig",
     "Restart",
     "SandboxConfig",
+    "SharedStateConfig",
     "TlsConfig",
     "Transport",
     "UpstreamConfig",
@@ -356,6 +357,17 @@ class HttpListenerConfig(Struct, kw_only=True, forbid_unknown_fields=True, froze
         check_listen(self.listen)
 
 
+class SharedStateConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """What replicas share: ``redis`` (a ``redis://`` / ``rediss://`` / ``unix://`` URL of Redis
+    or Valkey) keeps the rate-limit buckets of ``access`` rules there."""
+
+    redis: str
+
+    def __post_init__(self) -> None:
+        if not self.redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis must be a redis://, rediss:// or unix:// URL")
+
+
 class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     upstreams: tuple[UpstreamConfig, ...]
     # how clients reach `watchgate run`: stdio, or http (the listener of `http`)
@@ -363,6 +375,7 @@ class ProxyConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True)
     http: HttpListenerConfig = HttpListenerConfig()
     startup_wait: Annotated[float, Meta(ge=0)] = 15.0
     sandbox: SandboxConfig = SandboxConfig()  # every stdio server's, unless it has its own
+    state: SharedStateConfig | None = None  # shared by replicas (rate-limit buckets); else per process
 
     @property
     def multi_server(self) -> bool:

@@ -324,6 +324,11 @@ class Gateway:
                 f"reload cannot change whether {', '.join(map(repr, renamed))} carry their prefix (every "
                 "public name would change under its clients); use `watchgate down` and `watchgate up`"
             )
+        if config.proxy.state != self.config.proxy.state:
+            raise RuntimeError(
+                "reload cannot change proxy.state (where rate limits are shared); "
+                "use `watchgate down` and `watchgate up`"
+            )
         removed = [name for name in old if name not in new]
         added = [name for name in new if name not in old]
         # a change of a server's plugins or tool manager rules alone does not restart it

@@ -4,8 +4,10 @@ and its rate limits. When the list exists, a caller no rule matches gets nothing
 
 Rate limits are token buckets per caller and per caller and tool, on the gateway's clock; over a
 limit a ``tools/call`` is answered -32012 naming the limit and when it frees (the HTTP listener
-sends that answer with 429 and ``Retry-After``). Buckets live in this process: behind a load
-balancer each replica counts its own.
+sends that answer with 429 and ``Retry-After``). Buckets live in this process, so behind a load
+balancer each replica counts its own, unless ``proxy.state.redis`` shares them (`SharedBuckets`;
+a call Redis cannot count is counted here). A concurrency limit counts the calls of a caller
+running in this process (a `Slot` each).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+import trio
+
 from watchgate.config.schema import AccessRule, NameGlobs, ProfileConfig, RateConfig
 from watchgate.errors import JsonRpcError
+from watchgate.gateway.router.shared import SharedBuckets, SharedStateDown
 from watchgate.protocol.identity import Principal
 from watchgate.protocol.profiles import Profile
 
@@ -27,8 +32,14 @@ _BUCKETS: Final = 10_000  # at most this many callers x tools remembered (the ol
 
 
 class Access:
-    def __init__(self, rules: Sequence[AccessRule] | None, profiles: Mapping[str, ProfileConfig]) -> None:
+    def __init__(
+        self,
+        rules: Sequence[AccessRule] | None,
+        profiles: Mapping[str, ProfileConfig],
+        shared: SharedBuckets | None = None,
+    ) -> None:
         self.configure(rules, profiles)
+        self.shared = shared
         self._buckets: dict[tuple[object, ...], tuple[float, float]] = {}  # key -> (tokens, at)
         self._running: dict[tuple[int, str], int] = {}  # (rule, caller) -> calls not yet answered
 
@@ -78,7 +89,7 @@ class Access:
         self._views[key] = view
         return view
 
-    def admit(self, principal: Principal, tool: str, now: float) -> Slot | None:
+    async def admit(self, principal: Principal, tool: str, now: float) -> Slot | None:
         """Count a ``tools/call`` of ``tool`` against the caller's limits; -32012 when over. With
         a concurrency limit, the call holds the `Slot` returned until its answer comes."""
         found = self.rule_for(principal)
@@ -99,7 +110,9 @@ class Access:
         ):
             if rate is None:
                 continue
-            wait = self._take(key, rate, now)
+            wait = (
+                await self._take_shared(key, rate) if self.shared is not None else self._take(key, rate, now)
+            )
             if wait is not None:
                 raise JsonRpcError(
                     RATE_LIMITED,
@@ -111,6 +124,19 @@ class Access:
             return None
         self._running[caller] = self._running.get(caller, 0) + 1
         return Slot(self._running, caller)
+
+    async def _take_shared(self, key: tuple[object, ...], rate: RateConfig) -> float | None:
+        """From the bucket every replica shares: named by the caller, the tool and the limit
+        itself (not the rule's place in the list, which may differ between replicas mid-rollout;
+        a changed limit starts a fresh bucket)."""
+        assert self.shared is not None
+        name = ":".join(str(part) for part in key[1:])
+        try:
+            return await self.shared.take(
+                f"watchgate:rate:{rate.calls}/{rate.per:g}:{name}", rate.calls, rate.per
+            )
+        except SharedStateDown:
+            return self._take(key, rate, trio.current_time())
 
     def _take(self, key: tuple[object, ...], rate: RateConfig, now: float) -> float | None:
         """One token from ``key``'s bucket: None if there was one, else the seconds until one is."""

@@ -44,6 +44,7 @@ from watchgate.gateway.router.discovery import ToolSearch
 from watchgate.gateway.router.forwarding import Forwarder, UpstreamView
 from watchgate.gateway.router.initialize import initialize_result
 from watchgate.gateway.router.listing import call_quietly, fetch_all
+from watchgate.gateway.router.shared import SharedBuckets
 from watchgate.gateway.router.subscriptions import LOG_LEVELS, LogLevels, Subscriptions
 from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSION
 from watchgate.hooks import HookChain
@@ -111,7 +112,8 @@ class RouterActor(Actor[RouterMessage]):
         self._views: dict[str, UpstreamView] = {}
         self._forwarder = Forwarder(self._catalog, self._views, self._hooks, self.profile_of)
         self._search = ToolSearch(self._catalog, discovery or DiscoveryConfig(), profiles or {})
-        self._access = Access(access, profiles or {})
+        shared = SharedBuckets(config.state.redis) if config.state is not None else None
+        self._access = Access(access, profiles or {}, shared)
         self._collisions: set[tuple[str, str, str]] = set()  # reported already
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
         self._task_only: dict[str, list[str]] = {}  # per server: the task-only tools left out, as logged
@@ -168,8 +170,13 @@ class RouterActor(Actor[RouterMessage]):
             self._nursery = nursery
             nursery.start_soon(self._settle_deadline)
             await self._check_settled()
-            await super().run(task_status=task_status)
-            nursery.cancel_scope.cancel()
+            try:
+                await super().run(task_status=task_status)
+            finally:
+                nursery.cancel_scope.cancel()
+                if self._access.shared is not None:
+                    with trio.CancelScope(shield=True):
+                        await self._access.shared.aclose()
 
     async def _settle_deadline(self) -> None:
         await trio.sleep(self._config.startup_wait)
@@ -452,11 +459,9 @@ class RouterActor(Actor[RouterMessage]):
         name = None  # decoded once, and only when something here needs it
         if self._access.enabled or searching:
             name = jsonrpc.field_str(jsonrpc.params_fields(msg), "name")
-        slot = (
-            self._access.admit(client.principal, name or "", trio.current_time())
-            if self._access.enabled
-            else None
-        )
+        slot = None
+        if self._access.enabled:
+            slot = await self._access.admit(client.principal, name or "", trio.current_time())
         try:
             if searching:
                 if name == FIND_TOOLS:
