@@ -155,3 +155,31 @@ async def test_a_concurrency_limit_holds_calls_until_one_answers(
                 "code"
             ] == -32602
         assert "result" in await ana.request("tools/call", {"name": "fs__read_file", "arguments": {}})
+
+
+async def test_resource_globs_hide_uris_from_lists_reads_and_subscriptions(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    servers = (
+        FakeServer("fs", tools={"read_file": echo}, resources=["file:///pub/a.txt", "file:///secret/b.txt"]),
+        FakeServer("git", tools={"push": echo}),
+    )
+    for server in servers:
+        server.capabilities = {"tools": {}, "resources": {"subscribe": True}}
+    rules = [{"match": {"user": "bob"}, "resources": {"deny": ["*/secret/*"]}}, {"match": {}}]
+    async with running_daemon(_config(access=rules), *servers) as (gateway, attach):
+        ana, bob = await attach(principal=ANA), await attach(principal=BOB)
+        for client in (ana, bob):
+            await client.initialize()
+        await ana.wait_for(lambda: gateway.router.tool_count("fs") == 1)
+        listed = (await bob.result("resources/list"))["resources"]
+        assert [r["uri"] for r in listed] == ["fs+file:///pub/a.txt"]
+        assert len((await ana.result("resources/list"))["resources"]) == 2
+        secret = {"uri": "fs+file:///secret/b.txt"}
+        assert (await bob.request("resources/read", secret))["error"]["code"] == -32602
+        assert "result" in await bob.request("resources/read", {"uri": "fs+file:///pub/a.txt"})
+        # ana subscribes first; bob's subscription to the same URI never reaches a server, and
+        # was answered {} (and sent the updates) before the view was checked for every subscriber
+        assert "result" in await ana.request("resources/subscribe", secret)
+        refused = (await bob.request("resources/subscribe", secret))["error"]
+        assert refused["code"] == -32602 and "secret" in refused["message"]

@@ -86,7 +86,7 @@ def test_entries_keep_only_what_was_written() -> None:
             """,
             "plugins[1].config.allow",
             6,
-            "unknown key 'allow' (expected one of: tools, prompts, resources, strict_names)",
+            "unknown key 'allow' (expected one of: tools, prompts, resources, strict_names, callers)",
         ),
         (
             """\

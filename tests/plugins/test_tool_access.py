@@ -155,3 +155,43 @@ async def test_audit_only_lists_and_lets_through(autojump_clock: trio.testing.Mo
         await client.initialize()
         assert [t["name"] for t in (await client.result("tools/list"))["tools"]] == ["rm"]
         assert "result" in await client.request("tools/call", {"name": "rm"})
+
+
+async def test_rules_for_callers_name_users_and_groups(autojump_clock: trio.testing.MockClock) -> None:
+    """``callers``: the principal's first matching entry adds its rules to the server's own."""
+    import yaml
+
+    from tests.gateway.fakes import running_daemon
+    from watchgate.config import parse_config
+    from watchgate.protocol.identity import Principal
+
+    rules = {
+        "tools": {"deny": ["drop_*"]},
+        "callers": [
+            {"match": {"groups": ["interns"]}, "tools": {"allow": ["read_*"]}},
+            {"match": {"user": "ana"}, "tools": {"deny": ["write_*"]}},
+        ],
+    }
+    document = {
+        "proxy": {"upstreams": [{"name": "fs", "command": ["fake"]}]},
+        "plugins": [{"name": "tool_access", "config": rules}],
+    }
+    server = FakeServer("fs", tools={"read_file": echo, "write_file": echo, "drop_table": echo})
+    async with running_daemon(parse_config(yaml.safe_dump(document)), server) as (gateway, attach):
+        ana = await attach(principal=Principal(name="ana", proven_by="token"))
+        ivy = await attach(principal=Principal(name="ivy", groups=("interns",), proven_by="token"))
+        bob = await attach(principal=Principal(name="bob", proven_by="token"))
+        for client in (ana, ivy, bob):
+            await client.initialize()
+        await ana.wait_for(lambda: gateway.router.tool_count("fs") == 2)
+
+        async def outcome(client: Any, tool: str) -> str:
+            answer = await client.request("tools/call", {"name": tool, "arguments": {"text": "x"}})
+            return "ok" if "result" in answer else answer["error"]["message"]
+
+        assert await outcome(bob, "write_file") == "ok"
+        assert "for 'ana'" in await outcome(ana, "write_file")
+        assert await outcome(ana, "read_file") == "ok"
+        assert "not allowed on this server for 'ivy'" in await outcome(ivy, "write_file")
+        assert await outcome(ivy, "read_file") == "ok"
+        assert "denied on this server" in await outcome(bob, "drop_table")  # everyone's rule first

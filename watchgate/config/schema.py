@@ -474,6 +474,7 @@ class AccessRule(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     servers: tuple[str, ...] | None = None
     tools: NameGlobs = NameGlobs()
     prompts: NameGlobs = NameGlobs()
+    resources: NameGlobs = NameGlobs()  # globs on the URIs clients see
     rate: RateConfig | None = None  # per caller
     tool_rate: RateConfig | None = None  # per caller and tool
     concurrency: Annotated[int, Meta(ge=1)] | None = None  # tools/calls of one caller at once
@@ -487,6 +488,7 @@ class ProfileConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     servers: tuple[str, ...] | None = None
     tools: NameGlobs = NameGlobs()
     prompts: NameGlobs = NameGlobs()
+    resources: NameGlobs = NameGlobs()  # globs on the URIs clients see (reads, subscriptions, lists)
     discovery: DiscoveryConfig | None = None  # its own; else the config's
 
 

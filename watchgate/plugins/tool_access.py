@@ -30,11 +30,29 @@ class Rules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     deny: tuple[str, ...] = ()
 
 
+class CallerMatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    user: str | None = None
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # any one of them
+
+
+class CallerRules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """More rules for the callers ``match`` names (their principal: user, users, groups)."""
+
+    match: CallerMatch
+    tools: Rules = Rules()
+    prompts: Rules = Rules()
+    resources: Rules = Rules()
+
+
 class ToolAccessConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     tools: Rules = Rules()
     prompts: Rules = Rules()
     resources: Rules = Rules()
     strict_names: bool = True
+    #: per caller, first match: its rules apply on top of the ones above, to calls (lists are
+    #: every client's; hide items per caller with the config's ``access`` rules)
+    callers: tuple[CallerRules, ...] = ()
 
 
 class _Policy:
@@ -82,12 +100,23 @@ class ToolAccessPlugin(Plugin):
             kind: _Policy(kind, getattr(config, kind), config.strict_names)
             for kind in ("tools", "prompts", "resources")
         }
+        self._callers = [
+            (entry.match, {kind: _Policy(kind, getattr(entry, kind), False) for kind in self._policies})
+            for entry in config.callers
+        ]
 
     def check_request(self, message: PluginMessage, ctx: PluginContext) -> Verdict:
         kind = _kind_of(ctx.method, message.params)
         if kind is None or ctx.name is None:
             return ALLOW
         reason = self._policies[kind].refuse(ctx.name)
+        principal = ctx.principal
+        if reason is None and self._callers and principal is not None:
+            for match, policies in self._callers:
+                if principal.is_one_of(match.user, match.users, match.groups):
+                    why = policies[kind].refuse(ctx.name)
+                    reason = None if why is None else f"{why} for {principal.name!r}"
+                    break
         return ALLOW if reason is None else deny(reason)
 
     def filter_list(self, kind: str, items: list[dict[str, Any]], ctx: PluginContext) -> list[dict[str, Any]]:

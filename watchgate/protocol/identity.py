@@ -34,6 +34,16 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     #: ``claims`` of access rules; each value as strings. Never logged, audited or exported.
     claims: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
+    def is_one_of(
+        self, user: str | None = None, users: tuple[str, ...] = (), groups: tuple[str, ...] = ()
+    ) -> bool:
+        """A rule's ``match``: every key given must hold (``groups``: any one of them)."""
+        if user is not None and self.name != user:
+            return False
+        if users and self.name not in users:
+            return False
+        return not groups or bool(set(groups) & set(self.groups))
+
     def claim(self, name: str) -> tuple[str, ...]:
         """The values of claim ``name`` (none when the token did not carry it)."""
         for key, values in self.claims:

@@ -25,7 +25,14 @@ from watchgate.protocol.catalog import LIST_KINDS, Catalog, Item
 __all__ = ["Profile", "profiles_of"]
 
 _str: Final = msgspec.json.Decoder(str)
-_NAMED: Final = {"tools": "tools", "prompts": "prompts", "tool": "tools", "prompt": "prompts"}
+_NAMED: Final = {
+    "tools": "tools",
+    "prompts": "prompts",
+    "resources": "resources",
+    "tool": "tools",
+    "prompt": "prompts",
+    "resource": "resources",
+}
 
 
 class Globs(Protocol):
@@ -44,6 +51,8 @@ class ProfileRules(Protocol):
     def tools(self) -> Globs: ...
     @property
     def prompts(self) -> Globs: ...
+    @property
+    def resources(self) -> Globs: ...
 
 
 class Profile:
@@ -55,7 +64,7 @@ class Profile:
         self._layers = [
             (
                 frozenset(r.servers) if r.servers is not None else None,
-                {"tools": r.tools, "prompts": r.prompts},
+                {"tools": r.tools, "prompts": r.prompts, "resources": r.resources},
             )
             for r in (rules, *more)
         ]
@@ -69,7 +78,7 @@ class Profile:
 
     def check(self, kind: str, server: str, public: str, known: list[str]) -> None:
         """Raise `UnknownName` for what this profile does not show (kind: tool, prompt, resource)."""
-        allowed = self.allows_server(server) and (kind == "resource" or self.allows_name(kind, public))
+        allowed = self.allows_server(server) and self.allows_name(kind, public)
         if not allowed:
             raise UnknownName(kind, public, self.visible(known), refused_by="profile")
 
@@ -100,7 +109,8 @@ class Profile:
             server, _ = catalog.table.resolve_uri(value)
         except UnknownName:
             return True
-        return self.allows_server(server)
+        # a template is no URI: its globs are judged on each URI read from it
+        return self.allows_server(server) and (key != "resources" or self.allows_name(key, value))
 
 
 def _allowed(globs: Globs, public: str) -> bool:

@@ -27,7 +27,9 @@ __all__ = ["NOTHING", "RATE_LIMITED", "Access", "Slot"]
 
 RATE_LIMITED: Final = -32012
 #: a view of nothing: no server, no tool, no prompt
-NOTHING: Final = ProfileConfig(servers=(), tools=NameGlobs(allow=()), prompts=NameGlobs(allow=()))
+NOTHING: Final = ProfileConfig(
+    servers=(), tools=NameGlobs(allow=()), prompts=NameGlobs(allow=()), resources=NameGlobs(allow=())
+)
 _BUCKETS: Final = 10_000  # at most this many callers x tools remembered (the oldest go first)
 
 
@@ -57,11 +59,7 @@ class Access:
         """The first rule for ``principal``; None when no rule matches (it may do nothing)."""
         for index, rule in enumerate(self.rules or ()):
             match = rule.match
-            if match.user is not None and principal.name != match.user:
-                continue
-            if match.users and principal.name not in match.users:
-                continue
-            if match.groups and not set(match.groups) & set(principal.groups):
+            if not principal.is_one_of(match.user, match.users, match.groups):
                 continue
             if match.claims and not all(_holds(principal.claim(k), v) for k, v in match.claims.items()):
                 continue

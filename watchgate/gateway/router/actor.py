@@ -476,8 +476,17 @@ class RouterActor(Actor[RouterMessage]):
                 slot.release()  # answered here (found, refused, server down): it runs no longer
 
     async def _subscribe(self, client: ClientPort, msg: Message) -> None:
-        """Counted per client: only the first subscriber reaches the upstream."""
+        """Counted per client: only the first subscriber reaches the upstream. What the client's
+        view hides is refused for every subscriber, not only the first (a later one would get
+        the updates without its request ever reaching the check on the way upstream)."""
         uri = self._uri_param(msg)
+        profile = self.profile_of(client)
+        if profile is not None:
+            server, _ = self._catalog.resolve_uri(uri)
+            try:
+                profile.check("resource", server, uri, self._catalog.servers)
+            except UnknownName as refused:
+                raise await self._forwarder.refused(client, msg, uri, refused) from None
         first = self._subscriptions.add(uri, client.client_id)
         await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
         if not first:

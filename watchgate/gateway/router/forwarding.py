@@ -75,7 +75,7 @@ class Forwarder:
             server, own = catalog.resolve_tool(name) if kind == "tool" else catalog.resolve_prompt(name)
             self._check_profile(client, kind, server, name)
         except UnknownName as refused:
-            raise await self._refused(client, msg, name, refused) from None
+            raise await self.refused(client, msg, name, refused) from None
         if own != name:
             fields[member] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -90,7 +90,7 @@ class Forwarder:
             server, own = self._catalog.resolve_uri(uri)
             self._check_profile(client, "resource", server, uri)
         except UnknownName as refused:
-            raise await self._refused(client, msg, uri, refused) from None
+            raise await self.refused(client, msg, uri, refused) from None
         if own != uri:
             fields["uri"] = jsonrpc.raw(own)
             msg = msg.with_params(jsonrpc.raw_fields(fields))
@@ -118,12 +118,12 @@ class Forwarder:
                 server, own = catalog.resolve_uri(ref["uri"])
             self._check_profile(client, "prompt" if member == "name" else "resource", server, ref[member])
         except UnknownName as refused:
-            raise await self._refused(client, msg, ref[member], refused) from None
+            raise await self.refused(client, msg, ref[member], refused) from None
         public, ref[member] = ref[member], own
         fields["ref"] = jsonrpc.raw(ref)
         await self.forward(server, client, msg.with_params(jsonrpc.raw_fields(fields)), own, public, fields)
 
-    async def _refused(
+    async def refused(
         self, client: ClientPort, msg: Message, public: str, refused: UnknownName
     ) -> UnknownName:
         """A name refused here (unknown, or hidden by the tool manager or the client's profile) is
