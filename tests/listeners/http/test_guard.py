@@ -252,6 +252,8 @@ async def test_named_tokens_say_who_called_and_a_session_is_its_openers(tmp_path
         )
         assert stolen.status_code == 403 and "belongs to another caller" in stolen.text
         assert (await http.delete(url, headers=as_bob)).status_code == 403
+        stream = await http.get(url, headers={**as_bob, "accept": "text/event-stream"})
+        assert stream.status_code == 403  # nor its GET stream (the server's requests to ana)
         wrong = await http.post(url, json=INIT, headers={**HEADERS, "authorization": "Bearer nope"})
         assert wrong.status_code == 401
         bob = await http.post(

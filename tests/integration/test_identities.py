@@ -1,11 +1,15 @@
-"""A real OpenID provider in front of the gateway: the certified ``oidc-provider`` (node) issues
+"""Who is calling, end to end over HTTP with the SDK client in both eras.
+
+A real OpenID provider in front of the gateway: the certified ``oidc-provider`` (node) issues
 JWT access tokens for Watchgate's URL, and the official SDK client, with its
 ``OAuthClientProvider`` and nothing but that URL, finds the metadata, registers itself, signs its
-user in and calls tools. Who signed in decides what it sees (``access:`` rules on the token's
-``groups``), and the audit log names each user."""
+user in and calls tools. And the small-team setup: a named static token per person. Either way
+who signed in decides what it sees (``access:`` rules on its groups), and the audit log names
+each user."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import subprocess
@@ -195,3 +199,53 @@ async def test_the_sdk_signs_in_at_a_real_provider_and_each_user_gets_its_rights
     assert ("alice", ("engineering",)) in named and ("bob", ("support",)) in named
     assert memory.tokens.access_token not in (tmp_path / "audit.jsonl").read_text()
     assert memory.tokens.access_token not in (tmp_path / "gateway.log").read_text()
+
+
+@_SDK_LEAVES_GENERATORS
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_static_tokens_two_users_two_groups_each_its_own_tools(tmp_path: Path, mode: str) -> None:
+    """The small-team setup: a named token per person (only digests in the config)."""
+    tokens = {"ana": "ana-token-0123456789", "bob": "bob-token-0123456789"}
+    config = tmp_path / "watchgate.yaml"
+    auth = {
+        "tokens": [
+            {
+                "name": "ana",
+                "sha256": hashlib.sha256(tokens["ana"].encode()).hexdigest(),
+                "groups": ["engineering"],
+            },
+            {
+                "name": "bob",
+                "sha256": hashlib.sha256(tokens["bob"].encode()).hexdigest(),
+                "groups": ["support"],
+            },
+        ]
+    }
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "proxy": {
+                    "upstreams": [upstream("everything", EVERYTHING, prefix="always")],
+                    "http": {"auth": auth},
+                },
+                "access": [
+                    {"match": {"groups": ["engineering"]}, "tools": {"deny": ["everything__echo"]}},
+                    {"match": {"groups": ["support"]}, "tools": {"allow": ["everything__echo"]}},
+                ],
+            }
+        )
+    )
+    port = free_port()
+    seen: dict[str, set[str]] = {}
+    async with gateway_over_http(config, port, tmp_path / "gateway.log") as url:
+        for user, token in tokens.items():
+            async with (
+                httpx.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30) as http,
+                Client(streamable_http_client(url, http_client=http), mode=mode) as client,  # type: ignore[arg-type]
+            ):
+                seen[user] = {tool.name for tool in (await client.list_tools()).tools}
+                other = "everything__get-sum" if user == "bob" else "everything__echo"
+                with pytest.raises(MCPError, match=f"unknown tool '{other}'"):
+                    await client.call_tool(other, {"a": 1, "b": 2, "message": "x"})
+    assert "everything__get-sum" in seen["ana"] and "everything__echo" not in seen["ana"]
+    assert seen["bob"] == {"everything__echo"}
