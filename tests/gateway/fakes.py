@@ -39,6 +39,7 @@ class FakeSession:
         self.stderr_tail: list[str] = []
         self.closed = trio.Event()
         self.relayed: dict[int | str, dict[str, Any]] = {}  # request id -> what relay_input was told
+        self.legacy_clients: set[int | str] = set()  # request ids legacy_client was told
         self._answers: dict[Any, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._send_lock = trio.Lock()  # answers run as concurrent tasks, like a real server's
@@ -267,6 +268,9 @@ class FakeConnection:
 
     def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
         self._session.relayed[request_id] = capabilities
+
+    def legacy_client(self, request_id: int | str) -> None:
+        self._session.legacy_clients.add(request_id)
 
     async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         await self._session.closed.wait()

@@ -88,6 +88,30 @@ async def test_tool_with_progress(ctx: Context) -> str:
     return str(token if token is not None else 0)
 
 
+@server.tool(description="Waits until cancelled (or a minute), then says whether it was")
+async def test_wait(ctx: Context) -> str:
+    try:
+        await anyio.sleep(60)
+    except anyio.get_cancelled_exc_class():
+        _cancelled.append(str(ctx.request_id))
+        raise
+    return "waited"
+
+
+@server.tool(description="How many test_wait calls were cancelled")
+def test_cancelled_count() -> str:
+    return str(len(_cancelled))
+
+
+@server.tool(description="Says test://watched-resource changed, to its subscribers of either era")
+async def test_update_watched(ctx: Context) -> str:
+    await ctx.notify_resource_updated("test://watched-resource")  # 2026-07-28 listeners
+    if "test://watched-resource" in _subscribed:
+        with contextlib.suppress(Exception):  # a 2026-07-28 request has no session to say it on
+            await ctx.session.send_resource_updated("test://watched-resource")
+    return "updated"
+
+
 @server.tool(description="Tests error response handling")
 def test_error_handling() -> str:
     raise RuntimeError("This tool intentionally returns an error for testing")
@@ -309,6 +333,7 @@ async def complete(ref: Any, argument: Any, context: Any) -> types.Completion:
 
 # ----- the deprecated methods the 2025-11-25 scenarios still call -------------------------------
 _subscribed: set[str] = set()
+_cancelled: list[str] = []
 
 
 async def _set_level(ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:

@@ -51,6 +51,12 @@ class UpstreamConnection(Protocol):
         them and its ``input_required`` result is passed through untouched (MRTR). A no-op for
         servers of the older era, who ask their questions as requests of their own."""
 
+    def legacy_client(self, request_id: int | str) -> None:
+        """The request about to be sent under ``request_id`` comes from a client of the 2025-11-25
+        era: a server that speaks both eras gets it over a legacy session (``transports/dual.py``),
+        where the server asks that client its questions the way it would directly. A no-op for a
+        server that speaks one era."""
+
     @property
     def stderr_tail(self) -> Sequence[str]: ...
 

@@ -24,7 +24,11 @@ error saying so.
 
 **The 2026-07-28 era** (stateless): the connection probes it first with ``server/discover`` and
 falls back to ``initialize`` on anything but a modern answer (the spec's procedure);
-``transports/modern.py`` says what is translated for a server that speaks it.
+``transports/modern.py`` says what is translated for a server that speaks it. A server that
+also accepts ``initialize`` speaks both (``server/discover`` does not say so: the first
+2025-11-25 client's request finds out): that client's requests go over a legacy session of the
+connection's own (``_LegacySide``; ``transports/dual.py`` decides what goes where), so the
+server asks that client its questions as it would directly.
 
 OAuth 2.1 (``auth: {type: oauth}``) is an ``httpx2.Auth`` on the connection's client
 (``transports/oauth.py``); its refusals end the connection like any other, with a reason.
@@ -32,6 +36,7 @@ OAuth 2.1 (``auth: {type: oauth}``) is an ``httpx2.Auth`` on the connection's cl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -41,11 +46,12 @@ import httpx2
 import msgspec
 import trio
 
-from watchgate.errors import JsonRpcError, UpstreamAuthError, UpstreamStartError
+from watchgate.errors import JsonRpcError, PeerGone, UpstreamAuthError, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Line
 from watchgate.protocol.urls import shown_url
 from watchgate.sanitize import clean
+from watchgate.transports.dual import LEGACY_OPENER, EraSplit
 from watchgate.transports.exchange import (
     GET_RETRY_DELAY,
     MAX_ANSWER,
@@ -82,16 +88,21 @@ _INITIALIZED: Final = b'"notifications/initialized"'
 _CANCELLED: Final = b'"notifications/cancelled"'
 _GET_RETRIES: Final = 5  # GET streams that fail in a row before the gateway stops reopening it
 _LEGACY_STATUSES: Final = (400, 404, 405)  # an initialize refused so: a legacy HTTP+SSE server
+_SUBSCRIPTIONS: Final = frozenset({"resources/subscribe", "resources/unsubscribe"})
 
 
 class HttpConnection(RemoteConnection):
     """One session with a remote server over HTTP, as the upstream actor sees it."""
 
-    def __init__(self, config: UpstreamConfig, client: httpx2.AsyncClient, nursery: trio.Nursery) -> None:
+    def __init__(
+        self, config: UpstreamConfig, client: httpx2.AsyncClient, nursery: trio.Nursery, *, probe: bool = True
+    ) -> None:
         super().__init__(config)
+        self._config = config
         self._client = client
         self._nursery = nursery
-        client.event_hooks["request"].append(self._remember_authorization)
+        if probe:  # the connection proper (a legacy side shares its client, and this hook)
+            client.event_hooks["request"].append(self._remember_authorization)
         self._session_id: str | None = None
         self._protocol_version: str | None = None
         self._listening = False
@@ -99,7 +110,14 @@ class HttpConnection(RemoteConnection):
         self._endpoint: str | None = None  # legacy HTTP+SSE: where to POST
         self._handshake: list[bytes] = []  # initialize and initialized, replayed after a 404
         self._renewing = trio.Lock()
-        self._probe_modern = config.protocol != "legacy"  # the 2026-07-28 era first, then initialize
+        self._probe_modern = (
+            probe and config.protocol != "legacy"
+        )  # the 2026-07-28 era first, then initialize
+        # a server of both eras: which era each message goes in, and the legacy session
+        self._split: EraSplit | None = None
+        self._legacy: _LegacySide | None = None
+        self._legacy_opening = trio.Lock()
+        self._initialize: dict[str, Any] = {}  # the actor's initialize: the legacy session's too
         self._modern: ModernSession | None = None
         self._listen_stream: ListenStream | None = None  # modern era: what it says outside requests
         # a call's POST, by request id: closing its stream cancels it (modern era), and a legacy
@@ -135,6 +153,10 @@ class HttpConnection(RemoteConnection):
     def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
         if self._modern is not None:  # only the 2026-07-28 era has input_required results
             self._modern.relay(request_id, capabilities)
+
+    def legacy_client(self, request_id: int | str) -> None:
+        if self._split is not None:
+            self._split.legacy_client(request_id)
 
     async def open_legacy(self) -> None:
         """Open the legacy event stream; from now on messages go to the endpoint it names.
@@ -238,6 +260,8 @@ class HttpConnection(RemoteConnection):
                     return False
                 self._modern = modern
                 modern.capabilities = result.get("capabilities") or {}
+                if self._config.protocol == "auto":  # it may speak the older era too: asked when needed
+                    self._split, self._initialize = EraSplit(), initialize
                 self._listen_stream = ListenStream(
                     modern, self._client, self.url, self.server, self._deliver_as_is, self._nursery
                 )
@@ -256,6 +280,13 @@ class HttpConnection(RemoteConnection):
     async def _send_modern(self, modern: ModernSession, line: bytes) -> None:
         message = as_object(line)
         if message is None:
+            return
+        if self._split is not None and self._split.era_of(message) == "legacy":
+            if message.get("method") in _SUBSCRIPTIONS:  # the listen stream watches it too: the
+                modern.outgoing(message)  # server may say it changed on either (the answer is the session's)
+                if self._listen_stream is not None:
+                    self._listen_stream.update()
+            self._nursery.start_soon(self._send_legacy, modern, line)
             return
         outgoing = modern.outgoing(message)
         if isinstance(outgoing, Send):
@@ -282,6 +313,46 @@ class HttpConnection(RemoteConnection):
                         await self._on_response(send.body, response)
             finally:
                 self._calls.pop(send.request_id, None)
+
+    # -- a server of both eras: its legacy session, for 2025-11-25 clients ---------------------------
+
+    async def _send_legacy(self, modern: ModernSession, line: bytes) -> None:
+        side = await self._legacy_side()
+        if side is None:  # none to be had: bridged in the 2026-07-28 era, as for a server of one era
+            await self._send_modern(modern, line)
+            return
+        with contextlib.suppress(PeerGone):  # the side ended, and with it this connection
+            await side.send(line)
+
+    async def _legacy_side(self) -> _LegacySide | None:
+        """The legacy session, opened by the first message that needs it (the others wait)."""
+        async with self._legacy_opening:
+            assert self._split is not None
+            if self._legacy is None and not self._split.unavailable:
+                side = _LegacySide(self)
+                with trio.move_on_after(self._config.startup_timeout):
+                    reason = await side.open(self._initialize)
+                    if reason is None:
+                        self._legacy = side
+                        _log.info(
+                            "[%s] opened a %s session for its clients of that era", self.server, side.version
+                        )
+                if self._legacy is None:
+                    self._split.give_up()
+                    _log.info(
+                        "[%s] speaks only 2026-07-28 (no initialize-era session: %s): its 2025-11-25 "
+                        "clients are bridged",
+                        self.server,
+                        reason or "no answer in time",
+                    )
+            return self._legacy
+
+    async def from_legacy(self, message: bytes) -> None:
+        """What the legacy session says goes to the actor as it is (not through the translation
+        of the 2026-07-28 era); its questions are remembered so the answers go back there."""
+        assert self._split is not None
+        self._split.received(as_object(message))
+        await super()._deliver(message)
 
     @staticmethod
     def _base(headers: dict[str, str]) -> dict[str, str]:
@@ -474,12 +545,64 @@ class HttpConnection(RemoteConnection):
     async def terminate(self) -> None:
         """End the session on the server (DELETE), as the protocol asks of a client that leaves."""
         self._end(self._reason)
+        if self._legacy is not None:
+            await self._legacy.terminate()
         if self._session_id is None or self._endpoint is not None:
             return
         try:
             await self._client.delete(self.url, headers=self._headers())
         except httpx2.HTTPError as exc:
             _log.debug("[%s] DELETE of the session failed: %r", self.server, exc)
+
+
+class _LegacySide(HttpConnection):
+    """The legacy session a connection to a server of both eras keeps for its 2025-11-25 clients:
+    the machinery of a plain Streamable HTTP session (session id, GET stream, resumption, a
+    forgotten session renewed), sharing the connection's client and nursery, with what it
+    receives handed to the connection and its end the connection's end."""
+
+    def __init__(self, owner: HttpConnection) -> None:
+        super().__init__(owner._config, owner._client, owner._nursery, probe=False)
+        self._owner = owner
+        self._opened = trio.Event()
+        self._refusal: str | None = None
+        self.version: str | None = None
+
+    async def open(self, initialize: dict[str, Any]) -> str | None:
+        """``initialize`` (under an id of its own) and ``initialized``; why not, if refused."""
+        opener = {**initialize, "id": LEGACY_OPENER}
+        await self.send(msgspec.json.encode(opener))
+        await self._opened.wait()
+        if self._refusal is None:
+            await self.send(msgspec.json.encode({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        return self._refusal
+
+    async def _deliver(self, message: bytes) -> None:
+        if not self._opened.is_set():
+            answer = as_object(message)
+            if answer is not None and answer.get("id") == LEGACY_OPENER:
+                self._remember_version(message)
+                self.version = self._protocol_version
+                error = answer.get("error")
+                if error is not None or self._session_id is None:
+                    self._refusal = clean(
+                        str(error.get("message") if isinstance(error, dict) else "no session id")
+                    )
+                self._opened.set()
+                return
+        await self._owner.from_legacy(message)
+
+    async def _fall_back(self, line: bytes, status: int) -> None:
+        """Not for a session beside a 2026-07-28 one: a refused initialize means none to be had."""
+        await self._refuse(line, f"{self.host} answered HTTP {status} to initialize")
+
+    def _end(self, reason: str, *, needs_login: bool = False) -> None:
+        if not self._opened.is_set():
+            self._refusal = reason
+            self._opened.set()
+            return
+        super()._end(reason, needs_login=needs_login)
+        self._owner._end(reason, needs_login=needs_login)
 
 
 @asynccontextmanager

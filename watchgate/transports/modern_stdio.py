@@ -86,6 +86,9 @@ class ModernStdioConnection:
         if self._modern is not None:
             self._modern.relay(request_id, capabilities)
 
+    def legacy_client(self, request_id: int | str) -> None:
+        """``protocol: modern`` on stdio: one era, chosen by the config (legacy clients are bridged)."""
+
     # -- toward the server ------------------------------------------------------------------------
 
     async def send(self, data: Line) -> None:

@@ -71,6 +71,9 @@ class RemoteConnection:
     def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
         """Only a server of the 2026-07-28 era has ``input_required`` (``transports/http.py``)."""
 
+    def legacy_client(self, request_id: int | str) -> None:
+        """Only a server over Streamable HTTP may speak both eras (``transports/http.py``)."""
+
     async def pump_stderr(self, on_line: object = None) -> None:
         await self._ended.wait()
 

@@ -179,6 +179,9 @@ class StdioProcess:
     def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
         """A server on stdio is spoken to in the initialize era: its questions are requests."""
 
+    def legacy_client(self, request_id: int | str) -> None:
+        """Every request goes in the initialize era already."""
+
     async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         """Drain stderr into the ring buffer, the log and ``on_line`` until the child closes it."""
         stream = self._process.stderr

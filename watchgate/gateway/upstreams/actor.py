@@ -250,9 +250,13 @@ class UpstreamActor(Actor[UpstreamMessage]):
             slot=msg.slot,
         )
         out = request.with_id(pending.gateway_id)
-        if self._process is not None and (declared := msg.client.relays_input(request.id)) is not None:
-            # a 2026-07-28 client answers a 2026-07-28 server's input_required itself (MRTR)
-            self._process.relay_input(pending.gateway_id, declared)
+        if self._process is not None:
+            declared = msg.client.relays_input(request.id)
+            if declared is not None:
+                # a 2026-07-28 client answers a 2026-07-28 server's input_required itself (MRTR)
+                self._process.relay_input(pending.gateway_id, declared)
+            else:  # a 2025-11-25 client: a server of both eras hears it in its own era
+                self._process.legacy_client(pending.gateway_id)
         params = request.params
         if params is not UNSET and _PROGRESS_MARK.search(params) is not None:
             token, new_params = swap_progress_token(request, pending.gateway_id, msg.fields)

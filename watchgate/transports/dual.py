@@ -1,0 +1,74 @@
+"""Which era each message toward a server that speaks both goes in (sans-IO bookkeeping).
+
+A server that answers ``server/discover`` and also accepts ``initialize`` speaks both eras (the
+SDKs serve both on one endpoint; ``supportedVersions`` names only the modern ones, so the first
+request that needs the older era finds out). Watchgate speaks to it in the era of the client whose request a
+message carries, so every client gets through the gateway what it would get directly: a
+2026-07-28 client's requests go as 2026-07-28 requests (its MRTR rounds pass through), a
+2025-11-25 client's over a legacy session of the connection's own, opened when the first such
+request comes, where the server's own requests (sampling, elicitation, roots written with the
+older helpers), its progress and its subscriptions work as they do directly. What the gateway
+asks for itself (lists, liveness) goes modern.
+
+This module only decides; ``transports/http.py`` opens the session and does the I/O. The facts
+it keeps: the requests of legacy clients in flight (their cancellation goes the same way), and
+the questions the server asked on the legacy session (the client's answer goes back there).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+__all__ = ["LEGACY_OPENER", "EraSplit"]
+
+#: the id of the legacy session's own ``initialize`` (its answer is the connection's, not the actor's)
+LEGACY_OPENER: Final = "watchgate-legacy-session"
+_CANCELLED: Final = "notifications/cancelled"
+
+Era = Literal["legacy", "modern"]
+
+
+class EraSplit:
+    def __init__(self) -> None:
+        self._legacy_calls: set[Any] = set()  # requests of legacy clients, by the id sent upstream
+        self._asked: set[Any] = set()  # the server's requests on the legacy session, unanswered
+        self.unavailable = False  # the legacy session could not be opened: everything goes modern
+
+    def legacy_client(self, request_id: Any) -> None:
+        """The request about to be sent under ``request_id`` is a 2025-11-25 client's."""
+        if not self.unavailable:
+            self._legacy_calls.add(request_id)
+
+    def era_of(self, message: dict[str, Any]) -> Era:
+        """Where a message the gateway sends goes."""
+        if self.unavailable or not (self._legacy_calls or self._asked):
+            return "modern"
+        method = message.get("method")
+        if method is None:  # an answer to one of the server's questions
+            if message.get("id") in self._asked:
+                self._asked.discard(message.get("id"))
+                return "legacy"
+            return "modern"
+        if "id" in message:
+            return "legacy" if message["id"] in self._legacy_calls else "modern"
+        if method == _CANCELLED:
+            params = message.get("params")
+            target = params.get("requestId") if isinstance(params, dict) else None
+            return "legacy" if target in self._legacy_calls else "modern"
+        return "modern"
+
+    def received(self, message: dict[str, Any] | None) -> None:
+        """What the legacy session said: an answer ends a call, a request awaits the client's answer."""
+        if message is None:
+            return
+        if "method" in message:
+            if "id" in message:
+                self._asked.add(message["id"])
+        else:
+            self._legacy_calls.discard(message.get("id"))
+
+    def give_up(self) -> None:
+        """The legacy session cannot be had: the legacy clients are bridged in the modern era."""
+        self.unavailable = True
+        self._legacy_calls.clear()
+        self._asked.clear()
