@@ -15,6 +15,7 @@ import trio
 import trio.testing
 
 import watchgate.transports.http as http_module
+import watchgate.transports.streamable as streamable_module
 from watchgate.config import parse_config
 from watchgate.errors import ConfigError, PeerGone, UpstreamStartError
 from watchgate.transports.http import HttpConnection, http_connector
@@ -370,7 +371,7 @@ async def test_a_get_stream_that_says_retry_0_and_closes_is_not_reopened_in_a_lo
 
 async def test_an_answer_over_the_bound_is_refused_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
     """As a stdio server's line over 128 MiB is refused, so is an HTTP answer (bound made small)."""
-    monkeypatch.setattr(http_module, "MAX_ANSWER", 4096)
+    monkeypatch.setattr(streamable_module, "MAX_ANSWER", 4096)
 
     def call(request: httpx2.Request, body: dict[str, Any]) -> httpx2.Response:
         text = {"type": "text", "text": "x" * 10_000}

@@ -10,16 +10,27 @@ request comes, where the server's own requests (sampling, elicitation, roots wri
 older helpers), its progress and its subscriptions work as they do directly. What the gateway
 asks for itself (lists, liveness) goes modern.
 
-This module only decides; ``transports/http.py`` opens the session and does the I/O. The facts
+`EraSplit` only decides; ``transports/http.py`` opens the `LegacySide` when it is needed. The facts
 it keeps: the requests of legacy clients in flight (their cancellation goes the same way), and
 the questions the server asked on the legacy session (the client's answer goes back there).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-__all__ = ["LEGACY_OPENER", "EraSplit"]
+import httpx2
+import msgspec
+import trio
+
+from watchgate.sanitize import clean
+from watchgate.transports.modern import as_object
+from watchgate.transports.streamable import StreamableSession
+
+if TYPE_CHECKING:
+    from watchgate.config.schema import UpstreamConfig
+
+__all__ = ["LEGACY_OPENER", "EraSplit", "LegacySide"]
 
 #: the id of the legacy session's own ``initialize`` (its answer is the connection's, not the actor's)
 LEGACY_OPENER: Final = "watchgate-legacy-session"
@@ -72,3 +83,62 @@ class EraSplit:
         self.unavailable = True
         self._legacy_calls.clear()
         self._asked.clear()
+
+
+class Owner(Protocol):
+    """The connection a legacy side belongs to."""
+
+    async def from_legacy(self, message: bytes) -> None: ...
+
+    def _end(self, reason: str, *, needs_login: bool = False) -> None: ...
+
+
+class LegacySide(StreamableSession):
+    """The legacy session a connection to a server of both eras keeps for its 2025-11-25 clients:
+    a plain Streamable HTTP session (session id, GET stream, resumption, a forgotten session
+    renewed), sharing the connection's client and nursery, with what it receives handed to the
+    connection and its end the connection's end."""
+
+    def __init__(
+        self, owner: Owner, config: UpstreamConfig, client: httpx2.AsyncClient, nursery: trio.Nursery
+    ) -> None:
+        super().__init__(config, client, nursery)
+        self._owner = owner
+        self._opened = trio.Event()
+        self._refusal: str | None = None
+        self.version: str | None = None
+
+    async def open(self, initialize: dict[str, Any]) -> str | None:
+        """``initialize`` (under an id of its own) and ``initialized``; why not, if refused."""
+        await self.send(msgspec.json.encode({**initialize, "id": LEGACY_OPENER}))
+        await self._opened.wait()
+        if self._refusal is None:
+            await self.send(msgspec.json.encode({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        return self._refusal
+
+    async def _deliver(self, message: bytes) -> None:
+        if not self._opened.is_set():
+            answer = as_object(message)
+            if answer is not None and answer.get("id") == LEGACY_OPENER:
+                self._remember_version(message)
+                self.version = self._protocol_version
+                error = answer.get("error")
+                if error is not None or self._session_id is None:
+                    self._refusal = clean(
+                        str(error.get("message") if isinstance(error, dict) else "no session id")
+                    )
+                self._opened.set()
+                return
+        await self._owner.from_legacy(message)
+
+    async def _fall_back(self, line: bytes, status: int) -> None:
+        """Not beside a 2026-07-28 session: a refused initialize means none to be had."""
+        await self._refuse(line, f"{self.host} answered HTTP {status} to initialize")
+
+    def _end(self, reason: str, *, needs_login: bool = False) -> None:
+        if not self._opened.is_set():
+            self._refusal = reason
+            self._opened.set()
+            return
+        super()._end(reason, needs_login=needs_login)
+        self._owner._end(reason, needs_login=needs_login)

@@ -10,9 +10,9 @@ clients' messages (and the configured headers and token) somewhere else.
 
 ``transport: http`` falls back to this by itself when a server refuses the Streamable HTTP
 ``initialize`` POST with 400, 404 or 405 (the spec's backward-compatibility procedure); the
-connection is the same ``HttpConnection``, only where it POSTs and where answers come from
+connection is the same ``StreamableSession``, only where it POSTs and where answers come from
 change, and ``transport: sse`` is that connection opened in this mode from the start
-(``transports/http.py``). This module is the legacy wire itself.
+(``transports/streamable.py``). This module is the legacy wire itself.
 """
 
 from __future__ import annotations
