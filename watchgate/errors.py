@@ -228,6 +228,8 @@ class PluginLoadError(WatchgateError):
 class UpstreamStartError(WatchgateError):
     """An upstream could not be started or failed its handshake; the supervisor decides what next."""
 
+    needs_login = False  # a person must run `watchgate auth login` first (OAuth's own error says so)
+
 
 class UpstreamAuthError(UpstreamStartError):
     """OAuth toward a remote server failed (the message says how, never a token), or the server

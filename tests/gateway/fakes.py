@@ -20,6 +20,7 @@ import yaml
 from watchgate.config import UpstreamConfig, parse_config
 from watchgate.gateway.tree import Gateway
 from watchgate.protocol.identity import ANONYMOUS, Principal
+from watchgate.transports.facts import ConnectionFacts
 from watchgate.wire.framing import LineReader
 from watchgate.wire.lines import LineChannel
 
@@ -271,6 +272,12 @@ class FakeConnection:
 
     def legacy_client(self, request_id: int | str) -> None:
         self._session.legacy_clients.add(request_id)
+
+    def describe(self) -> ConnectionFacts:
+        return ConnectionFacts()
+
+    async def drained(self) -> None:
+        return
 
     async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         await self._session.closed.wait()

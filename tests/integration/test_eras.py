@@ -1,10 +1,10 @@
 """One upstream that speaks both eras (the project's conformance fixture over HTTP: the SDK's
 ``MCPServer`` serves 2025-11-25 sessions and 2026-07-28 requests on one endpoint), and a
-2025-11-25 client and a 2026-07-28 client through one gateway at the same time: each gets what it
-would get directly. The older client's tools ask with the older helpers (``ctx.sample``,
+2025-11-25 client (on the daemon's socket, through ``watchgate attach``) and a 2026-07-28 client
+(over the daemon's HTTP listener) at the same time: each gets what it would get directly. The older client's tools ask with the older helpers (``ctx.sample``,
 ``ctx.elicit``), which exist only on a legacy session, so the gateway opens one for it; the newer
 client's tools ask through ``input_required`` (MRTR). Progress, cancellation and resource
-updates reach both."""
+updates reach both; ``ps`` shows one server speaking both eras."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 import trio
 import yaml
-from mcp import Client, types
+from mcp import Client, ClientSession, types
 from mcp.shared.subscriptions import ResourceUpdated
 
 from tests.conformance.test_server_scenarios import FIXTURE, serving
 from tests.integration.conftest import text_of
-from tests.integration.test_http_clients import _SDK_LEAVES_GENERATORS, gateway_over_http
+from tests.integration.test_daemon import attached, running_daemon
+from tests.integration.test_http_clients import _SDK_LEAVES_GENERATORS
 from watchgate.bench.httpdriver import free_port
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ class Updates:
             self.uris.append(str(root.params.uri))
 
 
-async def _progress_of(client: Client) -> list[float]:
+async def _progress_of(client: Client | ClientSession) -> list[float]:
     seen: list[float] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
@@ -59,7 +60,7 @@ async def _progress_of(client: Client) -> list[float]:
     return seen
 
 
-async def _cancel_a_wait(client: Client) -> None:
+async def _cancel_a_wait(client: Client | ClientSession) -> None:
     """A call the client gives up on is cancelled at the server."""
     with trio.move_on_after(1):
         await client.call_tool("test_wait", {})
@@ -75,14 +76,11 @@ async def test_clients_of_both_eras_share_an_upstream_of_both_eras(tmp_path: Pat
         upstream = {"name": "fixture", "transport": "http", "url": fixture_url, "request_timeout": 30}
         config.write_text(yaml.safe_dump({"proxy": {"upstreams": [upstream]}, "audit": {"enabled": False}}))
         updates = Updates()
+        url = f"http://127.0.0.1:{port}/mcp"
         async with (
-            gateway_over_http(config, port, tmp_path / "gateway.log") as url,
-            Client(
-                url,
-                mode="legacy",
-                sampling_callback=_sample,
-                elicitation_callback=_elicit,
-                message_handler=updates,
+            running_daemon(config, "--http", f"127.0.0.1:{port}") as daemon,
+            attached(
+                daemon, sampling_callback=_sample, elicitation_callback=_elicit, message_handler=updates
             ) as old,
             Client(url, mode="2026-07-28", sampling_callback=_sample, elicitation_callback=_elicit) as new,
         ):
@@ -111,7 +109,7 @@ async def test_clients_of_both_eras_share_an_upstream_of_both_eras(tmp_path: Pat
                     nursery.start_soon(legacy_side)
                     nursery.start_soon(modern_side)
                 # resource updates, to a subscriber of each era
-                await old.session.subscribe_resource(WATCHED)
+                await old.subscribe_resource(WATCHED)
                 async with new.listen(resource_subscriptions=[WATCHED]) as listening:
                     await new.call_tool("test_update_watched", {})
                     event = await listening.__anext__()
@@ -119,7 +117,9 @@ async def test_clients_of_both_eras_share_an_upstream_of_both_eras(tmp_path: Pat
                 while WATCHED not in updates.uris:
                     await trio.sleep(0.05)
                 cancelled = text_of(await old.call_tool("test_cancelled_count", {}))
-        log = (tmp_path / "gateway.log").read_text()
+            row = await daemon.upstream("fixture")
+            shown = (await daemon.cli("ps", "fixture")).stdout
+        log = daemon.log.read_text()
     assert results["old sampled"] == "LLM response: Paris"  # bridged in 2026-07-28 it was "not supported"
     assert results["old elicited"].startswith("User response: action=accept")
     assert results["new sampled"] == "Sampling result: Paris"
@@ -127,3 +127,4 @@ async def test_clients_of_both_eras_share_an_upstream_of_both_eras(tmp_path: Pat
     assert results["old progress"] == results["new progress"] == "[0.0, 50.0, 100.0]"
     assert cancelled == "2", "both cancelled calls stopped at the server"
     assert "opened a 2025-11-25 session for its clients of that era" in log
+    assert row["also_speaks"] == ["2025-11-25"] and "MCP 2026-07-28 + 2025-11-25" in shown

@@ -89,6 +89,7 @@ class UpstreamRow(msgspec.Struct):
     next_restart_in: float | None
     sandbox: str = "-"  # "bwrap", "bwrap net:off", "UNSANDBOXED" (required: false, bwrap unusable)
     host: str | None = None  # a remote server's host[:port], shown where a process has its pid
+    also_speaks: list[str] = []  # a server of both eras: the legacy session open beside the modern one
 
 
 class ClientRow(msgspec.Struct):

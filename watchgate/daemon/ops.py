@@ -169,6 +169,7 @@ class ControlOps:
             mailbox=actor.mailbox_depth(),
             last_error=exit_reason(status.last_exit),
             sandbox=actor.sandbox,
+            also_speaks=list(actor.also_speaks),
             next_restart_in=(
                 max(0.0, status.next_restart_at - now) if status.next_restart_at is not None else None
             ),
@@ -195,7 +196,7 @@ class ControlOps:
             row=self._row(gateway.upstream_supervisor.status(name), trio.current_time()),
             target=shown_url(config.url) if config.url else shlex.join(config.command),
             policy=policy,
-            protocol=ready.protocol_version if ready is not None else None,
+            protocol=" + ".join((ready.protocol_version, *actor.also_speaks)) if ready is not None else None,
             server=served.strip() or None,
             processes=[ProcessRow(pid=p, depth=d, command=c) for d, p, c in process_tree(actor.pid)],
             tools=[public for public, _, _ in gateway.router.tool_names(name)],

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from watchgate.config.schema import Transport
 from watchgate.protocol.jsonrpc import Line
+from watchgate.transports.facts import ConnectionFacts
 from watchgate.transports.http import http_connector, sse_connector
 from watchgate.transports.stdio import stdio_connector
 from watchgate.transports.websocket import websocket_connector
@@ -68,6 +69,13 @@ class UpstreamConnection(Protocol):
 
     def describe_exit(self) -> str:
         """Why the peer ended, for a human: exit code or signal, and its last words."""
+
+    def describe(self) -> ConnectionFacts:
+        """What ``ps`` shows of it now."""
+
+    async def drained(self) -> None:
+        """Until its diagnostics have been read to their end (its last words are in
+        ``stderr_tail``); at once where there are none."""
 
 
 Connector = Callable[["UpstreamConfig"], AbstractAsyncContextManager[UpstreamConnection]]

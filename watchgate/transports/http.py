@@ -29,6 +29,7 @@ from watchgate.errors import PeerGone, UpstreamStartError
 from watchgate.sanitize import clean
 from watchgate.transports.dual import EraSplit, LegacySide
 from watchgate.transports.exchange import first_message, result_of
+from watchgate.transports.facts import ConnectionFacts
 from watchgate.transports.listen import ListenStream
 from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object, supported_versions
 from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
@@ -221,6 +222,11 @@ class HttpConnection(StreamableSession):
     async def _deliver_as_is(self, message: bytes) -> None:
         """Straight to the actor: an answer made here, the listen stream's, the legacy session's."""
         await RemoteConnection._deliver(self, message)
+
+    def describe(self) -> ConnectionFacts:
+        side = self._legacy
+        beside = (side.version,) if side is not None and side.version is not None else ()
+        return ConnectionFacts(also_speaks=beside, needs_login=self.needs_login)
 
     async def terminate(self) -> None:
         if self._legacy is not None:

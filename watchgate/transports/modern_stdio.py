@@ -26,6 +26,7 @@ import trio
 
 from watchgate.protocol.jsonrpc import Line
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
+from watchgate.transports.facts import ConnectionFacts
 from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object
 from watchgate.transports.stdio import StdioProcess, stdio_connector
 
@@ -59,9 +60,11 @@ class ModernStdioConnection:
     def pid(self) -> int | None:
         return self._process.pid
 
-    @property
-    def sandbox(self) -> str:
-        return self._process.sandbox
+    def describe(self) -> ConnectionFacts:
+        return self._process.describe()
+
+    async def drained(self) -> None:
+        await self._process.drained()
 
     @property
     def stderr_tail(self) -> Sequence[str]:

@@ -25,6 +25,7 @@ from watchgate.errors import JsonRpcError, PeerGone, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.protocol.urls import shown_host
+from watchgate.transports.facts import ConnectionFacts
 
 if TYPE_CHECKING:
     from watchgate.config.schema import AuthConfig, UpstreamConfig
@@ -83,6 +84,12 @@ class RemoteConnection:
 
     def describe_exit(self) -> str:
         return self._reason
+
+    def describe(self) -> ConnectionFacts:
+        return ConnectionFacts(needs_login=self.needs_login)
+
+    async def drained(self) -> None:
+        """A remote server has no diagnostics stream."""
 
     def _check_open(self) -> None:
         if self._ended.is_set():

@@ -35,6 +35,7 @@ import trio
 from watchgate.errors import UpstreamStartError
 from watchgate.protocol.jsonrpc import Line
 from watchgate.sanitize import clean
+from watchgate.transports.facts import ConnectionFacts
 from watchgate.transports.sandbox import (
     apply_limits,
     bwrap_problem,
@@ -175,6 +176,12 @@ class StdioProcess:
         described = f"{reason}; stderr: {last}" if last else reason
         limit = over_limit(self._limits, described) if code is not None and code != 0 else None
         return f"{limit}: {described}" if limit else described
+
+    def describe(self) -> ConnectionFacts:
+        return ConnectionFacts(sandbox=self.sandbox)
+
+    async def drained(self) -> None:
+        await self.stderr_closed.wait()
 
     def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
         """A server on stdio is spoken to in the initialize era: its questions are requests."""

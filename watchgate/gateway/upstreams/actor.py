@@ -102,13 +102,18 @@ class UpstreamActor(Actor[UpstreamMessage]):
     @property
     def sandbox(self) -> str:
         """How the server is confined, for ps: what the running process says, else the config."""
-        label = getattr(self._process, "sandbox", None)
-        if isinstance(label, str):
+        label = self._process.describe().sandbox if self._process is not None else None
+        if label is not None:
             return label
-        sandbox = getattr(self.config, "sandbox", None)
+        sandbox = self.config.sandbox
         if sandbox is None or not sandbox.enabled:
             return "-"
         return "bwrap" if sandbox.network else "bwrap net:off"
+
+    @property
+    def also_speaks(self) -> tuple[str, ...]:
+        """Versions spoken beside the handshake's (a legacy session beside a 2026-07-28 one)."""
+        return self._process.describe().also_speaks if self._process is not None else ()
 
     @property
     def in_flight(self) -> int:
@@ -155,11 +160,11 @@ class UpstreamActor(Actor[UpstreamMessage]):
                     if not isinstance(start_error, UpstreamStartError):
                         raise
                     self._exit_reason = str(start_error)
-                    self.needs_login = getattr(start_error, "needs_login", False)
+                    self.needs_login = start_error.needs_login
                     raise start_error from None
                 except UpstreamStartError as exc:
                     self._exit_reason = str(exc)
-                    self.needs_login = getattr(exc, "needs_login", False)
+                    self.needs_login = exc.needs_login
                     raise
             finally:
                 self._process = None
@@ -295,16 +300,14 @@ class UpstreamActor(Actor[UpstreamMessage]):
             await process.wait()
         await self._last_words(process)
         self._exit_reason = process.describe_exit()
-        self.needs_login = getattr(process, "needs_login", False)  # a remote server wants `auth login`
+        self.needs_login = process.describe().needs_login  # a remote server wants `auth login`
         _log.debug("[%s] %s", self.name, self._exit_reason)  # the supervisor's event says it, once
         scope.cancel()
 
     async def _last_words(self, process: UpstreamConnection) -> None:
         """Let stderr be read to its end (a moment) so the exit reason quotes the last line."""
-        closed = getattr(process, "stderr_closed", None)
-        if isinstance(closed, trio.Event):
-            with trio.move_on_after(1):
-                await closed.wait()
+        with trio.move_on_after(1):
+            await process.drained()
 
     async def _watch_exit(self, process: UpstreamConnection, incarnation: trio.CancelScope) -> None:
         """See the process end from the process itself: a descendant holding its stdout open
@@ -313,7 +316,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         await trio.sleep(1)  # normally the reader meets the end of stdout meanwhile and says why
         await self._last_words(process)
         self._exit_reason = process.describe_exit()
-        self.needs_login = getattr(process, "needs_login", False)  # a remote server wants `auth login`
+        self.needs_login = process.describe().needs_login  # a remote server wants `auth login`
         _log.warning(
             "[%s] %s (its stdout is still held open by a process it started)", self.name, self._exit_reason
         )
