@@ -49,7 +49,8 @@ def _baseline(revision: str) -> set[str]:
 
 
 async def _run(scenario: str, revision: str, results: Path) -> tuple[bool, str]:
-    command = f"{sys.executable} {HERE / 'client_driver.py'}"
+    # the driver is a client of the revision's era (the suite runs the command with a shell)
+    command = f"WATCHGATE_DRIVER_ERA={revision} {sys.executable} {HERE / 'client_driver.py'}"
     done = await trio.run_process(
         [str(NODE), str(SUITE), "client", "--command", command, "--scenario", scenario,
          "--spec-version", revision, "--force", "--timeout", "90000", "-o", str(results)],

@@ -279,6 +279,9 @@ class FakeConnection:
     async def drained(self) -> None:
         return
 
+    async def pump_side(self, on_burst: object) -> None:
+        return
+
     async def pump_stderr(self, on_line: Callable[[str], None] | None = None) -> None:
         await self._session.closed.wait()
 

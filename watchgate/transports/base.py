@@ -13,7 +13,7 @@ ends ``receive``, and ``send`` to it raises ``PeerGone``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,6 +73,11 @@ class UpstreamConnection(Protocol):
     def describe(self) -> ConnectionFacts:
         """What ``ps`` shows of it now."""
 
+    async def pump_side(self, on_burst: Callable[[list[bytes]], Awaitable[None]]) -> None:
+        """What a second connection to the same server says (a process of the other era beside a
+        stdio server's first: ``transports/dual_stdio.py``), handed to ``on_burst`` until the
+        connection ends; returns at once where there is none."""
+
     async def drained(self) -> None:
         """Until its diagnostics have been read to their end (its last words are in
         ``stderr_tail``); at once where there are none."""
@@ -93,4 +98,8 @@ def default_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[Ups
         from watchgate.transports.modern_stdio import modern_stdio_connector
 
         return modern_stdio_connector(config)
+    if config.transport is Transport.STDIO and config.protocol == "auto":
+        from watchgate.transports.dual_stdio import dual_stdio_connector
+
+        return dual_stdio_connector(config)
     return connectors[config.transport](config)

@@ -63,6 +63,9 @@ class ModernStdioConnection:
     def describe(self) -> ConnectionFacts:
         return self._process.describe()
 
+    async def pump_side(self, on_burst: object) -> None:
+        """One process, one era (``protocol: modern``)."""
+
     async def drained(self) -> None:
         await self._process.drained()
 

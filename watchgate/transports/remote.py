@@ -88,6 +88,9 @@ class RemoteConnection:
     def describe(self) -> ConnectionFacts:
         return ConnectionFacts(needs_login=self.needs_login)
 
+    async def pump_side(self, on_burst: object) -> None:
+        """A remote server's other era, if any, comes on this connection (``transports/dual.py``)."""
+
     async def drained(self) -> None:
         """A remote server has no diagnostics stream."""
 

@@ -180,6 +180,9 @@ class StdioProcess:
     def describe(self) -> ConnectionFacts:
         return ConnectionFacts(sandbox=self.sandbox)
 
+    async def pump_side(self, on_burst: object) -> None:
+        """One process, one era."""
+
     async def drained(self) -> None:
         await self.stderr_closed.wait()
 

@@ -135,6 +135,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                             async with trio.open_nursery() as nursery:
                                 nursery.start_soon(process.pump_stderr, self.log.stderr)
                                 nursery.start_soon(self._read_loop, process, nursery.cancel_scope)
+                                nursery.start_soon(process.pump_side, self._on_burst)
                                 nursery.start_soon(self._watch_exit, process, nursery.cancel_scope)
                                 ready = await handshake(
                                     self.name,
@@ -282,16 +283,19 @@ class UpstreamActor(Actor[UpstreamMessage]):
         return b"".join(lines) or None
 
     # --- upstream -> client --------------------------------------------------------------------
+    async def _on_burst(self, burst: list[bytes]) -> None:
+        if self._hooks.empty:
+            for line in burst:
+                await self._on_line(line)
+            return
+        async with answer_group():  # a burst's records written at once (group commit)
+            for line in burst:
+                await self._on_line(line)
+
     async def _read_loop(self, process: UpstreamConnection, scope: trio.CancelScope) -> None:
         try:
             async for burst in process.receive():
-                if self._hooks.empty:
-                    for line in burst:
-                        await self._on_line(line)
-                    continue
-                async with answer_group():  # a burst's records written at once (group commit)
-                    for line in burst:
-                        await self._on_line(line)
+                await self._on_burst(burst)
         except LineTooLong as exc:
             self._exit_reason = f"protocol error: {exc}"
             scope.cancel()
