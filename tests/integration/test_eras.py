@@ -118,7 +118,7 @@ async def test_clients_of_both_eras_share_an_upstream_of_both_eras(tmp_path: Pat
                     await trio.sleep(0.05)
                 cancelled = text_of(await old.call_tool("test_cancelled_count", {}))
             row = await daemon.upstream("fixture")
-            shown = (await daemon.cli("ps", "fixture")).stdout
+            shown = (await daemon.cli("ps", "fixture")).stdout + (await daemon.cli("ps")).stdout
         log = daemon.log.read_text()
     assert results["old sampled"] == "LLM response: Paris"  # bridged in 2026-07-28 it was "not supported"
     assert results["old elicited"].startswith("User response: action=accept")
@@ -128,3 +128,4 @@ async def test_clients_of_both_eras_share_an_upstream_of_both_eras(tmp_path: Pat
     assert cancelled == "2", "both cancelled calls stopped at the server"
     assert "opened a 2025-11-25 session for its clients of that era" in log
     assert row["also_speaks"] == ["2025-11-25"] and "MCP 2026-07-28 + 2025-11-25" in shown
+    assert "http+2025-11-25" in shown  # one row, both eras

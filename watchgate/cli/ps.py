@@ -174,7 +174,7 @@ def upstream_row(u: dict[str, Any]) -> list[Any]:
         state = f"backoff ({u['next_restart_in']:.1f}s)"
     return [
         u["name"],
-        u["transport"] + ("+legacy" if u.get("also_speaks") else ""),  # both eras open
+        "+".join([u["transport"], *(u.get("also_speaks") or ())]),  # both eras open: http+2025-11-25
         state,
         u["pid"] or u.get("host") or "-",  # a remote server: its host
         duration(u["uptime"]) if u["uptime"] is not None else "-",
