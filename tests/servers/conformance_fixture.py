@@ -4,6 +4,10 @@ the tools, resources and prompts the conformance suite's server scenarios call (
 
     conformance_fixture.py stdio                 # behind Watchgate
     conformance_fixture.py http PORT             # directly, for the same scenarios
+    conformance_fixture.py http PORT --only legacy|modern    # one era only (era_shapes.py)
+
+Over HTTP it serves both eras on one endpoint, as the SDK does; ``--only`` makes it a server of
+the older or of the newer era alone, the other two shapes a gateway meets.
 
 The MRTR tools and prompt of the 2026-07-28 requirements (``test_input_required_result_*``) are
 ``conformance_mrtr.py``'s: they answer ``input_required`` only on a 2026-07-28 connection (over
@@ -361,7 +365,14 @@ conformance_mrtr.register(server)
 
 
 def main(argv: list[str]) -> None:
-    if argv[:1] == ["http"]:
+    only = argv[argv.index("--only") + 1] if "--only" in argv else None
+    if argv[:1] == ["http"] and only is not None:
+        import uvicorn
+        from era_shapes import OneEra  # beside this file
+
+        app = OneEra(server.streamable_http_app(host="127.0.0.1"), only)
+        uvicorn.run(app, host="127.0.0.1", port=int(argv[1]), log_level="warning")
+    elif argv[:1] == ["http"]:
         server.run("streamable-http", host="127.0.0.1", port=int(argv[1]))
     else:
         server.run("stdio")
