@@ -37,7 +37,7 @@ FIXTURE = HERE.parent / "servers" / "conformance_fixture.py"
 #: ``protocol: modern``'s own features, so that way runs with the 2026-07-28 set only)
 THROUGH = {"2025-11-25": ("stdio", "http"), "2026-07-28": ("stdio", "stdio-modern", "http")}
 #: the fixture's three shapes: both eras on one endpoint (the SDK's way), or one era only
-#: (``era_shapes.py``), reached over HTTP: through Watchgate never worse than directly
+#: (``era_shapes.py``), reached over stdio and HTTP: through Watchgate never worse than directly
 SHAPES = {"both": (), "legacy": ("--only", "legacy"), "modern": ("--only", "modern")}
 
 pytestmark = pytest.mark.integration
@@ -131,10 +131,10 @@ async def test_watchgate_scores_what_the_fixture_scores_for(
     reaches it over stdio (the ``initialize`` era: a legacy upstream), over stdio with
     ``protocol: modern`` (2026-07-28 requirements only) and over HTTP (2026-07-28: a modern
     upstream, whose ``input_required`` and ``requestState`` pass through untouched). The
-    fixture of one era only is reached over HTTP: what it fails directly may fail through
-    Watchgate too, nothing more."""
+    fixture of one era only is reached over stdio and HTTP (``protocol: auto``): what it fails
+    directly may fail through Watchgate too, nothing more."""
     direct_port = free_port()
-    stdio = [sys.executable, str(FIXTURE), "stdio"]
+    stdio = [sys.executable, str(FIXTURE), "stdio", *SHAPES[shape]]
     with trio.fail_after(600):
         async with contextlib.AsyncExitStack() as stack:
             fixture = [sys.executable, str(FIXTURE), "http", str(direct_port), *SHAPES[shape]]
@@ -148,7 +148,7 @@ async def test_watchgate_scores_what_the_fixture_scores_for(
                 "stdio-modern": {"command": stdio, "protocol": "modern"},
                 "http": {"transport": "http", "url": urls["direct"]},
             }
-            sides = THROUGH[revision] if shape == "both" else ("http",)
+            sides = THROUGH[revision] if shape == "both" else ("stdio", "http")
             for side in sides:
                 port = free_port()
                 gateway = _through_watchgate(tmp_path, port, upstreams[side])

@@ -5,6 +5,7 @@ the tools, resources and prompts the conformance suite's server scenarios call (
     conformance_fixture.py stdio                 # behind Watchgate
     conformance_fixture.py http PORT             # directly, for the same scenarios
     conformance_fixture.py http PORT --only legacy|modern    # one era only (era_shapes.py)
+    conformance_fixture.py stdio --only legacy|modern
 
 Over HTTP it serves both eras on one endpoint, as the SDK does; ``--only`` makes it a server of
 the older or of the newer era alone, the other two shapes a gateway meets.
@@ -374,6 +375,10 @@ def main(argv: list[str]) -> None:
         uvicorn.run(app, host="127.0.0.1", port=int(argv[1]), log_level="warning")
     elif argv[:1] == ["http"]:
         server.run("streamable-http", host="127.0.0.1", port=int(argv[1]))
+    elif only is not None:
+        from era_shapes import serve_stdio
+
+        anyio.run(serve_stdio, server, only)
     else:
         server.run("stdio")
 

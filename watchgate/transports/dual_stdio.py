@@ -30,6 +30,7 @@ import trio
 
 from watchgate.errors import JsonRpcError
 from watchgate.protocol import jsonrpc
+from watchgate.protocol.eras import UNSUPPORTED_VERSION
 from watchgate.protocol.jsonrpc import Line
 from watchgate.transports.exchange import request_id_of
 from watchgate.transports.facts import ConnectionFacts
@@ -63,6 +64,9 @@ class DualStdioConnection:
         self._opening = trio.Lock()
         self._unavailable = False  # it does not speak 2026-07-28: bridged through the first process
         self._side_out, self._side_in = trio.open_memory_channel[list[bytes]](64)
+        # a server of 2026-07-28 only refuses the first process's initialize: that process is
+        # then spoken to in its era, as protocol: modern would (the refusal fixed no era)
+        self._only_modern: ModernStdioConnection | None = None
         self._on_stderr: Callable[[str], None] | None = None
 
     # -- what the actor reads: the first process's ---------------------------------------------------
@@ -97,7 +101,35 @@ class DualStdioConnection:
         await self._process.drained()
 
     def receive(self) -> AsyncIterator[list[bytes]]:
-        return self._process.receive()
+        return _FirstAnswerWatch(self, self._process.receive())
+
+    async def _first_answer(self, burst: list[bytes]) -> tuple[list[bytes], bool]:
+        """Look for the answer to the handshake's ``initialize`` in ``burst``: (what to hand on,
+        whether it was seen). A refusal naming 2026-07-28 turns this process into one of that era."""
+        opener = as_object(self._initialize) if self._initialize is not None else None
+        for index, line in enumerate(burst):
+            answer = as_object(line)
+            if answer is None or opener is None or "method" in answer or answer.get("id") != opener.get("id"):
+                continue
+            error = answer.get("error")
+            if isinstance(error, dict) and _refuses_the_handshake(error):
+                await self._speak_modern()
+                return burst[:index] + burst[index + 1 :], True
+            return burst, True
+        return burst, False
+
+    async def _speak_modern(self) -> None:
+        _log.info(
+            "[%s] refused initialize: it speaks MCP %s only, and is spoken to in it",
+            self._config.name,
+            MODERN,
+        )
+        self._unavailable = True  # no second process: this one is of that era
+        connection = ModernStdioConnection(self._process, self._config.name)
+        self._nursery.start_soon(connection.pump)
+        assert self._initialize is not None
+        await connection.send(self._initialize + b"\n")  # server/discover, answered as initialize
+        self._only_modern = connection
 
     async def pump_side(self, on_burst: Callable[[list[bytes]], Awaitable[None]]) -> None:
         async with self._side_in:
@@ -107,14 +139,16 @@ class DualStdioConnection:
     # -- which process a message goes to ----------------------------------------------------------
 
     def relay_input(self, request_id: int | str, capabilities: dict[str, Any]) -> None:
-        if not self._unavailable and self._initialize is not None:
+        if self._only_modern is not None:
+            self._only_modern.relay_input(request_id, capabilities)
+        elif not self._unavailable and self._initialize is not None:
             self._modern_calls[request_id] = capabilities
 
     def legacy_client(self, request_id: int | str) -> None:
         """The first process speaks that era already."""
 
     def send_nowait(self, data: Line) -> int:
-        if self._modern_calls or self._first:
+        if self._modern_calls or self._first or self._only_modern is not None:
             return 0  # every line goes through send, which sorts them
         return self._process.send_nowait(data)
 
@@ -124,6 +158,9 @@ class DualStdioConnection:
             self._initialize = next(
                 (line for line in bytes(data).split(b"\n") if b'"initialize"' in line), None
             )
+        if self._only_modern is not None:
+            await self._only_modern.send(data)
+            return
         if not self._modern_calls:
             await self._process.send(data)
             return
@@ -258,6 +295,41 @@ class DualStdioConnection:
         if self._side_scope is not None:
             self._side_scope.cancel()
         await self._side_out.aclose()
+
+
+class _FirstAnswerWatch:
+    """The first process's bursts, watched until the handshake is answered (one flag per burst
+    after that); where the process turned out to be of 2026-07-28 only, the translation's."""
+
+    def __init__(self, owner: DualStdioConnection, bursts: AsyncIterator[list[bytes]]) -> None:
+        self._owner = owner
+        self._bursts = bursts
+        self._watching = True
+
+    def __aiter__(self) -> _FirstAnswerWatch:
+        return self
+
+    async def __anext__(self) -> list[bytes]:
+        translated = self._owner._only_modern
+        if translated is not None:
+            try:
+                return await translated.receive().receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                raise StopAsyncIteration from None
+        burst = await self._bursts.__anext__()
+        if self._watching:
+            burst, seen = await self._owner._first_answer(burst)
+            self._watching = not seen
+            if not burst:
+                return await self.__anext__()
+        return burst
+
+
+def _refuses_the_handshake(error: dict[str, Any]) -> bool:
+    """An ``initialize`` refused by a server of 2026-07-28 only (UnsupportedProtocolVersion naming it)."""
+    data = error.get("data")
+    supported = data.get("supported") if isinstance(data, dict) else None
+    return error.get("code") == UNSUPPORTED_VERSION and isinstance(supported, list) and MODERN in supported
 
 
 def dual_stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[DualStdioConnection]:
