@@ -20,7 +20,7 @@ from msgspec import UNSET
 
 from actors import Actor, AskTimeout
 from watchgate.config.schema import AccessRule, DiscoveryConfig, ProfileConfig
-from watchgate.errors import JsonRpcError, UnknownName, UpstreamUnavailable
+from watchgate.errors import JsonRpcError, UpstreamUnavailable
 from watchgate.gateway.messages import (
     AddUpstream,
     Broadcast,
@@ -34,7 +34,6 @@ from watchgate.gateway.messages import (
     RefreshLists,
     RemoveUpstream,
     SetProfiles,
-    Subscribers,
     UpstreamReady,
     UpstreamStatus,
 )
@@ -43,13 +42,14 @@ from watchgate.gateway.router.access import NOTHING, Access
 from watchgate.gateway.router.discovery import ToolSearch
 from watchgate.gateway.router.forwarding import Forwarder, UpstreamView
 from watchgate.gateway.router.initialize import initialize_result
+from watchgate.gateway.router.interests import Interests
 from watchgate.gateway.router.listing import call_quietly, fetch_all
 from watchgate.gateway.router.shared import SharedBuckets
-from watchgate.gateway.router.subscriptions import LOG_LEVELS, LogLevels, Subscriptions
+from watchgate.gateway.router.tasks import TaskOnlyTools
 from watchgate.gateway.upstreams.handshake import KNOWN_VERSIONS, PROTOCOL_VERSION
 from watchgate.hooks import HookChain
 from watchgate.protocol import eras, jsonrpc
-from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, requires_task, wants
+from watchgate.protocol.catalog import BY_METHOD, LIST_KINDS, Catalog, Item, wants
 from watchgate.protocol.curation import Curation
 from watchgate.protocol.discovery import CALL_TOOL, FIND_TOOLS
 from watchgate.protocol.jsonrpc import Message, error_response
@@ -116,12 +116,13 @@ class RouterActor(Actor[RouterMessage]):
         self._access = Access(access, profiles or {}, shared)
         self._collisions: set[tuple[str, str, str]] = set()  # reported already
         self._settled = False  # every upstream had its first start attempt (or startup_wait passed)
-        self._task_only: dict[str, list[str]] = {}  # per server: the task-only tools left out, as logged
+        self._task_only = TaskOnlyTools()
         self._deferred: list[tuple[ClientPort, int | str, Callable[[], Any]]] = []
         self._nursery: trio.Nursery | None = None
         self._fetches = 0
-        self._subscriptions = Subscriptions()  # public URI -> subscribed client ids
-        self._levels = LogLevels()
+        self._interests = Interests(
+            self._catalog, self._views, notifier, self._forwarder, self.profile_of, self._call_quietly
+        )
         self._routes: dict[str, Callable[[ClientPort, Message], Awaitable[object]]] = {
             "initialize": self._initialize,
             "server/discover": self._discover,
@@ -129,10 +130,10 @@ class RouterActor(Actor[RouterMessage]):
             "tools/call": self._tools_call,
             "prompts/get": partial(self._forwarder.by_name, member="name", kind="prompt"),
             "resources/read": self._forwarder.by_uri,
-            "resources/subscribe": self._subscribe,
-            "resources/unsubscribe": self._unsubscribe,
+            "resources/subscribe": self._interests.subscribe,
+            "resources/unsubscribe": self._interests.unsubscribe,
             "completion/complete": self._forwarder.completion,
-            "logging/setLevel": self._set_level,
+            "logging/setLevel": self._interests.set_level,
             **{method: self._list for method in BY_METHOD},
             "tools/list": self._tools_list,
         }
@@ -208,7 +209,7 @@ class RouterActor(Actor[RouterMessage]):
             for view in self._views.values():
                 await view.actor.tell(msg)
             await self._notifier.tell(ClientDetached(msg.client_id))
-            await self._forget_client(msg.client_id)
+            await self._interests.forget_client(msg.client_id)
         elif isinstance(msg, SetProfiles):
             self._search.configure(msg.discovery or DiscoveryConfig(), msg.profiles)
             self._access.configure(msg.access, msg.profiles)
@@ -230,7 +231,7 @@ class RouterActor(Actor[RouterMessage]):
                 msg = dataclasses.replace(msg, instructions=judged)
             view = self._views[msg.server]
             view.state, view.ready, view.last_error = "running", msg, None
-            self._tell_level(self._levels.current, only=msg.server)
+            self._interests.tell_level(self._interests.levels.current, only=msg.server)
             kinds = tuple(k for k in LIST_KINDS if wants(msg.capabilities, k))
             view.listed = not kinds
             self._fetch(msg.server, kinds)
@@ -305,7 +306,7 @@ class RouterActor(Actor[RouterMessage]):
                 _log.warning("[%s] could not list %s: %s", server, key, exc)
                 continue
             if key == "tools":
-                items = self._without_task_only(server, items)
+                items = self._task_only.without(server, items)
             if not self._hooks.empty:  # plugins hide or pin items before any client can see them
                 shown = await self._hooks.on_list(server, self._prefix(server), key, items)
                 # still the server's: a call reaches the plugins, which say why they refuse it
@@ -313,26 +314,6 @@ class RouterActor(Actor[RouterMessage]):
                 items = shown
             lists[key] = items
         await self.tell(ListsFetched(server, fetch_id, lists, withheld))
-
-    def _without_task_only(self, server: str, items: list[Item]) -> list[Item]:
-        """Tools that run only as MCP tasks are left out (calls to them are unknown names): the
-        gateway offers clients no tasks, so listing them would promise calls that always fail."""
-        kept: list[Item] = []
-        left_out: list[str] = []
-        for item in items:
-            if requires_task(item):
-                left_out.append(_tool_name(item))
-            else:
-                kept.append(item)
-        if left_out and self._task_only.get(server) != left_out:  # said once, not at every re-list
-            self._task_only[server] = left_out
-            _log.info(
-                "[%s] left out %s: %s only as an MCP task, which Watchgate does not pass through",
-                server,
-                ", ".join(left_out),
-                "it runs" if len(left_out) == 1 else "they run",
-            )
-        return kept
 
     def _prefix(self, server: str) -> str | None:
         """What plugins are told of a server's public prefix: its name, or None if it has none."""
@@ -475,89 +456,6 @@ class RouterActor(Actor[RouterMessage]):
             if slot is not None and not slot.handed_on:
                 slot.release()  # answered here (found, refused, server down): it runs no longer
 
-    async def _subscribe(self, client: ClientPort, msg: Message) -> None:
-        """Counted per client: only the first subscriber reaches the upstream. What the client's
-        view hides is refused for every subscriber, not only the first (a later one would get
-        the updates without its request ever reaching the check on the way upstream)."""
-        uri = self._uri_param(msg)
-        profile = self.profile_of(client)
-        if profile is not None:
-            server, _ = self._catalog.resolve_uri(uri)
-            try:
-                profile.check("resource", server, uri, self._catalog.servers)
-            except UnknownName as refused:
-                raise await self._forwarder.refused(client, msg, uri, refused) from None
-        first = self._subscriptions.add(uri, client.client_id)
-        await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
-        if not first:
-            await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
-            return
-        try:
-            routed = await self._forwarder.by_uri(client, msg)
-        except JsonRpcError:
-            await self._release(uri, client.client_id)  # refused: this client holds nothing
-            raise
-        if not routed:
-            await self._release(uri, client.client_id)
-
-    async def _release(self, uri: str, client_id: int) -> None:
-        self._subscriptions.remove(uri, client_id)
-        await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
-
-    async def _unsubscribe(self, client: ClientPort, msg: Message) -> None:
-        """Only the last subscriber's unsubscribe reaches the upstream."""
-        uri = self._uri_param(msg)
-        last = self._subscriptions.remove(uri, client.client_id)
-        if last is not None:
-            await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
-        if last:
-            await self._forwarder.by_uri(client, msg)
-        else:
-            await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
-
-    def _uri_param(self, msg: Message) -> str:
-        uri = jsonrpc.field_str(jsonrpc.params_fields(msg), "uri")
-        if uri is None:
-            raise JsonRpcError(jsonrpc.INVALID_PARAMS, "params.uri is required")
-        self._catalog.resolve_uri(uri)  # unknown server or hidden: -32602 before anything is counted
-        return uri
-
-    async def _forget_client(self, client_id: int) -> None:
-        """A client left: drop its subscriptions (unsubscribing upstream where it was the last) and
-        its log level (telling upstreams the next most verbose level)."""
-        for uri, last in self._subscriptions.forget(client_id):
-            await self._notifier.tell(Subscribers(uri, self._subscriptions.holders(uri)))
-            if not last:
-                continue
-            try:
-                server, own = self._catalog.table.resolve_uri(uri)
-            except UnknownName:
-                continue  # its server was removed by a reload: nothing left to unsubscribe
-            view = self._views.get(server)
-            if view is not None and view.ready is not None:
-                self._call_quietly(server, view.actor, "resources/unsubscribe", {"uri": own})
-        self._tell_level(self._levels.forget(client_id))
-
-    async def _set_level(self, client: ClientPort, msg: Message) -> None:
-        level = jsonrpc.field_str(jsonrpc.params_fields(msg), "level")
-        if level not in LOG_LEVELS:
-            raise JsonRpcError(jsonrpc.INVALID_PARAMS, f"params.level must be one of {', '.join(LOG_LEVELS)}")
-        client.set_log_level(level)
-        self._tell_level(self._levels.ask(client.client_id, level))
-        await client.send(jsonrpc.result_response(msg.id, {}))  # type: ignore[arg-type]
-
-    def _tell_level(self, level: str | None, only: str | None = None) -> None:
-        """Upstreams log at the most verbose level any client asked for; clients filter the rest."""
-        if level is None:
-            return
-        for name, view in self._views.items():
-            if (
-                (only is None or name == only)
-                and view.ready is not None
-                and "logging" in view.ready.capabilities
-            ):
-                self._call_quietly(name, view.actor, "logging/setLevel", {"level": level})
-
     def _call_quietly(self, server: str, actor: UpstreamPort, method: str, params: Any) -> None:
         assert self._nursery is not None
         self._nursery.start_soon(call_quietly, server, actor, method, params)
@@ -581,13 +479,6 @@ class RouterActor(Actor[RouterMessage]):
                 await view.actor.tell(
                     ForwardCancel(client, request_id, reason if isinstance(reason, str) else None)
                 )
-
-
-def _tool_name(item: Item) -> str:
-    try:
-        return repr(msgspec.json.decode(item["name"]))
-    except (KeyError, msgspec.DecodeError):
-        return "a tool"
 
 
 def _dict(value: object) -> dict[str, Any]:
