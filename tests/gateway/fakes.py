@@ -20,7 +20,7 @@ import yaml
 from watchgate.config import UpstreamConfig, parse_config
 from watchgate.gateway.tree import Gateway
 from watchgate.protocol.identity import ANONYMOUS, Principal
-from watchgate.transports.facts import ConnectionFacts
+from watchgate.transports.facts import ConnectionFacts, Ending
 from watchgate.wire.framing import LineReader
 from watchgate.wire.lines import LineChannel
 
@@ -289,9 +289,12 @@ class FakeConnection:
         await self._session.closed.wait()
         return self._session.exit_code
 
-    def describe_exit(self) -> str:
-        reason = f"exited with code {self._session.exit_code}"
-        return f"{reason}; stderr: {self.stderr_tail[-1]}" if self.stderr_tail else reason
+    def ending(self) -> Ending:
+        code = self._session.exit_code
+        reason = f"exited with code {code}"
+        return Ending(
+            "exited", f"{reason}; stderr: {self.stderr_tail[-1]}" if self.stderr_tail else reason, code
+        )
 
 
 def fake_connector(*servers: FakeServer) -> Callable[[UpstreamConfig], Any]:

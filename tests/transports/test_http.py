@@ -100,7 +100,7 @@ async def test_an_http_error_answers_that_call_and_a_lost_session_ends_the_conne
         await connection.send(b'{"jsonrpc":"2.0","id":8,"method":"ping"}\n')
         with trio.fail_after(5):
             assert [burst async for burst in connection.receive()] == []  # the session is gone
-        assert connection.describe_exit() == "127.0.0.1:9 ended the session (HTTP 404)"
+        assert str(connection.ending()) == "127.0.0.1:9 ended the session (HTTP 404)"
         assert await connection.wait() is None
         with pytest.raises(PeerGone):
             await connection.send(b'{"jsonrpc":"2.0","id":9,"method":"ping"}\n')
@@ -114,7 +114,7 @@ async def test_a_server_that_cannot_be_reached_ends_the_connection_with_the_reas
         await connection.send(INIT + b"\n")
         with trio.fail_after(5):
             await connection.wait()
-        assert connection.describe_exit().startswith("cannot reach 127.0.0.1:9: connection refused")
+        assert str(connection.ending()).startswith("cannot reach 127.0.0.1:9: connection refused")
 
 
 async def test_what_the_server_says_outside_a_request_comes_on_the_get_stream_and_resumes(

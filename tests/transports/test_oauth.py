@@ -102,7 +102,7 @@ async def test_a_connection_without_a_person_ends_saying_which_login_to_run(
         with trio.fail_after(5):
             await connection.wait()
         nursery.cancel_scope.cancel()
-    assert connection.describe_exit() == "needs login: run `watchgate auth login hosted`"
+    assert str(connection.ending()) == "needs login: run `watchgate auth login hosted`"
     assert connection.needs_login
     stored = TokenFile(URL).entry()
     assert stored["client"]["client_id"] == "registered"  # registered, no tokens: a person is needed

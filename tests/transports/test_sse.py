@@ -61,7 +61,7 @@ async def test_a_server_that_refuses_streamable_http_is_spoken_to_the_legacy_way
         server.close_stream()
         with trio.fail_after(5):
             await connection.wait()
-        assert connection.describe_exit() == "127.0.0.1:9 closed its event stream"
+        assert str(connection.ending()) == "127.0.0.1:9 closed its event stream"
     assert [str(post.url) for post in server.posts] == ["http://127.0.0.1:9/messages?session=7"] * 3
 
 

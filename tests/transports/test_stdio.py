@@ -30,7 +30,7 @@ async def test_closing_stdin_is_enough_for_a_polite_child() -> None:
         line = await first_line(proc)
         assert line == b"hello"
     assert proc.returncode == 0
-    assert proc.describe_exit() == "exited with code 0"
+    assert str(proc.ending()) == "exited with code 0"
 
 
 async def test_a_child_ignoring_sigterm_is_killed_and_its_group_too() -> None:
@@ -40,7 +40,7 @@ async def test_a_child_ignoring_sigterm_is_killed_and_its_group_too() -> None:
             grandchild = int(await first_line(proc) or b"0")
             leader = proc.pid
     assert proc.returncode == -9
-    assert proc.describe_exit() == "killed by SIGKILL"
+    assert str(proc.ending()) == "killed by SIGKILL"
     assert _gone(leader)
     with trio.fail_after(5):
         while not _gone(grandchild):
@@ -56,7 +56,7 @@ async def test_stderr_is_captured_and_quoted_in_the_exit_reason() -> None:
         nursery.start_soon(proc.pump_stderr)
         await proc.wait()
     assert list(proc.stderr_tail)[:2] == ["warming up", "fatal: no token"]
-    assert proc.describe_exit() == "exited with code 4; stderr: fatal: no token"
+    assert str(proc.ending()) == "exited with code 4; stderr: fatal: no token"
 
 
 async def test_a_missing_command_is_a_clear_start_error() -> None:
@@ -98,7 +98,7 @@ async def test_stderr_is_kept_with_secrets_redacted_and_controls_escaped() -> No
         nursery.start_soon(proc.pump_stderr)
         await proc.wait()
     assert list(proc.stderr_tail) == ["\\x1b[31mfatal: token [REDACTED:github_token]"]
-    assert proc.describe_exit() == "exited with code 2; stderr: \\x1b[31mfatal: token [REDACTED:github_token]"
+    assert str(proc.ending()) == "exited with code 2; stderr: \\x1b[31mfatal: token [REDACTED:github_token]"
 
 
 async def test_a_server_gets_a_minimal_environment_plus_what_the_config_names(

@@ -79,7 +79,7 @@ async def test_a_server_closing_the_socket_ends_the_connection_with_its_code() -
         with trio.fail_after(5):
             await connection.wait()
         assert (
-            connection.describe_exit()
+            str(connection.ending())
             == f"{connection.host} closed the WebSocket (1011 INTERNAL_ERROR: going for lunch)"
         )
         with pytest.raises(PeerGone):

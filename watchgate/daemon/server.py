@@ -23,7 +23,8 @@ from watchgate.gateway.tree import Gateway, audit_actor
 from watchgate.listeners.http import HttpListener
 from watchgate.listeners.unix import UnixListener
 from watchgate.protocol import jsonrpc
-from watchgate.transports.base import Connector, default_connector
+from watchgate.transports.base import Connector
+from watchgate.transports.connectors import default_connector
 
 _log = logging.getLogger("watchgate.daemon")
 

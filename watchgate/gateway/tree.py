@@ -48,7 +48,8 @@ from watchgate.plugins.pipeline import build_plugins
 from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.protocol.curation import Curation
 from watchgate.protocol.identity import ANONYMOUS, Principal
-from watchgate.transports.base import Connector, default_connector
+from watchgate.transports.base import Connector
+from watchgate.transports.connectors import default_connector
 from watchgate.wire.lines import LineChannel
 
 if TYPE_CHECKING:

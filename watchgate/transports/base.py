@@ -17,12 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from watchgate.config.schema import Transport
 from watchgate.protocol.jsonrpc import Line
-from watchgate.transports.facts import ConnectionFacts
-from watchgate.transports.http import http_connector, sse_connector
-from watchgate.transports.stdio import stdio_connector
-from watchgate.transports.websocket import websocket_connector
+from watchgate.transports.facts import ConnectionFacts, Ending
 
 if TYPE_CHECKING:
     from watchgate.config.schema import UpstreamConfig
@@ -67,8 +63,8 @@ class UpstreamConnection(Protocol):
     async def wait(self) -> int | None:
         """Wait until the peer has ended; its exit code where it has one."""
 
-    def describe_exit(self) -> str:
-        """Why the peer ended, for a human: exit code or signal, and its last words."""
+    def ending(self) -> Ending:
+        """How the peer ended: exited(code) | killed(signal) | gone(reason), with its last words."""
 
     def describe(self) -> ConnectionFacts:
         """What ``ps`` shows of it now."""
@@ -84,22 +80,3 @@ class UpstreamConnection(Protocol):
 
 
 Connector = Callable[["UpstreamConfig"], AbstractAsyncContextManager[UpstreamConnection]]
-
-
-def default_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[UpstreamConnection]:
-    """Pick the transport's connector."""
-    connectors: dict[Transport, Connector] = {
-        Transport.STDIO: stdio_connector,
-        Transport.HTTP: http_connector,
-        Transport.SSE: sse_connector,
-        Transport.WEBSOCKET: websocket_connector,
-    }
-    if config.transport is Transport.STDIO and config.protocol == "modern":
-        from watchgate.transports.modern_stdio import modern_stdio_connector
-
-        return modern_stdio_connector(config)
-    if config.transport is Transport.STDIO and config.protocol == "auto":
-        from watchgate.transports.dual_stdio import dual_stdio_connector
-
-        return dual_stdio_connector(config)
-    return connectors[config.transport](config)

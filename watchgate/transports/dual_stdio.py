@@ -33,7 +33,7 @@ from watchgate.protocol import jsonrpc
 from watchgate.protocol.eras import UNSUPPORTED_VERSION
 from watchgate.protocol.jsonrpc import Line
 from watchgate.transports.exchange import request_id_of
-from watchgate.transports.facts import ConnectionFacts
+from watchgate.transports.facts import ConnectionFacts, Ending
 from watchgate.transports.modern import MODERN, as_object
 from watchgate.transports.modern_stdio import ModernStdioConnection, modern_stdio_connector
 from watchgate.transports.stdio import StdioProcess, stdio_connector
@@ -90,8 +90,8 @@ class DualStdioConnection:
     async def wait(self) -> int | None:
         return await self._process.wait()
 
-    def describe_exit(self) -> str:
-        return self._process.describe_exit()
+    def ending(self) -> Ending:
+        return self._process.ending()
 
     def describe(self) -> ConnectionFacts:
         beside = (MODERN,) if self._side is not None else ()

@@ -5,8 +5,28 @@ transports have and others do not."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["ConnectionFacts"]
+__all__ = ["ConnectionFacts", "Ending"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a connection ended, typed: ``exited`` (with its ``code``), ``killed`` (by a signal),
+    ``gone`` (a remote peer that went away, a stream closed); ``text`` says it for a person (the
+    code or signal and the last words), which ``str()`` gives."""
+
+    kind: Literal["exited", "killed", "gone"]
+    text: str
+    code: int | None = None
+
+    @property
+    def clean(self) -> bool:
+        """It exited by itself with code 0: nothing to report as a failure."""
+        return self.kind == "exited" and self.code == 0
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ import trio
 
 from watchgate.protocol.jsonrpc import Line
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
-from watchgate.transports.facts import ConnectionFacts
+from watchgate.transports.facts import ConnectionFacts, Ending
 from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object
 from watchgate.transports.stdio import StdioProcess, stdio_connector
 
@@ -79,8 +79,8 @@ class ModernStdioConnection:
     async def wait(self) -> int | None:
         return await self._process.wait()
 
-    def describe_exit(self) -> str:
-        return self._process.describe_exit()
+    def ending(self) -> Ending:
+        return self._process.ending()
 
     def send_nowait(self, data: Line) -> int:
         return 0

@@ -25,7 +25,7 @@ from watchgate.errors import JsonRpcError, PeerGone, UpstreamStartError
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line
 from watchgate.protocol.urls import shown_host
-from watchgate.transports.facts import ConnectionFacts
+from watchgate.transports.facts import ConnectionFacts, Ending
 
 if TYPE_CHECKING:
     from watchgate.config.schema import AuthConfig, UpstreamConfig
@@ -82,8 +82,8 @@ class RemoteConnection:
         await self._ended.wait()
         return None
 
-    def describe_exit(self) -> str:
-        return self._reason
+    def ending(self) -> Ending:
+        return Ending("gone", self._reason)
 
     def describe(self) -> ConnectionFacts:
         return ConnectionFacts(needs_login=self.needs_login)

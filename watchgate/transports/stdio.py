@@ -28,14 +28,14 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
 from watchgate.errors import UpstreamStartError
 from watchgate.protocol.jsonrpc import Line
 from watchgate.sanitize import clean
-from watchgate.transports.facts import ConnectionFacts
+from watchgate.transports.facts import ConnectionFacts, Ending
 from watchgate.transports.sandbox import (
     apply_limits,
     bwrap_problem,
@@ -163,19 +163,21 @@ class StdioProcess:
     async def wait(self) -> int:
         return await self._process.wait()
 
-    def describe_exit(self) -> str:
-        """A human reason: 'exited with code 3' / 'killed by SIGKILL', plus the last stderr line."""
+    def ending(self) -> Ending:
+        """'exited with code 3' / 'killed by SIGKILL', plus the last stderr line (and the limit
+        the sandbox blames, where one explains it)."""
         code = self._process.returncode
+        kind: Literal["exited", "killed", "gone"]
         if code is None:
-            reason = "closed its stdout"
+            kind, reason = "gone", "closed its stdout"
         elif code < 0:
-            reason = f"killed by {signal.Signals(-code).name}"
+            kind, reason = "killed", f"killed by {signal.Signals(-code).name}"
         else:
-            reason = f"exited with code {code}"
+            kind, reason = "exited", f"exited with code {code}"
         last = next((line for line in reversed(self.stderr_tail) if line.strip()), None)
         described = f"{reason}; stderr: {last}" if last else reason
         limit = over_limit(self._limits, described) if code is not None and code != 0 else None
-        return f"{limit}: {described}" if limit else described
+        return Ending(kind, f"{limit}: {described}" if limit else described, code)
 
     def describe(self) -> ConnectionFacts:
         return ConnectionFacts(sandbox=self.sandbox)

@@ -53,7 +53,7 @@ from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Kind, Line, Message, error_response
 from watchgate.protocol.namespace import rewrite_result
 from watchgate.sanitize import clean
-from watchgate.transports.base import default_connector
+from watchgate.transports.connectors import default_connector
 
 if TYPE_CHECKING:
     from watchgate.config.schema import UpstreamConfig
@@ -126,6 +126,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self.incarnation():
             self._exit_reason = None
+            self._clean_exit = False  # it exited by itself with code 0 (a transient server is done)
             self._timeouts_in_a_row = 0
             try:
                 try:
@@ -170,7 +171,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             finally:
                 self._process = None
                 await self._fail_everything(self._exit_reason or "stopped")
-            if self._exit_reason is not None and not self._exit_reason.startswith("exited with code 0"):
+            if self._exit_reason is not None and not self._clean_exit:
                 raise UpstreamExited(self._exit_reason)
 
     async def _call_now(self, method: str, params: Any) -> msgspec.Raw:
@@ -303,7 +304,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
         with trio.move_on_after(self.config.shutdown_timeout):
             await process.wait()
         await self._last_words(process)
-        self._exit_reason = process.describe_exit()
+        ending = process.ending()
+        self._exit_reason, self._clean_exit = str(ending), ending.clean
         self.needs_login = process.describe().needs_login  # a remote server wants `auth login`
         _log.debug("[%s] %s", self.name, self._exit_reason)  # the supervisor's event says it, once
         scope.cancel()
@@ -319,7 +321,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
         await process.wait()
         await trio.sleep(1)  # normally the reader meets the end of stdout meanwhile and says why
         await self._last_words(process)
-        self._exit_reason = process.describe_exit()
+        ending = process.ending()
+        self._exit_reason, self._clean_exit = str(ending), ending.clean
         self.needs_login = process.describe().needs_login  # a remote server wants `auth login`
         _log.warning(
             "[%s] %s (its stdout is still held open by a process it started)", self.name, self._exit_reason
