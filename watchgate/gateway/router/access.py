@@ -128,7 +128,7 @@ class Access:
         itself (not the rule's place in the list, which may differ between replicas mid-rollout;
         a changed limit starts a fresh bucket)."""
         assert self.shared is not None
-        name = ":".join(str(part) for part in key[1:])
+        name = ":".join(f"{len(str(part))}={part}" for part in key[1:])  # unambiguous whatever the names hold
         try:
             return await self.shared.take(
                 f"watchgate:rate:{rate.calls}/{rate.per:g}:{name}", rate.calls, rate.per
