@@ -394,7 +394,7 @@ async def test_a_subscription_to_a_server_that_is_down_holds_nothing(
         assert (await client.request("resources/subscribe", {"uri": "alpha+file:///r"}))["error"][
             "code"
         ] == -32003
-        assert gateway.router._subscriptions.holders("alpha+file:///r") == frozenset()
+        assert gateway.router._interests.subscriptions.holders("alpha+file:///r") == frozenset()
 
 
 # --- the chain on its own ------------------------------------------------------------------------
