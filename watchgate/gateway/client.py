@@ -24,18 +24,17 @@ from msgspec import UNSET
 
 from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
+from watchgate.gateway.listening import ListenDesk
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
 from watchgate.gateway.rounds import ClientRounds
-from watchgate.protocol import eras, jsonrpc, subscriptions
+from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, RequestId, error_response
-from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY, Listens
 
 _BATCH: Final = 256
 _END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
 _ids = itertools.count(1)
-_listen_ids = itertools.count(1)
 _MODERN_MARK: Final = re.compile(re.escape(eras.VERSION_KEY.encode()))  # scans params without copying
 _PING: Final = re.compile(rb'"method"\s*:\s*"ping"')
 _log = logging.getLogger("watchgate.client")
@@ -93,19 +92,16 @@ class ClientActor(Actor[Line | LargeAnswer]):
         # an HTTP channel that translates them itself keeps its own (listeners/http/mrtr.py)
         self._rounds = ClientRounds()
         self._own_rounds = not getattr(channel, "translates_requests", False)
-        # subscriptions/listen of a 2026-07-28 client on this byte stream (protocol/subscriptions.py)
-        self._listens = Listens()
-        self._listened = False  # it listened once: broadcasts reach it only through its subscriptions
-        self._acks: dict[int | str, tuple[dict[str, Any], set[str]]] = {}  # filter, URIs still to answer
-        self._internal: dict[str, tuple[int | str, str] | None] = {}  # our subscribe ids (None: unsubscribe)
+        # subscriptions/listen of a 2026-07-28 client on this byte stream (gateway/listening.py)
+        self._listening = ListenDesk(self, router, self._queue)
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
         the last answer owed and the writer is idle (see outbox.py): one task hop less for the
         answer to a lone call. With more answers owed they are queued, to go out in batches."""
         last = False
-        if self._internal and msg.method is UNSET and isinstance(msg.id, str) and msg.id in self._internal:
-            await self._subscribed(msg)  # the answer to a subscription's own resources/subscribe
+        if self._listening.owns(msg):
+            await self._listening.answered(msg)  # the answer to a subscription's own resources/subscribe
             return
         if self._rounds.calls or (self._modern and msg.method is not UNSET and self._own_rounds):
             rounded = await self._in_rounds(msg)
@@ -225,18 +221,16 @@ class ClientActor(Actor[Line | LargeAnswer]):
     def end(self) -> None:
         """End the session as if the client had left, but write what is queued for it first
         (an open subscription gets its graceful closure: the answer to its listen request)."""
-        for subscription in self._listens.ids():
-            closing = {"resultType": "complete", "_meta": {SUBSCRIPTION_KEY: subscription}}
-            self._queue(jsonrpc.encode_line(jsonrpc.result_response(subscription, closing)))
+        self._listening.close_all()
         self._reading.cancel()
 
     async def tell(self, msg: Line | LargeAnswer) -> None:
         """A broadcast (the notification actor): as it is, or, for a client that listens
         (``subscriptions/listen``), a tagged copy for each subscription that asked for it."""
-        if not self._listened or not isinstance(msg, bytes | bytearray):
+        if not self._listening.listened or not isinstance(msg, bytes | bytearray):
             await super().tell(msg)
             return
-        for line in self._listens.route(bytes(msg)):
+        for line in self._listening.route(bytes(msg)):
             await super().tell(line + b"\n")
 
     def introduce(self, capabilities: dict[str, Any], client_info: dict[str, Any]) -> None:
@@ -324,7 +318,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
             if not await self._router.route_now(self, msg):
                 await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
-            if self._listened and msg.method == "notifications/cancelled" and await self._unlisten(msg):
+            if (
+                self._listening.listened
+                and msg.method == "notifications/cancelled"
+                and await self._listening.close(msg)
+            ):
                 return
             if self._rounds.calls and msg.method == "notifications/cancelled":
                 msg = self._rounds.cancelling(msg)  # a retry's: its call, as upstream knows it
@@ -358,67 +356,17 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.introduce(capabilities, client_info)
         return eras.for_upstream(msg, params)
 
-    # -- subscriptions/listen on a byte stream (2026-07-28, protocol/subscriptions.py) ---------------
-
     async def _listen(self, msg: Message) -> None:
-        """Open a subscription: subscribe upstream to its URIs (through the router, as any
-        client), acknowledge once every one is answered, then pass it what it asked for."""
+        """A subscription: answered only when it ends, so the end of input does not wait for it;
+        broadcasts reach this client from now on, through its subscriptions."""
         assert isinstance(msg.id, int | str)
-        subscription = msg.id
-        params = eras.params_of(msg) or {}
-        agreed = subscriptions.agreed_filter(params.get("notifications"))
-        self._owed -= 1  # answered only when it ends: the end of input does not wait for it
+        self._owed -= 1
         if self._owed == 0:
             self._all_answered.set()
-        self._modern.pop(subscription, None)
-        self._declared.pop(subscription, None)
-        self._listened = True
-        self.initialized = True  # broadcasts reach it now; its subscriptions pick theirs (tell)
-        uris = list(agreed.get("resourceSubscriptions", ()))
-        self._acks[subscription] = (agreed, set(uris))
-        if not uris:
-            self._acknowledge(subscription)
-        for uri in uris:
-            internal = f"watchgate-listen-{next(_listen_ids)}"
-            self._internal[internal] = (subscription, uri)
-            request = jsonrpc.request(internal, "resources/subscribe", {"uri": uri})
-            await self._router.tell(ClientRequest(self, request))
-
-    async def _subscribed(self, msg: Message) -> None:
-        entry = self._internal.pop(str(msg.id))
-        if entry is None:  # an unsubscribe's answer: nothing waits for it
-            return
-        subscription, uri = entry
-        agreed, pending = self._acks.get(subscription, ({}, set()))
-        pending.discard(uri)
-        if msg.is_error:  # not honoured: not acknowledged
-            agreed["resourceSubscriptions"] = [u for u in agreed["resourceSubscriptions"] if u != uri]
-        if not pending and subscription in self._acks:
-            self._acknowledge(subscription)
-
-    def _acknowledge(self, subscription: int | str) -> None:
-        agreed, _ = self._acks.pop(subscription)
-        self._listens.add(subscription, agreed)
-        ack = subscriptions.tagged(subscriptions.ACKNOWLEDGED, {"notifications": agreed}, subscription)
-        self._queue(ack + b"\n")
-
-    async def _unlisten(self, msg: Message) -> bool:
-        """``notifications/cancelled`` naming a subscription (this transport's cancellation):
-        it ends, and its URIs no other subscription of this client wants are released."""
-        params = eras.params_of(msg) or {}
-        subscription = params.get("requestId")
-        ended = self._listens.remove(subscription)
-        pending = self._acks.pop(subscription, None) if isinstance(subscription, int | str) else None
-        if ended is None and pending is None:
-            return False
-        agreed = ended if ended is not None else (pending[0] if pending is not None else {})
-        uris = set(agreed.get("resourceSubscriptions", ()))
-        for uri in sorted(uris - self._listens.uris()):
-            internal = f"watchgate-unlisten-{next(_listen_ids)}"
-            self._internal[internal] = None
-            request = jsonrpc.request(internal, "resources/unsubscribe", {"uri": uri})
-            await self._router.tell(ClientRequest(self, request))
-        return True
+        self._modern.pop(msg.id, None)
+        self._declared.pop(msg.id, None)
+        self.initialized = True
+        await self._listening.open(msg)
 
     async def _write_loop(self, session: trio.CancelScope) -> None:
         try:
