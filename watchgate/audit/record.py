@@ -11,6 +11,7 @@ re-encoded gives exactly those bytes, which is what ``watchgate audit verify`` r
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -165,22 +166,52 @@ def seal(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> AuditRec
 def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tuple[AuditRecord, bytes]:
     """Turn an entry into the next record of the chain, and that record's line in the log.
 
-    The draft goes through one encode/decode round trip first, so what is hashed is exactly
-    what a reader decodes (an int duration becomes a float, NaN becomes absent). An entry that
-    cannot become a valid record (a wrong type from a caller) is kept as an ``error`` record
-    that says why, rather than silently dropped. ``now`` is the time when ``entry.at`` is None.
+    The record is built field by field from the entry, each in the form a reader decodes (a
+    duration as a float, a NaN as absent, a payload as plain JSON), and encoded once; what is
+    hashed is exactly what a reader re-encodes (``tests/audit/test_seal_properties.py`` holds it
+    to that for any entry). The typed decode of those bytes is the check that a reader can read
+    them: an entry with a field of the wrong type (a caller's mistake) is kept as an ``error``
+    record that says which, rather than dropped or written unreadable. ``now`` is the time when
+    ``entry.at`` is None.
     """
-    fields = msgspec.structs.asdict(entry)
-    at = fields.pop("at")
-    at = now if at is None else at
-    if fields["payload"] is not None:
-        fields["payload"] = normalize(fields["payload"])
-    draft = AuditRecord(time=format_time(at), seq=seq, prev_hash=prev_hash, **fields)
+    time = format_time(now if entry.at is None else entry.at)
+    duration = entry.duration_ms
+    if duration is not None and not isinstance(duration, bool) and isinstance(duration, int | float):
+        duration = float(duration)
+        if not math.isfinite(duration):
+            duration = None  # JSON has no NaN: a reader would find it absent
+    payload = entry.payload
+    record = AuditRecord(
+        time=time,
+        seq=seq,
+        event=entry.event,
+        client=entry.client,
+        principal=entry.principal,
+        groups=entry.groups,
+        server=entry.server,
+        method=entry.method,
+        tool=entry.tool,
+        public_name=entry.public_name,
+        request_id=entry.request_id,
+        decision=entry.decision,
+        plugin=entry.plugin,
+        reason=entry.reason,
+        duration_ms=duration,
+        request_bytes=entry.request_bytes,
+        response_bytes=entry.response_bytes,
+        error_code=entry.error_code,
+        payload=None if payload is None else normalize(payload),
+        prev_hash=prev_hash,
+    )
+    # The hash covers the record's canonical JSON without ``hash`` (an empty hash is left out),
+    # and ``hash`` is the last field: the line is that same JSON with the hash added at the end,
+    # so the record is encoded once, not once for the hash and again for the line.
+    canonical = _ENCODER.encode(record)
     try:
-        record = _RECORD_DECODER.decode(_ENCODER.encode(draft))
+        _RECORD_DECODER.decode(canonical)  # what a reader will do with it
     except msgspec.ValidationError as exc:
         record = AuditRecord(
-            time=draft.time,
+            time=time,
             seq=seq,
             event="lifecycle",
             method="invalid_entry",
@@ -188,10 +219,7 @@ def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tup
             reason=f"an audit entry could not be recorded as given ({exc}); event {entry.event!r}",
             prev_hash=prev_hash,
         )
-    # The hash covers the record's canonical JSON without ``hash`` (an empty hash is left out),
-    # and ``hash`` is the last field: the line is that same JSON with the hash added at the end,
-    # so the record is encoded once, not once for the hash and again for the line.
-    canonical = _ENCODER.encode(record)
+        canonical = _ENCODER.encode(record)
     digest = hashlib.sha256(canonical).hexdigest()
     line = b"".join((canonical[:-1], b',"hash":"', digest.encode(), b'"}\n'))
     return msgspec.structs.replace(record, hash=digest), line
