@@ -12,7 +12,14 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchgate.audit.record import GENESIS, AuditEntry, canonical_bytes, compute_hash, decode_record, seal_line
+from watchgate.audit.record import (
+    GENESIS,
+    AuditEntry,
+    canonical_bytes,
+    compute_hash,
+    decode_record,
+    seal_line,
+)
 from watchgate.audit.verify import verify_log
 
 _text = st.text(max_size=12)
@@ -23,7 +30,9 @@ _json = st.recursive(
     max_leaves=8,
 )
 #: what a field may be given: its own type mostly, and now and then a wrong one
-_anything = st.none() | st.booleans() | st.integers() | st.floats() | _text | st.lists(st.integers(), max_size=2)
+_anything = (
+    st.none() | st.booleans() | st.integers() | st.floats() | _text | st.lists(st.integers(), max_size=2)
+)
 _entries = st.builds(
     AuditEntry,
     event=st.sampled_from(["request", "response", "notification", "decision", "lifecycle"]),

@@ -121,3 +121,40 @@ async def test_a_server_of_one_era_bridges_its_modern_clients_through_the_first(
             nursery.cancel_scope.cancel()
     said = [r.getMessage() for r in caplog.records if "opened no 2026-07-28 process" in r.getMessage()]
     assert len(said) == 1  # tried once, not per call
+
+
+_SILENT_ON_DISCOVER = """
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("method") == "initialize":
+        result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": {"name": "s", "version": "1"}}
+    elif msg.get("method") == "tools/call":
+        result = {"content": [{"type": "text", "text": msg["params"]["arguments"]["text"]}]}
+    else:
+        continue  # server/discover among them: never answered
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+"""
+
+
+async def test_a_second_process_that_does_not_answer_holds_up_nobody_else(tmp_path: Path) -> None:
+    """While the second process is given its chance (up to ``startup_timeout``), the first
+    process's clients go on; the 2026-07-28 call waiting for it is then bridged, not lost."""
+    script = tmp_path / "silent.py"
+    script.write_text(_SILENT_ON_DISCOVER)
+    config = UpstreamConfig(name="silent", command=(sys.executable, str(script)), startup_timeout=3)
+    with trio.fail_after(30):
+        async with dual_stdio_connector(config) as connection, trio.open_nursery() as nursery:
+            actor = Actor(connection, nursery)
+            await actor.open()
+            connection.relay_input(1, {})
+            await actor.send(
+                {"id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "new"}}}
+            )
+            await actor.send(
+                {"id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "old"}}}
+            )
+            assert (await actor.answer(2))["result"]["content"][0]["text"] == "old"
+            assert not any(m.get("id") == 1 for m in actor.seen)  # the older client went first
+            assert (await actor.answer(1))["result"]["content"][0]["text"] == "new"  # bridged
+            nursery.cancel_scope.cancel()

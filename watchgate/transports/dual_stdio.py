@@ -62,6 +62,8 @@ class DualStdioConnection:
         self._side: ModernStdioConnection | None = None
         self._side_scope: trio.CancelScope | None = None
         self._opening = trio.Lock()
+        self._waiting: list[bytes] = []  # lines for the second process while it starts
+        self._flushing = False
         self._unavailable = False  # it does not speak 2026-07-28: bridged through the first process
         self._side_out, self._side_in = trio.open_memory_channel[list[bytes]](64)
         # a server of 2026-07-28 only refuses the first process's initialize: that process is
@@ -191,11 +193,30 @@ class DualStdioConnection:
         return "id" in message and message["id"] in self._modern_calls
 
     async def _to_side(self, line: bytes) -> None:
-        side = await self._opened_side()
-        if side is None:  # none to be had: the first process answers, bridged
-            self._modern_calls.pop(request_id_of(line), None)
-            await self._process.send(line + b"\n")
+        """A 2026-07-28 client's line, to the second process. While that process starts, its
+        lines wait here in order (the actor, and the first process's clients, do not wait)."""
+        if self._side is not None and not self._waiting:
+            await self._send_side(self._side, line)
             return
+        self._waiting.append(line)
+        if not self._flushing:
+            self._flushing = True
+            self._nursery.start_soon(self._flush)
+
+    async def _flush(self) -> None:
+        try:
+            side = await self._opened_side()
+            while self._waiting:
+                line = self._waiting.pop(0)
+                if side is None:  # none to be had: the first process answers, bridged
+                    self._modern_calls.pop(request_id_of(line), None)
+                    await self._process.send(line + b"\n")
+                else:
+                    await self._send_side(side, line)
+        finally:
+            self._flushing = False
+
+    async def _send_side(self, side: ModernStdioConnection, line: bytes) -> None:
         request_id = request_id_of(line)
         if request_id is not None and request_id in self._modern_calls:
             side.relay_input(request_id, self._modern_calls[request_id])
