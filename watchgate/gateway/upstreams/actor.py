@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -25,7 +26,6 @@ from watchgate.errors import (
     PeerGone,
     UpstreamExited,
     UpstreamStartError,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from watchgate.gateway.answers import answer_error, end_unanswered
@@ -40,6 +40,7 @@ from watchgate.gateway.messages import (
 from watchgate.gateway.ports import ClientPort, NotifierPort, RouterPort
 from watchgate.gateway.upstreams.handshake import handshake
 from watchgate.gateway.upstreams.inflight import InFlightTable, Pending
+from watchgate.gateway.upstreams.liveness import Liveness
 from watchgate.gateway.upstreams.serverlog import ServerLog
 from watchgate.gateway.upstreams.session import (
     ServerRequests,
@@ -90,7 +91,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
         self.needs_login = False  # the last incarnation ended wanting `watchgate auth login NAME`
-        self._timeouts_in_a_row = 0  # request timeouts since the server last answered anything
+        self._liveness = Liveness(
+            self.name, config, self._inflight, self._answer_error, self._write, self.tell
+        )
         self.stderr_tail: list[str] = []
         self.log = ServerLog()
 
@@ -127,7 +130,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         with self.incarnation():
             self._exit_reason = None
             self._clean_exit = False  # it exited by itself with code 0 (a transient server is done)
-            self._timeouts_in_a_row = 0
+            self._liveness.timeouts_in_a_row = 0
             try:
                 try:
                     async with self._connect(self.config) as process:
@@ -148,9 +151,13 @@ class UpstreamActor(Actor[UpstreamMessage]):
                                 task_status.started()
                                 self.needs_login = False
                                 await self._router.tell(ready)
-                                nursery.start_soon(self._expire_loop, nursery.cancel_scope)
+                                nursery.start_soon(
+                                    self._until_hung, self._liveness.expire, nursery.cancel_scope
+                                )
                                 if self.config.ping_interval:
-                                    nursery.start_soon(self._liveness_loop, nursery.cancel_scope)
+                                    nursery.start_soon(
+                                        self._until_hung, self._liveness.probe, nursery.cancel_scope
+                                    )
                                 await self._write_loop(process)
                         finally:
                             if self._exit_reason is None:  # stopped by the gateway: the peer still listens
@@ -344,7 +351,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             _log.warning("[%s] sent a bad message (%s): %s", self.name, exc.message, quoted)
 
     async def _on_response(self, msg: Message) -> None:
-        self._timeouts_in_a_row = 0  # it answers: not hung
+        self._liveness.timeouts_in_a_row = 0  # it answers: not hung
         pending = self._inflight.pop(msg.id) if isinstance(msg.id, int) else None
         if pending is None:
             _log.debug("[%s] answer to unknown or cancelled request %r", self.name, msg.id)
@@ -441,53 +448,12 @@ class UpstreamActor(Actor[UpstreamMessage]):
         return (clients[0] if clients else None), None
 
     # --- endings -------------------------------------------------------------------------------
-    async def _expire_loop(self, incarnation: trio.CancelScope) -> None:
-        timeout = self.config.request_timeout
-        while True:
-            deadline = self._inflight.next_deadline()
-            if deadline is None:
-                await trio.sleep(timeout)
-                continue
-            await trio.sleep_until(deadline)
-            for pending in self._inflight.pop_expired(trio.current_time()):
-                error = UpstreamTimeout(self.name, timeout)
-                await self._answer_error(pending, error)
-                await self._write(cancel_line(pending.gateway_id, "timed out in the gateway"))
-                self._timeouts_in_a_row += 1
-            limit = self.config.max_timeouts
-            if limit and self._timeouts_in_a_row >= limit:
-                # busy all the time, so never pinged, and answering nothing: hung (design.md §12)
-                self._exit_reason = f"{self._timeouts_in_a_row} requests in a row timed out ({timeout:g} s)"
-                _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
-                incarnation.cancel()
-                return
-
-    async def _liveness_loop(self, incarnation: trio.CancelScope) -> None:
-        """Probe the server with ``ping`` while no client's request is in flight; one that does
-        not answer within ``ping_timeout`` is hung (alive, but of no use): end the incarnation,
-        so the supervisor restarts it as after a crash. Any answer, an error too, is a sign of
-        life. A busy server is left alone: a long call may block a server that handles one
-        request at a time, and ``request_timeout`` covers it hanging then."""
-        interval, timeout = self.config.ping_interval, self.config.ping_timeout
-        while True:
-            await trio.sleep(interval)
-            if self._inflight.has_client_requests():
-                continue
-            reply: Reply[msgspec.Raw] = Reply()
-            await self.tell(InternalRequest("ping", {}, reply))
-            with trio.move_on_after(timeout):
-                try:
-                    await reply.wait()
-                except UpstreamTimeout:
-                    pass  # request_timeout shorter than ping_timeout: no answer all the same
-                except JsonRpcError:
-                    continue  # an error answer is an answer
-                else:
-                    continue
-            self._exit_reason = f"did not answer ping within {timeout:g} s"
-            _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
-            incarnation.cancel()
-            return
+    async def _until_hung(self, watch: Callable[[], Awaitable[str]], incarnation: trio.CancelScope) -> None:
+        """End the incarnation once ``watch`` finds the server hung (the supervisor restarts it
+        as after a crash), saying why."""
+        self._exit_reason = await watch()
+        _log.warning("[%s] %s; restarting it", self.name, self._exit_reason)
+        incarnation.cancel()
 
     async def _cancel_client_requests(self, reason: str) -> None:
         """Tell the upstream to drop the clients' requests before it is closed (they get -32003)."""
