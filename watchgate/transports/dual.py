@@ -56,33 +56,44 @@ class EraSplit:
             return "modern"
         method = message.get("method")
         if method is None:  # an answer to one of the server's questions
-            if message.get("id") in self._asked:
-                self._asked.discard(message.get("id"))
+            answered = _key(message.get("id"))
+            if answered is not None and answered in self._asked:
+                self._asked.discard(answered)
                 return "legacy"
             return "modern"
         if "id" in message:
-            return "legacy" if message["id"] in self._legacy_calls else "modern"
+            return "legacy" if _key(message["id"]) in self._legacy_calls else "modern"
         if method == _CANCELLED:
             params = message.get("params")
-            target = params.get("requestId") if isinstance(params, dict) else None
-            return "legacy" if target in self._legacy_calls else "modern"
+            target = _key(params.get("requestId")) if isinstance(params, dict) else None
+            if target is None or target not in self._legacy_calls:
+                return "modern"
+            self._legacy_calls.discard(target)  # over for the gateway, answered or not
+            return "legacy"
         return "modern"
 
     def received(self, message: dict[str, Any] | None) -> None:
         """What the legacy session said: an answer ends a call, a request awaits the client's answer."""
         if message is None:
             return
+        request_id = _key(message.get("id"))
+        if request_id is None:
+            return
         if "method" in message:
-            if "id" in message:
-                self._asked.add(message["id"])
+            self._asked.add(request_id)
         else:
-            self._legacy_calls.discard(message.get("id"))
+            self._legacy_calls.discard(request_id)
 
     def give_up(self) -> None:
         """The legacy session cannot be had: the legacy clients are bridged in the modern era."""
         self.unavailable = True
         self._legacy_calls.clear()
         self._asked.clear()
+
+
+def _key(value: Any) -> int | str | None:
+    """A JSON-RPC id as these sets hold it (an id of another type is nobody's: never matched)."""
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
 
 
 class Owner(Protocol):
