@@ -121,6 +121,7 @@ async def test_a_server_of_one_era_bridges_its_modern_clients_through_the_first(
             nursery.cancel_scope.cancel()
     said = [r.getMessage() for r in caplog.records if "opened no 2026-07-28 process" in r.getMessage()]
     assert len(said) == 1  # tried once, not per call
+    assert "server/discover failed: method not found" in said[0] and "protocol: modern" not in said[0]
 
 
 _SILENT_ON_DISCOVER = """

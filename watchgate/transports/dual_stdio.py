@@ -246,7 +246,7 @@ class DualStdioConnection:
         try:
             with trio.CancelScope() as scope:
                 self._side_scope = scope
-                async with modern_stdio_connector(self._config) as side:
+                async with modern_stdio_connector(self._config, required_by=None) as side:
                     self._nursery.start_soon(side.pump_stderr, self._on_stderr)
                     bursts = side.receive()
                     reason = await self._open(side, bursts)

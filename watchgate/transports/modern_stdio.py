@@ -47,6 +47,7 @@ class ModernStdioConnection:
     def __init__(self, process: StdioProcess, server: str) -> None:
         self._process = process
         self._server = server
+        self.required_by: str | None = "protocol: modern"  # what asked for this era, for the error
         self._modern: ModernSession | None = None
         self._discovering: Any = None  # the id of the actor's initialize, until it is answered
         self._listening: str | None = None  # the id of the open subscriptions/listen request
@@ -201,7 +202,8 @@ class ModernStdioConnection:
             _log.info("[%s] speaks MCP %s (stateless, on stdio)", self._server, MODERN)
         else:
             said = message.get("error", {}).get("message") if isinstance(message.get("error"), dict) else None
-            reason = f"it does not speak MCP {MODERN} (protocol: modern): " + (
+            why = f" ({self.required_by})" if self.required_by else ""
+            reason = f"it does not speak MCP {MODERN}{why}: " + (
                 f"server/discover failed: {said}"
                 if said
                 else f"it supports {versions or 'no listed version'}"
@@ -226,15 +228,19 @@ def _subscription_of(message: dict[str, Any]) -> Any:
     return meta.get(SUBSCRIPTION_KEY) if isinstance(meta, dict) else None
 
 
-def modern_stdio_connector(config: UpstreamConfig) -> AbstractAsyncContextManager[ModernStdioConnection]:
-    """``transport: stdio`` with ``protocol: modern``: the process, spoken to in its era."""
-    return _connected(config)
+def modern_stdio_connector(
+    config: UpstreamConfig, *, required_by: str | None = "protocol: modern"
+) -> AbstractAsyncContextManager[ModernStdioConnection]:
+    """``transport: stdio`` with ``protocol: modern``: the process, spoken to in its era.
+    ``required_by``: what asked for the era, named when the server does not speak it."""
+    return _connected(config, required_by)
 
 
 @asynccontextmanager
-async def _connected(config: UpstreamConfig) -> AsyncIterator[ModernStdioConnection]:
+async def _connected(config: UpstreamConfig, required_by: str | None) -> AsyncIterator[ModernStdioConnection]:
     async with stdio_connector(config) as process, trio.open_nursery() as nursery:
         connection = ModernStdioConnection(process, config.name)
+        connection.required_by = required_by
         nursery.start_soon(connection.pump)
         try:
             yield connection
