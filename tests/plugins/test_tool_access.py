@@ -168,6 +168,7 @@ async def test_rules_for_callers_name_users_and_groups(autojump_clock: trio.test
     rules = {
         "tools": {"deny": ["drop_*"]},
         "callers": [
+            {"match": {"claims": {"tenant": "acme"}}, "tools": {"deny": ["read_*"]}},
             {"match": {"groups": ["interns"]}, "tools": {"allow": ["read_*"]}},
             {"match": {"user": "ana"}, "tools": {"deny": ["write_*"]}},
         ],
@@ -181,7 +182,10 @@ async def test_rules_for_callers_name_users_and_groups(autojump_clock: trio.test
         ana = await attach(principal=Principal(name="ana", proven_by="token"))
         ivy = await attach(principal=Principal(name="ivy", groups=("interns",), proven_by="token"))
         bob = await attach(principal=Principal(name="bob", proven_by="token"))
-        for client in (ana, ivy, bob):
+        zed = await attach(
+            principal=Principal(name="zed", proven_by="oauth", claims=(("tenant", ("acme",)),))
+        )
+        for client in (ana, ivy, bob, zed):
             await client.initialize()
         await ana.wait_for(lambda: gateway.router.tool_count("fs") == 2)
 
@@ -195,3 +199,4 @@ async def test_rules_for_callers_name_users_and_groups(autojump_clock: trio.test
         assert "not allowed on this server for 'ivy'" in await outcome(ivy, "write_file")
         assert await outcome(ivy, "read_file") == "ok"
         assert "denied on this server" in await outcome(bob, "drop_table")  # everyone's rule first
+        assert "for 'zed'" in await outcome(zed, "read_file")  # a claim of its token names it

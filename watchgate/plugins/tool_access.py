@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
+from watchgate.config.schema import AccessMatch
 from watchgate.plugins.api import ALLOW, Plugin, PluginContext, PluginMessage, Verdict, deny
 from watchgate.plugins.names import Globs, normalize_uri, plain
 
@@ -30,16 +31,10 @@ class Rules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     deny: tuple[str, ...] = ()
 
 
-class CallerMatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    user: str | None = None
-    users: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()  # any one of them
-
-
 class CallerRules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """More rules for the callers ``match`` names (their principal: user, users, groups)."""
 
-    match: CallerMatch
+    match: AccessMatch  # as the config's access rules match: user, users, groups, claims
     tools: Rules = Rules()
     prompts: Rules = Rules()
     resources: Rules = Rules()
@@ -113,7 +108,7 @@ class ToolAccessPlugin(Plugin):
         principal = ctx.principal
         if reason is None and self._callers and principal is not None:
             for match, policies in self._callers:
-                if principal.is_one_of(match.user, match.users, match.groups):
+                if principal.is_one_of(match.user, match.users, match.groups, match.claims):
                     why = policies[kind].refuse(ctx.name)
                     reason = None if why is None else f"{why} for {principal.name!r}"
                     break

@@ -11,6 +11,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from collections.abc import Mapping
 
 import msgspec
 
@@ -35,14 +36,25 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     claims: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def is_one_of(
-        self, user: str | None = None, users: tuple[str, ...] = (), groups: tuple[str, ...] = ()
+        self,
+        user: str | None = None,
+        users: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
+        claims: Mapping[str, str | tuple[str, ...]] | None = None,
     ) -> bool:
-        """A rule's ``match``: every key given must hold (``groups``: any one of them)."""
+        """A rule's ``match``: every key given must hold (``groups``: any one of them; each of
+        ``claims``: one of its values, or for a list claim, one of the claim's values)."""
         if user is not None and self.name != user:
             return False
         if users and self.name not in users:
             return False
-        return not groups or bool(set(groups) & set(self.groups))
+        if groups and not set(groups) & set(self.groups):
+            return False
+        for name, wanted in (claims or {}).items():
+            accepted = {wanted} if isinstance(wanted, str) else set(wanted)
+            if not accepted & set(self.claim(name)):
+                return False
+        return True
 
     def claim(self, name: str) -> tuple[str, ...]:
         """The values of claim ``name`` (none when the token did not carry it)."""

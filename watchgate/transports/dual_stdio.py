@@ -127,7 +127,7 @@ class DualStdioConnection:
             MODERN,
         )
         self._unavailable = True  # no second process: this one is of that era
-        connection = ModernStdioConnection(self._process, self._config.name)
+        connection = ModernStdioConnection(self._process, self._config.name, required_by=None)
         self._nursery.start_soon(connection.pump)
         assert self._initialize is not None
         await connection.send(self._initialize + b"\n")  # server/discover, answered as initialize

@@ -44,10 +44,12 @@ class ModernStdioConnection:
 
     ready = False  # every line is translated: no fast path
 
-    def __init__(self, process: StdioProcess, server: str) -> None:
+    def __init__(
+        self, process: StdioProcess, server: str, *, required_by: str | None = "protocol: modern"
+    ) -> None:
         self._process = process
         self._server = server
-        self.required_by: str | None = "protocol: modern"  # what asked for this era, for the error
+        self.required_by = required_by  # what asked for this era, named when the server lacks it
         self._modern: ModernSession | None = None
         self._discovering: Any = None  # the id of the actor's initialize, until it is answered
         self._listening: str | None = None  # the id of the open subscriptions/listen request
@@ -239,8 +241,7 @@ def modern_stdio_connector(
 @asynccontextmanager
 async def _connected(config: UpstreamConfig, required_by: str | None) -> AsyncIterator[ModernStdioConnection]:
     async with stdio_connector(config) as process, trio.open_nursery() as nursery:
-        connection = ModernStdioConnection(process, config.name)
-        connection.required_by = required_by
+        connection = ModernStdioConnection(process, config.name, required_by=required_by)
         nursery.start_soon(connection.pump)
         try:
             yield connection

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-import trio
-
 from watchgate.config.schema import AccessRule, NameGlobs, ProfileConfig, RateConfig
 from watchgate.errors import JsonRpcError
 from watchgate.gateway.router.shared import SharedBuckets, SharedStateDown
@@ -59,11 +57,8 @@ class Access:
         """The first rule for ``principal``; None when no rule matches (it may do nothing)."""
         for index, rule in enumerate(self.rules or ()):
             match = rule.match
-            if not principal.is_one_of(match.user, match.users, match.groups):
-                continue
-            if match.claims and not all(_holds(principal.claim(k), v) for k, v in match.claims.items()):
-                continue
-            return index, rule
+            if principal.is_one_of(match.user, match.users, match.groups, match.claims):
+                return index, rule
         return None
 
     def view(self, principal: Principal, chosen: str | None) -> Profile:
@@ -109,7 +104,9 @@ class Access:
             if rate is None:
                 continue
             wait = (
-                await self._take_shared(key, rate) if self.shared is not None else self._take(key, rate, now)
+                await self._take_shared(key, rate, now)
+                if self.shared is not None
+                else self._take(key, rate, now)
             )
             if wait is not None:
                 raise JsonRpcError(
@@ -123,7 +120,7 @@ class Access:
         self._running[caller] = self._running.get(caller, 0) + 1
         return Slot(self._running, caller)
 
-    async def _take_shared(self, key: tuple[object, ...], rate: RateConfig) -> float | None:
+    async def _take_shared(self, key: tuple[object, ...], rate: RateConfig, now: float) -> float | None:
         """From the bucket every replica shares: named by the caller, the tool and the limit
         itself (not the rule's place in the list, which may differ between replicas mid-rollout;
         a changed limit starts a fresh bucket)."""
@@ -134,7 +131,7 @@ class Access:
                 f"watchgate:rate:{rate.calls}/{rate.per:g}:{name}", rate.calls, rate.per
             )
         except SharedStateDown:
-            return self._take(key, rate, trio.current_time())
+            return self._take(key, rate, now)
 
     def _take(self, key: tuple[object, ...], rate: RateConfig, now: float) -> float | None:
         """One token from ``key``'s bucket: None if there was one, else the seconds until one is."""
@@ -173,8 +170,3 @@ class Slot:
         else:
             self._running.pop(self._key, None)
         self._running = None
-
-
-def _holds(values: tuple[str, ...], wanted: str | tuple[str, ...]) -> bool:
-    """A claim matches when one of its values is one of those wanted."""
-    return bool(set(values) & ({wanted} if isinstance(wanted, str) else set(wanted)))
