@@ -43,11 +43,13 @@ class Updates:
 
     def __init__(self) -> None:
         self.uris: list[str] = []
+        self.came = trio.Event()
 
     async def __call__(self, message: Any) -> None:
         root = getattr(message, "root", message)
         if isinstance(root, types.ResourceUpdatedNotification):
             self.uris.append(str(root.params.uri))
+            self.came.set()
 
 
 async def _progress_of(client: Client | ClientSession) -> list[float]:
@@ -114,8 +116,8 @@ async def test_clients_of_both_eras_share_an_upstream_of_both_eras(tmp_path: Pat
                     await new.call_tool("test_update_watched", {})
                     event = await listening.__anext__()
                     assert isinstance(event, ResourceUpdated) and event.uri == WATCHED
-                while WATCHED not in updates.uris:
-                    await trio.sleep(0.05)
+                await updates.came.wait()
+                assert set(updates.uris) == {WATCHED}
                 cancelled = text_of(await old.call_tool("test_cancelled_count", {}))
             row = await daemon.upstream("fixture")
             shown = (await daemon.cli("ps", "fixture")).stdout + (await daemon.cli("ps")).stdout

@@ -10,6 +10,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,42 +64,46 @@ class Actor:
         await self.send({"method": "notifications/initialized"})
 
 
+@asynccontextmanager
+async def opened(config: UpstreamConfig) -> AsyncIterator[tuple[DualStdioConnection, Actor]]:
+    """The connection, handshake done, with the actor's side reading both processes."""
+    with trio.fail_after(60):
+        async with dual_stdio_connector(config) as connection, trio.open_nursery() as nursery:
+            actor = Actor(connection, nursery)
+            await actor.open()
+            yield connection, actor
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_modern_clients_call_goes_to_a_second_process_of_its_era(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "watchgate")
     config = UpstreamConfig(name="fx", command=FIXTURE)
-    with trio.fail_after(60):
-        async with dual_stdio_connector(config) as connection, trio.open_nursery() as nursery:
-            actor = Actor(connection, nursery)
-            await actor.open()
-            assert connection.describe().also_speaks == ()
-            call = {"name": "test_input_required_result_elicitation", "arguments": {}}
-            await actor.send({"id": 1, "method": "tools/call", "params": call})  # a legacy client's
-            legacy = await actor.answer(1)
-            assert "input_required" not in json.dumps(legacy)  # the first process cannot ask that way
-            connection.relay_input(2, {"elicitation": {}})  # a 2026-07-28 client's
-            await actor.send({"id": 2, "method": "tools/call", "params": call})
-            modern = (await actor.answer(2))["result"]
-            assert modern["resultType"] == "input_required" and "user_name" in modern["inputRequests"]
-            assert connection.describe().also_speaks == ("2026-07-28",)
-            assert connection.ready  # nothing of the second era in flight: the fast path again
+    async with opened(config) as (connection, actor):
+        assert connection.describe().also_speaks == ()
+        call = {"name": "test_input_required_result_elicitation", "arguments": {}}
+        await actor.send({"id": 1, "method": "tools/call", "params": call})  # a legacy client's
+        legacy = await actor.answer(1)
+        assert "input_required" not in json.dumps(legacy)  # the first process cannot ask that way
+        connection.relay_input(2, {"elicitation": {}})  # a 2026-07-28 client's
+        await actor.send({"id": 2, "method": "tools/call", "params": call})
+        modern = (await actor.answer(2))["result"]
+        assert modern["resultType"] == "input_required" and "user_name" in modern["inputRequests"]
+        assert connection.describe().also_speaks == ("2026-07-28",)
+        assert connection.ready  # nothing of the second era in flight: the fast path again
 
-            # the second process exits under a call: the call is answered, saying so
-            connection.relay_input(3, {})
-            await actor.send(
-                {"id": 3, "method": "tools/call", "params": {"name": "test_wait", "arguments": {}}}
-            )
-            await trio.sleep(0.5)
-            side = connection._side
-            assert side is not None and side.pid is not None
-            os.kill(side.pid, signal.SIGKILL)
-            ended = await actor.answer(3)
-            assert "process of fx exited" in ended["error"]["message"]
-            connection.relay_input(4, {"elicitation": {}})  # and the next one starts it again
-            await actor.send({"id": 4, "method": "tools/call", "params": call})
-            assert (await actor.answer(4))["result"]["resultType"] == "input_required"
-            nursery.cancel_scope.cancel()
+        # the second process exits under a call: the call is answered, saying so
+        connection.relay_input(3, {})
+        await actor.send({"id": 3, "method": "tools/call", "params": {"name": "test_wait", "arguments": {}}})
+        side = connection._side
+        assert side is not None and side.pid is not None
+        os.kill(side.pid, signal.SIGKILL)
+        ended = await actor.answer(3)
+        assert "process of fx exited" in ended["error"]["message"]
+        connection.relay_input(4, {"elicitation": {}})  # and the next one starts it again
+        await actor.send({"id": 4, "method": "tools/call", "params": call})
+        assert (await actor.answer(4))["result"]["resultType"] == "input_required"
     started = [r for r in caplog.records if "second process" in r.getMessage()]
     assert len(started) == 2
 
@@ -107,18 +113,14 @@ async def test_a_server_of_one_era_bridges_its_modern_clients_through_the_first(
 ) -> None:
     caplog.set_level(logging.INFO, "watchgate")
     config = UpstreamConfig(name="echo", command=LEGACY_ONLY)
-    with trio.fail_after(60):
-        async with dual_stdio_connector(config) as connection, trio.open_nursery() as nursery:
-            actor = Actor(connection, nursery)
-            await actor.open()
-            for request_id in (1, 2):
-                connection.relay_input(request_id, {})
-                echo = {"name": "echo", "arguments": {"text": f"hi {request_id}"}}
-                await actor.send({"id": request_id, "method": "tools/call", "params": echo})
-                answered = await actor.answer(request_id)
-                assert answered["result"]["content"][0]["text"] == f"hi {request_id}"
-            assert connection.describe().also_speaks == ()
-            nursery.cancel_scope.cancel()
+    async with opened(config) as (connection, actor):
+        for request_id in (1, 2):
+            connection.relay_input(request_id, {})
+            echo = {"name": "echo", "arguments": {"text": f"hi {request_id}"}}
+            await actor.send({"id": request_id, "method": "tools/call", "params": echo})
+            answered = await actor.answer(request_id)
+            assert answered["result"]["content"][0]["text"] == f"hi {request_id}"
+        assert connection.describe().also_speaks == ()
     said = [r.getMessage() for r in caplog.records if "opened no 2026-07-28 process" in r.getMessage()]
     assert len(said) == 1  # tried once, not per call
     assert "server/discover failed: method not found" in said[0] and "protocol: modern" not in said[0]
@@ -144,18 +146,14 @@ async def test_a_second_process_that_does_not_answer_holds_up_nobody_else(tmp_pa
     script = tmp_path / "silent.py"
     script.write_text(_SILENT_ON_DISCOVER)
     config = UpstreamConfig(name="silent", command=(sys.executable, str(script)), startup_timeout=3)
-    with trio.fail_after(30):
-        async with dual_stdio_connector(config) as connection, trio.open_nursery() as nursery:
-            actor = Actor(connection, nursery)
-            await actor.open()
-            connection.relay_input(1, {})
-            await actor.send(
-                {"id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "new"}}}
-            )
-            await actor.send(
-                {"id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "old"}}}
-            )
-            assert (await actor.answer(2))["result"]["content"][0]["text"] == "old"
-            assert not any(m.get("id") == 1 for m in actor.seen)  # the older client went first
-            assert (await actor.answer(1))["result"]["content"][0]["text"] == "new"  # bridged
-            nursery.cancel_scope.cancel()
+    async with opened(config) as (connection, actor):
+        connection.relay_input(1, {})
+        await actor.send(
+            {"id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "new"}}}
+        )
+        await actor.send(
+            {"id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "old"}}}
+        )
+        assert (await actor.answer(2))["result"]["content"][0]["text"] == "old"
+        assert not any(m.get("id") == 1 for m in actor.seen)  # the older client went first
+        assert (await actor.answer(1))["result"]["content"][0]["text"] == "new"  # bridged

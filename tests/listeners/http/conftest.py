@@ -7,8 +7,10 @@ socket waits); nothing in them sleeps, every wait has a deadline.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx2 as httpx
@@ -152,3 +154,36 @@ def modern_request(request_id: int, method: str, params: dict[str, Any] | None =
         **(params or {}).get("_meta", {}),
     }
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**(params or {}), "_meta": meta}}
+
+
+Answer = Callable[["BaseHTTPRequestHandler"], tuple[int, Any]]
+
+
+@contextmanager
+def issuer_endpoint(answer: Answer, path: str) -> Iterator[str]:
+    """A stand-in for an identity provider's endpoint (JWKS, introspection), on loopback in a
+    thread: ``answer`` gets each request and says its status and JSON body. Its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            status, payload = answer(self)
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _reply
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{path}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,19 +5,15 @@ an active token names its caller, an inactive or foreign one is refused, answers
 from __future__ import annotations
 
 import base64
-import json
 import os
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 
+from tests.listeners.http.conftest import issuer_endpoint
 from watchgate.config.schema import IntrospectionConfig, OAuthResourceConfig
 from watchgate.listeners.http.guard import CannotListen, Refusal
 from watchgate.listeners.http.resource import ResourceServer
@@ -26,40 +22,21 @@ ISSUER = "https://idp.example"
 RESOURCE = "https://gw.example/mcp"
 
 
-@contextmanager
-def introspection_endpoint(answers: dict[str, dict[str, Any]], asked: list[str]) -> Iterator[str]:
+def introspection_endpoint(answers: dict[str, dict[str, Any]], asked: list[str]) -> Any:
     """Answers each token it knows as given, every other one inactive; 503 for the token ``down``.
     Only the client ``gw`` with secret ``s3cret`` may ask."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = parse_qs(self.rfile.read(int(self.headers["content-length"])).decode())
-            token = body["token"][0]
-            asked.append(token)
-            good = "Basic " + base64.b64encode(b"gw:s3cret").decode()
-            status, answer = 200, answers.get(token, {"active": False})
-            if self.headers.get("authorization") != good:
-                status, answer = 401, {"error": "invalid_client"}
-            elif token == "down":
-                status, answer = 503, {}
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(request: Any) -> tuple[int, Any]:
+        body = parse_qs(request.rfile.read(int(request.headers["content-length"])).decode())
+        token = body["token"][0]
+        asked.append(token)
+        if request.headers.get("authorization") != "Basic " + base64.b64encode(b"gw:s3cret").decode():
+            return 401, {"error": "invalid_client"}
+        if token == "down":
+            return 503, {}
+        return 200, answers.get(token, {"active": False})
 
-        def log_message(self, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/introspect"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return issuer_endpoint(answer, "/introspect")
 
 
 def _server(url: str, tmp_path: Path, secret: str = "s3cret") -> ResourceServer:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx2 as httpx
@@ -21,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.gateway.fakes import FakeServer, echo
-from tests.listeners.http.conftest import modern_headers, modern_request, serving
+from tests.listeners.http.conftest import issuer_endpoint, modern_headers, modern_request, serving
 from watchgate.config import parse_config
 from watchgate.config.schema import ListenerAuth, OAuthResourceConfig
 from watchgate.listeners.http.resource import ResourceServer
@@ -36,30 +32,9 @@ def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
     return {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
 
 
-@contextmanager
-def issuer_keys(jwks: dict[str, Any] | None) -> Iterator[str]:
+def issuer_keys(jwks: dict[str, Any] | None) -> Any:
     """A JWKS served on loopback (None: the endpoint answers 503, the issuer is down)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(jwks).encode() if jwks is not None else b"down"
-            self.send_response(200 if jwks is not None else 503)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return issuer_endpoint(lambda request: (200, jwks) if jwks is not None else (503, "down"), "/jwks")
 
 
 def token(key: Any = KEY, kid: str = "k1", alg: str = "RS256", **claims: Any) -> str:
