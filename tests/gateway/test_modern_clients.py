@@ -279,3 +279,38 @@ async def test_cancelling_the_retry_cancels_the_call_upstream(autojump_clock: tr
         await client.wait_for(lambda: bool(server.session.requests("notifications/cancelled")))
         (cancelled,) = server.session.requests("notifications/cancelled")
         assert cancelled["params"]["requestId"] == server.session.requests("tools/call")[0]["id"]
+
+
+async def test_a_parked_call_nobody_resumes_is_cancelled_upstream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The same rule on every transport: a call answered input_required waits PARK_SECONDS for
+    its retry, then is cancelled upstream and its state forgotten."""
+    from watchgate.gateway.rounds import PARK_SECONDS
+
+    server = FakeServer("fx", tools={"ask": asks_twice})
+    async with running_gateway(make_config("fx", request_timeout=3600), server) as (_, client):
+        call = modern({"name": "ask", "arguments": {}}, **SAMPLING)
+        first = await client.result("tools/call", call)
+        await trio.sleep(PARK_SECONDS - 1)
+        assert not server.session.requests("notifications/cancelled")
+        await trio.sleep(2)
+        (cancelled,) = server.session.requests("notifications/cancelled")
+        assert cancelled["params"]["requestId"] == server.session.requests("tools/call")[0]["id"]
+        (key,) = first["inputRequests"]
+        retry = {"name": "ask", "arguments": {}, "inputResponses": {key: sampled("late")}}
+        retry["requestState"] = first["requestState"]
+        response = await client.request("tools/call", modern(retry, **SAMPLING))
+        assert response["error"]["code"] == -32602 and "requestState" in response["error"]["message"]
+
+
+async def test_a_retry_must_repeat_its_calls_method(autojump_clock: trio.testing.MockClock) -> None:
+    server = FakeServer("fx", tools={"ask": asks_twice})
+    async with running_gateway(make_config("fx"), server) as (_, client):
+        first = await client.result("tools/call", modern({"name": "ask", "arguments": {}}, **SAMPLING))
+        (key,) = first["inputRequests"]
+        other = {"uri": "file:///x", "inputResponses": {key: sampled("x")}}
+        other["requestState"] = first["requestState"]
+        response = await client.request("resources/read", modern(other, **SAMPLING))
+        assert response["error"]["code"] == -32602
+        await client.wait_for(lambda: bool(server.session.requests("notifications/cancelled")))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 from collections import deque
 from typing import Any, Final
@@ -52,11 +53,14 @@ class ClientActor(Actor[Line | LargeAnswer]):
         profile: str | None = None,
         one_request: bool = False,
         principal: Principal = ANONYMOUS,
+        listens_only: bool = False,
     ) -> None:
         """``linger``: at end of input, how long to wait for the answers still owed (``watchgate
         run``, where a closed stdin may just mean "no more requests"); 0 cancels them at once.
         ``stall_timeout``: how long the output queue may stay full before the client is let go.
-        ``one_request``: a client that lives for one request (its end is no news in the log)."""
+        ``one_request``: a client that lives for one request (its end is no news in the log).
+        ``listens_only``: a client that is one ``subscriptions/listen`` (over HTTP): broadcasts
+        reach it through its subscription alone, even before that is open."""
         self.client_id = next(_ids)
         self.profile = profile  # the profile it attached with: what of the gateway it sees
         self.principal = principal  # who it is, as its listener proved it
@@ -88,12 +92,14 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._reading = trio.CancelScope()
         self._modern: dict[int | str, str] = {}  # 2026-07-28 requests awaiting their answer: method
         self._declared: dict[int | str, dict[str, Any]] = {}  # ... and the capabilities each declared
-        # a legacy server's questions toward it, as input_required rounds (gateway/rounds.py);
-        # an HTTP channel that translates them itself keeps its own (listeners/http/mrtr.py)
+        # a legacy server's questions toward it, as input_required rounds (gateway/rounds.py),
+        # on every transport; a parked call nobody resumes expires on this actor's clock
         self._rounds = ClientRounds()
-        self._own_rounds = not getattr(channel, "translates_requests", False)
+        self._parked = trio.Event()  # a call was parked: the expiry watch looks again
+        self._nursery: trio.Nursery | None = None  # the session's: the expiry watch starts there
         # subscriptions/listen of a 2026-07-28 client on this byte stream (gateway/listening.py)
         self._listening = ListenDesk(self, router, self._queue)
+        self._listening.listened = listens_only
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
@@ -103,7 +109,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         if self._listening.owns(msg):
             await self._listening.answered(msg)  # the answer to a subscription's own resources/subscribe
             return
-        if self._rounds.calls or (self._modern and msg.method is not UNSET and self._own_rounds):
+        if self._rounds.calls or (self._modern and msg.method is not UNSET):
             rounded = await self._in_rounds(msg)
             if rounded is None:
                 return
@@ -141,32 +147,68 @@ class ClientActor(Actor[Line | LargeAnswer]):
         client waits on, or waits for its retry."""
         if msg.method is UNSET:
             return self._rounds.answered(msg)
-        if msg.id is UNSET or msg.id is None or not self._own_rounds:
+        if msg.id is UNSET or msg.id is None:
             return msg  # a notification: as it is
-        asked = self._rounds.ask(msg, list(self._modern))
+        asked = self._rounds.ask(msg, self._modern, trio.current_time())
         if asked is False:  # no call of this era to carry it: the server hears why
             upstream = self._answers.pop(str(msg.id), None)
             refusal = JsonRpcError(jsonrpc.METHOD_NOT_FOUND, "the client has no call in flight to ask in")
             if upstream is not None:
                 await upstream.tell(ForwardAnswer(error_response(msg.id, refusal)))
             return None
-        return asked if isinstance(asked, Message) else None
+        if not isinstance(asked, Message):
+            return None
+        self._watch_expiry()
+        return asked
 
     async def _resume(self, msg: Message, state: str) -> None:
         """A retry of a call answered ``input_required``: its answers go to the server that asked."""
         assert isinstance(msg.id, int | str)
         params = eras.params_of(msg) or {}
-        resumed = self._rounds.resume(msg.id, state, params.get("inputResponses"))
+        now = trio.current_time()
+        resumed = self._rounds.resume(msg.id, state, msg.method, params.get("inputResponses"), now)
         if resumed is None:
             why = "the requestState is unknown or its call has ended: send the request again without it"
             await self.send(error_response(msg.id, JsonRpcError(jsonrpc.INVALID_PARAMS, why)))
             return
+        if resumed.cancel is not None:
+            await self._cancel_upstream(resumed.cancel, "its retry asked for something else")
         for key, result in resumed.answers:
             upstream = self._answers.pop(key, None)
             if upstream is not None:
                 await upstream.tell(ForwardAnswer(jsonrpc.result_response(key, result)))
         if resumed.reply is not None:
             await self.send(resumed.reply)
+            if self._rounds.calls:
+                self._watch_expiry()
+
+    async def _cancel_upstream(self, call: RequestId, why: str) -> None:
+        cancel = jsonrpc.notification("notifications/cancelled", {"requestId": call, "reason": why})
+        await self._router.tell(ClientNotification(self, cancel))
+
+    def _watch_expiry(self) -> None:
+        """A call was parked: (re)consider when the next one expires; the watch starts with the
+        first parked call, so a client that never needs it does not pay for it."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._expire_rounds)
+            self._nursery = None
+        self._parked.set()
+
+    async def _expire_rounds(self) -> None:
+        """Cancel upstream the calls parked on ``input_required`` that nobody resumes in time;
+        a client of one request (HTTP) then has nothing left and ends."""
+        while True:
+            self._parked = trio.Event()
+            due = self._rounds.next_expiry()
+            with trio.move_on_at(math.inf if due is None else due):
+                await self._parked.wait()
+                continue
+            expired = self._rounds.expire(trio.current_time())
+            for call in expired:
+                _log.info("[%s] nobody resumed call %r in time: it is cancelled", self.name, call)
+                await self._cancel_upstream(call, "nobody answered what its server asked in time")
+            if expired and self._one_request and not self._rounds.calls:
+                self.end()
 
     def _queue(self, item: Line | LargeAnswer) -> None:
         """Into the mailbox, or behind it into the overflow (never waiting, order kept)."""
@@ -259,6 +301,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._session = nursery.cancel_scope
             nursery.start_soon(self._write_loop, nursery.cancel_scope)
             nursery.start_soon(self._watch_stalls)
+            self._nursery = nursery
             task_status.started()
             try:
                 with self._reading:
@@ -310,7 +353,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
                     await self._listen(msg)
                     return
                 state = (eras.params_of(msg) or {}).get("requestState")
-                if self._own_rounds and eras.is_round_state(state):
+                if eras.is_round_state(state):
                     await self._resume(msg, state)
                     return
             if msg.method == "initialize" and isinstance(msg.id, int | str) and self._initializing is None:

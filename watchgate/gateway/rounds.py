@@ -6,9 +6,14 @@ answered ``input_required`` (``inputRequests`` keyed by the gateway's id of each
 opaque ``requestState``) while the call upstream stays open. The client retries the call with
 ``inputResponses`` and that state; the answers go upstream as the responses the server waits
 for, and the retry is answered with what follows: the call's own answer under the retry's id,
-or another ``input_required``. The HTTP listener does the same per request
-(``listeners/http/mrtr.py``); on a shared byte stream one client has many calls, so this keeps
-the rounds of all of them, with no I/O: the client actor sends what it says.
+or another ``input_required``. This is the one place the rounds are kept, for every transport:
+on a byte stream one client has many calls, over HTTP each 2026-07-28 request has a client actor
+of its own (``listeners/http/modern.py`` finds it again by the ``requestState``); either way the
+client actor sends what this says, and this does no I/O.
+
+One rule for every transport: a retry must repeat its call's method (anything else ends the
+call), and a call parked on ``input_required`` that nobody resumes within ``PARK_SECONDS`` is
+cancelled upstream (`expire`, on the client actor's clock).
 
 Which call a question belongs to: a legacy server's request names none, so it goes to the
 client's latest 2026-07-28 request still in flight (a retry stands for its call), else to the
@@ -19,23 +24,28 @@ calls of that era have all ended is not asked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from msgspec import UNSET
 
+from watchgate.errors import JsonRpcError
 from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Message, RequestId
 
-__all__ = ["ClientRounds", "Resumed"]
+__all__ = ["PARK_SECONDS", "ClientRounds", "Resumed"]
+
+PARK_SECONDS: Final = 300.0
 
 
 @dataclass
 class _Round:
     original: RequestId  # the client's id of the call, which its answer upstream comes under
+    method: str  # what a retry must repeat
     token: str
     reply: RequestId | None  # the request the client waits on now; None: parked, a retry is due
     asked: dict[str, dict[str, Any]] = field(default_factory=dict)  # question id -> the question
     final: Message | None = None  # the call's answer, come while parked
+    parked_at: float = 0.0  # when the client was last answered input_required
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class Resumed:
 
     answers: list[tuple[str, Any]]
     reply: Message | None
+    cancel: RequestId | None = None  # a call the retry ended (it did not repeat its method)
 
 
 class ClientRounds:
@@ -55,41 +66,63 @@ class ClientRounds:
         self._by_token: dict[str, _Round] = {}
         self._by_reply: dict[RequestId, _Round] = {}
 
-    def ask(self, question: Message, in_flight: list[RequestId]) -> Message | bool | None:
+    def ask(self, question: Message, in_flight: dict[RequestId, str], now: float) -> Message | bool | None:
         """A server's question: the ``input_required`` answer to send now; None when it waits
-        for a retry already due; False when no call of this client can carry it."""
+        for a retry already due; False when no call of this client can carry it.
+        ``in_flight``: the client's 2026-07-28 requests in flight (id -> method), oldest first."""
         assert isinstance(question.id, str | int) and isinstance(question.method, str)
         round_ = self._target(in_flight)
         if round_ is None:
             return False
         round_.asked[str(question.id)] = eras.input_request(question)
-        return self._park(round_)
+        return self._park(round_, now)
 
-    def _target(self, in_flight: list[RequestId]) -> _Round | None:
+    def _target(self, in_flight: dict[RequestId, str]) -> _Round | None:
         if in_flight:
-            latest = in_flight[-1]
+            latest = next(reversed(in_flight))
             found = self._by_reply.get(latest)
             if found is not None:
                 return found
-            round_ = _Round(latest, eras.new_round_state(), latest)
+            round_ = _Round(latest, in_flight[latest], eras.new_round_state(), latest)
             self.calls[latest] = self._by_token[round_.token] = self._by_reply[latest] = round_
             return round_
         parked = [r for r in self.calls.values() if r.reply is None]
         return parked[-1] if parked else None
 
-    def _park(self, round_: _Round) -> Message | None:
+    def _park(self, round_: _Round, now: float) -> Message | None:
         """End the request the client waits on with everything asked so far."""
         if round_.reply is None:
             return None
         reply, round_.reply = round_.reply, None
+        round_.parked_at = now
         self._by_reply.pop(reply, None)
         return jsonrpc.result_response(reply, eras.input_required(round_.asked, round_.token))
 
-    def resume(self, retry_id: RequestId, state: str, responses: Any) -> Resumed | None:
-        """The client's retry of a parked call; None if the state is unknown (or its call ended)."""
+    def next_expiry(self) -> float | None:
+        """When the oldest parked call expires, if any is parked."""
+        parked = [r.parked_at for r in self.calls.values() if r.reply is None]
+        return min(parked) + PARK_SECONDS if parked else None
+
+    def expire(self, now: float) -> list[RequestId]:
+        """Forget the calls parked ``PARK_SECONDS`` or longer: their ids, to cancel upstream."""
+        gone = [r for r in self.calls.values() if r.reply is None and r.parked_at + PARK_SECONDS <= now]
+        for round_ in gone:
+            self._close(round_)
+        return [round_.original for round_ in gone]
+
+    def resume(
+        self, retry_id: RequestId, state: str, method: object, responses: Any, now: float
+    ) -> Resumed | None:
+        """The client's retry of a parked call; None if the state is unknown (or its call ended).
+        A retry of another method ends the call: answered -32602, cancelled upstream."""
         round_ = self._by_token.get(state)
         if round_ is None or round_.reply is not None:
             return None
+        if method != round_.method:
+            self._close(round_)
+            why = f"a retry must repeat its call's method ({round_.method}, not {method}): the call has ended"
+            refusal = jsonrpc.error_response(retry_id, JsonRpcError(jsonrpc.INVALID_PARAMS, why))
+            return Resumed([], refusal, cancel=None if round_.final is not None else round_.original)
         round_.reply = retry_id
         self._by_reply[retry_id] = round_
         answers = []
@@ -100,7 +133,7 @@ class ClientRounds:
             final, round_.final = round_.final, None
             self._close(round_)
             return Resumed(answers, final.with_id(retry_id))
-        return Resumed(answers, self._park(round_) if round_.asked else None)
+        return Resumed(answers, self._park(round_, now) if round_.asked else None)
 
     def answered(self, msg: Message) -> Message | None:
         """A response on its way to the client: the call's answer under the id the client waits

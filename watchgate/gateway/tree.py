@@ -206,11 +206,15 @@ class Gateway:
         peer: str | None = None,
         profile: str | None = None,
         principal: Principal = ANONYMOUS,
+        listens_only: bool = False,
     ) -> bool:
         """``attach_client`` on any client channel (an HTTP session's); ``peer`` says who it is
         when no pid does (an HTTP client's address); ``profile``: the one it chose (checked by
-        the caller with `has_profile`)."""
-        client = ClientActor(channel, router=self.router, profile=profile, principal=principal)
+        the caller with `has_profile`); ``listens_only``: a 2026-07-28 subscription's own
+        client, which hears broadcasts only through it."""
+        client = ClientActor(
+            channel, router=self.router, profile=profile, principal=principal, listens_only=listens_only
+        )
         session = ClientSession(client, peer_pid, trio.current_time(), peer=peer)
         who = f"{peer if peer is not None else f'pid {peer_pid}'}, {principal.name} ({principal.proven_by})"
         self._record(lifecycle_entry("client_attached", client=client.name, reason=who))

@@ -33,6 +33,7 @@ __all__ = [
     "is_round_state",
     "modern_version",
     "new_round_state",
+    "own_state_of",
     "params_of",
     "shaped",
     "without_cache_hints",
@@ -202,6 +203,16 @@ def is_round_state(state: object) -> TypeGuard[str]:
     """A ``requestState`` of this process's own; another (a 2026-07-28 server's, or another
     Watchgate's: one behind this one, nested) is passed on untouched for its issuer to judge."""
     return isinstance(state, str) and state.startswith(OWN_STATE_PREFIX)
+
+
+def own_state_of(answer: jsonrpc.Message) -> str | None:
+    """The ``requestState`` of an answer that is this process's own ``input_required`` (the
+    call waits for its retry here); None for any other answer."""
+    if answer.result is msgspec.UNSET:
+        return None
+    loaded = jsonrpc.load(answer.result)
+    state = loaded.get("requestState") if isinstance(loaded, dict) else None
+    return state if is_round_state(state) else None
 
 
 def input_request(question: jsonrpc.Message) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import trio.testing
 
 from tests.gateway.fakes import FakeServer, FakeSession, make_config, text
 from tests.listeners.http.conftest import events, modern_headers, modern_request, serving
-from watchgate.listeners.http import modern
+from watchgate.gateway import rounds
 from watchgate.protocol import eras
 
 REPLY = {"role": "assistant", "content": {"type": "text", "text": "42"}, "model": "m"}
@@ -91,7 +91,7 @@ async def test_a_servers_own_request_state_goes_upstream_untouched() -> None:
 
 
 async def test_a_call_nobody_resumes_is_cancelled_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(modern, "PARK_SECONDS", 0.05)
+    monkeypatch.setattr(rounds, "PARK_SECONDS", 0.05)
     server = FakeServer("fx", tools={"ask": asks_twice})
     async with serving(make_config("fx"), server) as (_, _, url), httpx.AsyncClient() as http:
         first = await post(http, url, call(1))

@@ -8,8 +8,10 @@ The facade of a small package, one job a module:
 - ``session`` and ``sessions``: a client's conversation as a client actor's channel, and the
   legacy sessions (``Mcp-Session-Id``) of one listener;
 - ``streams``: an SSE stream as an append-only log, so a dropped connection loses nothing;
-- ``modern``: 2026-07-28 clients, one request at a time; ``mrtr``: a server's questions to them
-  as ``input_required`` and the retry that answers; ``listen``: their ``subscriptions/listen``;
+- ``modern``: 2026-07-28 clients, one request at a time (what HTTP adds to the era: headers
+  mirrored, statuses); ``request``: the channel of such a request's client actor, kept across
+  an ``input_required`` round for its retry; ``listen``: their ``subscriptions/listen`` stream
+  (the era itself is the client actor's, as on every transport: ``gateway/rounds.py``);
 - ``health`` and ``asgi``: the readiness report, and the few ASGI moves everything makes.
 """
 

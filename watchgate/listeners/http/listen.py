@@ -1,78 +1,56 @@
-"""``subscriptions/listen`` for 2026-07-28 clients: one long-lived stream of the notifications
-the client asked for (spec ``basic/patterns/subscriptions``).
+"""``subscriptions/listen`` for 2026-07-28 clients over HTTP: one long-lived event stream.
 
-The subscription is a client of the gateway like a legacy session: its actor is attached, so
-the notification actor broadcasts list changes to it, and it subscribes upstream to each URI
-of ``resourceSubscriptions`` with ``resources/subscribe`` (reference-counted by the router, as
-for every client). The acknowledgment goes out once every upstream has acknowledged those
-subscriptions; then each notification the filter names, tagged with the subscription's id, and
-nothing else. The client closing the stream ends the subscription (its upstream subscriptions
-are released); the gateway ending it (shutdown) answers the listen request first, the spec's
-graceful closure.
+The subscription is the client actor's, as on stdio (``gateway/listening.py``: the filter, the
+upstream subscriptions, the acknowledgment, the tagged notifications, the graceful closure):
+its actor is attached like a legacy session's, so the notification actor broadcasts to it, and
+it hears them only through the subscription. This serves what the actor writes as the stream's
+events. The client closing the stream ends the subscription (the actor's session ends, which
+releases its upstream subscriptions); the gateway ending it (shutdown) writes the answer to the
+listen request, which ends the stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
 
-import msgspec
 import trio
 
 from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http.asgi import Receive, Send, serve_events, sse_event
-from watchgate.listeners.http.session import HttpSession
+from watchgate.listeners.http.request import RequestChannel
+from watchgate.listeners.http.streams import EventLog
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.identity import ANONYMOUS, Principal
-from watchgate.protocol.subscriptions import ACKNOWLEDGED, SUBSCRIPTION_KEY, agreed_filter, tagged, wanted
 
 __all__ = ["serve_listen"]
 
 
 async def serve_listen(
     gateway: Gateway,
-    subscription: int | str,
-    requested: Any,
+    msg: jsonrpc.Message,
+    line: bytes,
     peer: str,
     receive: Receive,
     send: Send,
     principal: Principal = ANONYMOUS,
 ) -> None:
-    agreed = agreed_filter(requested)
-    uris = set(agreed.get("resourceSubscriptions", ()))
-    session = HttpSession(None)
+    channel = RequestChannel()
+    log = await channel.post_request(msg, line)  # the actor's first line, before it runs
     async with trio.open_nursery() as nursery:
 
         async def attached() -> None:
-            await gateway.attach_channel(session, peer=f"{peer} (subscriptions/listen)", principal=principal)
-            session.end()
+            who = f"{peer} (subscriptions/listen)"
+            await gateway.attach_channel(channel, peer=who, principal=principal, listens_only=True)
+            channel.end()
 
         nursery.start_soon(attached)
-        await session.post(jsonrpc.encode(jsonrpc.notification("notifications/initialized")))
-        for n, uri in enumerate(sorted(uris)):
-            subscribe = jsonrpc.request(f"listen-{n}", "resources/subscribe", {"uri": uri})
-            log = await session.post_request(subscribe, jsonrpc.encode(subscribe))
-            answers = [data async for _, data in log.read_after(0)]  # the upstream's ack, or an error
-            if not answers or jsonrpc.decode(answers[-1]).is_error:  # not honoured: not acknowledged
-                uris.discard(uri)
-        if "resourceSubscriptions" in agreed:
-            agreed["resourceSubscriptions"] = [uri for uri in agreed["resourceSubscriptions"] if uri in uris]
-
-        async def events() -> AsyncGenerator[bytes, None]:
-            ack = {"notifications": agreed}
-            yield sse_event(tagged(ACKNOWLEDGED, ack, subscription), None)
-            async for _, line in session.standalone.read_after(0):
-                msg = jsonrpc.decode(line)
-                params = jsonrpc.load(msg.params) if msg.params is not msgspec.UNSET else {}
-                params = params if isinstance(params, dict) else {}
-                if isinstance(msg.method, str) and wanted(agreed, msg.method, params):
-                    yield sse_event(tagged(msg.method, params, subscription), None)
-            # the gateway ended the subscription (shutdown): the graceful closure
-            closing = {"resultType": "complete", "_meta": {SUBSCRIPTION_KEY: subscription}}
-            yield sse_event(jsonrpc.encode(jsonrpc.result_response(subscription, closing)), None)
-
         try:
-            await serve_events(send, receive, events())
+            await serve_events(send, receive, _events(log))
         finally:
-            session.end()
+            channel.end()
             nursery.cancel_scope.cancel()
+
+
+async def _events(log: EventLog) -> AsyncGenerator[bytes, None]:
+    async for _, data in log.read_after(0):
+        yield sse_event(data, None)

@@ -19,8 +19,6 @@ import math
 from collections.abc import AsyncGenerator
 from typing import Any, Final
 
-import trio
-
 from watchgate.errors import JsonRpcError, PeerGone
 from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http.asgi import (
@@ -35,7 +33,7 @@ from watchgate.listeners.http.asgi import (
 )
 from watchgate.listeners.http.guard import Refusal
 from watchgate.listeners.http.listen import serve_listen
-from watchgate.listeners.http.mrtr import PARK_SECONDS, MrtrSession
+from watchgate.listeners.http.request import RequestChannel
 from watchgate.listeners.http.sessions import SessionTable
 from watchgate.listeners.http.streams import EventLog
 from watchgate.protocol import eras, jsonrpc
@@ -49,7 +47,6 @@ MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
 _MISSING_CAPABILITY: Final = b"-32021"  # the cheap test before the answer is decoded
 RATE_LIMITED: Final = -32012  # the gateway's access rules (gateway/router/access.py)
 _RATE_LIMITED: Final = b"-32012"
-#: the requestState of a call the gateway parked (mrtr.py) starts so; any other is a server's own
 #: what a 2026-07-28 client may ask the gateway; anything else is 404 + -32601
 _METHODS: Final = frozenset(
     {
@@ -114,10 +111,10 @@ def check_headers(msg: jsonrpc.Message, params: dict[str, Any] | None, headers: 
 class ModernRequests:
     def __init__(self, gateway: Gateway, sessions: SessionTable) -> None:
         """``sessions``: where a request's client actor runs, so a call parked on
-        ``input_required`` (mrtr.py) outlives the HTTP request that started it."""
+        ``input_required`` outlives the HTTP request that started it."""
         self._gateway = gateway
         self._sessions = sessions
-        self._parked: dict[str, MrtrSession] = {}
+        self._parked: dict[str, RequestChannel] = {}  # requestState -> the channel of its call
 
     async def serve(
         self,
@@ -150,12 +147,11 @@ class ModernRequests:
             await respond(send, 404, error_body(f"method not found: {msg.method}", -32601, msg.id))
             return
         if msg.method == "subscriptions/listen":
-            await serve_listen(
-                self._gateway, msg.id, params.get("notifications"), peer, receive, send, principal
-            )
+            await serve_listen(self._gateway, msg, line, peer, receive, send, principal)
             return
-        if eras.is_round_state(params.get("requestState")):
-            session = self._resumable(params["requestState"], msg.method)
+        state = params.get("requestState")
+        if eras.is_round_state(state):  # the retry of a call this process parked (gateway/rounds.py)
+            session = self._parked.pop(state, None)
             if session is None:
                 message = (
                     "requestState is unknown or expired (it belongs to the gateway process that "
@@ -163,15 +159,14 @@ class ModernRequests:
                 )
                 await respond(send, 400, error_body(message, jsonrpc.INVALID_PARAMS, msg.id))
                 return
-            log = await session.resume(msg, params.get("inputResponses"))
         else:  # a new call, or a retry carrying a 2026-07-28 server's own requestState (passed on)
-            session = MrtrSession(eras.new_round_state())
+            session = RequestChannel()
             self._sessions.spawn(self._run, session, profile, peer, principal)
-            try:
-                log = await session.post_request(msg, line)
-            except PeerGone:  # pragma: no cover - the actor ended before it read anything
-                await respond(send, 503, error_body("the gateway is shutting down", -32003, msg.id))
-                return
+        try:
+            log = await session.post_request(msg, line)
+        except PeerGone:  # the actor ended (its parked call expired, or the gateway stops)
+            await respond(send, 503, error_body("the gateway is shutting down", -32003, msg.id))
+            return
         # a call that sends progress before its answer gets a stream; an answer that comes first,
         # and discover and lists always, come as JSON (its HTTP status can then say what it is)
         try:
@@ -184,35 +179,21 @@ class ModernRequests:
             else:
                 await serve_events(send, receive, _events(log))
         finally:
-            if session.parked:  # answered with input_required: the call waits for the retry
-                self._park(session)
+            if session.parked_on is not None and log.complete:  # the call waits for the retry
+                self._parked[session.parked_on] = session
             else:  # answered, or the client left: either way this request is over
                 session.end()
 
-    async def _run(self, session: MrtrSession, profile: str | None, peer: str, principal: Principal) -> None:
+    async def _run(
+        self, session: RequestChannel, profile: str | None, peer: str, principal: Principal
+    ) -> None:
+        """The request's client actor; it ends with the request, or when its parked call expires."""
         try:
             await self._gateway.serve_channel(session, profile=profile, peer=peer, principal=principal)
         finally:
             session.end()
-            self._parked.pop(session.token, None)
-
-    def _resumable(self, state: object, method: str) -> MrtrSession | None:
-        session = self._parked.pop(state, None) if isinstance(state, str) else None
-        if session is not None and session.method != method:
-            session.end()  # a retry must repeat its request: anything else ends the call
-            return None
-        return session
-
-    def _park(self, session: MrtrSession) -> None:
-        session.parkings += 1
-        self._parked[session.token] = session
-        self._sessions.spawn(self._expire, session, session.parkings)
-
-    async def _expire(self, session: MrtrSession, parking: int) -> None:
-        await trio.sleep(PARK_SECONDS)
-        if session.parkings == parking and self._parked.get(session.token) is session:
-            del self._parked[session.token]
-            session.end()
+            if session.parked_on is not None and self._parked.get(session.parked_on) is session:
+                del self._parked[session.parked_on]
 
 
 async def _events(log: EventLog) -> AsyncGenerator[bytes, None]:
