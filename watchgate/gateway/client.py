@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import re
 from collections import deque
 from typing import Any, Final
@@ -25,18 +24,16 @@ from msgspec import UNSET
 
 from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
-from watchgate.gateway.listening import ListenDesk
+from watchgate.gateway.era import ModernEra
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
 from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
-from watchgate.gateway.rounds import ClientRounds
-from watchgate.protocol import eras, jsonrpc
+from watchgate.protocol import jsonrpc
 from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, RequestId, error_response
 
 _BATCH: Final = 256
 _END: Final = b""  # queued behind the last line when the session ends (a real line is never empty)
 _ids = itertools.count(1)
-_MODERN_MARK: Final = re.compile(re.escape(eras.VERSION_KEY.encode()))  # scans params without copying
 _PING: Final = re.compile(rb'"method"\s*:\s*"ping"')
 _log = logging.getLogger("watchgate.client")
 
@@ -90,30 +87,19 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.finished = False  # the session has ended: sends are dropped, queued requests skipped
         self.client_left = False  # the session ended because the client closed its input
         self._reading = trio.CancelScope()
-        self._modern: dict[int | str, str] = {}  # 2026-07-28 requests awaiting their answer: method
-        self._declared: dict[int | str, dict[str, Any]] = {}  # ... and the capabilities each declared
-        # a legacy server's questions toward it, as input_required rounds (gateway/rounds.py),
-        # on every transport; a parked call nobody resumes expires on this actor's clock
-        self._rounds = ClientRounds()
-        self._parked = trio.Event()  # a call was parked: the expiry watch looks again
-        self._nursery: trio.Nursery | None = None  # the session's: the expiry watch starts there
-        # subscriptions/listen of a 2026-07-28 client on this byte stream (gateway/listening.py)
-        self._listening = ListenDesk(self, router, self._queue)
-        self._listening.listened = listens_only
+        # the 2026-07-28 era toward this client, whatever its transport (gateway/era.py)
+        self._era = ModernEra(self, router, self._queue, one_request=one_request, listens_only=listens_only)
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
         the last answer owed and the writer is idle (see outbox.py): one task hop less for the
         answer to a lone call. With more answers owed they are queued, to go out in batches."""
         last = False
-        if self._listening.owns(msg):
-            await self._listening.answered(msg)  # the answer to a subscription's own resources/subscribe
-            return
-        if self._rounds.calls or (self._modern and msg.method is not UNSET):
-            rounded = await self._in_rounds(msg)
-            if rounded is None:
+        if self._era.busy:
+            changed = await self._era.outgoing(msg)
+            if changed is None:
                 return
-            msg = rounded
+            msg = changed
         if msg.method is UNSET:  # a response: one fewer answer owed to this client
             if self._initializing is not None and msg.id == self._initializing[0]:
                 self._initializing[1].set()  # the reader goes on after this answer is queued
@@ -122,9 +108,8 @@ class ClientActor(Actor[Line | LargeAnswer]):
             if self._owed == 0:
                 self._all_answered.set()
                 last = True
-            if self._modern and isinstance(msg.id, int | str) and msg.id in self._modern:
-                self._declared.pop(msg.id, None)
-                msg = eras.shaped(msg, self._modern.pop(msg.id))
+            if self._era.requests:
+                msg = self._era.shaped(msg)
         if self.finished:
             return
         if self._channel.takes_views and (large := jsonrpc.large_answer(msg)) is not None:
@@ -140,75 +125,6 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 return
             line = line[sent:]
         self._queue(line)
-
-    async def _in_rounds(self, msg: Message) -> Message | None:
-        """A server's question toward a 2026-07-28 client becomes the ``input_required`` answer
-        to its call (None: nothing to send now); the call's own answer goes under the id the
-        client waits on, or waits for its retry."""
-        if msg.method is UNSET:
-            return self._rounds.answered(msg)
-        if msg.id is UNSET or msg.id is None:
-            return msg  # a notification: as it is
-        asked = self._rounds.ask(msg, self._modern, trio.current_time())
-        if asked is False:  # no call of this era to carry it: the server hears why
-            upstream = self._answers.pop(str(msg.id), None)
-            refusal = JsonRpcError(jsonrpc.METHOD_NOT_FOUND, "the client has no call in flight to ask in")
-            if upstream is not None:
-                await upstream.tell(ForwardAnswer(error_response(msg.id, refusal)))
-            return None
-        if not isinstance(asked, Message):
-            return None
-        self._watch_expiry()
-        return asked
-
-    async def _resume(self, msg: Message, state: str) -> None:
-        """A retry of a call answered ``input_required``: its answers go to the server that asked."""
-        assert isinstance(msg.id, int | str)
-        params = eras.params_of(msg) or {}
-        now = trio.current_time()
-        resumed = self._rounds.resume(msg.id, state, msg.method, params.get("inputResponses"), now)
-        if resumed is None:
-            why = "the requestState is unknown or its call has ended: send the request again without it"
-            await self.send(error_response(msg.id, JsonRpcError(jsonrpc.INVALID_PARAMS, why)))
-            return
-        if resumed.cancel is not None:
-            await self._cancel_upstream(resumed.cancel, "its retry asked for something else")
-        for key, result in resumed.answers:
-            upstream = self._answers.pop(key, None)
-            if upstream is not None:
-                await upstream.tell(ForwardAnswer(jsonrpc.result_response(key, result)))
-        if resumed.reply is not None:
-            await self.send(resumed.reply)
-            if self._rounds.calls:
-                self._watch_expiry()
-
-    async def _cancel_upstream(self, call: RequestId, why: str) -> None:
-        cancel = jsonrpc.notification("notifications/cancelled", {"requestId": call, "reason": why})
-        await self._router.tell(ClientNotification(self, cancel))
-
-    def _watch_expiry(self) -> None:
-        """A call was parked: (re)consider when the next one expires; the watch starts with the
-        first parked call, so a client that never needs it does not pay for it."""
-        if self._nursery is not None:
-            self._nursery.start_soon(self._expire_rounds)
-            self._nursery = None
-        self._parked.set()
-
-    async def _expire_rounds(self) -> None:
-        """Cancel upstream the calls parked on ``input_required`` that nobody resumes in time;
-        a client of one request (HTTP) then has nothing left and ends."""
-        while True:
-            self._parked = trio.Event()
-            due = self._rounds.next_expiry()
-            with trio.move_on_at(math.inf if due is None else due):
-                await self._parked.wait()
-                continue
-            expired = self._rounds.expire(trio.current_time())
-            for call in expired:
-                _log.info("[%s] nobody resumed call %r in time: it is cancelled", self.name, call)
-                await self._cancel_upstream(call, "nobody answered what its server asked in time")
-            if expired and self._one_request and not self._rounds.calls:
-                self.end()
 
     def _queue(self, item: Line | LargeAnswer) -> None:
         """Into the mailbox, or behind it into the overflow (never waiting, order kept)."""
@@ -260,19 +176,29 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._all_answered = trio.Event()
         self._owed += 1
 
+    def settle(self) -> None:
+        """A request read is answered otherwise (a 2026-07-28 subscription: when it ends)."""
+        self._owed -= 1
+        if self._owed == 0:
+            self._all_answered.set()
+
+    def asker(self, question_id: str) -> UpstreamPort | None:
+        return self._answers.pop(question_id, None)
+
     def end(self) -> None:
         """End the session as if the client had left, but write what is queued for it first
         (an open subscription gets its graceful closure: the answer to its listen request)."""
-        self._listening.close_all()
+        self._era.close()
         self._reading.cancel()
 
     async def tell(self, msg: Line | LargeAnswer) -> None:
         """A broadcast (the notification actor): as it is, or, for a client that listens
         (``subscriptions/listen``), a tagged copy for each subscription that asked for it."""
-        if not self._listening.listened or not isinstance(msg, bytes | bytearray):
+        tagged = self._era.broadcast(bytes(msg)) if isinstance(msg, bytes | bytearray) else None
+        if tagged is None:
             await super().tell(msg)
             return
-        for line in self._listening.route(bytes(msg)):
+        for line in tagged:
             await super().tell(line + b"\n")
 
     def introduce(self, capabilities: dict[str, Any], client_info: dict[str, Any]) -> None:
@@ -289,7 +215,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._answers[request_id] = upstream
 
     def relays_input(self, request_id: int | str) -> dict[str, Any] | None:
-        return self._declared.get(request_id)
+        return self._era.declared(request_id)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until the client closes its side; then its session ends and its requests are cancelled."""
@@ -301,7 +227,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._session = nursery.cancel_scope
             nursery.start_soon(self._write_loop, nursery.cancel_scope)
             nursery.start_soon(self._watch_stalls)
-            self._nursery = nursery
+            self._era.start(nursery)
             task_status.started()
             try:
                 with self._reading:
@@ -344,31 +270,21 @@ class ClientActor(Actor[Line | LargeAnswer]):
         kind = msg.kind
         if kind is Kind.REQUEST:
             self._owe()
-            if msg.params is not UNSET and _MODERN_MARK.search(msg.params) is not None:
-                modern = await self._modern_request(msg)
+            if self._era.marks(msg):
+                modern = await self._era.request(msg)
                 if modern is None:
                     return
                 msg = modern
-                if msg.method == "subscriptions/listen":
-                    await self._listen(msg)
-                    return
-                state = (eras.params_of(msg) or {}).get("requestState")
-                if eras.is_round_state(state):
-                    await self._resume(msg, state)
-                    return
             if msg.method == "initialize" and isinstance(msg.id, int | str) and self._initializing is None:
                 self._initializing = (msg.id, trio.Event())
             if not await self._router.route_now(self, msg):
                 await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
-            if (
-                self._listening.listened
-                and msg.method == "notifications/cancelled"
-                and await self._listening.close(msg)
-            ):
-                return
-            if self._rounds.calls and msg.method == "notifications/cancelled":
-                msg = self._rounds.cancelling(msg)  # a retry's: its call, as upstream knows it
+            if msg.method == "notifications/cancelled":
+                cancelled = await self._era.cancelled(msg)
+                if cancelled is None:
+                    return
+                msg = cancelled
             await self._router.tell(ClientNotification(self, msg))
         else:
             upstream = self._answers.pop(msg.id, None) if isinstance(msg.id, str) else None
@@ -376,40 +292,6 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 _log.debug("[%s] answer to unknown request %r", self.name, msg.id)
                 return
             await upstream.tell(ForwardAnswer(msg))
-
-    async def _modern_request(self, msg: Message) -> Message | None:
-        """A 2026-07-28 request (its ``_meta`` names the version): checked (None once answered
-        with the error), its method remembered for the shape of its answer, and stripped of the
-        client's connection-owned ``_meta`` keys (protocol/eras.py)."""
-        params = eras.params_of(msg)
-        if eras.modern_version(params) is None:
-            return msg  # the key was elsewhere in the params: a legacy request
-        assert isinstance(msg.id, int | str) and isinstance(msg.method, str)
-        try:
-            eras.check_meta(params)
-        except JsonRpcError as exc:
-            await self.send(error_response(msg.id, exc))
-            return None
-        assert params is not None
-        self._modern[msg.id] = msg.method
-        capabilities, client_info = eras.client_identity(params)
-        self._declared[msg.id] = capabilities
-        # a legacy server may ask it what its calls' capabilities say it can answer: its channel
-        # (HTTP) or the rounds here (a byte stream) turn the questions into input_required (MRTR)
-        self.introduce(capabilities, client_info)
-        return eras.for_upstream(msg, params)
-
-    async def _listen(self, msg: Message) -> None:
-        """A subscription: answered only when it ends, so the end of input does not wait for it;
-        broadcasts reach this client from now on, through its subscriptions."""
-        assert isinstance(msg.id, int | str)
-        self._owed -= 1
-        if self._owed == 0:
-            self._all_answered.set()
-        self._modern.pop(msg.id, None)
-        self._declared.pop(msg.id, None)
-        self.initialized = True
-        await self._listening.open(msg)
 
     async def _write_loop(self, session: trio.CancelScope) -> None:
         try:

@@ -37,6 +37,11 @@ class ListenDesk:
         self._acks: dict[int | str, tuple[dict[str, Any], set[str]]] = {}  # filter, URIs still to answer
         self._internal: dict[str, tuple[int | str, str] | None] = {}  # our subscribe ids (None: unsubscribe)
 
+    @property
+    def pending(self) -> bool:
+        """A subscription's own requests await their answers."""
+        return bool(self._internal)
+
     def owns(self, msg: Message) -> bool:
         """The answer to one of the subscriptions' own requests."""
         return (
