@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -251,13 +251,14 @@ class FakeConnection:
     ) -> None:
         self._session = session
         self._channel = channel = LineChannel(stdin, stdout)
-        self.send_nowait = channel.send_nowait
-        self.send = channel.send
         self.receive = channel.receive
 
     @property
-    def ready(self) -> bool:
-        return self._channel.ready  # memory streams have no fast path: always False
+    def fast_path(self) -> LineChannel:
+        return self._channel  # memory streams are never ready: everything goes through send
+
+    async def send(self, lines: Sequence[bytes | bytearray]) -> None:
+        await self._channel.send(b"".join(lines))
 
     @property
     def pid(self) -> int | None:

@@ -49,7 +49,7 @@ class Actor:
         self._changed = trio.Event()
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.connection.send(msgspec.json.encode({"jsonrpc": "2.0", **message}) + b"\n")
+        await self.connection.send([msgspec.json.encode({"jsonrpc": "2.0", **message}) + b"\n"])
 
     async def answer(self, request_id: Any) -> dict[str, Any]:
         while True:
@@ -59,7 +59,7 @@ class Actor:
             await self._changed.wait()
 
     async def open(self) -> None:
-        await self.connection.send(INIT + b"\n")
+        await self.connection.send([INIT + b"\n"])
         assert "result" in await self.answer(0)
         await self.send({"method": "notifications/initialized"})
 
@@ -91,7 +91,7 @@ async def test_a_modern_clients_call_goes_to_a_second_process_of_its_era(
         modern = (await actor.answer(2))["result"]
         assert modern["resultType"] == "input_required" and "user_name" in modern["inputRequests"]
         assert connection.describe().also_speaks == ("2026-07-28",)
-        assert connection.ready  # nothing of the second era in flight: the fast path again
+        assert connection.fast_path is not None  # nothing of the second era in flight: the fast path again
 
         # the second process exits under a call: the call is answered, saying so
         connection.relay_input(3, {})

@@ -64,10 +64,10 @@ async def test_the_session_id_and_protocol_version_go_on_every_later_request() -
         return httpx2.Response(200, content=stream.encode(), headers={"content-type": "text/event-stream"})
 
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         assert (await _next(connection))["result"]["protocolVersion"] == "2025-11-25"
-        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        await connection.send(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'])
+        await connection.send([b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n'])
         assert (await _next(connection))["id"] == 2  # an answer as a server-sent event
         await connection.terminate()
     probe, first, *later = seen
@@ -91,19 +91,19 @@ async def test_an_http_error_answers_that_call_and_a_lost_session_ends_the_conne
         return httpx2.Response(404)
 
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
-        await connection.send(b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}\n'])
         refused = await _next(connection)
         assert refused["id"] == 7 and refused["error"]["message"].startswith("127.0.0.1:9 answered HTTP 503")
         assert "\x1b" not in refused["error"]["message"]  # what a server says reaches clients cleaned
-        await connection.send(b'{"jsonrpc":"2.0","id":8,"method":"ping"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":8,"method":"ping"}\n'])
         with trio.fail_after(5):
             assert [burst async for burst in connection.receive()] == []  # the session is gone
         assert str(connection.ending()) == "127.0.0.1:9 ended the session (HTTP 404)"
         assert await connection.wait() is None
         with pytest.raises(PeerGone):
-            await connection.send(b'{"jsonrpc":"2.0","id":9,"method":"ping"}\n')
+            await connection.send([b'{"jsonrpc":"2.0","id":9,"method":"ping"}\n'])
 
 
 async def test_a_server_that_cannot_be_reached_ends_the_connection_with_the_reason() -> None:
@@ -111,7 +111,7 @@ async def test_a_server_that_cannot_be_reached_ends_the_connection_with_the_reas
         raise httpx2.ConnectError("connection refused", request=request)
 
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         with trio.fail_after(5):
             await connection.wait()
         assert str(connection.ending()).startswith("cannot reach 127.0.0.1:9: connection refused")
@@ -134,7 +134,7 @@ async def test_what_the_server_says_outside_a_request_comes_on_the_get_stream_an
         return httpx2.Response(202)
 
     async with connected(server) as connection:
-        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'])
         assert (await _next(connection))["method"] == "notifications/tools/list_changed"
         assert (await _next(connection))["method"] == "notifications/tools/list_changed"  # reopened
     assert "last-event-id" not in gets[0].headers
@@ -161,7 +161,7 @@ async def test_a_request_stream_dropped_before_its_answer_is_resumed_after_the_s
 
     async with connected(server) as connection:
         started = trio.current_time()
-        await connection.send(b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}\n'])
         assert (await _next(connection)) == {"jsonrpc": "2.0", "id": 3, "result": {"content": []}}
     [(when, get)] = gets
     assert get.headers["last-event-id"] == "e1"
@@ -178,7 +178,7 @@ async def test_a_request_stream_that_ends_unanswered_and_cannot_be_resumed_answe
         return _sse(f"data: {json.dumps(note)}\n\n")  # no event id: nothing to resume from
 
     async with connected(server) as connection:
-        await connection.send(b'{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{}}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{}}\n'])
         assert (await _next(connection))["method"] == "notifications/progress"
         refused = await _next(connection)
     assert refused["id"] == 4
@@ -202,13 +202,13 @@ async def test_a_bearer_token_is_read_at_connect_and_sent_on_every_request(
     monkeypatch.setattr(http_module.httpx2, "AsyncClient", _mocked(server))
     monkeypatch.setenv("WG_TEST_TOKEN", "ghp_from_env")
     async with http_connector(_with_auth("{type: bearer, token_env: WG_TEST_TOKEN}")) as connection:
-        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/x"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","method":"notifications/x"}\n'])
         await trio.testing.wait_all_tasks_blocked()
     assert seen[0].headers["authorization"] == "Bearer ghp_from_env"
     token_file = tmp_path / "token"
     token_file.write_text("from-a-file\n")
     async with http_connector(_with_auth(f"{{type: bearer, token_file: {token_file}}}")) as connection:
-        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/x"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","method":"notifications/x"}\n'])
         await trio.testing.wait_all_tasks_blocked()
     assert seen[-1].headers["authorization"] == "Bearer from-a-file"
 
@@ -286,10 +286,10 @@ async def test_a_server_that_forgot_the_session_gets_a_new_one_and_the_message_a
         return httpx2.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {"tools": []}})
 
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
-        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        await connection.send(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'])
+        await connection.send([b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n'])
         assert await _next(connection) == {"jsonrpc": "2.0", "id": 2, "result": {"tools": []}}
     posts = [entry for entry in seen if entry[0] not in ("GET", "server/discover")]
     renewal = posts.index(("initialize", None), 1)  # replayed by the connection, not the actor
@@ -339,9 +339,9 @@ async def test_a_question_on_a_requests_stream_is_marked_as_that_requests() -> N
         return _sse(*(f"event: message\ndata: {json.dumps(e)}\n\n" for e in events))
 
     async with connected(_legacy_server(call)) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
-        await connection.send(b'{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"x"}}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"x"}}\n'])
         asked = await _next(connection)
         assert asked["params"] == {"maxTokens": 5, "_meta": {"watchgate/related": 42}}
         assert (await _next(connection))["id"] == 42
@@ -359,9 +359,9 @@ async def test_a_get_stream_that_says_retry_0_and_closes_is_not_reopened_in_a_lo
         return _sse("retry: 0\n\n")
 
     async with connected(_legacy_server(lambda request, body: httpx2.Response(202), get=get)) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
-        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'])
         await trio.sleep(3600)
         await connection.terminate()
     assert 1 <= len(gets) <= 6  # not 700 a second
@@ -378,9 +378,9 @@ async def test_an_answer_over_the_bound_is_refused_not_held(monkeypatch: pytest.
         return httpx2.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {"content": [text]}})
 
     async with connected(_legacy_server(call)) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
-        await connection.send(b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"big"}}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"big"}}\n'])
         refused = await _next(connection)
         assert refused["id"] == 5 and "answered with more than" in refused["error"]["message"]
         await connection.terminate()
@@ -402,13 +402,13 @@ async def test_a_call_the_gateway_cancels_stops_being_read(autojump_clock: trio.
         return httpx2.Response(200, content=endless(), headers={"content-type": "text/event-stream"})
 
     async with connected(_legacy_server(call)) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
-        await connection.send(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"slow"}}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"slow"}}\n'])
         await trio.sleep(60)
         assert not closed.is_set()
         cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 8}}
-        await connection.send(json.dumps(cancel).encode() + b"\n")
+        await connection.send([json.dumps(cancel).encode() + b"\n"])
         with trio.fail_after(5):
             await closed.wait()
         await connection.terminate()
@@ -433,9 +433,9 @@ async def test_a_token_the_server_repeats_is_redacted_from_what_it_says(
     async with http_module.open_client(config) as (client, nursery):
         client._transport = httpx2.MockTransport(server)  # the configured client, a mock wire
         connection = HttpConnection(config, client, nursery)
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         first = json.dumps(await _next(connection))
-        await connection.send(b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x"}}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x"}}\n'])
         error = json.dumps(await _next(connection))
         await connection.terminate()
     assert token not in first + error and "[REDACTED]" in first and "[REDACTED]" in error
@@ -451,7 +451,7 @@ async def test_a_redirect_is_named_not_followed() -> None:
         return httpx2.Response(307, headers={"location": "https://u:pw@elsewhere.test/mcp"})
 
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         refused = await _next(connection)
         await connection.terminate()
     message = refused["error"]["message"]

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from tests.transports.test_http import _next, connected
-from watchgate.transports.modern import _header_value, header_paths
+from watchgate.transports.modern import header_paths, header_value
 
 INIT = json.dumps(
     {
@@ -93,13 +93,13 @@ class ModernServer:
 
 
 async def _send(connection: Any, message: dict[str, Any]) -> None:
-    await connection.send(json.dumps(message).encode() + b"\n")
+    await connection.send([json.dumps(message).encode() + b"\n"])
 
 
 async def test_a_modern_server_is_spoken_to_in_its_era_behind_an_initialize_answer() -> None:
     server = ModernServer()
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         initialized = await _next(connection)
         assert initialized["id"] == 0
         assert initialized["result"]["protocolVersion"] == "2026-07-28"
@@ -149,7 +149,7 @@ async def test_a_modern_server_is_spoken_to_in_its_era_behind_an_initialize_answ
 
 async def test_a_client_that_cannot_answer_the_input_gets_an_error_for_its_call() -> None:
     async with connected(ModernServer()) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
         await _send(
             connection, {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "search"}}
@@ -170,7 +170,7 @@ async def test_a_client_that_cannot_answer_the_input_gets_an_error_for_its_call(
 async def test_a_modern_clients_call_gets_the_servers_input_required_untouched() -> None:
     server = ModernServer()
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
         declared = {"elicitation": {"form": {}}}
         connection.relay_input(8, declared)  # the upstream actor: this request's client answers itself
@@ -211,7 +211,7 @@ async def test_closing_a_calls_stream_is_how_it_is_cancelled(autojump_clock: tri
         return server(request)
 
     async with connected(handler) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
         await _send(
             connection, {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "search"}}
@@ -267,7 +267,7 @@ async def test_list_changes_and_resource_updates_come_on_one_listen_stream(
         return server(request)
 
     async with connected(handler) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
         await _send(
             connection,
@@ -329,7 +329,7 @@ async def test_a_listen_stream_that_ends_or_drops_is_reopened_until_the_server_r
         )
 
     async with connected(handler) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
         await _send(connection, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         await trio.sleep(60)
@@ -346,7 +346,7 @@ async def test_a_server_without_subscriptions_refuses_them_and_gets_no_listen_st
         return server(request)
 
     async with connected(handler) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         await _next(connection)
         await _send(connection, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         await _send(connection, SUBSCRIBE)
@@ -369,7 +369,7 @@ async def test_a_server_without_subscriptions_refuses_them_and_gets_no_listen_st
     ],
 )
 def test_header_values_are_plain_when_safe_and_base64_otherwise(value: Any, header: str) -> None:
-    assert _header_value(value) == header
+    assert header_value(value) == header
 
 
 @pytest.mark.parametrize(
@@ -429,7 +429,7 @@ async def test_protocol_legacy_never_probes() -> None:
         trio.open_nursery() as nursery,
     ):
         connection = HttpConnection(parse_config(text).proxy.upstreams[0], client, nursery)
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         assert (await _next(connection))["result"]["protocolVersion"] == "2025-11-25"
         nursery.cancel_scope.cancel()
     assert seen == ["initialize"]

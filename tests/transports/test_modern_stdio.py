@@ -35,7 +35,7 @@ class Peer:
         self.before: list[dict[str, Any]] = []
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.connection.send(msgspec.json.encode({"jsonrpc": "2.0", **message}) + b"\n")
+        await self.connection.send([msgspec.json.encode({"jsonrpc": "2.0", **message}) + b"\n"])
 
     async def next(self) -> dict[str, Any]:
         burst = await self.connection.receive().receive()
@@ -61,7 +61,7 @@ async def test_a_stdio_server_in_the_modern_era_through_the_seam() -> None:
     with trio.fail_after(60):
         async with modern_stdio_connector(_config()) as connection:
             peer = Peer(connection)
-            await connection.send(INIT + b"\n")
+            await connection.send([INIT + b"\n"])
             initialized = await peer.answer(0)
             assert initialized["result"]["protocolVersion"] == "2026-07-28"
             assert initialized["result"]["serverInfo"]["name"] == "watchgate-conformance-fixture"
@@ -105,7 +105,7 @@ async def test_a_server_that_does_not_speak_the_era_fails_the_start_saying_so() 
     legacy_only = [sys.executable, "-c", LEGACY_ONLY]
     with trio.fail_after(30):
         async with modern_stdio_connector(_config(*legacy_only)) as connection:
-            await connection.send(INIT + b"\n")
+            await connection.send([INIT + b"\n"])
             refused = await Peer(connection).next()
     assert refused["id"] == 0
     assert "does not speak MCP 2026-07-28 (protocol: modern)" in refused["error"]["message"]

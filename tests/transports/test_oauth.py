@@ -98,7 +98,7 @@ async def test_a_connection_without_a_person_ends_saying_which_login_to_run(
         trio.open_nursery() as nursery,
     ):
         connection = HttpConnection(config, client, nursery)
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         with trio.fail_after(5):
             await connection.wait()
         nursery.cancel_scope.cancel()

@@ -53,10 +53,10 @@ class LegacyServer:
 async def test_a_server_that_refuses_streamable_http_is_spoken_to_the_legacy_way() -> None:
     server = LegacyServer()
     async with connected(server) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         assert await _next(connection) == {"jsonrpc": "2.0", "id": 1, "result": {"echo": "initialize"}}
-        await connection.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        await connection.send(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'])
+        await connection.send([b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n'])
         assert (await _next(connection))["result"] == {"echo": "tools/list"}
         server.close_stream()
         with trio.fail_after(5):
@@ -75,7 +75,7 @@ async def test_transport_sse_opens_the_event_stream_before_anything_is_sent(
     server = LegacyServer()
     monkeypatch.setattr(http_module.httpx2, "AsyncClient", _mocked(server))
     async with sse_connector(_sse_config()) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         assert (await _next(connection))["id"] == 1
         server.close_stream()
     assert [post.url.path for post in server.posts] == ["/messages"]
@@ -111,7 +111,7 @@ async def test_a_stream_that_names_no_usable_endpoint_fails_the_start_saying_why
 
 async def test_a_server_refusing_both_ways_answers_initialize_with_both_reasons() -> None:
     async with connected(lambda r: httpx2.Response(405)) as connection:
-        await connection.send(INIT + b"\n")
+        await connection.send([INIT + b"\n"])
         refused = await _next(connection)
     assert refused["error"]["message"] == (
         "127.0.0.1:9 answered HTTP 405 to initialize, and offers no legacy event stream"

@@ -26,7 +26,7 @@ def _gone(pid: int) -> bool:
 
 async def test_closing_stdin_is_enough_for_a_polite_child() -> None:
     async with open_stdio_process("cat", ["cat"], shutdown_timeout=5) as proc:
-        await proc.send(b"hello\n")
+        await proc.send([b"hello\n"])
         line = await first_line(proc)
         assert line == b"hello"
     assert proc.returncode == 0
@@ -131,7 +131,7 @@ async def test_a_server_outlives_the_thread_that_started_it(monkeypatch: pytest.
         for _ in range(4):  # give any worker thread time to retire, and trio reasons to start more
             await trio.to_thread.run_sync(lambda: None)
             await trio.sleep(0.2)
-        await proc.send(b"still alive\n")
+        await proc.send([b"still alive\n"])
         with trio.fail_after(5):
             assert await first_line(proc) == b"still alive"
     assert proc.returncode == 0
@@ -142,6 +142,6 @@ async def test_a_gateway_that_starts_servers_is_undumpable() -> None:
     environment (/proc/<pid>/environ), where every other server's secrets are."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     async with open_stdio_process("cat", ["cat"], shutdown_timeout=5) as process:
-        await process.send(b"hello\n")
+        await process.send([b"hello\n"])
         assert await first_line(process) == b"hello"
         assert prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE in this process: off

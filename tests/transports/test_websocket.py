@@ -56,7 +56,7 @@ async def test_messages_go_one_per_frame_with_the_mcp_subprotocol_and_the_token(
         config = _config(url, "    headers: {X-Team: blue}\n    auth: {token_env: WG_WS_TOKEN}\n")
         async with websocket_connector(config) as connection:
             await connection.send(
-                b'{"jsonrpc":"2.0","id":1,"method":"a"}\n{"jsonrpc":"2.0","id":2,"method":"b"}\n'
+                [b'{"jsonrpc":"2.0","id":1,"method":"a"}\n', b'{"jsonrpc":"2.0","id":2,"method":"b"}\n']
             )
             with trio.fail_after(5):
                 first = json.loads((await connection.receive().receive())[0])
@@ -75,7 +75,7 @@ async def test_a_server_closing_the_socket_ends_the_connection_with_its_code() -
         await socket.aclose(code=1011, reason="going for lunch")
 
     async with websocket_server(bye) as url, websocket_connector(_config(url)) as connection:
-        await connection.send(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+        await connection.send([b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n'])
         with trio.fail_after(5):
             await connection.wait()
         assert (
@@ -83,7 +83,7 @@ async def test_a_server_closing_the_socket_ends_the_connection_with_its_code() -
             == f"{connection.host} closed the WebSocket (1011 INTERNAL_ERROR: going for lunch)"
         )
         with pytest.raises(PeerGone):
-            await connection.send(b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n')
+            await connection.send([b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n'])
     gc.collect()  # what trio-websocket left, collected under this test's filter
 
 

@@ -208,7 +208,12 @@ def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tup
     # so the record is encoded once, not once for the hash and again for the line.
     canonical = _ENCODER.encode(record)
     try:
-        _RECORD_DECODER.decode(canonical)  # what a reader will do with it
+        # what a reader will do with it; the record is what it reads: a value JSON cannot hold
+        # (an infinite float where a string belongs) is null in the bytes, and a reader leaves
+        # a null field out, so such a record is encoded again as the reader will
+        record = _RECORD_DECODER.decode(canonical)
+        if b"null" in canonical:
+            canonical = _ENCODER.encode(record)
     except msgspec.ValidationError as exc:
         record = AuditRecord(
             time=time,

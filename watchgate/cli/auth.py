@@ -156,18 +156,18 @@ async def _ask_until_challenged(client: Any, url: str, storage: Any) -> Any:
     does): ``initialize``, then — for a server that lets anyone initialize — ``tools/list`` in
     that session."""
     from watchgate import __version__
-    from watchgate.transports.modern import MODERN, ModernSession
+    from watchgate.transports.modern import ModernConnection
 
     info = {"name": "watchgate-login", "version": __version__}
     params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": info}
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-    modern = ModernSession({"params": params}, "login")  # the 2026-07-28 era first, as the gateway asks
-    body, extra = modern.discover(0)
-    response = await client.post(url, content=body, headers={**headers, **extra})
+    modern = ModernConnection(None, {"id": 0, "params": params}, "login")  # the 2026-07-28 era first
+    probe = modern.discover_request()
+    response = await client.post(url, content=probe.body, headers={**headers, **probe.headers})
     if "tokens" in storage.entry():
         return response
-    if response.status_code == 200 and MODERN in response.text:
-        prepared = modern.prepare({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    if response.status_code == 200 and modern.discovered(response.content) is None:
+        prepared = modern.session.prepare({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         assert prepared is not None
         return await client.post(url, content=prepared[0], headers={**headers, **prepared[1]})
     response = await client.post(

@@ -3,12 +3,12 @@ SSE and WebSocket (and the in-memory mock of the tests, ``tests/gateway/fakes.py
 the same actor.
 
 A transport carries **messages**, not a byte stream (the shape of the MCP SDK's client
-``Transport`` and of httpx's transports): ``send`` whole lines, ``async for burst in receive()``
-the peer's lines a burst at a time (all that arrived together: the unit of the audit log's group
-commit), plus the facts about the peer that ``ps`` and error messages show. A transport over a
-pipe has a fast path, ``ready``/``send_nowait``; one without it says ``ready`` is False and
-everything goes through ``send``. Foreign errors stop at the transport: a peer that went away
-ends ``receive``, and ``send`` to it raises ``PeerGone``.
+``Transport`` and of httpx's transports): ``send`` a batch of whole lines, ``async for burst in
+receive()`` the peer's lines a burst at a time (all that arrived together: the unit of the audit
+log's group commit), plus the facts about the peer that ``ps`` and error messages show. A
+transport over a pipe offers a fast path (``fast_path``: ``ready``/``send_nowait``); one
+without it says None and everything goes through ``send``. Foreign errors stop at the
+transport: a peer that went away ends ``receive``, and ``send`` to it raises ``PeerGone``.
 """
 
 from __future__ import annotations
@@ -24,20 +24,33 @@ if TYPE_CHECKING:
     from watchgate.config.schema import UpstreamConfig
 
 
+class PipeFastPath(Protocol):
+    """A pipe's fast path (an optional capability: ``UpstreamConnection.fast_path``): a lone
+    line written in the caller's task while nobody else is writing, the rest after it."""
+
+    @property
+    def ready(self) -> bool:
+        """``send_nowait`` would write at once (nobody is writing to the pipe)."""
+
+    def send_nowait(self, data: Line) -> int:
+        """Write what goes at once, returning how much; the rest must follow with ``send``
+        before any other line. Raises ``PeerGone``."""
+
+    async def send(self, data: Line) -> None:
+        """The rest of a line `send_nowait` began. Raises ``PeerGone``."""
+
+
 class UpstreamConnection(Protocol):
     @property
     def pid(self) -> int | None: ...
 
     @property
-    def ready(self) -> bool:
-        """``send_nowait`` would write at once (a pipe nobody is writing to); False without a fast path."""
+    def fast_path(self) -> PipeFastPath | None:
+        """The pipe's fast path, where there is one and it may be used now; None otherwise."""
 
-    def send_nowait(self, data: Line) -> int:
-        """Write what goes at once; the rest must follow with ``send`` before any other line.
-        Raises ``PeerGone``."""
-
-    async def send(self, data: Line) -> None:
-        """Write one or more whole lines, in order; raises ``PeerGone`` if the peer is gone."""
+    async def send(self, lines: Sequence[Line]) -> None:
+        """Send whole lines (each one message and its newline), in order; raises ``PeerGone``
+        if the peer is gone."""
 
     def receive(self) -> AsyncIterator[list[bytes]]:
         """The peer's lines, a burst at a time; ends with the peer. Raises ``LineTooLong``."""

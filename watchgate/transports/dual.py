@@ -121,10 +121,10 @@ class LegacySide(StreamableSession):
 
     async def open(self, initialize: dict[str, Any]) -> str | None:
         """``initialize`` (under an id of its own) and ``initialized``; why not, if refused."""
-        await self.send(msgspec.json.encode({**initialize, "id": LEGACY_OPENER}))
+        await self.send([msgspec.json.encode({**initialize, "id": LEGACY_OPENER})])
         await self._opened.wait()
         if self._refusal is None:
-            await self.send(msgspec.json.encode({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            await self.send([msgspec.json.encode({"jsonrpc": "2.0", "method": "notifications/initialized"})])
         return self._refusal
 
     async def _deliver(self, message: bytes) -> None:

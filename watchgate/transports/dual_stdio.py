@@ -40,6 +40,7 @@ from watchgate.transports.stdio import StdioProcess, stdio_connector
 
 if TYPE_CHECKING:
     from watchgate.config.schema import UpstreamConfig
+    from watchgate.transports.base import PipeFastPath
 
 __all__ = ["DualStdioConnection", "dual_stdio_connector"]
 
@@ -76,10 +77,6 @@ class DualStdioConnection:
     @property
     def pid(self) -> int | None:
         return self._process.pid
-
-    @property
-    def ready(self) -> bool:
-        return self._process.ready and not self._modern_calls
 
     @property
     def stderr_tail(self) -> Sequence[str]:
@@ -130,7 +127,7 @@ class DualStdioConnection:
         connection = ModernStdioConnection(self._process, self._config.name, required_by=None)
         self._nursery.start_soon(connection.pump)
         assert self._initialize is not None
-        await connection.send(self._initialize + b"\n")  # server/discover, answered as initialize
+        await connection.send([self._initialize])  # server/discover, answered as initialize
         self._only_modern = connection
 
     async def pump_side(self, on_burst: Callable[[list[bytes]], Awaitable[None]]) -> None:
@@ -149,41 +146,38 @@ class DualStdioConnection:
     def legacy_client(self, request_id: int | str) -> None:
         """The first process speaks that era already."""
 
-    def send_nowait(self, data: Line) -> int:
+    @property
+    def fast_path(self) -> PipeFastPath | None:
         if self._modern_calls or self._first or self._only_modern is not None:
-            return 0  # every line goes through send, which sorts them
-        return self._process.send_nowait(data)
+            return None  # every line goes through send, which sorts them
+        return self._process.fast_path
 
-    async def send(self, data: Line) -> None:
+    async def send(self, lines: Sequence[Line]) -> None:
         if self._first:
             self._first = False
-            self._initialize = next(
-                (line for line in bytes(data).split(b"\n") if b'"initialize"' in line), None
-            )
+            self._initialize = next((bytes(line) for line in lines if b'"initialize"' in line), None)
         if self._only_modern is not None:
-            await self._only_modern.send(data)
+            await self._only_modern.send(lines)
             return
         if not self._modern_calls:
-            await self._process.send(data)
+            await self._process.send(lines)
             return
-        first: list[bytes] = []
-        for line in bytes(data).split(b"\n"):
-            if not line.strip():
-                continue
+        first: list[Line] = []
+        for line in lines:
             if self._is_modern(line):
                 if first:
-                    await self._process.send(b"\n".join(first) + b"\n")
+                    await self._process.send(first)
                     first = []
-                await self._to_side(line)
+                await self._to_side(bytes(line))
             else:
                 first.append(line)
         if first:
-            await self._process.send(b"\n".join(first) + b"\n")
+            await self._process.send(first)
 
-    def _is_modern(self, line: bytes) -> bool:
+    def _is_modern(self, line: Line) -> bool:
         """A 2026-07-28 client's request, or the cancellation of one (decoded only while such
         requests are in flight: the first process's lines pass untouched otherwise)."""
-        message = as_object(line)
+        message = as_object(bytes(line))
         method = message.get("method") if message is not None else None
         if message is None or method is None:  # an answer to the first process's question
             return False
@@ -210,7 +204,7 @@ class DualStdioConnection:
                 line = self._waiting.pop(0)
                 if side is None:  # none to be had: the first process answers, bridged
                     self._modern_calls.pop(request_id_of(line), None)
-                    await self._process.send(line + b"\n")
+                    await self._process.send([line])
                 else:
                     await self._send_side(side, line)
         finally:
@@ -220,7 +214,7 @@ class DualStdioConnection:
         request_id = request_id_of(line)
         if request_id is not None and request_id in self._modern_calls:
             side.relay_input(request_id, self._modern_calls[request_id])
-        await side.send(line + b"\n")
+        await side.send([line])
 
     # -- the second process ------------------------------------------------------------------------
 
@@ -282,7 +276,7 @@ class DualStdioConnection:
         opener = msgspec.json.decode(self._initialize)
         opener["id"] = _OPENER
         with trio.move_on_after(self._config.startup_timeout):
-            await side.send(msgspec.json.encode(opener) + b"\n")
+            await side.send([msgspec.json.encode(opener) + b"\n"])
             async for burst in bursts:
                 for line in burst:
                     answer = as_object(line)
@@ -290,7 +284,7 @@ class DualStdioConnection:
                         continue
                     error = answer.get("error")
                     if error is None:
-                        await side.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+                        await side.send([b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'])
                         return None
                     return str(error.get("message") if isinstance(error, dict) else error)
             return "it exited before it answered"

@@ -5,10 +5,9 @@ request's event stream, and which message answers which request."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Final
+from typing import Final
 
 import httpx2
-import msgspec
 from msgspec import UNSET
 
 from watchgate.errors import JsonRpcError, UpstreamStartError
@@ -89,15 +88,6 @@ async def first_message(response: httpx2.Response) -> bytes:
 
     await each_event(response, take)
     return first[0] if first else b""
-
-
-def result_of(message: bytes) -> dict[str, Any]:
-    try:
-        decoded = msgspec.json.decode(message)
-    except msgspec.DecodeError:
-        return {}
-    result = decoded.get("result") if isinstance(decoded, dict) else None
-    return result if isinstance(result, dict) else {}
 
 
 def answers(message: bytes, request_id: int | str | None) -> bool:

@@ -28,10 +28,10 @@ import trio
 from watchgate.errors import PeerGone, UpstreamStartError
 from watchgate.sanitize import clean
 from watchgate.transports.dual import EraSplit, LegacySide
-from watchgate.transports.exchange import first_message, result_of
+from watchgate.transports.exchange import first_message
 from watchgate.transports.facts import ConnectionFacts
 from watchgate.transports.listen import ListenStream
-from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object, supported_versions
+from watchgate.transports.modern import MODERN, ModernConnection, Send, as_object, supported_versions
 from watchgate.transports.remote import RemoteConnection, request_headers, tls_verify
 from watchgate.transports.sse import LegacyStreamError
 from watchgate.transports.streamable import ACCEPT, INITIALIZE, StreamableSession
@@ -55,8 +55,8 @@ class HttpConnection(StreamableSession):
         super().__init__(config, client, nursery)
         client.event_hooks["request"].append(self._remember_authorization)
         self._probe_modern = config.protocol != "legacy"  # the 2026-07-28 era first, then initialize
-        self._modern: ModernSession | None = None
-        self._listen_stream: ListenStream | None = None  # modern era: what it says outside requests
+        self._modern: ModernConnection | None = None  # the 2026-07-28 era, once the probe found it
+        self._listen_stream: ListenStream | None = None
         # a server of both eras: which era each message goes in, and the legacy session
         self._split: EraSplit | None = None
         self._legacy: LegacySide | None = None
@@ -65,7 +65,7 @@ class HttpConnection(StreamableSession):
 
     async def _send_line(self, line: bytes) -> None:
         if self._modern is not None:
-            await self._send_modern(self._modern, line)
+            await self._send_modern(line)
         else:
             await super()._send_line(line)
 
@@ -91,66 +91,63 @@ class HttpConnection(StreamableSession):
         if self._split is not None:
             self._split.legacy_client(request_id)
 
-    # -- the 2026-07-28 era (transports/modern.py says what is translated) ------------------------
+    # -- the 2026-07-28 era: this connection is the wire of a ModernConnection -------------------
 
     async def _discover(self, line: bytes) -> bool:
         """Probe the modern era with ``server/discover``; True if the server speaks it (the actor
         then gets its ``initialize`` answered from the discovery). A server that names other
         versions, or answers anything else, is spoken to with ``initialize``."""
         initialize = msgspec.json.decode(line)
-        modern = ModernSession(initialize, self.server)
+        modern = ModernConnection(self, initialize, self.server)
         for _ in range(2):  # once more if the first try was refused naming 2026-07-28 as supported
-            body, headers = modern.discover(initialize.get("id"))
+            probe = modern.discover_request()
             async with self._client.stream(
-                "POST", self.url, content=body, headers=self._base(headers)
+                "POST", self.url, content=probe.body, headers=self._base(probe.headers)
             ) as response:
                 answer = await first_message(response)
             if response.status_code == 200:
-                result = result_of(answer)
-                if MODERN not in (result.get("supportedVersions") or []):
+                if modern.discovered(answer) is not None:
                     return False
                 self._modern = modern
-                modern.capabilities = result.get("capabilities") or {}
                 if self._config.protocol == "auto":  # it may speak the older era too: asked when needed
                     self._split, self._initialize = EraSplit(), initialize
                 self._listen_stream = ListenStream(
-                    modern, self._client, self.url, self.server, self._deliver_as_is, self._nursery
+                    self._client, self.url, self.server, modern.heard, modern.renewed_listen, self._nursery
                 )
                 _log.info("[%s] speaks MCP %s (stateless)", self.server, MODERN)
-                reply = {
-                    "jsonrpc": "2.0",
-                    "id": initialize.get("id"),
-                    "result": modern.initialize_result(result),
-                }
-                await self._deliver_as_is(msgspec.json.encode(reply))
+                await self._deliver_as_is(modern.initialize_answer())
                 return True
             if MODERN not in (supported_versions(answer) or []):
                 return False
         return False
 
-    async def _send_modern(self, modern: ModernSession, line: bytes) -> None:
+    async def _send_modern(self, line: bytes) -> None:
+        modern = self._modern
         message = as_object(line)
-        if message is None:
+        if modern is None or message is None:
             return
         if self._split is not None and self._split.era_of(message) == "legacy":
-            if message.get("method") in _SUBSCRIPTIONS:  # the listen stream watches it too: the
-                modern.outgoing(message)  # server may say it changed on either (the answer is the session's)
-                if self._listen_stream is not None:
-                    self._listen_stream.update()
-            self._nursery.start_soon(self._send_legacy, modern, line)
+            if message.get("method") in _SUBSCRIPTIONS:
+                await modern.note(message)
+            self._nursery.start_soon(self._send_legacy, line)
             return
-        outgoing = modern.outgoing(message)
-        if isinstance(outgoing, Send):
-            self._nursery.start_soon(self._post_modern, outgoing)
-        elif isinstance(outgoing, Cancel):  # this era's cancellation: the call's stream closes
-            scope = self._calls.get(outgoing.request_id)
-            if scope is not None:
-                scope.cancel()
-        else:
-            if outgoing.answer is not None:
-                await self._deliver_as_is(outgoing.answer)
-            if self._listen_stream is not None:  # initialized, or a subscription changed
-                self._listen_stream.update()
+        await modern.send(message, line)
+
+    async def post(self, send: Send) -> None:
+        self._nursery.start_soon(self._post_modern, send)
+
+    async def cancel(self, request_id: object, line: bytes) -> None:
+        """This era's cancellation: the call's stream closes."""
+        scope = self._calls.get(request_id)
+        if scope is not None:
+            scope.cancel()
+
+    async def listen(self, request: Send | None) -> None:
+        if self._listen_stream is not None:
+            self._listen_stream.replace(request)
+
+    async def deliver(self, message: bytes) -> None:
+        await self._deliver_as_is(message)
 
     async def _post_modern(self, send: Send) -> None:
         with trio.CancelScope() as scope:
@@ -167,13 +164,13 @@ class HttpConnection(StreamableSession):
 
     # -- a server of both eras: its legacy session, for 2025-11-25 clients ---------------------------
 
-    async def _send_legacy(self, modern: ModernSession, line: bytes) -> None:
+    async def _send_legacy(self, line: bytes) -> None:
         side = await self._legacy_side()
         if side is None:  # none to be had: bridged in the 2026-07-28 era, as for a server of one era
-            await self._send_modern(modern, line)
+            await self._send_modern(line)
             return
         with contextlib.suppress(PeerGone):  # the side ended, and with it this connection
-            await side.send(line)
+            await side.send([line])
 
     async def _legacy_side(self) -> LegacySide | None:
         """The legacy session, opened by the first message that needs it (the others wait)."""
@@ -212,12 +209,8 @@ class HttpConnection(StreamableSession):
     async def _deliver(self, message: bytes) -> None:
         if self._modern is None:
             await super()._deliver(message)
-            return
-        messages, retry = self._modern.receive(message)
-        if retry is not None:
-            self._nursery.start_soon(self._post_modern, self._modern.retry(retry))
-        for each in messages:
-            await self._deliver_as_is(each)
+        else:
+            await self._modern.received(message)
 
     async def _deliver_as_is(self, message: bytes) -> None:
         """Straight to the actor: an answer made here, the listen stream's, the legacy session's."""

@@ -15,7 +15,6 @@ request (``notifications/cancelled``, this transport's cancellation) before open
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,9 +24,8 @@ import msgspec
 import trio
 
 from watchgate.protocol.jsonrpc import Line
-from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
 from watchgate.transports.facts import ConnectionFacts, Ending
-from watchgate.transports.modern import MODERN, Cancel, ModernSession, Send, as_object
+from watchgate.transports.modern import MODERN, ModernConnection, Send, as_object, subscription_of
 from watchgate.transports.stdio import StdioProcess, stdio_connector
 
 if TYPE_CHECKING:
@@ -42,7 +40,7 @@ _log = logging.getLogger("watchgate.upstream")
 class ModernStdioConnection:
     """The upstream seam (``transports/base.py``) over a process spoken to in the modern era."""
 
-    ready = False  # every line is translated: no fast path
+    fast_path = None  # every line is translated: no fast path
 
     def __init__(
         self, process: StdioProcess, server: str, *, required_by: str | None = "protocol: modern"
@@ -50,11 +48,9 @@ class ModernStdioConnection:
         self._process = process
         self._server = server
         self.required_by = required_by  # what asked for this era, named when the server lacks it
-        self._modern: ModernSession | None = None
-        self._discovering: Any = None  # the id of the actor's initialize, until it is answered
-        self._listening: str | None = None  # the id of the open subscriptions/listen request
-        self._wanted: dict[str, Any] = {}
-        self._ids = itertools.count(1)
+        self._modern: ModernConnection | None = None  # the era, from the actor's initialize on
+        self._discovering = False  # the probe is not answered yet
+        self._listening: str | None = None  # the id of the listen request written last
         self._out, self._bursts = trio.open_memory_channel[list[bytes]](_QUEUED)
 
     # -- what the actor reads of the process ----------------------------------------------------
@@ -85,9 +81,6 @@ class ModernStdioConnection:
     def ending(self) -> Ending:
         return self._process.ending()
 
-    def send_nowait(self, data: Line) -> int:
-        return 0
-
     def receive(self) -> trio.MemoryReceiveChannel[list[bytes]]:
         return self._bursts
 
@@ -100,53 +93,47 @@ class ModernStdioConnection:
 
     # -- toward the server ------------------------------------------------------------------------
 
-    async def send(self, data: Line) -> None:
-        for line in bytes(data).split(b"\n"):
-            if line.strip():
-                await self._send_one(line)
+    async def send(self, lines: Sequence[Line]) -> None:
+        for line in lines:
+            await self._send_one(bytes(line))
 
     async def _send_one(self, line: bytes) -> None:
         message = as_object(line)
         if message is None:
             return
-        modern = self._modern
         if message.get("method") == "initialize":
-            modern = self._modern = ModernSession(message, self._server)
-            self._discovering = message.get("id")
-            body, _ = modern.discover(message.get("id"))
-            await self._write(body)
-            return
-        if modern is None:  # nothing before initialize is the era's to translate
+            modern = self._modern = ModernConnection(self, message, self._server)
+            self._discovering = True
+            await self._write(modern.discover_request().body)
+        elif self._modern is None:  # nothing before initialize is the era's to translate
             await self._write(line)
-            return
-        outgoing = modern.outgoing(message)
-        if isinstance(outgoing, Cancel):
-            await self._write(line)  # stdio keeps notifications/cancelled in this era
-        elif isinstance(outgoing, Send):
-            await self._write(outgoing.body)
         else:
-            if outgoing.answer is not None:
-                await self._deliver(outgoing.answer)
-            await self._update_listen(modern)
+            await self._modern.send(message, line)
 
     async def _write(self, body: bytes) -> None:
-        await self._process.send(body + b"\n")
+        await self._process.send([body.rstrip(b"\n") + b"\n"])
 
-    async def _update_listen(self, modern: ModernSession) -> None:
-        """One subscriptions/listen request with what the gateway wants to hear now."""
-        wanted = modern.listen_filter()
-        if wanted == self._wanted:
-            return
-        self._wanted = wanted
+    # -- the wire of the ModernConnection: a line each ----------------------------------------------
+
+    async def post(self, send: Send) -> None:
+        await self._write(send.body)
+
+    async def cancel(self, request_id: object, line: bytes) -> None:
+        await self._write(line)  # stdio keeps notifications/cancelled in this era
+
+    async def listen(self, request: Send | None) -> None:
+        """Every subscription shares the channel: a new one cancels the one open before."""
         if self._listening is not None:
             cancel = {"requestId": self._listening, "reason": "the gateway listens for something else"}
             await self._write(
                 msgspec.json.encode({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel})
             )
-            self._listening = None
-        if wanted:
-            self._listening = f"watchgate-listen-{next(self._ids)}"
-            await self._write(modern.listen_request(self._listening, wanted)[0])
+        self._listening = None if request is None else request.request_id
+        if request is not None:
+            await self._write(request.body)
+
+    async def deliver(self, message: bytes) -> None:
+        await self._deliver(message)
 
     # -- from the server --------------------------------------------------------------------------
 
@@ -159,75 +146,40 @@ class ModernStdioConnection:
 
     async def _on_line(self, line: bytes) -> None:
         modern = self._modern
-        if modern is None:
-            await self._deliver(line)
+        message = as_object(line) if modern is not None else None
+        if modern is None or message is None:
+            await self._deliver(line)  # the actor says what is wrong with it, if anything
             return
-        message = as_object(line)
-        if message is None:
-            await self._deliver(line)  # the actor says what is wrong with it
+        if self._discovering and "method" not in message and message.get("id") == modern.initialize_id:
+            await self._discovered(modern, line)
             return
-        if (
-            self._discovering is not None
-            and "method" not in message
-            and message.get("id") == self._discovering
-        ):
-            await self._discovered(modern, message)
+        if modern.listening is not None and modern.of_listen(message):
+            if not await modern.heard(line):  # the server ended the subscription: ask again
+                self._listening = None
+                await modern.update_listen(again=True)
             return
-        if self._listening is not None and self._of_listen(message):
-            notification, ended = modern.from_listen(line)
-            if notification is not None:
-                await self._deliver(notification)
-            if ended:  # the server ended the subscription: ask again
-                self._listening, self._wanted = None, {}
-                await self._update_listen(modern)
-            return
-        if _subscription_of(message) is not None:
+        if subscription_of(message) is not None:
             return  # a notification of a subscription the gateway has cancelled already
-        messages, retry = modern.receive(line)
-        if retry is not None:
-            await self._write(modern.retry(retry).body)
-        for each in messages:
-            await self._deliver(each)
+        await modern.received(line)
 
-    def _of_listen(self, message: dict[str, Any]) -> bool:
-        if "method" not in message:
-            return bool(_id(message) == self._listening)
-        return bool(_subscription_of(message) == self._listening)
-
-    async def _discovered(self, modern: ModernSession, message: dict[str, Any]) -> None:
-        self._discovering = None
-        result = message.get("result")
-        versions = result.get("supportedVersions") if isinstance(result, dict) else None
-        if isinstance(result, dict) and isinstance(versions, list) and MODERN in versions:
-            modern.capabilities = result.get("capabilities") or {}
-            reply = {"jsonrpc": "2.0", "id": message.get("id"), "result": modern.initialize_result(result)}
+    async def _discovered(self, modern: ModernConnection, answer: bytes) -> None:
+        self._discovering = False
+        why = modern.discovered(answer)
+        if why is None:
+            reply = modern.initialize_answer()
             _log.info("[%s] speaks MCP %s (stateless, on stdio)", self._server, MODERN)
         else:
-            said = message.get("error", {}).get("message") if isinstance(message.get("error"), dict) else None
-            why = f" ({self.required_by})" if self.required_by else ""
-            reason = f"it does not speak MCP {MODERN}{why}: " + (
-                f"server/discover failed: {said}"
-                if said
-                else f"it supports {versions or 'no listed version'}"
-            )
-            reply = {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": -32600, "message": reason}}
-        await self._deliver(msgspec.json.encode(reply))
+            by = f" ({self.required_by})" if self.required_by else ""
+            reason = f"it does not speak MCP {MODERN}{by}: {why}"
+            error = {"code": -32600, "message": reason}
+            reply = msgspec.json.encode({"jsonrpc": "2.0", "id": modern.initialize_id, "error": error})
+        await self._deliver(reply)
 
     async def _deliver(self, message: bytes) -> None:
         try:
             await self._out.send([message])
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return  # the actor stopped reading: the connection is over
-
-
-def _id(message: dict[str, Any]) -> Any:
-    return message.get("id")
-
-
-def _subscription_of(message: dict[str, Any]) -> Any:
-    params = message.get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return meta.get(SUBSCRIPTION_KEY) if isinstance(meta, dict) else None
 
 
 def modern_stdio_connector(

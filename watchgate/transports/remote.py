@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import ssl
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -40,7 +41,7 @@ class RemoteConnection:
     """The wire-independent half of a connection to a remote server; subclasses send."""
 
     pid = None  # no process: ps shows the host
-    ready = False  # no fast path: every message goes through ``send``
+    fast_path = None  # no pipe: every message goes through ``send``
 
     def __init__(self, config: UpstreamConfig) -> None:
         assert config.url is not None
@@ -59,10 +60,16 @@ class RemoteConnection:
         if password:
             self.secrets.add(password.encode())
 
-    def send_nowait(self, data: Line) -> int:
-        return 0
+    async def send(self, lines: Sequence[Line]) -> None:
+        """Each message on its own (a POST, a WebSocket message); raises `PeerGone` once the
+        connection has ended."""
+        self._check_open()
+        for line in lines:
+            message = bytes(line).rstrip(b"\n")
+            if message.strip():
+                await self._send_line(message)
 
-    async def send(self, data: Line) -> None:
+    async def _send_line(self, line: bytes) -> None:
         raise NotImplementedError
 
     def receive(self) -> trio.MemoryReceiveChannel[list[bytes]]:

@@ -139,11 +139,13 @@ class StdioProcess:
         self._channel = LineChannel(self._stdin, eager_receive(process.stdout))
 
     # the message seam (transports/base.py), over the pipes
-    async def send(self, data: Line) -> None:
-        await self._channel.send(data)
+    async def send(self, lines: Sequence[Line]) -> None:
+        """The lines in one write (a lone line is not copied)."""
+        await self._channel.send(lines[0] if len(lines) == 1 else b"".join(lines))
 
-    def send_nowait(self, data: Line) -> int:
-        return self._channel.send_nowait(data)
+    @property
+    def fast_path(self) -> LineChannel:
+        return self._channel
 
     def receive(self) -> Bursts:
         return self._channel.receive()
@@ -151,10 +153,6 @@ class StdioProcess:
     @property
     def pid(self) -> int:
         return self._process.pid
-
-    @property
-    def ready(self) -> bool:
-        return self._channel.ready
 
     @property
     def returncode(self) -> int | None:

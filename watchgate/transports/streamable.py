@@ -36,7 +36,6 @@ import trio
 
 from watchgate.errors import JsonRpcError, UpstreamAuthError
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.jsonrpc import Line
 from watchgate.protocol.urls import shown_url
 from watchgate.sanitize import clean
 from watchgate.transports.exchange import (
@@ -90,15 +89,8 @@ class StreamableSession(RemoteConnection):
         # call the gateway cancels stops being read
         self._calls: dict[object, trio.CancelScope] = {}
 
-    async def send(self, data: Line) -> None:
-        """POST each message; the answers arrive through ``receive``. Raises `PeerGone` once the
-        connection has ended."""
-        self._check_open()
-        for line in bytes(data).split(b"\n"):
-            if line.strip():
-                await self._send_line(line)
-
     async def _send_line(self, line: bytes) -> None:
+        """POST the message; the answers arrive through ``receive``."""
         if len(self._handshake) < 2 and (INITIALIZE in line or _INITIALIZED in line):
             self._handshake.append(line)  # the first two lines the actor sends
         if _CANCELLED in line:

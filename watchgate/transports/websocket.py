@@ -22,7 +22,6 @@ from trio_websocket import (
 )
 
 from watchgate.errors import PeerGone, UpstreamStartError
-from watchgate.protocol.jsonrpc import Line
 from watchgate.protocol.urls import shown_url
 from watchgate.sanitize import clean
 from watchgate.transports.remote import RemoteConnection, request_headers, ssl_context
@@ -43,17 +42,13 @@ class WebSocketUpstream(RemoteConnection):
         super().__init__(config)
         self._socket = socket
 
-    async def send(self, data: Line) -> None:
-        """Send each line as one text message; raises `PeerGone` once the socket has closed."""
-        self._check_open()
-        for line in bytes(data).split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                await self._socket.send_message(line.decode("utf-8", "replace"))
-            except ConnectionClosed as exc:
-                self._closed(exc)
-                raise PeerGone(self._reason) from None
+    async def _send_line(self, line: bytes) -> None:
+        """One text message a line."""
+        try:
+            await self._socket.send_message(line.decode("utf-8", "replace"))
+        except ConnectionClosed as exc:
+            self._closed(exc)
+            raise PeerGone(self._reason) from None
 
     async def read(self) -> None:
         """Deliver every message the server sends until the socket closes."""

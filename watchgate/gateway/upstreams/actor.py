@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -185,17 +185,17 @@ class UpstreamActor(Actor[UpstreamMessage]):
         """Send a request outside the mailbox (the handshake happens before the mailbox opens)."""
         reply: Reply[msgspec.Raw] = Reply()
         pending = self._inflight.add(method, self._deadline(), reply=reply)
-        await self._write(jsonrpc.encode(jsonrpc.request(pending.gateway_id, method, params)) + b"\n")
+        await self._write([jsonrpc.encode(jsonrpc.request(pending.gateway_id, method, params)) + b"\n"])
         return await reply.wait()
 
     def _deadline(self) -> float:
         return trio.current_time() + self.config.request_timeout
 
-    async def _write(self, data: Line) -> None:
+    async def _write(self, lines: Sequence[Line]) -> None:
         transport = self._process
         if transport is not None:
             with contextlib.suppress(PeerGone):  # its receive side sees the end and ends the incarnation
-                await transport.send(data)
+                await transport.send(lines)
 
     # --- client -> upstream --------------------------------------------------------------------
     async def forward(self, request: ForwardRequest) -> None:
@@ -203,21 +203,27 @@ class UpstreamActor(Actor[UpstreamMessage]):
         it is the only call in flight and the writer is idle (one task hop less for a lone call;
         see outbox.py); through the mailbox otherwise, where requests go out in batches."""
         transport = self._process
+        pipe = transport.fast_path if transport is not None else None
         if (
             self.idle  # the idle-writer bypass (Actor.idle)
             and transport is not None
+            and pipe is not None
             and not self._inflight
-            and transport.ready
+            and pipe.ready
         ):
             line = self._forward(request)
+            pipe = transport.fast_path  # the request may have closed it (a second era's process)
+            if pipe is None:
+                await self._write([line])
+                return
             try:
-                sent = transport.send_nowait(line)
+                sent = pipe.send_nowait(line)
+                if sent < len(line):
+                    # the rest right away, under the outbox's lock (taken before anything can
+                    # run): no other line (a ping answer, a cancellation) may land inside this one
+                    await pipe.send(line[sent:])
             except PeerGone:
                 return  # the process is gone: the read loop ends the incarnation, failing this call
-            if sent < len(line):
-                # the rest right away, under the outbox's lock (taken before anything can run):
-                # no other line (a ping answer, a cancellation) may land inside this one
-                await self._write(line[sent:])
             return
         await self.tell(request)
 
@@ -228,7 +234,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             batch = await self.receive_batch(_BATCH)
             chunks = [data for msg in batch if (data := await self._outgoing(msg))]
             if chunks:
-                await self._write(jsonrpc.join_lines(chunks))
+                await self._write(chunks)
 
     async def _outgoing(self, msg: UpstreamMessage) -> Line | None:
         if isinstance(msg, ForwardRequest):
@@ -417,14 +423,14 @@ class UpstreamActor(Actor[UpstreamMessage]):
     async def _on_server_request(self, msg: Message) -> None:
         assert msg.id is not None and msg.id is not UNSET and msg.method is not UNSET
         if msg.method == "ping":
-            await self._write(_line(jsonrpc.result_response(msg.id, {})))
+            await self._write([_line(jsonrpc.result_response(msg.id, {}))])
             return
         method, server_id = msg.method, msg.id
         msg, related = jsonrpc.pop_related(msg)
         client, refusal = self._asked_of(method, related)
         refusal = refusal or cannot_ask(self.name, method, client)
         if refusal is not None:
-            await self._write(_line(error_response(server_id, refusal)))
+            await self._write([_line(error_response(server_id, refusal))])
             return
         assert client is not None  # refused above when there is none
         request_id = self._asked.open(client, server_id)
@@ -460,7 +466,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
         lines = [cancel_line(p.gateway_id, reason) for p in self._inflight if p.client is not None]
         if lines:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await self._write(b"".join(lines))
+                await self._write(lines)
 
     async def _fail_everything(self, reason: str) -> None:
         """Answer everything in flight or queued with -32003: the incarnation is over."""

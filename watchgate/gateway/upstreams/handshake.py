@@ -26,7 +26,7 @@ async def handshake(
     server: str,
     timeout: float,
     call: Callable[[str, Any], Awaitable[msgspec.Raw]],
-    send: Callable[[Line], Awaitable[None]],
+    send: Callable[[Sequence[Line]], Awaitable[None]],
     stderr_tail: Sequence[str],
 ) -> UpstreamReady:
     """``initialize`` at the current protocol version, then ``notifications/initialized``.
@@ -54,7 +54,7 @@ async def handshake(
     version = result.get("protocolVersion")
     if version not in KNOWN_VERSIONS:
         raise UpstreamStartError(f"unsupported protocol version {version!r}")
-    await send(jsonrpc.encode_line(jsonrpc.notification("notifications/initialized")))
+    await send([jsonrpc.encode_line(jsonrpc.notification("notifications/initialized"))])
     _log.info("[%s] ready: %s, protocol %s", server, describe_server(result), version)
     instructions = result.get("instructions")
     return UpstreamReady(

@@ -12,7 +12,7 @@ may block a server that handles one request at a time.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -38,7 +38,7 @@ class Liveness:
         config: UpstreamConfig,
         inflight: InFlightTable,
         answer_error: Callable[[Pending, JsonRpcError], Awaitable[None]],
-        write: Callable[[Line], Awaitable[None]],
+        write: Callable[[Sequence[Line]], Awaitable[None]],
         tell: Callable[[Any], Awaitable[None]],
     ) -> None:
         self._name = name
@@ -59,7 +59,7 @@ class Liveness:
             await trio.sleep_until(deadline)
             for pending in self._inflight.pop_expired(trio.current_time()):
                 await self._answer_error(pending, UpstreamTimeout(self._name, timeout))
-                await self._write(cancel_line(pending.gateway_id, "timed out in the gateway"))
+                await self._write([cancel_line(pending.gateway_id, "timed out in the gateway")])
                 self.timeouts_in_a_row += 1
             limit = self._config.max_timeouts
             if limit and self.timeouts_in_a_row >= limit:

@@ -1,36 +1,33 @@
-"""The 2026-07-28 ("modern", stateless) era toward a server over Streamable HTTP.
+"""The translation of each message between the ``initialize`` era and the 2026-07-28 era
+toward a server (no I/O here: `ModernConnection` drives it, the wires send).
 
 The upstream actor speaks the ``initialize`` era on its side of the transport seam; a server
 that speaks 2026-07-28 has no handshake, no session and no ``ping``, and wants its protocol
 version, the client's identity and capabilities in every request's ``_meta`` and mirrored into
-headers. The HTTP connection translates, with what this module knows (no I/O here):
+headers:
 
 - the actor's ``initialize`` becomes a ``server/discover`` probe; its result is answered back as
   an ``initialize`` result (``protocolVersion: 2026-07-28``), so the actor, ``ps`` and the
   clients see one kind of server;
 - every request gets ``_meta`` (the gateway's own era keys, never a client's) and the headers
   ``MCP-Protocol-Version``, ``Mcp-Method``, ``Mcp-Name`` and ``Mcp-Param-*`` (from the tool's
-  ``x-mcp-header`` annotations, learned from ``tools/list``);
+  ``x-mcp-header`` annotations, learned from ``tools/list``; a tool whose annotations break
+  the spec's rules is left out, with a warning: the spec's "reject the tool definition");
 - ``notifications/initialized`` has no meaning there; ``logging/setLevel`` is answered here and
   its level goes in every later request's ``_meta`` (``io.modelcontextprotocol/logLevel``, the
   era's per-request level); ``ping`` becomes ``server/discover`` (the liveness probe still
   reaches the server);
 - ``resources/subscribe`` and ``unsubscribe`` are answered here: they change the filter of the
-  connection's ``subscriptions/listen`` stream (``transports/listen.py``), which also carries
-  the list changes the server announces, as notifications outside any request;
-- a tool whose ``x-mcp-header`` annotations break the spec's rules is left out of ``tools/list``
-  with a warning (the spec's "reject the tool definition").
-
+  connection's ``subscriptions/listen`` request, which also carries the list changes the server
+  announces, as notifications outside any request;
 - an ``input_required`` result (MRTR) is passed through untouched to a calling client of the
   same era (``relay``); a client of the older era answers it through the requests it knows, and
-  the connection retries (``transports/mrtr.py``).
+  the connection retries (``_rounds.py``).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,7 +37,8 @@ from watchgate.errors import JsonRpcError
 from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Kind
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY
-from watchgate.transports.mrtr import InputRounds, Retry
+from watchgate.transports.modern._headers import at, header_paths, header_value
+from watchgate.transports.modern._rounds import InputRounds, Retry
 
 __all__ = [
     "MODERN",
@@ -49,14 +47,10 @@ __all__ = [
     "ModernSession",
     "Send",
     "as_object",
-    "header_paths",
     "supported_versions",
 ]
 
 MODERN: Final = eras.MODERN_VERSIONS[0]
-_TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name (tchar)
-_SAFE_VALUE: Final = re.compile(r"^[\x20-\x7e]*$")
-_MAX_SAFE_INTEGER: Final = 2**53 - 1
 _ANSWERED_HERE: Final = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 _LIST_CHANGES: Final = (
     ("tools", "toolsListChanged"),
@@ -182,13 +176,13 @@ class ModernSession:
         headers = {"mcp-protocol-version": MODERN, "mcp-method": method}
         named = eras.NAMED_PARAM.get(method)
         if named is not None and isinstance(params.get(named), str):
-            headers["mcp-name"] = _header_value(params[named])
+            headers["mcp-name"] = header_value(params[named])
         if method == "tools/call":
             arguments = params.get("arguments")
             for header, path in self._header_paths.get(str(params.get("name")), {}).items():
-                value = _at(arguments, path)
+                value = at(arguments, path)
                 if value is not None:
-                    headers[f"mcp-param-{header}"] = _header_value(value)
+                    headers[f"mcp-param-{header}"] = header_value(value)
         return headers
 
     # -- from the server -------------------------------------------------------------------------
@@ -366,69 +360,3 @@ def _error_of(body: bytes) -> dict[str, Any] | None:
         return None
     error = decoded.get("error") if isinstance(decoded, dict) else None
     return error if isinstance(error, dict) else None
-
-
-def header_paths(schema: Any) -> dict[str, tuple[str, ...]]:
-    """Each ``x-mcp-header`` of a tool's input schema and the property path it mirrors.
-
-    Raises ValueError saying which rule an annotation breaks: empty, not a header token,
-    not unique (case-insensitively), not on a string/integer/boolean, or not reachable from the
-    root through ``properties`` alone."""
-    found: dict[str, tuple[str, ...]] = {}
-    seen: set[str] = set()
-
-    def walk(node: Any, path: tuple[str, ...], reachable: bool) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(item, path, False)
-            return
-        if not isinstance(node, dict):
-            return
-        if "x-mcp-header" in node:
-            header = node["x-mcp-header"]
-            if not reachable or not path:
-                raise ValueError(
-                    f"at {'/'.join(path) or 'the root'} is not reachable through properties alone"
-                )
-            if not isinstance(header, str) or not header:
-                raise ValueError(f"on {'/'.join(path)} is empty")
-            if not _TOKEN.match(header):
-                raise ValueError(f"{header!r} is not a valid header name")
-            if header.lower() in seen:
-                raise ValueError(f"{header!r} is not unique")
-            if node.get("type") not in ("string", "integer", "boolean"):
-                raise ValueError(f"{header!r} is on a {node.get('type')!r}, not a string, integer or boolean")
-            seen.add(header.lower())
-            found[header] = path
-        for key, child in node.items():
-            if key == "properties" and isinstance(child, dict):
-                for name, sub in child.items():
-                    walk(sub, (*path, name), reachable)
-            elif key != "x-mcp-header":
-                walk(child, path, False)
-
-    walk(schema, (), True)
-    return found
-
-
-def _at(arguments: Any, path: tuple[str, ...]) -> Any:
-    node = arguments
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _header_value(value: Any) -> str:
-    """A value as a header carries it: plain when it is safe ASCII, else the base64 sentinel."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int) and abs(value) <= _MAX_SAFE_INTEGER:
-        text = str(value)
-    else:
-        text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
-    sentinel = text.startswith("=?base64?") and text.endswith("?=")
-    if _SAFE_VALUE.match(text) and text == text.strip() and not sentinel:
-        return text
-    return f"=?base64?{base64.b64encode(text.encode()).decode()}?="
