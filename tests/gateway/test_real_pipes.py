@@ -114,6 +114,9 @@ class _Router:
     async def tell(self, msg: object) -> None:
         pass
 
+    async def route_now(self, client: object, msg: object) -> bool:
+        return False
+
 
 async def test_a_batch_keeps_its_order_around_a_large_answer() -> None:
     from watchgate.gateway.client import ClientActor
@@ -122,7 +125,7 @@ async def test_a_batch_keeps_its_order_around_a_large_answer() -> None:
 
     client_in_receive, client_in_send = pipe()
     out_receive, out_send = pipe()
-    client = ClientActor(LineChannel(out_send, client_in_receive), router=_Router())  # type: ignore[arg-type]
+    client = ClientActor(LineChannel(out_send, client_in_receive), router=_Router(), routes=_Router())  # type: ignore[arg-type]
     big = jsonrpc.decode(b'{"jsonrpc":"2.0","id":2,"result":"' + b"b" * 100_000 + b'"}')
     messages = [
         jsonrpc.result_response(1, {"n": 1}),

@@ -26,7 +26,7 @@ from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
 from watchgate.gateway.era import ModernEra
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
-from watchgate.gateway.ports import ClientChannel, RouterPort, UpstreamPort
+from watchgate.gateway.ports import ClientChannel, RequestRoutes, RouterPort, UpstreamPort
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, RequestId, error_response
@@ -44,6 +44,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         channel: ClientChannel,
         *,
         router: RouterPort,
+        routes: RequestRoutes,
         linger: float = 0.0,
         mailbox_size: int = 1024,
         stall_timeout: float = 10.0,
@@ -64,6 +65,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         super().__init__(f"client-{self.client_id}", mailbox_size=mailbox_size)
         self._channel = channel
         self._router = router
+        self._routes = routes
         self._answers: dict[str, UpstreamPort] = {}
         self.capabilities: dict[str, Any] = {}
         self.client_info: dict[str, Any] = {}
@@ -277,7 +279,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 msg = modern
             if msg.method == "initialize" and isinstance(msg.id, int | str) and self._initializing is None:
                 self._initializing = (msg.id, trio.Event())
-            if not await self._router.route_now(self, msg):
+            if not await self._routes.route_now(self, msg):
                 await self._router.tell(ClientRequest(self, msg))
         elif kind is Kind.NOTIFICATION:
             if msg.method == "notifications/cancelled":

@@ -23,15 +23,13 @@ from watchgate.gateway.messages import (
     Broadcast,
     ClientAttached,
     ClientDetached,
-    RefreshLists,
     Subscribers,
     UpstreamNotification,
 )
-from watchgate.gateway.ports import ClientPort, RouterPort
+from watchgate.gateway.ports import ClientPort
 from watchgate.gateway.router.subscriptions import LOG_LEVELS
 from watchgate.hooks import HookChain
 from watchgate.protocol import jsonrpc
-from watchgate.protocol.catalog import LIST_CHANGED
 from watchgate.protocol.jsonrpc import Message
 from watchgate.protocol.namespace import public_uri
 
@@ -49,11 +47,7 @@ class NotificationActor(Actor[NotifierMessage]):
         self._prefixed = prefixed
         self._hooks = hooks if hooks is not None else HookChain()
         self._clients: dict[int, ClientPort] = {}
-        self._router: RouterPort | None = None
         self._subscribers: dict[str, frozenset[int]] = {}
-
-    def attach_router(self, router: RouterPort) -> None:
-        self._router = router
 
     @property
     def client_count(self) -> int:
@@ -76,11 +70,6 @@ class NotificationActor(Actor[NotifierMessage]):
 
     async def _from_upstream(self, server: str, msg: Message) -> None:
         assert isinstance(msg.method, str)
-        kinds = LIST_CHANGED.get(msg.method)
-        if kinds is not None:
-            assert self._router is not None
-            await self._router.tell(RefreshLists(server, kinds))
-            return
         prefixed = server in self._prefixed
         if prefixed:
             msg = _rewrite(server, msg)

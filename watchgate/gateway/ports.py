@@ -137,6 +137,11 @@ class RouterPort(Protocol):
 
     async def tell(self, msg: Any) -> None: ...
 
+
+class RequestRoutes(Protocol):
+    """Where a client's requests go (``router/requests.py``): a forwarded call is routed in the
+    client's reader, anything else through the router's mailbox."""
+
     async def route_now(self, client: ClientPort, msg: Message) -> bool:
         """Route a forwarded call in the caller's task; False: it needs the router's own."""
         ...

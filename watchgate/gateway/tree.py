@@ -134,7 +134,6 @@ class Gateway:
             discovery=config.discovery,
             access=config.access,
         )
-        self.notifier.attach_router(self.router)
         self._connector = connector
         children = [self._upstream_child(u) for u in proxy.upstreams]
         self.upstreams = {actor.name: actor for actor, _ in children}
@@ -213,7 +212,12 @@ class Gateway:
         the caller with `has_profile`); ``listens_only``: a 2026-07-28 subscription's own
         client, which hears broadcasts only through it."""
         client = ClientActor(
-            channel, router=self.router, profile=profile, principal=principal, listens_only=listens_only
+            channel,
+            router=self.router,
+            routes=self.router.requests,
+            profile=profile,
+            principal=principal,
+            listens_only=listens_only,
         )
         session = ClientSession(client, peer_pid, trio.current_time(), peer=peer)
         who = f"{peer if peer is not None else f'pid {peer_pid}'}, {principal.name} ({principal.proven_by})"
@@ -256,7 +260,12 @@ class Gateway:
         attaches and leaves without a log line or lifecycle record (one per request would say
         nothing)."""
         client = ClientActor(
-            channel, router=self.router, profile=profile, one_request=True, principal=principal
+            channel,
+            router=self.router,
+            routes=self.router.requests,
+            profile=profile,
+            one_request=True,
+            principal=principal,
         )
         session = ClientSession(client, None, trio.current_time(), peer=peer, one_request=True)
         self._sessions[client.name] = session
@@ -449,6 +458,7 @@ class Gateway:
             client = ClientActor(
                 LineChannel(send, receive),
                 router=self.router,
+                routes=self.router.requests,
                 linger=linger + self.config.proxy.startup_wait,
                 profile=profile,
                 principal=principal,

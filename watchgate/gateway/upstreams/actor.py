@@ -35,6 +35,7 @@ from watchgate.gateway.messages import (
     ForwardCancel,
     ForwardRequest,
     InternalRequest,
+    RefreshLists,
     UpstreamNotification,
 )
 from watchgate.gateway.ports import ClientPort, NotifierPort, RouterPort
@@ -51,6 +52,7 @@ from watchgate.gateway.upstreams.session import (
 )
 from watchgate.hooks import HookChain
 from watchgate.protocol import eras, jsonrpc
+from watchgate.protocol.catalog import LIST_CHANGED
 from watchgate.protocol.jsonrpc import Kind, Line, Message, error_response
 from watchgate.protocol.namespace import rewrite_result
 from watchgate.sanitize import clean
@@ -395,6 +397,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
             await self._on_progress(msg)
         elif msg.method == "notifications/cancelled":
             await self._on_server_cancel(msg)
+        elif isinstance(msg.method, str) and (kinds := LIST_CHANGED.get(msg.method)) is not None:
+            await self._router.tell(RefreshLists(self.name, kinds))  # the router lists it again
         else:
             await self._notifier.tell(UpstreamNotification(self.name, msg))
 
