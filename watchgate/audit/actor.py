@@ -14,7 +14,8 @@ thread in the actor's task.
 When the log cannot be written, ``audit.on_failure`` decides: ``block`` refuses every new
 entry with `AuditUnavailable` (the gateway answers the request with that error) until a retry,
 once a second, succeeds; ``continue`` keeps the gateway running and counts the records lost.
-Either way the outage itself is written into the chain as a ``recovered`` record afterwards.
+Either way the outage itself is written into the chain as a ``recovered`` record afterwards
+(``outage.py`` keeps that bookkeeping; this does the I/O).
 """
 
 from __future__ import annotations
@@ -23,17 +24,16 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import msgspec
 import trio
 
 from actors import Actor, AskTimeout, Reply
 from watchgate.answer_group import current_group
 from watchgate.audit.chain import AppendResult, ChainWriter
-from watchgate.audit.record import RECOVERED, AuditEntry, AuditRecord, AuditStatus, normalize
-from watchgate.audit.sinks import Sink, build_sinks, run_blocking
+from watchgate.audit.outage import RETRY_INTERVAL, Confirm, Outage
+from watchgate.audit.record import AuditEntry, AuditRecord, AuditStatus, recorded_payload
+from watchgate.audit.sinks import Sink, SinkFan, build_sinks, run_blocking
 from watchgate.config.schema import AuditConfig
 from watchgate.errors import AuditLogInUse, AuditUnavailable
 
@@ -47,18 +47,9 @@ __all__ = [
 
 log = logging.getLogger("watchgate.audit")
 
-RETRY_INTERVAL = 1.0  # seconds between attempts to write a failing log again
 FLUSH_AFTER = 0.005  # a staged record waits at most this long for a write to join (group commit)
 BATCH_LIMIT = 256  # at most this many records per write (and at most mailbox_size)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Confirm:
-    """An entry whose sender waits until its record is written (see `write_and_confirm`)."""
-
-    entry: AuditEntry
-    reply: Reply[AuditRecord | None]
 
 
 AuditMessage = AuditEntry | Confirm
@@ -85,7 +76,7 @@ class AuditActor(Actor[AuditMessage]):
         super().__init__(name, mailbox_size=config.mailbox_size)
         self.config = config
         self.redact = redact
-        self.sinks = build_sinks(config.sinks, threaded=threaded) if sinks is None else list(sinks)
+        self.sinks = SinkFan(build_sinks(config.sinks, threaded=threaded) if sinks is None else sinks)
         self._threaded = threaded
         self._clock = wall_clock
         self._writer = ChainWriter(
@@ -95,15 +86,9 @@ class AuditActor(Actor[AuditMessage]):
             sync_on_rotate=config.fsync != "never",
             clock=wall_clock,
         )
-        self.last_error: str | None = None
         self.records_written = 0
-        self.records_lost = 0
-        self.sink_errors = 0
-        self._failing_since: float | None = None  # wall clock, for the ``recovered`` record
-        self._retry_at = 0.0  # trio time
+        self._outage = Outage(config, wall_clock)  # what a failing log does (audit/outage.py)
         self._dirty_since: float | None = None  # trio time of the oldest write not yet synced
-        self._outage_lost = 0
-        self._pending: list[AuditEntry] = []
         self._side: list[AuditEntry | Confirm] = []  # written with the next batch
         self._staged: list[AuditEntry | Confirm] = []  # join the next write, at the latest at _flush_at
         self._flush_at = math.inf  # trio time
@@ -113,7 +98,6 @@ class AuditActor(Actor[AuditMessage]):
         # The actor waits on this, never inside the channel's receive: a message handed straight
         # to a waiting receiver would be invisible to an inline writer, which must write it first.
         self._work = trio.Event()
-        self._failing_sinks: set[Sink] = set()
         self._batch_limit = min(BATCH_LIMIT, config.mailbox_size)
 
     # -- the API the gateway uses ---------------------------------------------
@@ -121,7 +105,15 @@ class AuditActor(Actor[AuditMessage]):
     @property
     def healthy(self) -> bool:
         """False while the log cannot be written."""
-        return self._failing_since is None
+        return self._outage.healthy
+
+    @property
+    def last_error(self) -> str | None:
+        return self._outage.last_error
+
+    @property
+    def records_lost(self) -> int:
+        return self._outage.records_lost
 
     async def tell(self, msg: AuditMessage) -> None:
         """Stage an entry for the next write or queue it, waiting while the mailbox is full;
@@ -225,9 +217,9 @@ class AuditActor(Actor[AuditMessage]):
             last_error=self.last_error,
             records_written=self.records_written,
             records_lost=self.records_lost,
-            pending=len(self._pending) + len(self._staged),
+            pending=len(self._outage.pending) + len(self._staged),
             mailbox_depth=self.mailbox_depth(),
-            sink_errors=self.sink_errors,
+            sink_errors=self.sinks.errors,
         )
 
     def _inline_ok(self) -> bool:
@@ -286,7 +278,7 @@ class AuditActor(Actor[AuditMessage]):
         if not self.config.enabled:
             return False
         if not self.healthy and self.config.on_failure == "block":
-            raise AuditUnavailable(self.config.path, self.last_error or "unknown error")
+            raise self._outage.unavailable()
         return True
 
     # -- the writer's loop -----------------------------------------------------
@@ -299,7 +291,7 @@ class AuditActor(Actor[AuditMessage]):
             try:
                 if self.healthy:  # else an earlier incarnation failed: the retry below reopens
                     with trio.CancelScope(shield=True):
-                        await self._feed_sinks(await self._open())
+                        await self.sinks.emit(await self._open())
                 task_status.started()
                 while True:
                     if not (self.mailbox_depth() or self._side or self._unsunk):
@@ -313,7 +305,7 @@ class AuditActor(Actor[AuditMessage]):
                     with trio.CancelScope(shield=True):
                         records = await self._write(batch)
                         unsunk, self._unsunk = self._unsunk, []
-                        await self._feed_sinks(unsunk + records)
+                        await self.sinks.emit(unsunk + records)
                         await self._sync_if_due()
             finally:
                 with trio.CancelScope(shield=True):
@@ -323,16 +315,17 @@ class AuditActor(Actor[AuditMessage]):
         """Write what is still queued, then sync and close; pending entries survive a restart."""
         records = await self._write(self.drain_nowait())
         unsunk, self._unsunk = self._unsunk, []
-        await self._feed_sinks(unsunk + records)
+        await self.sinks.emit(unsunk + records)
         sync = self.config.fsync != "never"
         await self._blocking(lambda: self._writer.close(sync=sync))
-        for sink in self.sinks:
-            sink.close()
-        if self._pending:
-            log.warning("audit: %d records are still waiting for %s", len(self._pending), self.config.path)
+        self.sinks.close()
+        if self._outage.pending:
+            log.warning(
+                "audit: %d records are still waiting for %s", len(self._outage.pending), self.config.path
+            )
 
     def _deadline(self) -> float:
-        deadline = self._retry_at if not self.healthy else self._flush_at
+        deadline = self._outage.retry_at if not self.healthy else self._flush_at
         if self._dirty_since is not None:
             deadline = min(deadline, self._dirty_since + self.config.fsync_interval)
         return deadline
@@ -360,10 +353,10 @@ class AuditActor(Actor[AuditMessage]):
         self._flush_at = math.inf
         batch: list[AuditEntry | Confirm] = [*side, *staged, *messages]
         records: list[AuditRecord] = []
-        if not self.healthy and trio.current_time() >= self._retry_at:
+        if self._outage.due(trio.current_time()):
             records += await self._recover()
         if not self.healthy:
-            self._refuse(batch)
+            self._outage.refuse(batch)
             return records
         if not batch:
             return records
@@ -382,20 +375,12 @@ class AuditActor(Actor[AuditMessage]):
                 msg.reply.set(record)
         if result.error is not None:
             self._fail(result.error)
-            self._refuse(batch[len(result.sealed) :])
+            self._outage.refuse(batch[len(result.sealed) :])
         return result.records
 
     async def _recover(self) -> list[AuditRecord]:
         """One retry: reopen if needed, record the outage, then write what waited."""
-        assert self._failing_since is not None
-        outage = self._clock() - self._failing_since
-        reason = f"the audit log is writable again after {outage:.1f} s (it failed with: {self.last_error})"
-        if self._outage_lost:
-            reason += f"; {self._outage_lost} records were lost (audit.on_failure: continue)"
-        if self._pending:
-            reason += f"; {len(self._pending)} records waited and follow"
-        note = AuditEntry(event="lifecycle", method=RECOVERED, reason=reason)
-        pending, self._pending = self._pending, []
+        note, pending = self._outage.recovery()
         sync = self.config.fsync == "always"
 
         def attempt() -> AppendResult:
@@ -407,62 +392,19 @@ class AuditActor(Actor[AuditMessage]):
         try:
             result = await self._blocking(attempt)
         except OSError as exc:
-            self._pending = pending
+            self._outage.still_failing(pending)
             self._fail(exc)
             return []
         self._written(result.records)
         if result.error is not None:
-            self._pending = pending[max(0, len(result.sealed) - 1) :]
+            self._outage.still_failing(pending[max(0, len(result.sealed) - 1) :])
             self._fail(result.error)
         else:
-            log.warning("audit: %s is writable again after %.1f s", self.config.path, outage)
-            self._failing_since = None
-            self._outage_lost = 0
+            self._outage.recovered()
         return result.records
 
     def _prepare(self, entry: AuditEntry) -> AuditEntry:
-        """Drop the payload unless payloads are wanted; otherwise redact it (again) first."""
-        if entry.payload is None:
-            return entry
-        if not self.config.include_payloads:
-            return msgspec.structs.replace(entry, payload=None)
-        if self.redact is None:
-            return entry
-        try:
-            return msgspec.structs.replace(entry, payload=self.redact(normalize(entry.payload)))
-        except Exception as exc:  # user code: its failure must not lose the record, nor leak the payload
-            failure = type(exc).__name__  # only the type: the message could quote the secret
-        log.error("audit: the redact hook failed (%s); the payload is left out", failure)
-        note = f"payload withheld: redaction failed ({failure})"
-        reason = f"{entry.reason}; {note}" if entry.reason else note
-        return msgspec.structs.replace(entry, payload=None, reason=reason)
-
-    def _refuse(self, batch: Sequence[AuditEntry | Confirm]) -> None:
-        """Entries that cannot be written now: kept for later (block) or counted lost (continue)."""
-        block = self.config.on_failure == "block"
-        lost = 0
-        for msg in batch:
-            if isinstance(msg, Confirm):
-                if block:
-                    msg.reply.fail(AuditUnavailable(self.config.path, self.last_error or "unknown error"))
-                else:
-                    msg.reply.set(None)
-                    lost += 1
-            elif block:  # stamped now: written after the outage, it still says when it happened
-                at = self._clock() if msg.at is None else msg.at
-                self._pending.append(msgspec.structs.replace(msg, at=at))
-            else:
-                lost += 1
-        if lost:
-            self.records_lost += lost
-            self._outage_lost += lost
-            log.error(
-                "audit: %d records lost, %s cannot be written (%s); %d lost in all",
-                lost,
-                self.config.path,
-                self.last_error,
-                self.records_lost,
-            )
+        return recorded_payload(entry, self.config.include_payloads, self.redact)
 
     def _written(self, records: list[AuditRecord]) -> None:
         self.records_written += len(records)
@@ -471,17 +413,8 @@ class AuditActor(Actor[AuditMessage]):
             self._wake()  # an idle actor waits with no deadline: it must learn the sync is due
 
     def _fail(self, exc: OSError) -> None:
-        self.last_error = str(exc)
-        self._retry_at = trio.current_time() + RETRY_INTERVAL
         self._dirty_since = None
-        if self._failing_since is None:
-            self._failing_since = self._clock()
-            log.error(
-                "audit: cannot write %s: %s (audit.on_failure: %s)",
-                self.config.path,
-                exc,
-                self.config.on_failure,
-            )
+        self._outage.fail(exc, trio.current_time())
 
     async def _sync_if_due(self) -> None:
         if self._dirty_since is None or trio.current_time() < self._dirty_since + self.config.fsync_interval:
@@ -491,23 +424,3 @@ class AuditActor(Actor[AuditMessage]):
             await self._blocking(self._writer.fsync)
         except OSError as exc:
             self._fail(exc)
-
-    async def _feed_sinks(self, records: list[AuditRecord]) -> None:
-        if not records:
-            return
-        for sink in self.sinks:
-            try:
-                await sink.emit(records)
-            except Exception as exc:  # a sink is a copy: its failure is logged, never fatal to the chain
-                self._sink_failed(sink, exc)
-                continue
-            if sink in self._failing_sinks:
-                self._failing_sinks.discard(sink)
-                log.warning("audit: sink %s works again", sink.name)
-
-    def _sink_failed(self, sink: Sink, exc: Exception) -> None:
-        """Count every failure, log the first of a run (a dead syslog would flood the log)."""
-        self.sink_errors += 1
-        if sink not in self._failing_sinks:
-            self._failing_sinks.add(sink)
-            log.error("audit: sink %s failed: %s; its records are skipped until it works", sink.name, exc)

@@ -11,7 +11,9 @@ re-encoded gives exactly those bytes, which is what ``watchgate audit verify`` r
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -33,9 +35,12 @@ __all__ = [
     "encode_line",
     "format_time",
     "normalize",
+    "recorded_payload",
     "seal",
     "seal_line",
 ]
+
+_log = logging.getLogger("watchgate.audit")
 
 Event = Literal["request", "response", "notification", "decision", "lifecycle"]
 Decision = Literal["allow", "deny", "modify", "error"]
@@ -242,3 +247,25 @@ class AuditStatus(msgspec.Struct, kw_only=True, frozen=True):
     pending: int
     mailbox_depth: int
     sink_errors: int
+
+
+def recorded_payload(
+    entry: AuditEntry, include_payloads: bool, redact: Callable[[Any], Any] | None
+) -> AuditEntry:
+    """The entry as it is recorded: without its payload unless payloads are wanted, else with
+    the payload redacted (again: defence in depth). A redact hook that fails leaves the payload
+    out and says so, naming only the exception's type (its message could quote the secret)."""
+    if entry.payload is None:
+        return entry
+    if not include_payloads:
+        return msgspec.structs.replace(entry, payload=None)
+    if redact is None:
+        return entry
+    try:
+        return msgspec.structs.replace(entry, payload=redact(normalize(entry.payload)))
+    except Exception as exc:  # user code: its failure must not lose the record, nor leak the payload
+        failure = type(exc).__name__
+    _log.error("audit: the redact hook failed (%s); the payload is left out", failure)
+    note = f"payload withheld: redaction failed ({failure})"
+    reason = f"{entry.reason}; {note}" if entry.reason else note
+    return msgspec.structs.replace(entry, payload=None, reason=reason)

@@ -30,6 +30,7 @@ __all__ = [
     "CefSink",
     "CsvSink",
     "Sink",
+    "SinkFan",
     "SyslogSink",
     "build_sinks",
     "cef_line",
@@ -285,3 +286,40 @@ def build_sinks(configs: Sequence[AuditSinkConfig], *, threaded: bool = True) ->
         else:
             sinks.append(CefSink(config.path or "", threaded=threaded))
     return sinks
+
+
+class SinkFan:
+    """The sinks the audit actor copies every record to. A sink is a copy: its failure is
+    counted and logged at the first of a run (a dead syslog would flood the log), never fatal
+    to the chain; the log says when it works again."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+        self.errors = 0
+        self._failing: set[Sink] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.sinks)
+
+    async def emit(self, records: list[AuditRecord]) -> None:
+        if not records:
+            return
+        for sink in self.sinks:
+            try:
+                await sink.emit(records)
+            except Exception as exc:  # user-facing outputs: whatever they raise is theirs
+                self._failed(sink, exc)
+                continue
+            if sink in self._failing:
+                self._failing.discard(sink)
+                log.warning("audit: sink %s works again", sink.name)
+
+    def _failed(self, sink: Sink, exc: Exception) -> None:
+        self.errors += 1
+        if sink not in self._failing:
+            self._failing.add(sink)
+            log.error("audit: sink %s failed: %s; its records are skipped until it works", sink.name, exc)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
