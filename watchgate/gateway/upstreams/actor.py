@@ -35,24 +35,21 @@ from watchgate.gateway.messages import (
     ForwardCancel,
     ForwardRequest,
     InternalRequest,
-    RefreshLists,
-    UpstreamNotification,
 )
-from watchgate.gateway.ports import ClientPort, NotifierPort, RouterPort
+from watchgate.gateway.ports import NotifierPort, RouterPort
 from watchgate.gateway.upstreams.handshake import handshake
 from watchgate.gateway.upstreams.inflight import InFlightTable, Pending
+from watchgate.gateway.upstreams.initiated import ServerInitiated
 from watchgate.gateway.upstreams.liveness import Liveness
 from watchgate.gateway.upstreams.serverlog import ServerLog
 from watchgate.gateway.upstreams.session import (
     ServerRequests,
     cancel_line,
-    cannot_ask,
     error_from,
     swap_progress_token,
 )
 from watchgate.hooks import HookChain
 from watchgate.protocol import eras, jsonrpc
-from watchgate.protocol.catalog import LIST_CHANGED
 from watchgate.protocol.jsonrpc import Kind, Line, Message, error_response
 from watchgate.protocol.namespace import rewrite_result
 from watchgate.sanitize import clean
@@ -90,6 +87,17 @@ class UpstreamActor(Actor[UpstreamMessage]):
         self._hooks = hooks if hooks is not None else HookChain()
         self._inflight = InFlightTable()
         self._asked = ServerRequests(config.name)
+        # what the server sends on its own: notifications, and requests to a client
+        self._initiated = ServerInitiated(
+            self,
+            self._inflight,
+            self._asked,
+            self._write,
+            router=router,
+            notifier=notifier,
+            prefixed=prefixed,
+            hooks=self._hooks,
+        )
         self._process: UpstreamConnection | None = None
         self._exit_reason: str | None = None
         self.needs_login = False  # the last incarnation ended wanting `watchgate auth login NAME`
@@ -351,9 +359,9 @@ class UpstreamActor(Actor[UpstreamMessage]):
             if kind is Kind.RESPONSE:
                 await self._on_response(msg)
             elif kind is Kind.NOTIFICATION:
-                await self._on_notification(msg)
+                await self._initiated.notification(msg)
             else:
-                await self._on_server_request(msg)
+                await self._initiated.request(msg)
         except JsonRpcError as exc:  # also params the gateway must read (progress, cancelled)
             quoted = clean(repr(line[:200]))  # what a server sent reaches the log only cleaned
             _log.warning("[%s] sent a bad message (%s): %s", self.name, exc.message, quoted)
@@ -391,71 +399,6 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 if group.hold(release):
                     return
         await client.send(out)
-
-    async def _on_notification(self, msg: Message) -> None:
-        if msg.method == "notifications/progress":
-            await self._on_progress(msg)
-        elif msg.method == "notifications/cancelled":
-            await self._on_server_cancel(msg)
-        elif isinstance(msg.method, str) and (kinds := LIST_CHANGED.get(msg.method)) is not None:
-            await self._router.tell(RefreshLists(self.name, kinds))  # the router lists it again
-        else:
-            await self._notifier.tell(UpstreamNotification(self.name, msg))
-
-    async def _on_progress(self, msg: Message) -> None:
-        fields = jsonrpc.params_fields(msg)
-        token = jsonrpc.load(fields.get("progressToken", UNSET))
-        pending = self._inflight.get(token) if isinstance(token, int) else None
-        if pending is None or pending.client is None or pending.progress_token is None:
-            return  # progress for a request that is already answered or cancelled
-        fields["progressToken"] = jsonrpc.raw(pending.progress_token)
-        out = msg.with_params(jsonrpc.raw_fields(fields))
-        if not self._hooks.empty:
-            checked = await self._hooks.on_notification(self.name, self.name if self._prefixed else None, out)
-            if checked is None:
-                return
-            out = checked
-        await pending.client.send(out)
-
-    async def _on_server_cancel(self, msg: Message) -> None:
-        fields = jsonrpc.params_fields(msg)
-        upstream_id = jsonrpc.load(fields.get("requestId", UNSET))
-        for client, request_id in self._asked.cancelled(upstream_id):
-            fields["requestId"] = jsonrpc.raw(request_id)
-            await client.send(msg.with_params(jsonrpc.raw_fields(fields)))
-
-    async def _on_server_request(self, msg: Message) -> None:
-        assert msg.id is not None and msg.id is not UNSET and msg.method is not UNSET
-        if msg.method == "ping":
-            await self._write([_line(jsonrpc.result_response(msg.id, {}))])
-            return
-        method, server_id = msg.method, msg.id
-        msg, related = jsonrpc.pop_related(msg)
-        client, refusal = self._asked_of(method, related)
-        refusal = refusal or cannot_ask(self.name, method, client)
-        if refusal is not None:
-            await self._write([_line(error_response(server_id, refusal))])
-            return
-        assert client is not None  # refused above when there is none
-        request_id = self._asked.open(client, server_id)
-        client.expect_answer(request_id, self)
-        await client.send(msg.with_id(request_id))
-
-    def _asked_of(self, method: str, related: object) -> tuple[ClientPort | None, JsonRpcError | None]:
-        """Whose call a server's question belongs to, never a guess across clients (ADR-025): the
-        call whose stream it came on (HTTP), else the one client with calls in flight here; with
-        several, the server is told no (over stdio nothing says which call asks)."""
-        pending = self._inflight.get(related) if isinstance(related, int) else None
-        if pending is not None and pending.client is not None:
-            return pending.client, None
-        clients = self._inflight.clients()
-        if len(clients) > 1:
-            why = (
-                f"{len(clients)} clients have calls in flight on {self.name!r} and nothing says "
-                f"whose call this {method} belongs to; Watchgate does not guess"
-            )
-            return None, JsonRpcError(jsonrpc.INVALID_REQUEST, why)
-        return (clients[0] if clients else None), None
 
     # --- endings -------------------------------------------------------------------------------
     async def _until_hung(self, watch: Callable[[], Awaitable[str]], incarnation: trio.CancelScope) -> None:
