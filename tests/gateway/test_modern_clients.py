@@ -286,7 +286,7 @@ async def test_a_parked_call_nobody_resumes_is_cancelled_upstream(
 ) -> None:
     """The same rule on every transport: a call answered input_required waits PARK_SECONDS for
     its retry, then is cancelled upstream and its state forgotten."""
-    from watchgate.gateway.rounds import PARK_SECONDS
+    from watchgate.gateway.era import PARK_SECONDS
 
     server = FakeServer("fx", tools={"ask": asks_twice})
     async with running_gateway(make_config("fx", request_timeout=3600), server) as (_, client):

@@ -1,4 +1,4 @@
-"""The bookkeeping of MRTR rounds on a byte stream (gateway/rounds.py), the cases the gateway
+"""The bookkeeping of MRTR rounds on a byte stream (gateway/era/_rounds.py), the cases the gateway
 tests reach only by chance: no call to ask in, an answer that comes while the call is parked,
 answers to what was not asked."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchgate.gateway.rounds import ClientRounds
+from watchgate.gateway.era import ClientRounds
 from watchgate.protocol import jsonrpc
 
 

@@ -89,7 +89,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.finished = False  # the session has ended: sends are dropped, queued requests skipped
         self.client_left = False  # the session ended because the client closed its input
         self._reading = trio.CancelScope()
-        # the 2026-07-28 era toward this client, whatever its transport (gateway/era.py)
+        # the 2026-07-28 era toward this client, whatever its transport (gateway/era/)
         self._era = ModernEra(self, router, self._queue, one_request=one_request, listens_only=listens_only)
 
     async def send(self, msg: Message) -> None:

@@ -11,7 +11,7 @@ import trio.testing
 
 from tests.gateway.fakes import FakeServer, FakeSession, make_config, text
 from tests.listeners.http.conftest import events, modern_headers, modern_request, serving
-from watchgate.gateway import rounds
+from watchgate.gateway.era import _rounds as rounds
 from watchgate.protocol import eras
 
 REPLY = {"role": "assistant", "content": {"type": "text", "text": "42"}, "model": "m"}

@@ -11,7 +11,7 @@ The facade of a small package, one job a module:
 - ``modern``: 2026-07-28 clients, one request at a time (what HTTP adds to the era: headers
   mirrored, statuses); ``request``: the channel of such a request's client actor, kept across
   an ``input_required`` round for its retry; ``listen``: their ``subscriptions/listen`` stream
-  (the era itself is the client actor's, as on every transport: ``gateway/rounds.py``);
+  (the era itself is the client actor's, as on every transport: ``gateway/era/``);
 - ``health`` and ``asgi``: the readiness report, and the few ASGI moves everything makes.
 """
 

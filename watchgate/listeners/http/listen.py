@@ -1,6 +1,6 @@
 """``subscriptions/listen`` for 2026-07-28 clients over HTTP: one long-lived event stream.
 
-The subscription is the client actor's, as on stdio (``gateway/listening.py``: the filter, the
+The subscription is the client actor's, as on stdio (``gateway/era/``: the filter, the
 upstream subscriptions, the acknowledgment, the tagged notifications, the graceful closure):
 its actor is attached like a legacy session's, so the notification actor broadcasts to it, and
 it hears them only through the subscription. This serves what the actor writes as the stream's

@@ -150,7 +150,7 @@ class ModernRequests:
             await serve_listen(self._gateway, msg, line, peer, receive, send, principal)
             return
         state = params.get("requestState")
-        if eras.is_round_state(state):  # the retry of a call this process parked (gateway/rounds.py)
+        if eras.is_round_state(state):  # the retry of a call this process parked (gateway/era/)
             session = self._parked.pop(state, None)
             if session is None:
                 message = (

@@ -5,7 +5,7 @@ writes while a request is open — progress, log messages, at last the request's
 that request's stream, and its answer ends the stream. The era's work (the ``_meta`` check, the
 shape of results, a legacy server's questions as ``input_required`` rounds with their expiry,
 ``subscriptions/listen``) is the client actor's, as on stdio and the daemon's socket
-(``gateway/rounds.py``, ``gateway/listening.py``); this carries lines. An answer that is the
+(``gateway/era/``); this carries lines. An answer that is the
 gateway's own ``input_required`` leaves the actor waiting (``parked_on`` names its
 ``requestState``): the listener keeps the channel for the retry, which comes as the channel's
 next request.

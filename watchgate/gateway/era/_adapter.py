@@ -10,8 +10,8 @@ four points of the actor's message path:
   method kept for the shape of the answer; ``subscriptions/listen`` and the retry of a parked
   call are served here;
 - a message on its way to the client (`outgoing`, then `shaped`): a legacy server's question
-  becomes an ``input_required`` round of the call it belongs to (``rounds.py``), the answer
-  to a subscription's own ``resources/subscribe`` is kept (``listening.py``), and every result
+  becomes an ``input_required`` round of the call it belongs to (``_rounds.py``), the answer
+  to a subscription's own ``resources/subscribe`` is kept (``_listening.py``), and every result
   gets its ``resultType`` (and cacheable ones ``ttlMs``/``cacheScope``);
 - ``notifications/cancelled`` (`cancelled`): one naming a subscription ends it, one naming a
   retry cancels the call it stands for;
@@ -33,10 +33,10 @@ import trio
 from msgspec import UNSET
 
 from watchgate.errors import JsonRpcError
-from watchgate.gateway.listening import ListenDesk
+from watchgate.gateway.era._listening import ListenDesk
+from watchgate.gateway.era._rounds import ClientRounds
 from watchgate.gateway.messages import ClientNotification, ForwardAnswer
 from watchgate.gateway.ports import ClientPort, RouterPort, UpstreamPort
-from watchgate.gateway.rounds import ClientRounds
 from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Line, Message, RequestId, error_response
 
