@@ -279,7 +279,7 @@ def test_bad_transport_does_not_cause_follow_on_transport_errors() -> None:
             "proxy: {upstream: {command: [s]}}\nmetrics: {}\n",
             "metrics",
             2,
-            "unknown key 'metrics' (expected one of: proxy, logging, audit, plugins, profiles, discovery, access, telemetry)",
+            "unknown key 'metrics' (expected one of: proxy, logging, audit, plugins, profiles, discovery, access, approvals, telemetry)",
         ),
         (
             "proxy: {upstream: {command: [s]}}\nloging: {}\n",
@@ -315,7 +315,7 @@ def test_bad_transport_does_not_cause_follow_on_transport_errors() -> None:
             "proxy: {upstream: {command: [s]}}\nsource: x.yaml\n",
             "source",
             2,
-            "unknown key 'source' (expected one of: proxy, logging, audit, plugins, profiles, discovery, access, telemetry)",
+            "unknown key 'source' (expected one of: proxy, logging, audit, plugins, profiles, discovery, access, approvals, telemetry)",
         ),
     ],
 )

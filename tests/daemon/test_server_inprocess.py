@@ -7,6 +7,7 @@ exactly as a user's ``watchgate ps`` would in another process.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -35,13 +36,16 @@ from watchgate.errors import ControlError, DaemonAlreadyRunning
 from watchgate.listeners.endpoints import ATTACH_PATH
 
 
-def _write(path: Path, *names: str, profiles: dict[str, Any] | None = None) -> None:
+def _write(
+    path: Path, *names: str, profiles: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> None:
     upstreams = [
         {"name": name, "command": ["fake"], "backoff": {"initial": 0.1, "max": 0.1}} for name in names
     ]
     document: dict[str, Any] = {"proxy": {"startup_wait": 5, "upstreams": upstreams}}
     if profiles:
         document["profiles"] = profiles
+    document.update(extra or {})
     path.write_text(yaml.safe_dump(document))
 
 
@@ -51,11 +55,12 @@ async def daemon_with(
     tmp_path: Path,
     *servers: FakeServer,
     profiles: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Daemon, Callable[..., Any]]]:
     runtime = Path(tempfile.mkdtemp(prefix="wg-", dir="/tmp"))
     monkeypatch.setenv(RUNTIME_ENV, str(runtime))
     config_path = tmp_path / "watchgate.yaml"
-    _write(config_path, *(s.name for s in servers), profiles=profiles)
+    _write(config_path, *(s.name for s in servers), profiles=profiles, extra=extra)
     daemon = Daemon(
         load_config(config_path),
         RuntimePaths(runtime),
@@ -488,3 +493,48 @@ async def test_a_client_on_the_socket_is_the_user_the_kernel_says_it_is(
         capsys.readouterr()
         assert await cli("ps", "--clients") == 0
         assert f"{me} (uid)" in capsys.readouterr().out
+
+
+async def test_approvals_are_listed_and_decided_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = FakeServer("alpha", tools={"echo": echo})
+    rules = {"approvals": [{"tools": ["echo"], "ask": "console"}]}
+    async with daemon_with(monkeypatch, tmp_path, alpha, extra=rules) as (daemon, cli):
+        stream_ = await trio.open_unix_socket(str(daemon.paths.socket))
+        async with stream_, trio.open_nursery() as nursery:
+            ws = await wrap_client_stream(nursery, stream_, "localhost", ATTACH_PATH)
+            for n in (1, 2):
+                line = {
+                    "jsonrpc": "2.0",
+                    "id": n,
+                    "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": f"<b>{n}</b>"}},
+                }
+                await ws.send_message(json.dumps(line) + "\n")
+            while len(daemon.gateway.approvals.listing()) < 2:
+                await trio.sleep(0.01)
+            assert await cli("approvals") == 0
+            table = capsys.readouterr().out.splitlines()
+            assert table[0].split()[:4] == ["ID", "AGE", "SERVER", "TOOL"] and len(table) == 3
+            assert await cli("approvals", "--json") == 0
+            first, second = json.loads(capsys.readouterr().out)
+            assert first["arguments"] == {"text": "<b>1</b>"} and first["principal"] == getpass.getuser()
+            assert await cli("approvals", "approve", first["id"]) == 0
+            assert await cli("approvals", "deny", second["id"], "--reason", "not now") == 0
+            assert await cli("approvals", "approve", "nope") == 1
+            assert "no call waits for approval 'nope'" in capsys.readouterr().err
+            answers: dict[int, Any] = {}
+            with trio.fail_after(10):
+                while len(answers) < 2:
+                    for each in (await ws.get_message()).splitlines():
+                        message = json.loads(each)
+                        answers[message["id"]] = message
+            assert answers[1]["result"]["content"][0]["text"] == "<b>1</b>"
+            assert "denied by " + getpass.getuser() in answers[2]["error"]["message"]
+            assert alpha.session is not None and len(alpha.session.requests("tools/call")) == 1
+            assert await cli("approvals") == 0
+            assert capsys.readouterr().out == "no calls wait for approval\n"
+            assert await cli("approvals", "forget") == 0
+            assert capsys.readouterr().out == "forgot 0 remembered approvals\n"
+            nursery.cancel_scope.cancel()

@@ -58,6 +58,11 @@ def register(commands: Any) -> None:
     tail.add_argument("--tool", metavar="GLOB", help="only tools matching GLOB (own or public name)")
     tail.add_argument("--decision", choices=("allow", "deny", "modify", "error"), help="only this decision")
     tail.add_argument("--user", metavar="NAME", help="only this caller's records (a token's name, a user)")
+    tail.add_argument(
+        "--approvals",
+        action="store_true",
+        help="only approvals: asked, approved, denied, timed out, withdrawn",
+    )
     tail.set_defaults(func=tail_command)
 
     verify = sub.add_parser("verify", parents=[common], help="check the hash chain across rotated files")
@@ -128,6 +133,8 @@ def _matcher(args: argparse.Namespace) -> Callable[[AuditRecord], bool]:
         if args.decision is not None and record.decision != args.decision:
             return False
         if args.user is not None and record.principal != args.user:
+            return False
+        if args.approvals and record.event != "approval":
             return False
         if args.tool is not None:
             names = [name for name in (record.tool, record.public_name) if name]

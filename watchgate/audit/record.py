@@ -42,7 +42,7 @@ __all__ = [
 
 _log = logging.getLogger("watchgate.audit")
 
-Event = Literal["request", "response", "notification", "decision", "lifecycle"]
+Event = Literal["request", "response", "notification", "decision", "lifecycle", "approval"]
 Decision = Literal["allow", "deny", "modify", "error"]
 
 # Lifecycle records the audit writer emits itself; ``method`` carries the lifecycle kind.

@@ -32,6 +32,7 @@ COMMANDS: Final = {
     "audit": "watchgate.audit.cli",
     "bench": "watchgate.bench.cli",
     "pin": "watchgate.cli.pin",
+    "approvals": "watchgate.cli.approvals",
     "auth": "watchgate.cli.auth",
     "import": "watchgate.cli.importer",
 }
@@ -54,6 +55,10 @@ _EXAMPLES = {
     "audit stats": "watchgate audit stats",
     "bench": "watchgate bench --quick",
     "pin": "watchgate pin list",
+    "approvals": "watchgate approvals --watch",
+    "approvals approve": "watchgate approvals approve a1-3f9c2e",
+    "approvals deny": "watchgate approvals deny a1-3f9c2e --reason 'not on production'",
+    "approvals forget": "watchgate approvals forget",
     "pin list": "watchgate pin list",
     "pin approve": "watchgate pin approve github__search_issues",
     "auth": "watchgate auth login linear",

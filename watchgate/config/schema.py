@@ -504,6 +504,40 @@ class TelemetryConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
             raise ValueError(f"otlp_endpoint must be an http:// or https:// URL, got {self.otlp_endpoint!r}")
 
 
+def remember_seconds(remember: str) -> float:
+    """``identity-for 8h`` -> 28800.0 (s, m, h or d; a bare number is seconds). Raises ValueError."""
+    text = remember.removeprefix("identity-for").strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(
+            f"remember must be never, session or identity-for DURATION (like 8h, 30m, 3600), not {remember!r}"
+        )
+    return seconds
+
+
+class ApprovalRule(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Tool calls held until a person approves them: those of ``tools`` (globs on the names
+    clients call), on ``servers`` (all if not given), by callers matching ``match``."""
+
+    tools: tuple[str, ...]
+    servers: tuple[str, ...] | None = None
+    match: AccessMatch = AccessMatch()
+    timeout: Positive = 120.0  # nobody deciding by then denies the call
+    remember: str = "never"  # never | session | identity-for DURATION
+    ask: Literal["auto", "client", "console"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.remember not in ("never", "session"):
+            if not self.remember.startswith("identity-for"):
+                remember_seconds("")  # raises, naming the three forms
+            remember_seconds(self.remember)
+
+
 class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     proxy: ProxyConfig
     logging: LoggingConfig = LoggingConfig()
@@ -512,5 +546,6 @@ class GatewayConfig(Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     profiles: dict[str, ProfileConfig] = {}  # name -> what a client that chose it sees
     discovery: DiscoveryConfig = DiscoveryConfig()  # list every tool, or let clients search
     access: tuple[AccessRule, ...] | None = None  # per caller, first match wins; none matching: nothing
+    approvals: tuple[ApprovalRule, ...] = ()  # calls held for a person's approval, first match wins
     telemetry: TelemetryConfig | None = None  # OpenTelemetry: off unless given
     source: str | None = None  # not a YAML key: where the configuration was read from

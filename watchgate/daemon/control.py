@@ -65,7 +65,38 @@ class Relist(Request, tag="relist"):
     names: list[str]
 
 
-AnyRequest = Ps | Restart | Stop | Start | Logs | Tools | Detail | Down | Reload | Relist
+class Approvals(Request, tag="approvals"):
+    """``watchgate approvals``: the calls held for approval."""
+
+
+class Decide(Request, tag="decide"):
+    """``watchgate approvals approve|deny ID``."""
+
+    id: str
+    approve: bool
+    by: str
+    reason: str | None = None
+
+
+class ForgetApprovals(Request, tag="forget-approvals"):
+    pass
+
+
+AnyRequest = (
+    Ps
+    | Restart
+    | Stop
+    | Start
+    | Logs
+    | Tools
+    | Detail
+    | Down
+    | Reload
+    | Relist
+    | Approvals
+    | Decide
+    | ForgetApprovals
+)
 
 
 class Reply(msgspec.Struct, omit_defaults=True):

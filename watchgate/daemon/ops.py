@@ -105,6 +105,17 @@ class ControlOps:
             for name in names:
                 await self._gateway.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
             return names
+        if isinstance(request, control.Approvals):
+            return self._gateway.approvals.listing()
+        if isinstance(request, control.Decide):
+            refused = self._gateway.approvals.decide(
+                request.id, approve=request.approve, by=request.by, channel="cli", reason=request.reason
+            )
+            if refused is not None:
+                raise ValueError(refused)
+            return f"{request.id}: {'approved' if request.approve else 'denied'}"
+        if isinstance(request, control.ForgetApprovals):
+            return self._gateway.approvals.forget()
         assert isinstance(request, control.Reload)
         return await self._reload()
 

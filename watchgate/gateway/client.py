@@ -26,7 +26,7 @@ from actors import Actor, MailboxFull
 from watchgate.errors import JsonRpcError, LineTooLong, PeerGone
 from watchgate.gateway.era import ModernEra
 from watchgate.gateway.messages import ClientGone, ClientNotification, ClientRequest, ForwardAnswer
-from watchgate.gateway.ports import ClientChannel, RequestRoutes, RouterPort, UpstreamPort
+from watchgate.gateway.ports import AnswerPort, ClientChannel, RequestRoutes, RouterPort
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.identity import ANONYMOUS, Principal
 from watchgate.protocol.jsonrpc import Kind, LargeAnswer, Line, Message, RequestId, error_response
@@ -66,7 +66,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._channel = channel
         self._router = router
         self._routes = routes
-        self._answers: dict[str, UpstreamPort] = {}
+        self._answers: dict[str, AnswerPort] = {}
         self.capabilities: dict[str, Any] = {}
         self.client_info: dict[str, Any] = {}
         self.initialized = False
@@ -184,7 +184,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         if self._owed == 0:
             self._all_answered.set()
 
-    def asker(self, question_id: str) -> UpstreamPort | None:
+    def asker(self, question_id: str) -> AnswerPort | None:
         return self._answers.pop(question_id, None)
 
     def end(self) -> None:
@@ -212,7 +212,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
     def mark_initialized(self) -> None:
         self.initialized = True
 
-    def expect_answer(self, request_id: str, upstream: UpstreamPort) -> None:
+    def expect_answer(self, request_id: str, upstream: AnswerPort) -> None:
         """Route the client's response to ``request_id`` back to the upstream that asked."""
         self._answers[request_id] = upstream
 

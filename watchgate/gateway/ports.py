@@ -104,7 +104,7 @@ class ClientPort(Protocol):
     async def tell(self, msg: Any) -> None:
         """Queue an already encoded line (a broadcast)."""
 
-    def expect_answer(self, request_id: str, upstream: UpstreamPort) -> None:
+    def expect_answer(self, request_id: str, upstream: AnswerPort) -> None:
         """The client's answer to ``request_id`` (a server's request) goes to ``upstream``."""
 
     def relays_input(self, request_id: int | str) -> dict[str, Any] | None:
@@ -130,6 +130,13 @@ class UpstreamPort(Protocol):
     async def ask(self, make: Callable[[Reply[R]], Any], *, timeout: float) -> R:
         """A request on the gateway's own account (lists, setLevel), answered through ``Reply``."""
         ...
+
+
+class AnswerPort(Protocol):
+    """Who waits for a client's answer to a question it was asked (a server's actor, or the
+    gateway's approvals)."""
+
+    async def tell(self, msg: Any) -> None: ...
 
 
 class RouterPort(Protocol):

@@ -29,6 +29,7 @@ from watchgate.audit import AuditActor, AuditEntry, lifecycle_entry, resolved_au
 from watchgate.audit.hooks import AuditHooks
 from watchgate.config.schema import GatewayConfig, ItemRules, ResourceRules, UpstreamConfig
 from watchgate.errors import exit_reason
+from watchgate.gateway.approvals import Approvals
 from watchgate.gateway.client import ClientActor
 from watchgate.gateway.messages import (
     AddUpstream,
@@ -126,6 +127,8 @@ class Gateway:
         self.hooks = hooks
         self._prefixed = set(proxy.prefixed)  # shared with the notifier, updated on reload
         self.notifier = NotificationActor(prefixed=self._prefixed, hooks=hooks)
+        #: tool calls held for a person's approval (approvals:), recorded in the audit log
+        self.approvals = Approvals(config.approvals, record=self._record)
         self.router = RouterActor(
             proxy,
             notifier=self.notifier,
@@ -133,6 +136,7 @@ class Gateway:
             profiles=config.profiles,
             discovery=config.discovery,
             access=config.access,
+            approvals=self.approvals,
         )
         self._connector = connector
         children = [self._upstream_child(u) for u in proxy.upstreams]
@@ -383,6 +387,7 @@ class Gateway:
             await self.router.tell(Recurate(name, Curation.of(new[name])))
         if config.profiles != old_profiles or (config.discovery, config.access) != old_rules:
             await self.router.tell(SetProfiles(config.profiles, config.discovery, config.access))
+        self.approvals.configure(config.approvals)  # held calls keep the rule they were held by
         running = [name for name in new if name not in added and name not in changed]
         if replugged:  # lists are filtered by plugins: let every running server's lists pass again
             for name in running:

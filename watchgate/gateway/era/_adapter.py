@@ -36,7 +36,7 @@ from watchgate.errors import JsonRpcError
 from watchgate.gateway.era._listening import ListenDesk
 from watchgate.gateway.era._rounds import ClientRounds
 from watchgate.gateway.messages import ClientNotification, ForwardAnswer
-from watchgate.gateway.ports import ClientPort, RouterPort, UpstreamPort
+from watchgate.gateway.ports import AnswerPort, ClientPort, RouterPort
 from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Line, Message, RequestId, error_response
 
@@ -55,7 +55,7 @@ class EraHost(ClientPort, Protocol):
     def settle(self) -> None:
         """A request read is answered otherwise (a subscription: answered when it ends)."""
 
-    def asker(self, question_id: str) -> UpstreamPort | None:
+    def asker(self, question_id: str) -> AnswerPort | None:
         """The upstream waiting for the client's answer to ``question_id`` (taken)."""
 
     def end(self) -> None: ...

@@ -19,6 +19,7 @@ import trio
 from actors import Actor, AskTimeout
 from watchgate.config.schema import AccessRule, DiscoveryConfig, ProfileConfig
 from watchgate.errors import JsonRpcError, UpstreamUnavailable
+from watchgate.gateway.approvals import Approvals
 from watchgate.gateway.messages import (
     AddUpstream,
     Broadcast,
@@ -85,9 +86,11 @@ class RouterActor(Actor[RouterMessage]):
         profiles: Mapping[str, ProfileConfig] | None = None,
         discovery: DiscoveryConfig | None = None,
         access: Sequence[AccessRule] | None = None,
+        approvals: Approvals | None = None,
         mailbox_size: int = 1024,
     ) -> None:
         super().__init__("router", mailbox_size=mailbox_size)
+        self.approvals = approvals if approvals is not None else Approvals()
         self._config = config
         self._notifier = notifier
         self._hooks = hooks if hooks is not None else HookChain()
@@ -100,7 +103,7 @@ class RouterActor(Actor[RouterMessage]):
             curations={u.name: Curation.of(u) for u in config.upstreams},
         )
         self._views: dict[str, UpstreamView] = {}
-        self._forwarder = Forwarder(self._catalog, self._views, self._hooks, self.profile_of)
+        self._forwarder = Forwarder(self._catalog, self._views, self._hooks, self.profile_of, self.approvals)
         self._search = ToolSearch(self._catalog, discovery or DiscoveryConfig(), profiles or {})
         shared = SharedBuckets(config.state.redis) if config.state is not None else None
         self._access = Access(access, profiles or {}, shared)
@@ -146,6 +149,7 @@ class RouterActor(Actor[RouterMessage]):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.approvals.start(nursery)
             nursery.start_soon(self._settle_deadline)
             await self._check_settled()
             try:
@@ -182,6 +186,7 @@ class RouterActor(Actor[RouterMessage]):
             for view in self._views.values():
                 await view.actor.tell(msg)
             await self._notifier.tell(ClientDetached(msg.client_id))
+            self.approvals.client_gone(msg.client_id)
             await self._interests.forget_client(msg.client_id)
         elif isinstance(msg, SetProfiles):
             self.requests.configure(msg.profiles, msg.discovery or DiscoveryConfig(), msg.access)

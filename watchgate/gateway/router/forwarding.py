@@ -9,7 +9,7 @@ whichever task asks: the client's reader for a lone call, the router for the res
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Message
 
 if TYPE_CHECKING:
+    from watchgate.gateway.approvals import Approvals
     from watchgate.protocol.catalog import Catalog
     from watchgate.protocol.profiles import Profile
 
@@ -55,11 +56,13 @@ class Forwarder:
         views: dict[str, UpstreamView],
         hooks: HookChain,
         profile_of: Callable[[ClientPort], Profile | None] = lambda client: None,
+        approvals: Approvals | None = None,
     ) -> None:
         self._catalog = catalog
         self._views = views  # the router's own dict: changed in place, never replaced
         self._hooks = hooks
         self._profile_of = profile_of  # what a client's profile lets it reach
+        self._approvals = approvals  # tool calls held for a person (approvals:)
 
     async def by_name(
         self, client: ClientPort, msg: Message, member: str, kind: str, slot: Slot | None = None
@@ -195,7 +198,41 @@ class Forwarder:
                 return False
         elif view.state not in ("running", "starting"):  # a starting server's mailbox holds the request
             raise UpstreamUnavailable(server, view.state, view.last_error)
-        await view.actor.forward(ForwardRequest(client, msg, method, ctx, fields, slot))
+        request = ForwardRequest(client, msg, method, ctx, fields, slot)
+        approvals = self._approvals
+        if approvals is not None and approvals.enabled and method == "tools/call":
+            rule = approvals.rule_for(server, public, client)
+            if rule is not None:  # after the plugins' checks, before the server sees anything
+                await approvals.hold(
+                    rule, server, public, client, msg, *self._after_approval(server, request)
+                )
+                if slot is not None:
+                    slot.handed_on = True  # held: the call keeps its place until it ends
+                return True
+        await view.actor.forward(request)
         if slot is not None:
             slot.handed_on = True
         return True
+
+    def _after_approval(
+        self, server: str, request: ForwardRequest
+    ) -> tuple[Callable[[], Awaitable[None]], Callable[[JsonRpcError], Awaitable[None]]]:
+        """What a held call does once decided: run (forwarded, if its server is still up) or
+        be refused (answered with why, its concurrency slot freed)."""
+
+        async def refuse(error: JsonRpcError) -> None:
+            if request.slot is not None:
+                request.slot.release()
+            request_id = request.msg.id
+            assert request_id is not None and request_id is not UNSET
+            await answer_error(self._hooks, request.client, request_id, request.ctx, error)
+
+        async def run() -> None:
+            view = self._views.get(server)
+            if view is None or view.state not in ("running", "starting"):
+                state = "removed" if view is None else view.state
+                await refuse(UpstreamUnavailable(server, state, None if view is None else view.last_error))
+                return
+            await view.actor.forward(request)
+
+        return run, refuse
