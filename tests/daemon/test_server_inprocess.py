@@ -538,3 +538,11 @@ async def test_approvals_are_listed_and_decided_from_the_command_line(
             assert await cli("approvals", "forget") == 0
             assert capsys.readouterr().out == "forgot 0 remembered approvals\n"
             nursery.cancel_scope.cancel()
+
+
+async def test_console_says_how_to_get_one_when_the_daemon_has_no_http_listener(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with daemon_with(monkeypatch, tmp_path, FakeServer("alpha")) as (_, cli):
+        assert await cli("console") == 1
+        assert "watchgate up --http" in capsys.readouterr().err

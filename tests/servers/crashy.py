@@ -7,7 +7,9 @@ server keeps reading and sees a cancellation), ``link`` (a resource_link).
 writes its pid to ``pidfile`` and exits with code 5 (the gateway must see the exit all the same).
 ``--stubborn`` ignores SIGTERM and the end of stdin (only SIGKILL ends it).
 ``--fail-start`` makes it exit before answering ``initialize``; ``--fail-start-if PATH`` does so
-only while PATH exists; ``--record PATH`` appends every line it receives to PATH.
+only while PATH exists; ``--record PATH`` appends every line it receives to PATH;
+``--extra-tool NAME`` offers one more tool, named NAME (markup, for the console's tests), that
+echoes like ``echo``.
 """
 
 import json
@@ -24,6 +26,11 @@ TOOLS = [
     {"name": name, "description": f"test tool {name}", "inputSchema": {"type": "object"}}
     for name in ("echo", "pid", "crash", "slow", "link", "orphan")
 ]
+EXTRA = sys.argv[sys.argv.index("--extra-tool") + 1] if "--extra-tool" in sys.argv else None
+if EXTRA is not None:
+    TOOLS.append(
+        {"name": EXTRA, "description": "a tool named with markup", "inputSchema": {"type": "object"}}
+    )
 
 
 def reply(request_id, result=None, error=None):
@@ -37,7 +44,7 @@ def reply(request_id, result=None, error=None):
 def call(request_id, params):
     name = params.get("name")
     args = params.get("arguments") or {}
-    if name == "echo":
+    if name == "echo" or (EXTRA is not None and name == EXTRA):
         return reply(request_id, {"content": [{"type": "text", "text": str(args.get("text", ""))}]})
     if name == "pid":
         return reply(request_id, {"content": [{"type": "text", "text": str(os.getpid())}]})

@@ -33,6 +33,7 @@ COMMANDS: Final = {
     "bench": "watchgate.bench.cli",
     "pin": "watchgate.cli.pin",
     "approvals": "watchgate.cli.approvals",
+    "console": "watchgate.cli.console",
     "auth": "watchgate.cli.auth",
     "import": "watchgate.cli.importer",
 }
@@ -56,6 +57,7 @@ _EXAMPLES = {
     "bench": "watchgate bench --quick",
     "pin": "watchgate pin list",
     "approvals": "watchgate approvals --watch",
+    "console": "watchgate console --open",
     "approvals approve": "watchgate approvals approve a1-3f9c2e",
     "approvals deny": "watchgate approvals deny a1-3f9c2e --reason 'not on production'",
     "approvals forget": "watchgate approvals forget",

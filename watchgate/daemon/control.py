@@ -12,6 +12,7 @@ from typing import Any, Final
 import msgspec
 
 from watchgate.audit.record import AuditStatus
+from watchgate.gateway.rows import ClientRow, UpstreamRow
 
 
 class Request(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):
@@ -104,37 +105,6 @@ class Reply(msgspec.Struct, omit_defaults=True):
     result: Any = None
     error: str | None = None
     more: bool = False  # a streaming reply (logs -f): further messages follow
-
-
-class UpstreamRow(msgspec.Struct):
-    name: str
-    transport: str
-    state: str
-    pid: int | None
-    uptime: float | None
-    restarts: int
-    tools: int
-    in_flight: int
-    mailbox: int
-    last_error: str | None
-    next_restart_in: float | None
-    sandbox: str = "-"  # "bwrap", "bwrap net:off", "UNSANDBOXED" (required: false, bwrap unusable)
-    host: str | None = None  # a remote server's host[:port], shown where a process has its pid
-    also_speaks: list[str] = []  # a server of both eras: the legacy session open beside the modern one
-
-
-class ClientRow(msgspec.Struct):
-    id: int
-    name: str
-    version: str
-    pid: int | None
-    attached_for: float
-    in_flight: int
-    profile: str | None = None  # the profile it attached with (None: it sees everything)
-    peer: str | None = None  # an HTTP client's address
-    one_request: bool = False  # a 2026-07-28 client's request over HTTP, shown while in flight
-    principal: str | None = None  # who it is (a token's name, a uid's user)
-    proven_by: str | None = None  # token | uid | process | none
 
 
 class PsReport(msgspec.Struct):

@@ -14,24 +14,23 @@ import msgspec
 import trio
 from trio_websocket import WebSocketConnection
 
-from actors import ChildState, ChildStatus, UnknownChild
+from actors import ChildStatus, UnknownChild
 from watchgate.config import load_config
 from watchgate.daemon import control
 from watchgate.daemon.control import (
-    ClientRow,
     ProcessRow,
     PsReport,
     Reply,
     ServerDetail,
     ToolRow,
-    UpstreamRow,
 )
 from watchgate.daemon.proctree import process_tree
-from watchgate.errors import ConfigError, exit_reason
+from watchgate.errors import ConfigError
 from watchgate.gateway.messages import RefreshLists
+from watchgate.gateway.status import UpstreamRow, client_rows, upstream_row
 from watchgate.gateway.tree import Gateway
 from watchgate.protocol.catalog import LIST_KINDS
-from watchgate.protocol.urls import shown_host, shown_url
+from watchgate.protocol.urls import shown_url
 
 _log = logging.getLogger("watchgate.control")
 
@@ -133,22 +132,7 @@ class ControlOps:
         gateway = self._gateway
         now = trio.current_time()
         rows = [self._row(status, now) for status in gateway.upstream_supervisor.statuses()]
-        clients = [
-            ClientRow(
-                id=session.client.client_id,
-                name=str(session.client.client_info.get("name", "?")),
-                version=str(session.client.client_info.get("version", "")),
-                pid=session.peer_pid,
-                attached_for=now - session.attached_at,
-                in_flight=sum(a.in_flight_of(session.client.client_id) for a in gateway.upstreams.values()),
-                profile=session.client.profile,
-                peer=session.peer,
-                one_request=session.one_request,
-                principal=session.client.principal.name,
-                proven_by=session.client.principal.proven_by,
-            )
-            for session in gateway.sessions()
-        ]
+        clients = client_rows(gateway)
         return PsReport(
             pid=os.getpid(),
             config=str(self._daemon.config_path) if self._daemon.config_path else None,
@@ -161,30 +145,7 @@ class ControlOps:
         )
 
     def _row(self, status: ChildStatus, now: float) -> UpstreamRow:
-        gateway = self._gateway
-        actor = gateway.upstreams[status.name]
-        running = status.state == ChildState.RUNNING
-        state = "needs-login" if actor.needs_login and not running else str(status.state)
-        if running and not gateway.router.view(status.name).serving:
-            state = "starting"  # it answered initialize; the gateway does not have its lists yet
-        return UpstreamRow(
-            name=status.name,
-            transport=str(actor.config.transport),
-            state=state,
-            pid=actor.pid,
-            host=shown_host(actor.config.url) if actor.config.url else None,
-            uptime=now - status.started_at if running and status.started_at is not None else None,
-            restarts=status.restarts,
-            tools=gateway.router.tool_count(status.name),
-            in_flight=actor.in_flight,
-            mailbox=actor.mailbox_depth(),
-            last_error=exit_reason(status.last_exit),
-            sandbox=actor.sandbox,
-            also_speaks=list(actor.also_speaks),
-            next_restart_in=(
-                max(0.0, status.next_restart_at - now) if status.next_restart_at is not None else None
-            ),
-        )
+        return upstream_row(self._gateway, status, now)
 
     def detail(self, name: str) -> ServerDetail:
         """``ps NAME``: the row, what it runs and how it is restarted, its processes, tools,

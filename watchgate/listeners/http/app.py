@@ -34,6 +34,8 @@ from watchgate.listeners.http.asgi import (
     sse_event,
     unless_gone,
 )
+from watchgate.listeners.http.console import PREFIX as CONSOLE
+from watchgate.listeners.http.console import Console
 from watchgate.listeners.http.guard import Refusal, RequestGuard
 from watchgate.listeners.http.health import health_report
 from watchgate.listeners.http.modern import ModernRequests, is_modern
@@ -72,8 +74,10 @@ class McpHttpApp:
         sessions: SessionTable,
         modern: ModernRequests,
         resource: ResourceServer | None = None,
+        console: Console | None = None,
     ) -> None:
         self._gateway = gateway
+        self.console = console  # the web console at /console (listeners/http/console/)
         self._path = path
         self._guard = guard
         self._sessions = sessions
@@ -97,6 +101,9 @@ class McpHttpApp:
             return
         if self.resource is not None and path in self._metadata_paths() and scope["method"] == "GET":
             await respond(send, 200, jsonrpc.encode_value(self.resource.metadata()))
+            return
+        if self.console is not None and (path == CONSOLE or path.startswith(CONSOLE + "/")):
+            await self.console(scope, receive, send)
             return
         if path == "/healthz" and scope["method"] in ("GET", "HEAD"):
             status, body = health_report(self._gateway)

@@ -27,6 +27,7 @@ from watchgate.config.schema import GatewayConfig, HttpListenerConfig
 from watchgate.errors import CannotListen
 from watchgate.gateway.tree import Gateway
 from watchgate.listeners.http.app import McpHttpApp
+from watchgate.listeners.http.console import Console
 from watchgate.listeners.http.guard import RequestGuard, split_listen
 from watchgate.listeners.http.modern import ModernRequests
 from watchgate.listeners.http.resource import ResourceServer
@@ -53,7 +54,13 @@ class HttpListener:
         oauth = config.auth.oauth if config.auth is not None else None
         resource = ResourceServer(oauth, oauth.audience or "") if oauth is not None else None
         self.app = McpHttpApp(
-            gateway, config.path, guard, self.sessions, ModernRequests(gateway, self.sessions), resource
+            gateway,
+            config.path,
+            guard,
+            self.sessions,
+            ModernRequests(gateway, self.sessions),
+            resource,
+            console=Console(gateway, guard),
         )
         self._hypercorn = _hypercorn_config(config)
         self._sockets: Sockets | None = None
