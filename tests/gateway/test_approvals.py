@@ -219,3 +219,18 @@ async def test_every_step_is_an_approval_record_in_the_chain(
     assert main(["audit", "tail", "--approvals", str(log)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all("approval" in line for line in lines)
+
+
+async def test_a_call_held_when_the_gateway_stops_is_withdrawn_and_answered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    server = FakeServer("fx", tools={"echo": echo})
+    async with running_daemon(approving({"tools": ["echo"], "ask": "console"}), server) as (gateway, attach):
+        client = await attach()
+        await client.initialize()
+        request_id = await client.start("tools/call", CALL)
+        await held_one(gateway)
+        await gateway.end_sessions("Watchgate is shutting down")
+        error = (await client.response(request_id))["error"]
+        assert error["code"] == -32010 and "Watchgate is shutting down" in error["message"]
+        assert calls(server) == 0

@@ -87,6 +87,7 @@ class HeldCall:
     channel: Channel
     decided: trio.Event = field(default_factory=trio.Event)
     outcome: Outcome | None = None
+    answered: trio.Event = field(default_factory=trio.Event)  # run or refused: the call is past us
 
     def describe(self, now: float, wall: float) -> dict[str, Any]:
         principal = self.client.principal
@@ -239,6 +240,17 @@ class Approvals:
         run: Callable[[], Awaitable[None]],
         refuse: Callable[[JsonRpcError], Awaitable[None]],
     ) -> None:
+        try:
+            await self._decided(held, run, refuse)
+        finally:
+            held.answered.set()
+
+    async def _decided(
+        self,
+        held: HeldCall,
+        run: Callable[[], Awaitable[None]],
+        refuse: Callable[[JsonRpcError], Awaitable[None]],
+    ) -> None:
         if held.rule.ask == "client" and held.channel != "client":
             self._decide(
                 held, Outcome("denied", "nobody", "client", "the client cannot be asked (no elicitation)")
@@ -307,6 +319,16 @@ class Approvals:
             if held.client.client_id == client_id and held.outcome is None:
                 self._decide(held, Outcome("withdrawn", "nobody", "session end", "the client left"))
         self._by_session = {key for key in self._by_session if key[0] != client_id}
+
+    async def withdraw_all(self, reason: str, *, within: float = 1.0) -> None:
+        """The gateway stops: every held call is withdrawn and answered saying why (within
+        ``within`` seconds), before the sessions end."""
+        held = [h for h in self._held.values() if h.outcome is None]
+        for each in held:
+            self._decide(each, Outcome("withdrawn", "nobody", "shutdown", reason))
+        with trio.move_on_after(within):
+            for each in held:
+                await each.answered.wait()
 
     def forget(self) -> int:
         """Forget every remembered approval; how many there were."""

@@ -290,6 +290,7 @@ class Gateway:
         its answers are written (each client gets at most a second for that)."""
         for actor in self.upstreams.values():
             await actor.answer_in_flight(reason)
+        await self.approvals.withdraw_all(reason)  # held calls: answered, not forgotten
         for session in self.sessions():
             session.client.end()
         with trio.move_on_after(within):
