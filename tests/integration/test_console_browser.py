@@ -153,6 +153,8 @@ async def test_a_person_approves_a_held_call_in_the_console(tmp_path: Path) -> N
                         ),
                     )
                     _until(driver, lambda d: "verifies" in d.find_element(By.ID, "verify").text)
+                    chart = '#rates figure[data-series="tools/echo"] svg rect'
+                    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, chart))  # the approved call
                     driver.save_screenshot(str(shots / "console-audit.png"))
 
                 await trio.to_thread.run_sync(deny_and_filter)

@@ -30,6 +30,7 @@ from watchgate.audit.hooks import AuditHooks
 from watchgate.config.schema import GatewayConfig, ItemRules, ResourceRules, UpstreamConfig
 from watchgate.errors import exit_reason
 from watchgate.gateway.approvals import Approvals
+from watchgate.gateway.callrates import CallRates
 from watchgate.gateway.client import ClientActor
 from watchgate.gateway.messages import (
     AddUpstream,
@@ -117,13 +118,20 @@ class Gateway:
             assert config.telemetry is not None
             telemetry = start_telemetry(config.telemetry, self._telemetry_counts)
         self.telemetry = telemetry
+        #: calls per server and tool over the last hour (the console's charts)
+        self.call_rates = CallRates()
         if hooks is None:
             self.plugins = build_plugins(config)
             recorder = [AuditHooks(audit, include_payloads=config.audit.include_payloads)] if audit else []
             observer = [telemetry.hooks] if telemetry is not None else []
-            hooks = HookChain(
-                [*([self.plugins] if self.plugins is not None else []), *extra_hooks, *observer, *recorder]
-            )
+            chain = [
+                *([self.plugins] if self.plugins is not None else []),
+                *extra_hooks,
+                *observer,
+                *recorder,
+            ]
+            # counted only where calls pass hooks anyway: never off the fast path of an empty chain
+            hooks = HookChain([*chain, self.call_rates] if chain else [])
         self.hooks = hooks
         self._prefixed = set(proxy.prefixed)  # shared with the notifier, updated on reload
         self.notifier = NotificationActor(prefixed=self._prefixed, hooks=hooks)
@@ -416,9 +424,12 @@ class Gateway:
             not config.plugins and self.plugins is None and not _any_server_plugins(config)
         ):
             return False
-        others = [hook for hook in self.hooks.hooks if hook is not self.plugins]
+        others = [
+            hook for hook in self.hooks.hooks if hook is not self.plugins and hook is not self.call_rates
+        ]
         self.plugins = build_plugins(config)
-        self.hooks.set([*([self.plugins] if self.plugins is not None else []), *others])
+        chain = [*([self.plugins] if self.plugins is not None else []), *others]
+        self.hooks.set([*chain, self.call_rates] if chain else [])
         return True
 
     def _record(self, entry: AuditEntry) -> None:

@@ -76,26 +76,8 @@ async def test_state_and_actions_and_an_action_without_the_token_is_refused() ->
             answers: list[Any] = []
 
             async def call() -> None:
-                headers = {
-                    "accept": "application/json, text/event-stream",
-                    "content-type": "application/json",
-                }
-                init = {
-                    "jsonrpc": "2.0",
-                    "id": 0,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "1"},
-                    },
-                }
-                opened = await http.post(url, json=init, headers=headers)
-                session = {
-                    "mcp-session-id": opened.headers["mcp-session-id"],
-                    "mcp-protocol-version": "2025-11-25",
-                }
-                answers.append(await http.post(url, json=CALL, headers={**headers, **session}, timeout=30))
+                headers = await _session(http, url)
+                answers.append(await http.post(url, json=CALL, headers=headers, timeout=30))
 
             nursery.start_soon(call)
             while not (held := (await http.get(api + "state")).json()["approvals"]):
@@ -107,7 +89,7 @@ async def test_state_and_actions_and_an_action_without_the_token_is_refused() ->
             assert deny.status_code == 200
             again = await http.post(api + f"approvals/{held[0]['id']}/approve", json={}, headers=headers)
             assert again.status_code == 409
-        assert "denied by anonymous (console)" in answers[0].text
+        assert "denied by anonymous at" in answers[0].text
         assert server.session is None or not server.session.requests("tools/call")
 
 
@@ -123,3 +105,31 @@ async def test_a_listener_with_tokens_asks_the_console_for_one(tmp_path: Path) -
         assert (await http.get(_console(url) + "/api/state")).status_code == 401
         bearer = {"authorization": "Bearer s3cret-token-for-the-console"}
         assert (await http.get(_console(url) + "/api/state", headers=bearer)).status_code == 200
+
+
+async def test_the_state_has_each_tools_calls_of_the_last_hour() -> None:
+    config = _config(plugins=[{"name": "secrets"}])  # calls pass hooks: they are counted
+    async with (
+        serving(config, FakeServer("fx", tools={"echo": echo})) as (_, _, url),
+        httpx.AsyncClient() as http,
+    ):
+        await http.post(url, json=CALL, headers=await _session(http, url))
+        (series,) = (await http.get(_console(url) + "/api/state")).json()["rates"]
+        assert (series["server"], series["tool"], series["points"][-1]["calls"]) == ("fx", "echo", 1)
+
+
+async def _session(http: httpx.AsyncClient, url: str) -> dict[str, str]:
+    """A legacy MCP session on the listener: the headers its calls carry."""
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    params = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    opened = await http.post(url, json=initialize, headers=headers)
+    return {
+        **headers,
+        "mcp-session-id": opened.headers["mcp-session-id"],
+        "mcp-protocol-version": "2025-11-25",
+    }

@@ -118,6 +118,7 @@ class Console:
             "clients": msgspec.to_builtins(client_rows(gateway)),
             "approvals": gateway.approvals.listing(),
             "audit": msgspec.to_builtins(gateway.audit.status()) if gateway.audit is not None else None,
+            "rates": gateway.call_rates.last_hour(),
         }
 
     async def _act(self, send: Send, parts: list[str], reason: str | None, who: str) -> None:
@@ -134,7 +135,7 @@ class Console:
         elif len(parts) == 3 and parts[0] == "approvals" and parts[2] in ("approve", "deny"):
             approve = parts[2] == "approve"
             refused = self._gateway.approvals.decide(
-                parts[1], approve=approve, by=f"{who} (console)", channel="console", reason=reason
+                parts[1], approve=approve, by=who, channel="console", reason=reason
             )
             if refused is not None:
                 raise Refusal(409, refused)

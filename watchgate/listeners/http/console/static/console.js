@@ -139,8 +139,53 @@ function renderState(state) {
     cell(tr, c.peer !== null ? c.peer : c.pid);
     cell(tr, c.in_flight);
   }, (c) => c.id);
+  renderRates(state.rates);
   const audit = state.audit;
   setStatus(audit ? (audit.healthy ? "audit log ok" : "audit log failing: " + audit.last_error) : "no audit log");
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(name, attributes) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  return element;
+}
+
+// One chart a server and tool: calls a minute (bars) and mean latency (line), the last hour.
+function chart(series) {
+  const width = 360, height = 90, step = width / series.points.length;
+  const most = Math.max(1, ...series.points.map((p) => p.calls));
+  const slowest = Math.max(1, ...series.points.map((p) => p.mean_ms));
+  const figure = svg("svg", { width, height: height + 4, viewBox: `0 0 ${width} ${height + 4}`, class: "chart" });
+  series.points.forEach((p, i) => {
+    const h = (p.calls / most) * height;
+    const bar = svg("rect", { x: i * step, y: height - h, width: Math.max(1, step - 1), height: h,
+      class: p.errors ? "bar errors" : "bar" });
+    const title = svg("title", {});
+    title.textContent = `${60 - i} min ago: ${p.calls} calls, ${p.errors} errors, ${p.mean_ms} ms mean, ${p.max_ms} ms max`;
+    bar.appendChild(title);
+    figure.appendChild(bar);
+  });
+  const line = series.points.map((p, i) => `${(i + 0.5) * step},${height - (p.mean_ms / slowest) * height}`);
+  figure.appendChild(svg("polyline", { points: line.join(" "), class: "latency" }));
+  return figure;
+}
+
+function renderRates(rates) {
+  document.getElementById("no-rates").hidden = rates.length > 0;
+  const box = document.getElementById("rates");
+  box.replaceChildren();
+  for (const series of rates) {
+    const figure = document.createElement("figure");
+    figure.dataset.series = series.server + "/" + series.tool;
+    const calls = series.points.reduce((sum, p) => sum + p.calls, 0);
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${series.server} · ${series.tool}: ${calls} calls`;
+    figure.appendChild(caption);
+    figure.appendChild(chart(series));
+    box.appendChild(figure);
+  }
 }
 
 function auditQuery() {
