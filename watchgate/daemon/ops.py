@@ -105,9 +105,9 @@ class ControlOps:
                 await self._gateway.router.tell(RefreshLists(name, tuple(LIST_KINDS)))
             return names
         if isinstance(request, control.Approvals):
-            return self._gateway.approvals.listing()
+            return await self._gateway.approvals.listing_all()
         if isinstance(request, control.Decide):
-            refused = self._gateway.approvals.decide(
+            refused = await self._gateway.approvals.decide_anywhere(
                 request.id, approve=request.approve, by=request.by, channel="cli", reason=request.reason
             )
             if refused is not None:

@@ -40,6 +40,7 @@ from watchgate.config.schema import remember_seconds
 from watchgate.errors import JsonRpcError
 from watchgate.gateway.messages import ForwardAnswer
 from watchgate.gateway.ports import ClientPort
+from watchgate.gateway.shared_approvals import POLL_EVERY, SharedApprovals
 from watchgate.protocol import jsonrpc
 from watchgate.protocol.jsonrpc import Message
 
@@ -153,8 +154,10 @@ class Approvals:
         *,
         record: Record | None = None,
         wall_clock: Callable[[], float] = time.time,
+        shared: SharedApprovals | None = None,
     ) -> None:
         self.rules = tuple(rules)
+        self.shared = shared  # every replica's held calls, in Redis (proxy.state)
         self._record = record if record is not None else (lambda entry: None)
         self._wall = wall_clock
         self._held: dict[str, HeldCall] = {}
@@ -172,6 +175,8 @@ class Approvals:
         """Where held calls wait (the router's nursery)."""
         self._nursery = nursery
         self._started.set()
+        if self.shared is not None:
+            nursery.start_soon(self._decided_elsewhere, self.shared)
 
     @property
     def enabled(self) -> bool:
@@ -232,6 +237,8 @@ class Approvals:
             await self._started.wait()
         assert self._nursery is not None
         self._nursery.start_soon(self._wait, held, run, refuse)
+        if self.shared is not None:
+            self._nursery.start_soon(self.shared.publish, self._listed(held), held.rule.timeout)
         return held
 
     async def _wait(
@@ -313,6 +320,56 @@ class Approvals:
         self._decide(held, Outcome("approved" if approve else "denied", by, channel, reason))
         return None
 
+    async def listing_all(self) -> list[dict[str, Any]]:
+        """This replica's held calls, and those of every other replica sharing its state."""
+        mine = self.listing()
+        if self.shared is None:
+            return mine
+        ours = {row["id"] for row in mine}
+        now = self._wall()
+        others = []
+        for row in await self.shared.listing():
+            if row["id"] in ours or row.get("replica") == self.shared.replica:
+                continue
+            row["age"] = round(now - row.pop("asked_at_wall", now), 1)
+            others.append(row)
+        return mine + others
+
+    async def decide_anywhere(
+        self, approval: str, *, approve: bool, by: str, channel: str = "cli", reason: str | None = None
+    ) -> str | None:
+        """`decide`, for a call this replica holds or (with shared state) another one does."""
+        refused = self.decide(approval, approve=approve, by=by, channel=channel, reason=reason)
+        if refused is None or self.shared is None or approval in self._held:
+            return refused
+        decision = {"approve": approve, "by": by, "channel": channel, "reason": reason}
+        return None if await self.shared.request(approval, decision) else refused
+
+    async def _decided_elsewhere(self, shared: SharedApprovals) -> None:
+        """Decide the calls held here that a person decided on another replica."""
+        while True:
+            waiting = [h.id for h in self._held.values() if h.outcome is None]
+            if not waiting:
+                await self.changed.wait()
+                continue
+            for approval, decision in (await shared.decisions(waiting)).items():
+                held = self._held.get(approval)
+                if held is not None:
+                    who, channel = str(decision.get("by", "?")), str(decision.get("channel", "replica"))
+                    outcome = Outcome(
+                        "approved" if decision.get("approve") is True else "denied",
+                        who,
+                        f"{channel} on another replica",
+                        decision.get("reason"),
+                    )
+                    self._decide(held, outcome)
+            await trio.sleep(POLL_EVERY)
+
+    def _listed(self, held: HeldCall) -> dict[str, Any]:
+        row = held.describe(trio.current_time(), self._wall())
+        row["asked_at_wall"] = held.asked_at
+        return row
+
     def client_gone(self, client_id: int) -> None:
         """The client left: its held calls are withdrawn, its session's approvals forgotten."""
         for held in list(self._held.values()):
@@ -343,6 +400,8 @@ class Approvals:
         held.outcome = outcome
         held.decided.set()
         self._record(approval_entry(held, outcome.kind, outcome, self._wall() - held.asked_at))
+        if self.shared is not None and self._nursery is not None:
+            self._nursery.start_soon(self.shared.withdraw, held.id)
         _log.info(
             "[%s] %s of %s: %s by %s (%s)",
             held.server,

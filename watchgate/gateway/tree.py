@@ -44,6 +44,7 @@ from watchgate.gateway.messages import (
 from watchgate.gateway.notifications import NotificationActor
 from watchgate.gateway.ports import ClientChannel
 from watchgate.gateway.router.actor import RouterActor
+from watchgate.gateway.shared_approvals import SharedApprovals
 from watchgate.gateway.upstreams.actor import UpstreamActor
 from watchgate.hooks import HookChain, MessageHooks
 from watchgate.plugins.pipeline import build_plugins
@@ -136,7 +137,9 @@ class Gateway:
         self._prefixed = set(proxy.prefixed)  # shared with the notifier, updated on reload
         self.notifier = NotificationActor(prefixed=self._prefixed, hooks=hooks)
         #: tool calls held for a person's approval (approvals:), recorded in the audit log
-        self.approvals = Approvals(config.approvals, record=self._record)
+        state = config.proxy.state
+        shared = SharedApprovals(state.redis) if state is not None and config.approvals else None
+        self.approvals = Approvals(config.approvals, record=self._record, shared=shared)
         self.router = RouterActor(
             proxy,
             notifier=self.notifier,

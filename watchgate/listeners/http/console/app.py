@@ -95,7 +95,7 @@ class Console:
         if principal is None:
             raise Refusal(401, "the console takes the listener's static tokens, not OAuth access tokens")
         if method == "GET" and path == "state":
-            await _json(send, 200, self._state())
+            await _json(send, 200, await self._state())
         elif method == "GET" and path == "audit":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             await _json(send, 200, await self._audit({k: v[-1] for k, v in query.items()}))
@@ -111,12 +111,12 @@ class Console:
         if not hmac.compare_digest(token.encode(), self.csrf.encode()):
             raise Refusal(403, "the action carries no valid CSRF token: reload the console")
 
-    def _state(self) -> dict[str, Any]:
+    async def _state(self) -> dict[str, Any]:
         gateway = self._gateway
         return {
             "servers": msgspec.to_builtins(upstream_rows(gateway)),
             "clients": msgspec.to_builtins(client_rows(gateway)),
-            "approvals": gateway.approvals.listing(),
+            "approvals": await gateway.approvals.listing_all(),
             "audit": msgspec.to_builtins(gateway.audit.status()) if gateway.audit is not None else None,
             "rates": gateway.call_rates.last_hour(),
         }
@@ -134,7 +134,7 @@ class Console:
             await _json(send, 200, {"server": name, "state": str(supervisor.status(name).state)})
         elif len(parts) == 3 and parts[0] == "approvals" and parts[2] in ("approve", "deny"):
             approve = parts[2] == "approve"
-            refused = self._gateway.approvals.decide(
+            refused = await self._gateway.approvals.decide_anywhere(
                 parts[1], approve=approve, by=who, channel="console", reason=reason
             )
             if refused is not None:
