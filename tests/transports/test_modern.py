@@ -1,5 +1,5 @@
 """The 2026-07-28 era toward a server over HTTP: probed first, translated both ways so the
-upstream actor keeps speaking the initialize era (``transports/modern.py``, ``mrtr.py``)."""
+upstream actor keeps speaking the initialize era (``transports/modern/``)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The wire of the 2025-11-25 era (Streamable HTTP, and the legacy HTTP+SSE transport it falls back
 to) is ``transports/streamable.py``'s. This module adds **the 2026-07-28 era** (stateless): the
 connection probes it first with ``server/discover`` and falls back to ``initialize`` on anything
-but a modern answer (the spec's procedure); ``transports/modern.py`` says what is translated for
+but a modern answer (the spec's procedure); ``transports/modern/`` says what is translated for
 a server that speaks it. A server that also accepts ``initialize`` speaks both
 (``server/discover`` does not say so: the first 2025-11-25 client's request finds out): that
 client's requests go over a legacy session of the connection's own (``transports/dual.py``), so

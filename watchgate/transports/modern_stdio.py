@@ -2,8 +2,9 @@
 
 Over stdio the gateway opens with ``initialize`` unless the config says otherwise: a server of
 the official Python SDK fixes a connection's era on its first message, so a blind probe could
-break it. With ``protocol: modern`` this connection wraps the process and translates, as the
-HTTP connection does for a modern server (``transports/modern.py`` is shared): the actor's
+break it. With ``protocol: modern`` this connection is the stdio wire of a ``ModernConnection``
+(``transports/modern/``, which the HTTP connection plugs into too): a line per message, and
+``notifications/cancelled`` as this transport's cancellation. So the actor's
 ``initialize`` becomes ``server/discover`` (a server that does not answer with 2026-07-28 fails
 the start, saying so), every request gets the era's ``_meta``, ``ping`` and ``logging/setLevel``
 are mapped, ``input_required`` is passed through to a 2026-07-28 client or answered through an

@@ -73,7 +73,7 @@ async def test_an_unknown_request_state_of_the_gateways_is_refused() -> None:
 
 
 async def test_a_servers_own_request_state_goes_upstream_untouched() -> None:
-    """A 2026-07-28 server's input_required reached the client as it was (transports/modern.py):
+    """A 2026-07-28 server's input_required reached the client as it was (transports/modern/):
     the retry carries that server's state, which is the server's to check, not the gateway's."""
 
     async def done(session: FakeSession, args: dict[str, Any]) -> Any:

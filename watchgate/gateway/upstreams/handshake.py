@@ -17,7 +17,7 @@ from watchgate.protocol import eras, jsonrpc
 from watchgate.protocol.jsonrpc import Line
 
 PROTOCOL_VERSION: Final = "2025-11-25"
-# 2026-07-28: a stateless server, its discovery answered as an initialize (transports/modern.py)
+# 2026-07-28: a stateless server, its discovery answered as an initialize (transports/modern/)
 KNOWN_VERSIONS: Final = eras.LEGACY_VERSIONS | frozenset(eras.MODERN_VERSIONS)
 _log = logging.getLogger("watchgate.upstream")
 

@@ -206,7 +206,7 @@ class ModernSession:
 
         ``tools/list`` teaches the header annotations (a tool that breaks their rules is left
         out); an ``input_required`` result becomes input requests for the client, or a retry
-        (``transports/mrtr.py``); a retry's answer gets the actor's id back."""
+        (``_rounds.py``); a retry's answer gets the actor's id back."""
         try:
             envelope = jsonrpc.decode(message)  # the id and kind only: results stay raw
         except JsonRpcError:
