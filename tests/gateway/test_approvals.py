@@ -36,11 +36,16 @@ def calls(server: FakeServer) -> int:
     return len(server.session.requests("tools/call")) if server.session is not None else 0
 
 
+async def until_listed(gateway: Any, count: int) -> list[dict[str, Any]]:
+    """The held calls once there are ``count`` of them (woken by each hold and decision)."""
+    while len(gateway.approvals.listing()) != count:
+        await gateway.approvals.changed.wait()
+    return gateway.approvals.listing()  # type: ignore[no-any-return]
+
+
 async def held_one(gateway: Any) -> dict[str, Any]:
-    while not gateway.approvals.listing():
-        await trio.sleep(0.1)
-    (held,) = gateway.approvals.listing()
-    return held  # type: ignore[no-any-return]
+    (held,) = await until_listed(gateway, 1)
+    return held
 
 
 async def test_a_held_call_runs_once_a_person_approves_it(autojump_clock: trio.testing.MockClock) -> None:
@@ -137,8 +142,7 @@ async def test_a_client_leaving_withdraws_its_held_call(autojump_clock: trio.tes
         await client.start("tools/call", CALL)
         held = await held_one(gateway)
         await client.close()
-        while gateway.approvals.listing():
-            await trio.sleep(0.1)
+        await until_listed(gateway, 0)
         assert gateway.approvals.decide(held["id"], approve=True, by="alice") is not None
         await trio.sleep(10)
         assert calls(server) == 0

@@ -14,7 +14,7 @@ import msgspec
 import trio
 from trio_websocket import WebSocketConnection
 
-from actors import ChildStatus, UnknownChild
+from actors import UnknownChild
 from watchgate.config import load_config
 from watchgate.daemon import control
 from watchgate.daemon.control import (
@@ -27,7 +27,7 @@ from watchgate.daemon.control import (
 from watchgate.daemon.proctree import process_tree
 from watchgate.errors import ConfigError
 from watchgate.gateway.messages import RefreshLists
-from watchgate.gateway.status import UpstreamRow, client_rows, upstream_row
+from watchgate.gateway.status import client_rows, upstream_row, upstream_rows
 from watchgate.gateway.tree import Gateway
 from watchgate.protocol.catalog import LIST_KINDS
 from watchgate.protocol.urls import shown_url
@@ -131,7 +131,7 @@ class ControlOps:
     def ps(self) -> PsReport:
         gateway = self._gateway
         now = trio.current_time()
-        rows = [self._row(status, now) for status in gateway.upstream_supervisor.statuses()]
+        rows = upstream_rows(gateway)
         clients = client_rows(gateway)
         return PsReport(
             pid=os.getpid(),
@@ -143,9 +143,6 @@ class ControlOps:
             audit=gateway.audit.status() if gateway.audit is not None else None,
             listeners=self._daemon.listeners(),
         )
-
-    def _row(self, status: ChildStatus, now: float) -> UpstreamRow:
-        return upstream_row(self._gateway, status, now)
 
     def detail(self, name: str) -> ServerDetail:
         """``ps NAME``: the row, what it runs and how it is restarted, its processes, tools,
@@ -165,7 +162,7 @@ class ControlOps:
         )
         events = [line for line in actor.log.tail(1000) if " event: " in line][-10:]
         return ServerDetail(
-            row=self._row(gateway.upstream_supervisor.status(name), trio.current_time()),
+            row=upstream_row(gateway, gateway.upstream_supervisor.status(name), trio.current_time()),
             target=shown_url(config.url) if config.url else shlex.join(config.command),
             policy=policy,
             protocol=" + ".join((ready.protocol_version, *actor.also_speaks)) if ready is not None else None,

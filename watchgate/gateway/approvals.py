@@ -111,13 +111,12 @@ class _AnswerPort:
 
     def __init__(self, on_answer: Callable[[Message], None]) -> None:
         self._on_answer = on_answer
-        self.name = "approvals"
 
     async def tell(self, msg: ForwardAnswer) -> None:
         self._on_answer(msg.msg)
 
 
-def approval_entry(held: HeldCall, step: str, outcome: Outcome | None, waited: float) -> AuditEntry:
+def approval_entry(held: HeldCall, outcome: Outcome | None, waited: float) -> AuditEntry:
     """The audit record of one step of an approval: asked, then how it ended, by whom, through
     which channel, after how long (``duration_ms``)."""
     principal = held.client.principal
@@ -231,7 +230,7 @@ class Approvals:
             channel="client" if can_ask else "console",
         )
         self._held[held.id] = held
-        self._record(approval_entry(held, "asked", None, 0.0))
+        self._record(approval_entry(held, None, 0.0))
         self._changed()
         if self._nursery is None:  # a call that came before the router ran: it starts at once
             await self._started.wait()
@@ -248,34 +247,29 @@ class Approvals:
         refuse: Callable[[JsonRpcError], Awaitable[None]],
     ) -> None:
         try:
-            await self._decided(held, run, refuse)
+            outcome = await self._outcome(held)
+            self._held.pop(held.id, None)
+            if outcome.kind == "approved":
+                self._remember(held)
+                await run()
+            else:
+                await refuse(ApprovalDenied(_refusal(held, outcome, self._wall()), held.id))
         finally:
             held.answered.set()
 
-    async def _decided(
-        self,
-        held: HeldCall,
-        run: Callable[[], Awaitable[None]],
-        refuse: Callable[[JsonRpcError], Awaitable[None]],
-    ) -> None:
+    async def _outcome(self, held: HeldCall) -> Outcome:
+        """Ask (the client, if it is its turn), then wait for a decision or the deadline."""
         if held.rule.ask == "client" and held.channel != "client":
-            self._decide(
-                held, Outcome("denied", "nobody", "client", "the client cannot be asked (no elicitation)")
-            )
+            why = "the client cannot be asked (it declared no elicitation)"
+            self._decide(held, Outcome("denied", "nobody", "client", why))
         elif held.channel == "client":
             await self._ask_client(held)
         with trio.move_on_at(held.deadline):
             await held.decided.wait()
         if held.outcome is None:
             self._decide(held, Outcome("timed out", "nobody", "timeout"))
-        outcome = held.outcome
-        assert outcome is not None
-        self._held.pop(held.id, None)
-        if outcome.kind == "approved":
-            self._remember(held)
-            await run()
-            return
-        await refuse(ApprovalDenied(_refusal(held, outcome), held.id))
+        assert held.outcome is not None
+        return held.outcome
 
     async def _ask_client(self, held: HeldCall) -> None:
         question_id = f"watchgate-approval-{held.id}"
@@ -399,7 +393,7 @@ class Approvals:
             return
         held.outcome = outcome
         held.decided.set()
-        self._record(approval_entry(held, outcome.kind, outcome, self._wall() - held.asked_at))
+        self._record(approval_entry(held, outcome, self._wall() - held.asked_at))
         if self.shared is not None and self._nursery is not None:
             self._nursery.start_soon(self.shared.withdraw, held.id)
         _log.info(
@@ -449,8 +443,8 @@ def _question(held: HeldCall) -> dict[str, Any]:
     return {"mode": "form", "message": message, "requestedSchema": schema}
 
 
-def _refusal(held: HeldCall, outcome: Outcome) -> str:
-    when = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _refusal(held: HeldCall, outcome: Outcome, now: float) -> str:
+    when = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if outcome.kind == "timed out":
         return f"{held.tool} was not approved within {held.rule.timeout:g} s (approval {held.id})"
     if outcome.kind == "withdrawn":

@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -226,14 +226,7 @@ class Gateway:
         when no pid does (an HTTP client's address); ``profile``: the one it chose (checked by
         the caller with `has_profile`); ``listens_only``: a 2026-07-28 subscription's own
         client, which hears broadcasts only through it."""
-        client = ClientActor(
-            channel,
-            router=self.router,
-            routes=self.router.requests,
-            profile=profile,
-            principal=principal,
-            listens_only=listens_only,
-        )
+        client = self._new_client(channel, profile=profile, principal=principal, listens_only=listens_only)
         session = ClientSession(client, peer_pid, trio.current_time(), peer=peer)
         who = f"{peer if peer is not None else f'pid {peer_pid}'}, {principal.name} ({principal.proven_by})"
         self._record(lifecycle_entry("client_attached", client=client.name, reason=who))
@@ -274,14 +267,7 @@ class Gateway:
         still has in flight is cancelled upstream. ``ps --clients`` shows it while it runs; it
         attaches and leaves without a log line or lifecycle record (one per request would say
         nothing)."""
-        client = ClientActor(
-            channel,
-            router=self.router,
-            routes=self.router.requests,
-            profile=profile,
-            one_request=True,
-            principal=principal,
-        )
+        client = self._new_client(channel, profile=profile, one_request=True, principal=principal)
         session = ClientSession(client, None, trio.current_time(), peer=peer, one_request=True)
         self._sessions[client.name] = session
         try:
@@ -307,6 +293,10 @@ class Gateway:
         with trio.move_on_after(within):
             for session in self.sessions():
                 await session.done.wait()
+
+    def _new_client(self, channel: ClientChannel, **options: Any) -> ClientActor:
+        """A client actor on ``channel``, routed through this gateway's router."""
+        return ClientActor(channel, router=self.router, routes=self.router.requests, **options)
 
     def sessions(self) -> list[ClientSession]:
         return list(self._sessions.values())
@@ -475,10 +465,8 @@ class Gateway:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.root.run)
             linger = max((u.request_timeout for u in self.config.proxy.upstreams), default=0.0)
-            client = ClientActor(
+            client = self._new_client(
                 LineChannel(send, receive),
-                router=self.router,
-                routes=self.router.requests,
                 linger=linger + self.config.proxy.startup_wait,
                 profile=profile,
                 principal=principal,

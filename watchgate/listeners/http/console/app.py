@@ -124,9 +124,12 @@ class Console:
     async def _act(self, send: Send, parts: list[str], reason: str | None, who: str) -> None:
         if len(parts) == 3 and parts[0] == "servers" and parts[2] in _SERVER_VERBS:
             supervisor, name = self._gateway.upstream_supervisor, parts[1]
-            verb = {"restart": supervisor.restart_child, "stop": supervisor.stop_child}.get(
-                parts[2], supervisor.start_child
-            )
+            verbs = {
+                "restart": supervisor.restart_child,
+                "stop": supervisor.stop_child,
+                "start": supervisor.start_child,
+            }
+            verb = verbs[parts[2]]
             try:
                 await verb(name)
             except UnknownChild as exc:
