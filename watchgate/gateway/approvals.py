@@ -298,7 +298,9 @@ class Approvals:
     # -- deciding --------------------------------------------------------------------------------
 
     def held(self) -> list[HeldCall]:
-        return sorted(self._held.values(), key=lambda h: h.asked_at)
+        """The calls still waiting for a decision (a decided one is gone from the list at once,
+        with the change event, even before its task has run or refused it)."""
+        return sorted((h for h in self._held.values() if h.outcome is None), key=lambda h: h.asked_at)
 
     def listing(self) -> list[dict[str, Any]]:
         now, wall = trio.current_time(), self._wall()
