@@ -16,7 +16,14 @@ import pytest
 from watchgate.cli.main import COMMANDS, _parser
 
 #: what only running a gateway, loading a config or speaking HTTP needs
-HEAVY = ("watchgate.gateway.tree", "watchgate.daemon.server", "hypercorn", "httpx2", "yaml", "actors")
+HEAVY = (
+    "watchgate.gateway.tree",
+    "watchgate.daemon.server",
+    "watchgate.listeners.http.server",
+    "httpx2",
+    "yaml",
+    "actors",
+)
 
 _PROBE = """
 import json, sys

@@ -66,7 +66,7 @@ def _validate(args: argparse.Namespace) -> int:
         )
     token = config.proxy.http.token_file
     if token is not None:
-        from watchgate.listeners.http.guard import read_token  # hypercorn loads only for HTTP
+        from watchgate.listeners.http.guard import read_token  # the HTTP listener loads only for HTTP
 
         try:  # what `run` and `up` refuse, validate refuses
             read_token(token)
@@ -110,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
     if config.proxy.transport == "http":
-        from watchgate.listeners.http import serve_http  # hypercorn loads only for HTTP
+        from watchgate.listeners.http import serve_http  # the HTTP listener loads only for HTTP
 
         try:
             trio.run(serve_http, config, audit, restrict_keyboard_interrupt_to_checkpoints=True)

@@ -2,7 +2,7 @@
 
 The facade of a small package, one job a module:
 
-- ``listener``: bind, serve with hypercorn's trio worker, shut down with a grace;
+- ``listener``: bind, serve with ``server/`` (h11 over trio streams), shut down with a grace;
 - ``app``: the ASGI application: the endpoint's POST/GET/DELETE and ``/healthz``;
 - ``guard``: who may talk to it (origin, bearer token, content type, size);
 - ``session`` and ``sessions``: a client's conversation as a client actor's channel, and the

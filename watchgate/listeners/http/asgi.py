@@ -1,10 +1,11 @@
 """The few ASGI moves the listener makes: read a bounded body, answer JSON, serve an SSE stream.
 
-hypercorn parses HTTP; this module only speaks ASGI messages. SSE events are framed by
+The server (``server/``: h11 over trio streams) parses HTTP; this module only speaks ASGI
+messages. SSE events are framed by
 sse-starlette's ``ServerSentEvent`` (never by hand). While a stream is served, the client's
 ``http.disconnect`` is watched in a task of its own: a client that goes away ends the stream
-at once, whatever the stream was waiting for (ADR-023 records that hypercorn's trio worker
-delivers it).
+at once, whatever the stream was waiting for (the server delivers it as soon as the socket
+closes).
 """
 
 from __future__ import annotations
@@ -88,13 +89,8 @@ async def respond(
         all_headers.append((b"content-length", b"%d" % len(body)))
     if body:
         all_headers.append((b"content-type", content_type))
-    try:
-        await send({"type": "http.response.start", "status": status, "headers": all_headers})
-        await send({"type": "http.response.body", "body": body})
-    except trio.BusyResourceError:
-        # hypercorn's own task is writing to this connection (a refusal sent while the client's
-        # body still streams in): the connection is lost either way, and no traceback is owed
-        return
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def sse_event(data: bytes, event_id: str | None) -> bytes:

@@ -1,9 +1,9 @@
-"""The HTTP listener's lifetime: bind early, serve with hypercorn's trio worker, stop gracefully.
+"""The HTTP listener's lifetime: bind early, serve with Watchgate's h11 server, stop gracefully.
 
-``bind`` claims the address before anything is served, so a port in use or a refused
-configuration (a non-loopback address without a token) is one line at start-up, not a
-traceback later. ``shutdown`` ends every session (their streams finish with what they hold)
-and lets hypercorn close connections within ``GRACE`` seconds.
+``bind`` claims the address (and loads the TLS files) before anything is served, so a port in
+use or a refused configuration (a non-loopback address without a token) is one line at start-up,
+not a traceback later. ``shutdown`` ends every session (their streams finish with what they
+hold) and lets the server close connections within ``GRACE`` seconds.
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ import resource
 import signal
 import socket
 import ssl
-from functools import partial
-from typing import Any, cast
 
 import trio
-from hypercorn.config import Config, Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.utils import wrap_app
 
 from watchgate.audit import AuditActor
 from watchgate.config.schema import GatewayConfig, HttpListenerConfig
@@ -31,11 +26,13 @@ from watchgate.listeners.http.console import Console
 from watchgate.listeners.http.guard import RequestGuard, split_listen
 from watchgate.listeners.http.modern import ModernRequests
 from watchgate.listeners.http.resource import ResourceServer
+from watchgate.listeners.http.server import HttpServer, tls_context
 from watchgate.listeners.http.sessions import SessionTable
 
 __all__ = ["GRACE", "HttpListener", "serve_http"]
 
 GRACE = 2.0  # seconds open connections get to finish once the listener stops
+_BACKLOG = 1024
 _log = logging.getLogger("watchgate.http")
 
 
@@ -62,9 +59,8 @@ class HttpListener:
             resource,
             console=Console(gateway, guard),
         )
-        self._hypercorn = _hypercorn_config(config)
-        self._sockets: Sockets | None = None
-        self._stop = trio.Event()
+        self._server: HttpServer | None = None
+        self._socket: socket.socket | None = None
         self.stopped = trio.Event()  # set once serve() has returned
         self.urls: list[str] = []
 
@@ -72,36 +68,33 @@ class HttpListener:
         """Claim the address now; `CannotListen` names it and why not (or the TLS files). The
         process may hold as many descriptors as the system lets it: each client is one."""
         _more_descriptors()
+        tls = None
         if self.config.tls is not None:
-            try:  # hypercorn would load them once serving: a missing file must be one line now
-                self._hypercorn.create_ssl_context()
+            try:
+                tls = tls_context(self.config.tls.cert, self.config.tls.key)
             except (OSError, ssl.SSLError) as exc:
                 files = f"{self.config.tls.cert} and {self.config.tls.key}"
                 raise CannotListen(f"proxy.http.tls: cannot load {files}: {exc}") from None
         host, port = split_listen(self.config.listen)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:  # create_server closes what it opened when it fails (hypercorn's helper does not)
-            sock = socket.create_server((host, port), family=family, backlog=self._hypercorn.backlog)
+        try:  # create_server closes what it opened when it fails
+            sock = socket.create_server((host, port), family=family, backlog=_BACKLOG)
             sock.setblocking(False)
         except OSError as exc:
             raise CannotListen(f"cannot listen on {self.config.listen}: {exc.strerror or exc}") from None
-        secure = self.config.tls is not None
-        self._sockets = Sockets([sock] if secure else [], [] if secure else [sock], [])
+        self._socket = sock
+        self._server = HttpServer(self.app, tls=tls, grace=GRACE)
 
     async def serve(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until ``shutdown`` and its grace are over; started with the URLs it listens on."""
-        if self._sockets is None:
+        if self._server is None:
             self.bind()
-        # hypercorn's types name its own TypedDicts; the app speaks the same ASGI in plain mappings
-        app = wrap_app(cast(Any, self.app), self._hypercorn.wsgi_max_body_size, "asgi")
-        serving = partial(
-            worker_serve, app, self._hypercorn, sockets=self._sockets, shutdown_trigger=self._stop.wait
-        )
+        assert self._server is not None and self._socket is not None
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.sessions.run)
-                async with trio.open_nursery() as server:  # hypercorn returns once shut down and drained
-                    self.urls = await server.start(serving)
+                async with trio.open_nursery() as server:  # returns once shut down and drained
+                    self.urls = await server.start(self._server.serve, [self._socket])
                     if self.urls:
                         self.app.set_resource(f"{self.urls[0]}{self.config.path}")
                     where = ", ".join(f"{url}{self.config.path}" for url in self.urls)
@@ -121,19 +114,8 @@ class HttpListener:
     def shutdown(self) -> None:
         """End every session and stop taking connections (idempotent)."""
         self.sessions.end_all()
-        self._stop.set()
-
-
-def _hypercorn_config(config: HttpListenerConfig) -> Config:
-    hc = Config()
-    hc.bind = [config.listen]
-    hc.graceful_timeout = GRACE
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
-    hc.include_date_header = True
-    if config.tls is not None:
-        hc.certfile, hc.keyfile = config.tls.cert, config.tls.key
-    return hc
+        if self._server is not None:
+            self._server.shutdown()
 
 
 def _more_descriptors() -> None:
