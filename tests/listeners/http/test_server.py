@@ -87,11 +87,11 @@ async def test_a_kept_alive_connection_with_no_request_is_closed_quietly(
 
 
 async def test_a_body_is_read_as_it_comes_and_a_client_that_leaves_is_told_to_the_app() -> None:
-    seen: list[str] = []
+    seen: list[object] = []
 
     async def app(scope: Message, receive: Receive, send: Send) -> None:
         while (message := await receive())["type"] != "http.disconnect":
-            seen.append(message["type"])
+            seen.append((message["body"], message["more_body"]))
         seen.append("http.disconnect")
 
     async with memory_connection(app) as client:
@@ -99,7 +99,7 @@ async def test_a_body_is_read_as_it_comes_and_a_client_that_leaves_is_told_to_th
         await trio.testing.wait_all_tasks_blocked()
         await client.send_all(b"c")
         await trio.testing.wait_all_tasks_blocked()
-        assert seen == ["http.request", "http.request", "http.request"]  # two chunks, then the end
+        assert seen == [(b"ab", True), (b"c", False)]  # the last bytes come with the end
         await client.aclose()
         await trio.testing.wait_all_tasks_blocked()
         assert seen[-1] == "http.disconnect"

@@ -94,8 +94,9 @@ class McpHttpApp:
             await send({"type": "websocket.close", "code": 1003})
             return
         path = scope["path"]
+        headers = headers_of(scope)
         try:
-            self._guard.check_host(headers_of(scope))
+            self._guard.check_host(headers)
         except Refusal as refusal:
             await respond(send, refusal.status, error_body(str(refusal), refusal.code))
             return
@@ -112,7 +113,6 @@ class McpHttpApp:
         if path != self._path:
             await respond(send, 404, error_body(f"no MCP endpoint at {path}; it is at {self._path}"))
             return
-        headers = headers_of(scope)
         try:
             await self._endpoint(scope, receive, send, headers)
         except Refusal as refusal:
@@ -349,12 +349,7 @@ async def _answered_first(log: EventLog, receive: Receive) -> bool | None:
 
 async def _answer_in(log: EventLog) -> bytes:
     """The last event of a request's log: its answer (the rest went nowhere: no stream)."""
-    answer = b""
-    async for _, data in log.read_after(0):
-        answer = data
-    if not answer:
-        return error_body("the session ended before the request was answered", -32003)
-    return answer
+    return await log.answer() or error_body("the session ended before the request was answered", -32003)
 
 
 def _session_header(session: HttpSession) -> list[tuple[bytes, bytes]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 import trio
@@ -39,6 +39,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _encoder = msgspec.json.Encoder()
+#: seconds a request waits for its answer before its client is watched as well (``unless_gone``)
+WATCH_AFTER: Final = 0.05
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -113,7 +115,14 @@ async def until_disconnect(receive: Receive) -> AsyncIterator[trio.CancelScope]:
 
 
 async def unless_gone(receive: Receive, wait: Callable[[], Awaitable[T]]) -> T | None:
-    """What ``wait()`` returns, or None if the client goes away first."""
+    """What ``wait()`` returns, or None if the client goes away first.
+
+    The client is watched only once ``WATCH_AFTER`` has passed: watching costs a task and a
+    socket registration, more than the rest of a quick request's wait. A client that leaves
+    sooner is noticed that much later (its request is still cancelled); ``wait`` must be safe
+    to call again after a cancellation."""
+    with trio.move_on_after(WATCH_AFTER):
+        return await wait()
     result = None
     async with until_disconnect(receive):
         result = await wait()  # not reached if the client left first

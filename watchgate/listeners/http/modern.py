@@ -29,7 +29,6 @@ from watchgate.listeners.http.asgi import (
     serve_events,
     sse_event,
     unless_gone,
-    until_disconnect,
 )
 from watchgate.listeners.http.guard import Refusal
 from watchgate.listeners.http.listen import serve_listen
@@ -203,10 +202,7 @@ async def _events(log: EventLog) -> AsyncGenerator[bytes, None]:
 
 async def _answer_as_json(log: EventLog, receive: Receive, send: Send) -> None:
     """Wait for the answer while watching the client: one that leaves cancels its request."""
-    answer = b""
-    async with until_disconnect(receive):
-        async for _, data in log.read_after(0):
-            answer = data
+    answer = await unless_gone(receive, log.answer)
     if not answer:
         return  # the client went away: nobody to answer
     with contextlib.suppress(OSError):

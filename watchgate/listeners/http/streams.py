@@ -79,6 +79,15 @@ class EventLog:
             await self._changed.wait()
         return self.complete and len(self._events) <= 1 and self._next <= 2
 
+    async def answer(self) -> bytes:
+        """Wait for the end; the last event (the request's answer), or b"" if there was none."""
+        while not self.complete:
+            await self._changed.wait()
+        if not self._events:
+            return b""
+        self._delivered, data = self._events[-1]
+        return data
+
     async def read_after(self, seq: int) -> AsyncIterator[tuple[int, bytes]]:
         """Every event after ``seq``, waiting for more, until the log is complete."""
         while True:

@@ -268,7 +268,7 @@ class _Exchange:
                 self._conn._gone = True  # a malformed body: the answer cannot be read either
                 return _DISCONNECT
             if isinstance(event, h11.Data):
-                return {"type": "http.request", "body": bytes(event.data), "more_body": True}
+                return self._chunk(bytes(event.data))
             if isinstance(event, h11.EndOfMessage):
                 self._body_done = True
                 return {"type": "http.request", "body": b"", "more_body": False}
@@ -280,6 +280,23 @@ class _Exchange:
                 continue
             self._conn._gone = True  # ConnectionClosed before the body ended
             return _DISCONNECT
+
+    def _chunk(self, body: bytes) -> Message:
+        """``body`` with whatever else of it h11 already holds: a body that arrived whole is one
+        ``http.request`` message, not one for its bytes and another for its end."""
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError:
+                self._conn._gone = True
+                event = h11.NEED_DATA  # the bytes so far are the app's; the next receive ends it
+            if isinstance(event, h11.Data):
+                body += event.data
+                continue
+            self._body_done = isinstance(event, h11.EndOfMessage)
+            if not self._body_done and event is not h11.NEED_DATA:
+                self._conn._gone = True  # the connection closed mid-body
+            return {"type": "http.request", "body": body, "more_body": not self._body_done}
 
     async def _wait_for_disconnect(self) -> Message:
         """The body is read: the next thing the client can do is go away (or pipeline a request,
