@@ -17,7 +17,7 @@ import trio
 from msgspec import UNSET, Raw
 
 from watchgate.audit.actor import AuditActor
-from watchgate.audit.record import AuditEntry, Event
+from watchgate.audit.record import AuditEntry, Decision, Event
 from watchgate.errors import JsonRpcError
 from watchgate.hooks import REQUEST_CANCELLED, CallContext
 from watchgate.protocol import jsonrpc
@@ -98,16 +98,27 @@ def _who(principal: Principal) -> tuple[str, tuple[str, ...] | None]:
     return clean_name(principal.name), tuple(clean_name(g) for g in principal.groups) or None
 
 
-def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
-    """The fields every record about one call shares, plus the event's own. What the client
-    chose (names, method, id, reasons quoting them) is stored only cleaned (``sanitize``)."""
-    if isinstance(fields.get("reason"), str):
-        fields["reason"] = clean(fields["reason"])
+def _entry(
+    ctx: CallContext,
+    event: Event,
+    *,
+    decision: Decision | None = None,
+    plugin: str | None = None,
+    reason: str | None = None,
+    duration_ms: float | None = None,
+    request_bytes: int | None = None,
+    response_bytes: int | None = None,
+    error_code: int | None = None,
+    payload: Any = None,
+) -> AuditEntry:
+    """The fields every record about one call shares, plus the event's own, built straight
+    into the typed entry. What the client chose (names, method, id, reasons quoting them) is
+    stored only cleaned (``sanitize``; a name is cleaned once, not once per record)."""
     request_id = ctx.request_id
     who, groups = _who(ctx.principal) if ctx.principal is not None else (None, None)
     return AuditEntry(
         event=event,
-        client=f"client-{ctx.client_id}",
+        client=_client_name(ctx.client_id),
         principal=who,
         groups=groups,
         server=ctx.upstream or None,  # none: refused before it was routed
@@ -115,5 +126,17 @@ def _entry(ctx: CallContext, event: Event, **fields: Any) -> AuditEntry:
         tool=clean_optional(ctx.name),
         public_name=clean_optional(ctx.public_name),
         request_id=clean(request_id) if isinstance(request_id, str) else request_id,
-        **fields,
+        decision=decision,
+        plugin=plugin,
+        reason=None if reason is None else clean(reason),
+        duration_ms=duration_ms,
+        request_bytes=request_bytes,
+        response_bytes=response_bytes,
+        error_code=error_code,
+        payload=payload,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _client_name(client_id: int) -> str:
+    return f"client-{client_id}"
