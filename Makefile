@@ -76,6 +76,8 @@ $(STAMPS)/gatekit: tools/gatekit-requirements.txt $(UV)
 
 bench: install $(STAMPS)/gatekit
 	$(UV_SYNC) --extra test --extra bench
+	@command -v wrk >/dev/null || apt-get install -y --no-install-recommends wrk >/dev/null 2>&1 \
+		|| echo "wrk could not be installed (apt-get install wrk): the HTTP floor rows are skipped"
 	$(BIN)/python -m watchgate.bench --json bench-results.json
 
 clean:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from watchgate.bench import arms, report
+from watchgate.bench import arms, httpload, report
 from watchgate.bench.driver import BenchError, call_template, reap, rss_kib, run_window, spawn
 from watchgate.bench.measure import percentile
 
@@ -195,3 +195,58 @@ def test_the_floor_and_the_audit_log_are_judged_as_ratios_of_one_run() -> None:
     assert met["run calls/s / Gatekit, echo, c=32"] is True  # 13.3x
     text = report.table({**results, "floor": {"status": "error", "error": "floor broke"}})
     assert "floor broke" in text and "gatekit peer" in text
+
+
+def test_the_http_arms_are_judged_against_the_h11_floor_and_fastmcp() -> None:
+    results = {
+        "http_floor": {
+            "status": "ok",
+            "arms": {
+                "floor_h11": {"p50_us": 200.0, "calls_per_s": 6000.0},
+                "watchgate_legacy": {"p50_us": 450.0, "calls_per_s": 3100.0},
+                "watchgate_modern": {"p50_us": 600.0, "calls_per_s": 2900.0},
+            },
+            "notes": ["fastmcp: not installed (the bench extra: make bench)"],
+            "legacy_vs_floor_calls": 0.517,
+            "legacy_vs_floor_p50": 2.25,
+            "modern_vs_floor_calls": 0.483,
+            "modern_vs_floor_p50": 3.0,
+            "modern_vs_legacy_calls": 0.935,
+        }
+    }
+    checks = {c["name"]: c for c in report.targets(results)}
+    assert checks["HTTP 2025-11-25 calls/s / trio + h11 floor, c=32"]["met"] is True
+    assert checks["HTTP 2025-11-25 p50 / trio + h11 floor p50"]["met"] is True
+    assert checks["HTTP 2026-07-28 calls/s / trio + h11 floor, c=32"]["met"] is False
+    assert checks["HTTP 2026-07-28 p50 / trio + h11 floor p50"]["met"] is False
+    assert checks["HTTP 2025-11-25 calls/s / FastMCP (session), c=32"]["met"] is None  # not measured
+    assert checks["HTTP 2026-07-28 calls/s / 2025-11-25, c=32"]["met"] is False
+    text = report.table(results)
+    assert "HTTP run --http, 2026-07-28" in text and "(0.48x of the floor)" in text
+    assert "fastmcp: not installed" in text
+
+
+def test_wrk_reports_are_read_and_failures_refused() -> None:
+    report_text = """Running 3s test @ http://127.0.0.1:1/mcp
+  Latency Distribution
+     50%  257.00us
+     75%    1.20ms
+  11628 requests in 3.00s, 3.14MB read
+Requests/sec:   3876.22
+"""
+    assert httpload.parse_wrk(report_text) == (3876.22, 257.0)
+    assert httpload.parse_wrk(report_text.replace("257.00us", "1.47ms"))[1] == 1470.0
+    with pytest.raises(BenchError, match="Non-2xx"):
+        httpload.parse_wrk(report_text + "  Non-2xx or 3xx responses: 12\n")
+    with pytest.raises(BenchError, match="Socket errors"):
+        httpload.parse_wrk(report_text + "  Socket errors: connect 0, read 3, write 0, timeout 0\n")
+    assert httpload.parse_wrk(report_text + "  Socket errors: connect 0, read 0, write 0, timeout 0\n")[0] > 0
+    with pytest.raises(BenchError, match="no rate"):
+        httpload.parse_wrk("wrk: cannot connect")
+
+
+def test_the_wrk_script_sends_a_unique_id_and_the_arms_headers() -> None:
+    arm = httpload.WrkArm("modern", "http://x/mcp", {"mcp-name": "ec'ho"}, modern=True)
+    script = httpload.wrk_script(arm)
+    assert "wrk.headers['mcp-name'] = 'ec\\'ho'" in script
+    assert "(tid or 0) * 100000000 + n" in script and "io.modelcontextprotocol/protocolVersion" in script

@@ -57,6 +57,7 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         "targets",
         "http_listener",
         "http_gateway",
+        "http_floor",
     }
     assert expected <= results.keys()
     assert results["mode"] == "quick"
@@ -111,7 +112,14 @@ def test_suite_quick_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         "audit on / off calls/s, echo, c=32",
     ):
         assert checks[name]["value"] is not None
-    assert len(checks) == 15
+    assert len(checks) == 22
+    http_floor = results["http_floor"]  # wrk is make bench's (CI has none): measured or said why not
+    if http_floor["status"] == "ok":
+        assert {"floor_h11", "watchgate_legacy", "watchgate_modern"} <= http_floor["arms"].keys()
+        assert checks["HTTP 2026-07-28 calls/s / trio + h11 floor, c=32"]["value"] is not None
+        assert "HTTP floor: bare trio + h11" in proc.stdout
+    else:
+        assert http_floor["status"].startswith("skipped: wrk"), http_floor
     found = results["discovery"]  # search mode: the list it saves, the time, the quality, both parts
     assert found["status"] == "ok" and found["search_bytes"] < found["list_bytes"] / 10
     assert {"recall_at_3", "mrr"} <= found["held_out"].keys() and "discovery: recall@3" in proc.stdout

@@ -2,8 +2,9 @@
 
 - ``http_listener``: the echo server behind ``watchgate run``, reached by a client over stdio
   and by one over HTTP (``run --http``): the same gateway work behind both, so the difference
-  is the HTTP listener (hypercorn, one POST per call, the answer on its response). Its floor
-  is hypercorn answering at once with no gateway behind it (``httpfloor.py``).
+  is the HTTP listener (one POST per call, the answer on its response). Its floor is trio +
+  h11 answering at once with no gateway behind it (``httpfloor.py``). The same arms under wrk,
+  beside hypercorn, uvicorn and FastMCP, are ``httpload.py``'s.
 - ``http_gateway``: server-everything in its ``streamableHttp`` mode, reached over HTTP directly
   and through ``watchgate run --http`` in front of it (the gateway reaching it over HTTP too):
   the HTTP path end to end against what that server does alone.

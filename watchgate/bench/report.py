@@ -107,17 +107,38 @@ def _other_rows(results: dict[str, Any]) -> list[list[str]]:
         ("http_gateway", "HTTP: direct vs watchgate (everything)"),
     ):
         rows.append([label, _pair_note(results.get(key, {}))])
-    floor = results.get("http_listener", {}).get("floor")
-    if floor:
-        rows.append(
-            [
-                "HTTP floor: hypercorn answering at once",
-                f"p50 {_num(floor['p50_us'], 1)} us, p99 {_num(floor['p99_us'], 1)} us, "
-                f"c={results['http_listener']['throughput']['concurrency']} "
-                f"{_num(floor['calls_per_s'])} calls/s",
-            ]
-        )
+    rows += _http_floor_rows(results.get("http_floor", {}))
     rows.append(["daemon via `watchgate attach`", results.get("daemon", {}).get("status", NOT_BUILT)])
+    return rows
+
+
+_HTTP_ARMS = {
+    "floor_h11": "HTTP floor: bare trio + h11",
+    "floor_hypercorn": "HTTP floor: hypercorn (trio worker)",
+    "floor_uvicorn": "HTTP floor: uvicorn (asyncio)",
+    "watchgate_legacy": "HTTP run --http, 2025-11-25 session",
+    "watchgate_modern": "HTTP run --http, 2026-07-28",
+    "fastmcp_session": "HTTP FastMCP proxy, session",
+    "fastmcp_stateless": "HTTP FastMCP proxy, stateless",
+}
+
+
+def _http_floor_rows(floor: dict[str, Any]) -> list[list[str]]:
+    """wrk against each HTTP arm: p50 at one connection, calls/s at 32, and x the h11 floor."""
+    if floor.get("status") != "ok":
+        return [["HTTP floors (wrk)", str(floor.get("error", floor.get("status", NOT_BUILT)))]]
+    arms = floor["arms"]
+    base = arms.get("floor_h11")
+    rows = []
+    for name, label in _HTTP_ARMS.items():
+        if name not in arms:
+            continue
+        arm = arms[name]
+        ratio = f" ({_ratio(_div(arm['calls_per_s'], base['calls_per_s']))} of the floor)" if base else ""
+        rows.append(
+            [label, f"p50 {_num(arm['p50_us'], 1)} us, c=32 {_num(arm['calls_per_s'])} calls/s{ratio}"]
+        )
+    rows += [["HTTP floors (wrk)", note] for note in floor.get("notes", [])]
     return rows
 
 
@@ -266,6 +287,11 @@ def _gatekit_calls(results: dict[str, Any]) -> float | None:
     return float(item["gateway"]) / float(item["gatekit"])
 
 
+def _http(results: dict[str, Any], key: str) -> float | None:
+    value = results.get("http_floor", {}).get(key)
+    return None if value is None else float(value)
+
+
 def _fan(results: dict[str, Any], *path: str) -> float | None:
     node: Any = results.get("fanout", {})
     for key in path:
@@ -333,6 +359,40 @@ CHECKS: list[Check] = [
         "x",
     ),
     ("run calls/s / Gatekit, echo, c=32", ">= 10x", _gatekit_calls, lambda v: v >= 10, "x"),
+    *(
+        check
+        for era, label, peer in (("legacy", "2025-11-25", "session"), ("modern", "2026-07-28", "stateless"))
+        for check in (
+            (
+                f"HTTP {label} calls/s / trio + h11 floor, c=32",
+                ">= 0.5x",
+                lambda r, era=era: _http(r, f"{era}_vs_floor_calls"),
+                lambda v: v >= 0.5,
+                "x",
+            ),
+            (
+                f"HTTP {label} p50 / trio + h11 floor p50",
+                "<= 2.5x",
+                lambda r, era=era: _http(r, f"{era}_vs_floor_p50"),
+                lambda v: v <= 2.5,
+                "x",
+            ),
+            (
+                f"HTTP {label} calls/s / FastMCP ({peer}), c=32",
+                ">= 10x",
+                lambda r, era=era: _http(r, f"{era}_vs_fastmcp_calls"),
+                lambda v: v >= 10,
+                "x",
+            ),
+        )
+    ),
+    (
+        "HTTP 2026-07-28 calls/s / 2025-11-25, c=32",
+        ">= 1.0x",
+        lambda r: _http(r, "modern_vs_legacy_calls"),
+        lambda v: v >= 1.0,
+        "x",
+    ),
 ]
 
 

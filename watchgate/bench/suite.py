@@ -30,6 +30,7 @@ from watchgate.bench.driver import BenchError
 from watchgate.bench.fanout import fanout
 from watchgate.bench.floor import floor_scenario
 from watchgate.bench.httpclients import http_gateway_scenario, http_listener_scenario
+from watchgate.bench.httpload import http_floor_scenario
 from watchgate.bench.scenarios import (
     DEFAULT,
     QUICK,
@@ -105,6 +106,7 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
         "floor": {},
         "http_listener": {},
         "http_gateway": {},
+        "http_floor": {},
         "discovery": {},
         **optional_arms(),
         "errors": [],
@@ -134,6 +136,10 @@ async def run_suite(counts: Counts, workdir: Path, quick: bool) -> dict[str, Any
     await _scenario(results, "http_listener", http_listener_scenario(counts, workdir))
     log("http gateway: server-everything over HTTP, directly vs through run --http")
     await _scenario(results, "http_gateway", http_gateway_scenario(counts, workdir))
+    log("http floor: wrk against trio + h11, hypercorn, uvicorn, run --http (both eras), FastMCP")
+    await _scenario(
+        results, "http_floor", http_floor_scenario(counts, workdir, seconds=1 if quick else 3, quick=quick)
+    )
     log(f"fan-out: {counts.fanout.upstreams} upstreams x {counts.fanout.tools} tools")
     await _scenario(results, "fanout", fanout(counts.fanout, workdir))
     log("discovery: tools/list in list and search mode, find_tools time and ranking quality")
