@@ -118,6 +118,8 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._queue(large)
             return
         line = jsonrpc.encode_line(msg)
+        if self.idle and self._channel.deliver(msg, bytes(line)):  # in memory (HTTP): no writer hop
+            return
         if last and self.idle and self._channel.ready:  # the idle-writer bypass (Actor.idle)
             try:
                 sent = self._channel.send_nowait(line)

@@ -60,6 +60,10 @@ class LineChannel:
             send, EagerPipeSend
         )  # a pipe takes buffer views; a WebSocket wants bytes
 
+    def deliver(self, msg: object, line: bytes) -> bool:
+        """A byte stream takes lines, not messages (``send``)."""
+        return False
+
     @property
     def ready(self) -> bool:
         """A write would go out at once: the fast path is open and nobody is writing."""

@@ -37,12 +37,11 @@ class RequestChannel(HttpSession):
         await self.post(line)
         return self._current
 
-    def _route(self, line: bytes) -> None:
+    def _route_message(self, msg: jsonrpc.Message, line: bytes) -> None:
         current = self._current
         if current is None or current.complete:
             return  # between requests nothing is the client's (the actor sends nothing then)
         current.append(line)
-        msg = jsonrpc.decode(line)
         if msg.method is msgspec.UNSET and msg.id == self._waiting:
             self.parked_on = eras.own_state_of(msg) if b"input_required" in line else None
             current.finish()

@@ -100,8 +100,18 @@ class HttpSession:
     def receive(self) -> AsyncIterator[list[bytes]]:
         return self._lines
 
+    def deliver(self, msg: jsonrpc.Message, line: bytes) -> bool:
+        """The actor's message, decoded already, to where it belongs (False once ended: the
+        writer's ``send`` then says the session is gone)."""
+        if self.ended:
+            return False
+        self._route_message(msg, line.rstrip(b"\n"))
+        return True
+
     def _route(self, line: bytes) -> None:
-        msg = jsonrpc.decode(line)  # written by the gateway itself: well-formed
+        self._route_message(jsonrpc.decode(line), line)  # written by the gateway: well-formed
+
+    def _route_message(self, msg: jsonrpc.Message, line: bytes) -> None:
         if msg.method is msgspec.UNSET:
             log = self._by_request.pop(msg.id, None) if isinstance(msg.id, int | str) else None
             if log is not None:

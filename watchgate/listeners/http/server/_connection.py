@@ -86,14 +86,20 @@ class Connection:
         self._gone = False  # the client closed its side (or the socket broke)
         self.idle = True  # waiting for a request: shutdown may close it at once
         self._waiting = trio.CancelScope()
+        self._head_started = False  # a byte of the next request has come
 
     async def serve(self) -> None:
         """Requests one after another until either side closes the connection."""
         try:
             while not self._stopping():
                 request = None
-                with trio.CancelScope() as self._waiting:
+                self._head_started = bool(self._h11.trailing_data[0])  # pipelined: already here
+                timeout = HEAD_TIMEOUT if self._head_started else IDLE_TIMEOUT
+                # one scope: the idle or head deadline, and shutdown's close_now
+                with trio.CancelScope(deadline=trio.current_time() + timeout) as self._waiting:
                     request = await self._next_request()
+                if self._waiting.cancelled_caught and self._head_started and not self._stopping():
+                    await self._refuse(408, "the request's head did not arrive in time")
                 if request is None:
                     return
                 self.idle = False
@@ -135,10 +141,9 @@ class Connection:
         self._waiting.cancel()
 
     async def _next_request(self) -> h11.Request | None:
-        """The next request's head, or None once the connection should close (the client left
-        or idled, or its request was refused here)."""
-        deadline = trio.current_time() + IDLE_TIMEOUT
-        started = False
+        """The next request's head, or None once the connection should close (the client left,
+        or its request was refused here). Runs in ``_waiting``, whose deadline it moves from
+        the idle time to the head's time at the request's first byte."""
         while True:
             try:
                 event = self._h11.next_event()
@@ -153,16 +158,10 @@ class Connection:
                 return event
             if event is not h11.NEED_DATA:  # ConnectionClosed (or PAUSED: cannot happen here)
                 return None
-            if not started and self._h11.trailing_data[0]:
-                started = True
-            with trio.move_on_at(deadline) as waited:
-                data = await self._receive()
-            if waited.cancelled_caught:
-                if started:
-                    await self._refuse(408, "the request's head did not arrive in time")
-                return None
-            if not started:
-                started, deadline = True, trio.current_time() + HEAD_TIMEOUT
+            data = await self._receive()
+            if not self._head_started:
+                self._head_started = True
+                self._waiting.deadline = trio.current_time() + HEAD_TIMEOUT
             self._h11.receive_data(data)
 
     async def _receive(self) -> bytes:
@@ -231,7 +230,6 @@ class _Exchange:
         self._started = False  # the head is written
         self._complete = False  # the whole response is written
         self._body_done = False
-        self._sending = trio.StrictFIFOLock()
         #: the client asked to be told to send its body, and has not been (yet)
         self.body_withheld = self._h11.they_are_waiting_for_100_continue
 
@@ -258,9 +256,8 @@ class _Exchange:
             return await self._wait_for_disconnect()
         if self.body_withheld:
             self.body_withheld = False
-            async with self._sending:
-                interim = h11.InformationalResponse(status_code=100, headers=[])
-                await self._conn.write(self._h11.send(interim) or b"")
+            interim = h11.InformationalResponse(status_code=100, headers=[])
+            await self._conn.write(self._h11.send(interim) or b"")
         while True:
             try:
                 event = self._h11.next_event()
@@ -323,19 +320,19 @@ class _Exchange:
             return  # as hypercorn did: what is sent to a client that left is dropped
         body = bytes(message.get("body", b""))
         more = bool(message.get("more_body", False))
-        async with self._sending:
-            out = b""
-            if not self._started:
-                out = self._head()
-                self._started = True
-            if body:
-                out += self._h11.send(h11.Data(data=body)) or b""
-            if not more:
-                out += self._h11.send(h11.EndOfMessage()) or b""
-                self._complete = True
-            if out:
-                with contextlib.suppress(ClientDisconnected):  # the app learns it from receive()
-                    await self._conn.write(out)
+        # one task sends at a time (the app's): the bytes are made here, then written at once
+        out = b""
+        if not self._started:
+            out = self._head()
+            self._started = True
+        if body:
+            out += self._h11.send(h11.Data(data=body)) or b""
+        if not more:
+            out += self._h11.send(h11.EndOfMessage()) or b""
+            self._complete = True
+        if out:
+            with contextlib.suppress(ClientDisconnected):  # the app learns it from receive()
+                await self._conn.write(out)
 
     def _head(self) -> bytes:
         assert self._status is not None
