@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from watchgate.listeners.http.server import HEAD_TIMEOUT, IDLE_TIMEOUT, MAX_HEAD, HttpServer
+from watchgate.listeners.http.server import BODY_TIMEOUT, HEAD_TIMEOUT, IDLE_TIMEOUT, MAX_HEAD, HttpServer
 from watchgate.listeners.http.server._connection import Connection
 
 Message = dict[str, Any]
@@ -73,6 +73,27 @@ async def test_a_head_that_trickles_past_its_time_gets_408_and_the_connection_cl
         answer = await read_until_closed(client)
         assert answer.startswith(b"HTTP/1.1 408 ")
         assert trio.current_time() - started == pytest.approx(HEAD_TIMEOUT)
+
+
+async def test_a_body_that_trickles_past_its_time_gets_408_and_the_app_sees_the_client_gone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        while (message := await receive())["type"] != "http.disconnect":
+            pass
+        seen.append(message["type"])
+        await send({"type": "http.response.start", "status": 400, "headers": []})  # goes nowhere
+        await send({"type": "http.response.body", "body": b"late"})
+
+    async with memory_connection(app) as client:
+        await client.send_all(post(b"0123456789")[:-4])
+        started = trio.current_time()
+        answer = await read_until_closed(client)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"late" not in answer
+    assert trio.current_time() - started == pytest.approx(BODY_TIMEOUT)
+    assert seen == ["http.disconnect"]
 
 
 async def test_a_kept_alive_connection_with_no_request_is_closed_quietly(

@@ -175,7 +175,7 @@ class McpHttpApp:
             raise Refusal(503, "too many requests are still sending their bodies; try again shortly")
         self.bodies_in_transit += 1
         try:
-            body = await read_body(receive, self._guard.max_body, self._guard.body_timeout)
+            body = await read_body(receive, self._guard.max_body)
         finally:
             self.bodies_in_transit -= 1
         try:
@@ -342,9 +342,10 @@ class McpHttpApp:
 
 async def _answered_first(log: EventLog, receive: Receive) -> bool | None:
     """Whether the request's answer came first and within `JSON_WINDOW`; None if the client left."""
-    with trio.move_on_after(JSON_WINDOW):
-        return await unless_gone(receive, log.settled)
-    return False
+    try:
+        return await unless_gone(receive, log.settled, within=JSON_WINDOW)
+    except trio.TooSlowError:
+        return False
 
 
 async def _answer_in(log: EventLog) -> bytes:

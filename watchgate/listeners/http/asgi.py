@@ -11,6 +11,7 @@ closes).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeVar
 
@@ -40,7 +41,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _encoder = msgspec.json.Encoder()
 #: seconds a request waits for its answer before its client is watched as well (``unless_gone``)
-WATCH_AFTER: Final = 0.05
+WATCH_AFTER: Final = 0.25
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -57,25 +58,23 @@ def error_body(message: str, code: int = -32600, request_id: int | str | None = 
     return _encoder.encode({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
 
 
-async def read_body(receive: Receive, limit: int, timeout: float = 10.0) -> bytes:
-    """The whole request body; `Refusal` (413) past ``limit`` bytes, whatever Content-Length said,
-    and (408) when it has not all arrived within ``timeout`` seconds: a client that sends its
-    headers and then trickles or withholds its body must not hold a connection for ever."""
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body; `Refusal` (413) past ``limit`` bytes, whatever Content-Length said.
+    A body that does not arrive in time is the server's to cut off (408, ``server/``): the app
+    then sees the client gone."""
     chunks: list[bytes] = []
     size = 0
-    with trio.move_on_after(timeout):
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Refusal(400, "the client went away before its body arrived")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise Refusal(413, f"the body is over {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-    raise Refusal(408, f"the body did not arrive within {timeout:g} s")
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Refusal(400, "the client went away before its body arrived")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def respond(
@@ -114,18 +113,24 @@ async def until_disconnect(receive: Receive) -> AsyncIterator[trio.CancelScope]:
         nursery.cancel_scope.cancel()
 
 
-async def unless_gone(receive: Receive, wait: Callable[[], Awaitable[T]]) -> T | None:
-    """What ``wait()`` returns, or None if the client goes away first.
+async def unless_gone(
+    receive: Receive, wait: Callable[[], Awaitable[T]], *, within: float = math.inf
+) -> T | None:
+    """What ``wait()`` returns, or None if the client goes away first; `trio.TooSlowError` past
+    ``within`` seconds.
 
     The client is watched only once ``WATCH_AFTER`` has passed: watching costs a task and a
     socket registration, more than the rest of a quick request's wait. A client that leaves
     sooner is noticed that much later (its request is still cancelled); ``wait`` must be safe
     to call again after a cancellation."""
-    with trio.move_on_after(WATCH_AFTER):
+    now = trio.current_time()
+    deadline = now + within
+    with trio.move_on_at(min(deadline, now + WATCH_AFTER)):  # one scope for a quick answer
         return await wait()
     result = None
-    async with until_disconnect(receive):
-        result = await wait()  # not reached if the client left first
+    with trio.fail_at(deadline):
+        async with until_disconnect(receive):
+            result = await wait()  # not reached if the client left first
     return result
 
 

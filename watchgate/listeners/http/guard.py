@@ -91,7 +91,6 @@ class RequestGuard:
             )
         self._origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
         self._max_body = config.max_body
-        self.body_timeout = config.body_timeout
 
     def check_host(self, headers: dict[str, str]) -> None:
         """On a loopback listener the ``Host`` must name a loopback address: a page whose DNS

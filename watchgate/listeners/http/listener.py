@@ -83,7 +83,7 @@ class HttpListener:
         except OSError as exc:
             raise CannotListen(f"cannot listen on {self.config.listen}: {exc.strerror or exc}") from None
         self._socket = sock
-        self._server = HttpServer(self.app, tls=tls, grace=GRACE)
+        self._server = HttpServer(self.app, tls=tls, grace=GRACE, body_timeout=self.config.body_timeout)
 
     async def serve(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until ``shutdown`` and its grace are over; started with the URLs it listens on."""

@@ -8,6 +8,7 @@ shuts down gracefully. HTTP/2 is not spoken.
 """
 
 from watchgate.listeners.http.server._connection import (
+    BODY_TIMEOUT,
     HEAD_TIMEOUT,
     IDLE_TIMEOUT,
     MAX_HEAD,
@@ -17,6 +18,7 @@ from watchgate.listeners.http.server._connection import (
 from watchgate.listeners.http.server._server import HttpServer, tls_context
 
 __all__ = [
+    "BODY_TIMEOUT",
     "HEAD_TIMEOUT",
     "IDLE_TIMEOUT",
     "MAX_HEAD",

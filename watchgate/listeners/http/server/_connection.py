@@ -5,8 +5,9 @@ events into bytes; this module only moves bytes between it and the stream, with 
 listener on a network owes its other clients:
 
 - a request's head must arrive within ``HEAD_TIMEOUT`` of its first byte and hold at most
-  ``MAX_HEAD`` bytes (else 408 / 431), a kept-alive connection with no request is closed after
-  ``IDLE_TIMEOUT``: a slow or silent client holds one socket for a bounded time;
+  ``MAX_HEAD`` bytes, its body within the body timeout of its head (else 408 / 431), a
+  kept-alive connection with no request is closed after ``IDLE_TIMEOUT``: a slow or silent
+  client holds one socket for a bounded time;
 - malformed requests get h11's status (400, 501, …) and the connection is closed;
 - ``Expect: 100-continue`` is honoured when the app first asks for the body (an app that refuses
   first never makes the client send it);
@@ -31,6 +32,7 @@ import trio
 __all__ = ["HEAD_TIMEOUT", "IDLE_TIMEOUT", "MAX_HEAD", "App", "ClientDisconnected", "Connection"]
 
 HEAD_TIMEOUT: Final = 10.0  # seconds from a request's first byte to the end of its head
+BODY_TIMEOUT: Final = 10.0  # seconds from the end of a request's head to the end of its body
 IDLE_TIMEOUT: Final = 5.0  # seconds a kept-alive connection may wait for its next request
 MAX_HEAD: Final = 64 * 1024  # bytes of request line and headers
 MAX_DISCARD: Final = 1024 * 1024  # bytes of an unread body read past to keep a connection
@@ -75,6 +77,7 @@ class Connection:
         server: tuple[str, int] | None,
         client: tuple[str, int] | None,
         stopping: Callable[[], bool],
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self._stream = stream
         self._app = app
@@ -82,6 +85,7 @@ class Connection:
         self._server = server
         self._client = client
         self._stopping = stopping  # the listener is shutting down: no next request
+        self.body_timeout = body_timeout
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self._gone = False  # the client closed its side (or the socket broke)
         self.idle = True  # waiting for a request: shutdown may close it at once
@@ -230,6 +234,7 @@ class _Exchange:
         self._started = False  # the head is written
         self._complete = False  # the whole response is written
         self._body_done = False
+        self._body_deadline = trio.current_time() + connection.body_timeout
         #: the client asked to be told to send its body, and has not been (yet)
         self.body_withheld = self._h11.they_are_waiting_for_100_continue
 
@@ -270,11 +275,15 @@ class _Exchange:
                 self._body_done = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             if event is h11.NEED_DATA:
-                data = await self._conn._receive()
-                if not data and self._complete:
-                    return _DISCONNECT
-                self._h11.receive_data(data)
-                continue
+                with trio.move_on_at(self._body_deadline):  # only a body still on its way waits
+                    data = await self._conn._receive()
+                    if not data and self._complete:
+                        return _DISCONNECT
+                    self._h11.receive_data(data)
+                    continue
+                await self._conn._refuse(408, "the request's body did not arrive in time")
+                self._conn._gone = True  # what the app still sends goes nowhere: the connection ends
+                return _DISCONNECT
             self._conn._gone = True  # ConnectionClosed before the body ended
             return _DISCONNECT
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import trio
 
-from watchgate.listeners.http.server._connection import HEAD_TIMEOUT, App, Connection
+from watchgate.listeners.http.server._connection import BODY_TIMEOUT, HEAD_TIMEOUT, App, Connection
 
 __all__ = ["HttpServer", "tls_context"]
 
@@ -29,8 +29,16 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class HttpServer:
-    def __init__(self, app: App, *, tls: ssl.SSLContext | None = None, grace: float = 2.0) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        tls: ssl.SSLContext | None = None,
+        grace: float = 2.0,
+        body_timeout: float = BODY_TIMEOUT,
+    ) -> None:
         self._app = app
+        self._body_timeout = body_timeout
         self._tls = tls
         self._grace = grace
         self._stop = trio.Event()
@@ -99,6 +107,7 @@ class HttpServer:
             server=server,
             client=client,
             stopping=self._stop.is_set,
+            body_timeout=self._body_timeout,
         )
         self._connections.add(connection)
         try:
