@@ -91,6 +91,9 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._reading = trio.CancelScope()
         # the 2026-07-28 era toward this client, whatever its transport (gateway/era/)
         self._era = ModernEra(self, router, self._queue, one_request=one_request, listens_only=listens_only)
+        #: a client of one request whose channel takes messages in memory (an HTTP request):
+        #: everything it sends is delivered in the sender's task, so it runs no writer of its own
+        self._direct = one_request and not listens_only and channel.delivers
 
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
@@ -118,7 +121,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._queue(large)
             return
         line = jsonrpc.encode_line(msg)
-        if self.idle and self._channel.deliver(msg, bytes(line)):  # in memory (HTTP): no writer hop
+        if (self._direct or self.idle) and self._channel.deliver(msg, bytes(line)):  # no writer hop
             return
         if last and self.idle and self._channel.ready:  # the idle-writer bypass (Actor.idle)
             try:
@@ -131,7 +134,13 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._queue(line)
 
     def _queue(self, item: Line | LargeAnswer) -> None:
-        """Into the mailbox, or behind it into the overflow (never waiting, order kept)."""
+        """Into the mailbox, or behind it into the overflow (never waiting, order kept); for a
+        direct client (no writer) to its channel at once."""
+        if self._direct:
+            if isinstance(item, bytes | bytearray) and item:  # not the end marker
+                line = bytes(item)
+                self._channel.deliver(jsonrpc.decode(line), line)  # False once ended: nobody to tell
+            return
         if not self._overflow:
             try:
                 self.tell_nowait(item)
@@ -229,8 +238,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             self._session = nursery.cancel_scope
-            nursery.start_soon(self._write_loop, nursery.cancel_scope)
-            nursery.start_soon(self._watch_stalls)
+            if self._direct:
+                self._written.set()  # nothing is ever queued to write
+            else:
+                nursery.start_soon(self._write_loop, nursery.cancel_scope)
+                nursery.start_soon(self._watch_stalls)
             self._era.start(nursery)
             task_status.started()
             try:
@@ -242,7 +254,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
             finally:
                 with trio.CancelScope(shield=True):
                     await self._router.tell(ClientGone(self.client_id))
-                    if not self.finished:
+                    if not self.finished and not self._direct:
                         await self._finish_writing()
                 self.finished = True
                 self._overflow.clear()

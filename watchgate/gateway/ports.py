@@ -36,11 +36,12 @@ class ClientChannel(Protocol):
     next. ``receive()`` yields the client's lines a burst at a time and ends when the client
     does; ``send`` raises ``PeerGone`` once nothing reaches the client any more. ``ready`` and
     ``send_nowait`` are the pipe's fast path; ``takes_views`` says a large answer may be written
-    as views of the server's bytes. ``deliver`` is an in-memory channel's (HTTP's): it takes a
-    message the actor already decoded, with its line, where it belongs at once (no writer task,
-    no decoding it again); a byte stream's says False."""
+    as views of the server's bytes. ``deliver`` is an in-memory channel's (HTTP's, ``delivers``
+    True): it takes a message the actor already decoded, with its line, where it belongs at
+    once (no writer task, no decoding it again); a byte stream's says False."""
 
     takes_views: bool
+    delivers: bool
 
     def deliver(self, msg: Message, line: bytes) -> bool: ...
 

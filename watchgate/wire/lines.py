@@ -60,6 +60,8 @@ class LineChannel:
             send, EagerPipeSend
         )  # a pipe takes buffer views; a WebSocket wants bytes
 
+    delivers = False
+
     def deliver(self, msg: object, line: bytes) -> bool:
         """A byte stream takes lines, not messages (``send``)."""
         return False

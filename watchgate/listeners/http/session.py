@@ -65,6 +65,7 @@ def progress_token(
 
 class HttpSession:
     takes_views = False  # lines are routed one by one: they must be whole bytes
+    delivers = True  # in memory: the actor hands its messages over in its own task (deliver)
 
     def __init__(self, session_id: str | None, *, history: int = 1024) -> None:
         self.id = session_id
