@@ -1,11 +1,10 @@
 """The few ASGI moves the listener makes: read a bounded body, answer JSON, serve an SSE stream.
 
 The server (``server/``: h11 over trio streams) parses HTTP; this module only speaks ASGI
-messages. SSE events are framed by
-sse-starlette's ``ServerSentEvent`` (never by hand). While a stream is served, the client's
-``http.disconnect`` is watched in a task of its own: a client that goes away ends the stream
-at once, whatever the stream was waiting for (the server delivers it as soon as the socket
-closes).
+messages. SSE events are framed by sse-starlette's ``ServerSentEvent`` (never by hand). While a
+stream is served, the client's ``http.disconnect`` is watched in a task of its own: a client
+that goes away ends the stream at once, whatever the stream was waiting for (the server
+delivers it as soon as the socket closes).
 """
 
 from __future__ import annotations
