@@ -32,6 +32,7 @@ EDGES = {
     "transports/dual.py": "which era a client's message goes in (the era split)",
     "transports/dual_stdio.py": "a second process for the other era",
     "cli/auth.py": "probes the era before a login, through the upstream layer",
+    "bench/httpload.py": "the benchmark's wrk client sends 2026-07-28 requests (a client, not the gateway)",
 }
 
 
