@@ -253,7 +253,10 @@ class ClientActor(Actor[Line | LargeAnswer]):
                             await self._all_answered.wait()
             finally:
                 with trio.CancelScope(shield=True):
-                    await self._router.tell(ClientGone(self.client_id))
+                    # a direct client that owes nothing and was asked nothing has nothing in
+                    # flight anywhere, and the notifier never knew it: one mail, not N+2
+                    settled = self._direct and not self._owed and not self._answers
+                    await self._router.tell(ClientGone(self.client_id, settled=settled))
                     if not self.finished and not self._direct:
                         await self._finish_writing()
                 self.finished = True

@@ -77,9 +77,12 @@ class ForwardAnswer:
 
 @dataclass(frozen=True, slots=True)
 class ClientGone:
-    """A client detached: its in-flight requests are cancelled upstream."""
+    """A client detached: its in-flight requests are cancelled upstream. ``settled``: it had
+    nothing in flight or asked of it and the notifier never knew it (a 2026-07-28 HTTP request
+    answered): only the router's own records of it go, no mail to each upstream."""
 
     client_id: int
+    settled: bool = False
 
 
 # --- upstream -> router / notifier ---------------------------------------------------------------

@@ -153,8 +153,15 @@ async def test_https_with_a_certificate(tmp_path: Path) -> None:
     tls = ListenerTlsConfig(cert=str(cert), key=str(key))
     async with serving(make_config("fx"), FakeServer("fx"), tls=tls) as (_, _, url):
         assert url.startswith("https://")
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        plain = await trio.open_tcp_stream("127.0.0.1", port)  # plain HTTP on the TLS port
+        async with plain:
+            await plain.send_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            with trio.fail_after(10):  # dropped at the failed handshake: no hang, no answer
+                while await plain.receive_some(4096):
+                    pass
         context = ssl.create_default_context(cafile=str(cert))
-        async with httpx.AsyncClient(verify=context) as http:
+        async with httpx.AsyncClient(verify=context) as http:  # and TLS clients go on
             response = await http.post(url, json=INIT, headers=HEADERS)
         assert response.status_code == 200
 

@@ -183,9 +183,10 @@ class RouterActor(Actor[RouterMessage]):
         elif isinstance(msg, ClientNotification):
             await self.requests.notified(msg.client, msg.msg)
         elif isinstance(msg, ClientGone):
-            for view in self._views.values():
-                await view.actor.tell(msg)
-            await self._notifier.tell(ClientDetached(msg.client_id))
+            if not msg.settled:
+                for view in self._views.values():
+                    await view.actor.tell(msg)
+                await self._notifier.tell(ClientDetached(msg.client_id))
             self.approvals.client_gone(msg.client_id)
             await self._interests.forget_client(msg.client_id)
         elif isinstance(msg, SetProfiles):
