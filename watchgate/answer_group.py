@@ -15,8 +15,7 @@ a hook that has no group (any other task) writes and waits as before.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -24,7 +23,7 @@ import trio
 
 from watchgate.errors import JsonRpcError, PolicyDenied
 
-__all__ = ["AnswerGroup", "Release", "StagedWriter", "answer_group", "current_group"]
+__all__ = ["AnswerGroup", "GroupCommit", "Release", "StagedWriter", "current_group"]
 
 _log = logging.getLogger("watchgate.answers")
 
@@ -91,16 +90,20 @@ class AnswerGroup:
             await release(error)
 
 
-@asynccontextmanager
-async def answer_group() -> AsyncIterator[AnswerGroup]:
+class GroupCommit:
     """Hold the answers of the code inside; they are released when it ends, however it ends
-    (shielded, so an upstream that crashes mid-burst loses none of the answers it gave)."""
-    group = AnswerGroup()
-    token = _current.set(group)
-    try:
-        yield group
-    finally:
-        _current.reset(token)
-        if group.holding:
+    (shielded, so an upstream that crashes mid-burst loses none of the answers it gave). A
+    class rather than a generator: it is entered once per burst of every upstream."""
+
+    __slots__ = ("_group", "_token")
+
+    async def __aenter__(self) -> AnswerGroup:
+        self._group = AnswerGroup()
+        self._token = _current.set(self._group)
+        return self._group
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
+        if self._group.holding:
             with trio.CancelScope(shield=True):
-                await group.commit()
+                await self._group.commit()

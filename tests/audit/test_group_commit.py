@@ -22,7 +22,7 @@ import yaml
 import watchgate.audit.chain as chain_module
 from tests.audit.helpers import Clock, audit_config, call, records, running
 from tests.gateway.fakes import Client, FakeServer, echo, running_gateway
-from watchgate.answer_group import answer_group
+from watchgate.answer_group import GroupCommit
 from watchgate.audit import AuditActor, resolved_audit_config, verify_log
 from watchgate.audit.actor import FLUSH_AFTER
 from watchgate.config import GatewayConfig, parse_config
@@ -92,7 +92,7 @@ async def test_answers_wait_for_their_records_and_keep_their_order(
         return release
 
     async with running(_actor(path)) as actor:
-        async with answer_group() as group:
+        async with GroupCommit() as group:
             assert not group.hold(release_as("nothing staged yet"))  # goes at once
             for name in ("a", "b", "c"):
                 assert await actor.write_and_confirm(call(name, event="response")) is None
@@ -113,7 +113,7 @@ async def test_a_failed_group_write_refuses_exactly_the_answers_it_held(
 
     async with running(_actor(path)) as actor:
         assert await actor.write_and_confirm(call("before", event="response")) is not None
-        async with answer_group() as group:
+        async with GroupCommit() as group:
             for name in ("x", "y"):
                 await actor.write_and_confirm(call(name, event="response"))
                 group.hold(release)
@@ -143,7 +143,7 @@ async def test_the_answers_held_are_released_when_the_burst_is_cancelled(
 
     async with running(_actor(tmp_path / "audit.jsonl")) as actor:
         with trio.CancelScope() as scope:
-            async with answer_group() as group:
+            async with GroupCommit() as group:
                 await actor.write_and_confirm(call(1, event="response"))
                 group.hold(release)
                 scope.cancel()

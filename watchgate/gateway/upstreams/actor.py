@@ -19,7 +19,7 @@ import trio
 from msgspec import UNSET
 
 from actors import Actor, Reply
-from watchgate.answer_group import answer_group, current_group
+from watchgate.answer_group import GroupCommit, current_group
 from watchgate.errors import (
     JsonRpcError,
     LineTooLong,
@@ -312,7 +312,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
             for line in burst:
                 await self._on_line(line)
             return
-        async with answer_group():  # a burst's records written at once (group commit)
+        async with GroupCommit():  # a burst's records written at once (group commit)
             for line in burst:
                 await self._on_line(line)
 
