@@ -53,14 +53,14 @@ class Bursts:
 
 
 class LineChannel:
+    delivers = False  # a byte stream: lines are written (send), never messages handed over
+
     def __init__(self, send: trio.abc.SendStream, receive: trio.abc.ReceiveStream) -> None:
         self._outbox = Outbox(send)
         self._bursts = Bursts(LineReader(receive))
         self.takes_views = isinstance(
             send, EagerPipeSend
         )  # a pipe takes buffer views; a WebSocket wants bytes
-
-    delivers = False
 
     def deliver(self, msg: object, line: bytes) -> bool:
         """A byte stream takes lines, not messages (``send``)."""

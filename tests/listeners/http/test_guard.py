@@ -296,3 +296,12 @@ async def test_a_rate_limited_2026_request_gets_429_and_retry_after(tmp_path: Pa
         limited = await http.post(url, json=call, headers=headers)
         assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 30
         assert limited.json()["error"]["code"] == -32012
+
+
+async def test_a_listener_shut_down_before_it_serves_returns_at_once() -> None:
+    listener = HttpListener(Gateway(make_config("fx")), HttpListenerConfig(listen="127.0.0.1:0"))
+    listener.shutdown()
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(listener.serve)
+    assert listener.stopped.is_set()

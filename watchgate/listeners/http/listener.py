@@ -61,6 +61,7 @@ class HttpListener:
         )
         self._server: HttpServer | None = None
         self._socket: socket.socket | None = None
+        self._shut = False  # shutdown() came, perhaps before bind(): serve() returns at once
         self.stopped = trio.Event()  # set once serve() has returned
         self.urls: list[str] = []
 
@@ -84,6 +85,8 @@ class HttpListener:
             raise CannotListen(f"cannot listen on {self.config.listen}: {exc.strerror or exc}") from None
         self._socket = sock
         self._server = HttpServer(self.app, tls=tls, grace=GRACE, body_timeout=self.config.body_timeout)
+        if self._shut:
+            self._server.shutdown()
 
     async def serve(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until ``shutdown`` and its grace are over; started with the URLs it listens on."""
@@ -113,6 +116,7 @@ class HttpListener:
 
     def shutdown(self) -> None:
         """End every session and stop taking connections (idempotent)."""
+        self._shut = True
         self.sessions.end_all()
         if self._server is not None:
             self._server.shutdown()
