@@ -49,9 +49,15 @@ def _browser() -> Any:
 
 
 def _until(driver: Any, check: Callable[[Any], Any], timeout: float = 20) -> Any:
+    """Until ``check`` holds; a row the page redrew while it was read is read again (the page
+    polls and replaces what changed, so an element can go stale between two lookups)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(check)
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(check)
 
 
 def _redrawn(driver: Any) -> None:
