@@ -126,6 +126,47 @@ async def test_a_body_is_read_as_it_comes_and_a_client_that_leaves_is_told_to_th
         assert seen[-1] == "http.disconnect"
 
 
+async def test_a_chunked_body_that_came_whole_is_one_message() -> None:
+    seen: list[Message] = []
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        seen.append(await receive())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    chunked = (
+        b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    async with memory_connection(app) as client:
+        await client.send_all(chunked)
+        assert (await client.receive_some(65536)).startswith(b"HTTP/1.1 204 ")
+    assert seen == [{"type": "http.request", "body": b"abcde", "more_body": False}]
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [b"", b"zz\r\nnot a chunk size\r\n"],  # the client leaves mid-body; the body turns to garbage
+)
+async def test_a_body_that_breaks_off_is_the_client_gone(rest: bytes) -> None:
+    seen: list[object] = []
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        while (message := await receive())["type"] != "http.disconnect":
+            seen.append(message["body"])
+        seen.append("gone")
+
+    head = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    async with memory_connection(app) as client:
+        await client.send_all(head)
+        await trio.testing.wait_all_tasks_blocked()
+        if rest:
+            await client.send_all(rest)
+        else:
+            await client.send_eof()
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen[0] == b"abc" and seen[-1] == "gone"
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
