@@ -40,6 +40,11 @@ class HttpConnection(ClientSession):
         self._headers = {"accept": _ACCEPT, "content-type": "application/json"}
         self._arrived, self._answers = trio.open_memory_channel[bytes](math.inf)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """What every later POST of this session carries (its id and protocol version)."""
+        return dict(self._headers)
+
     async def send(self, data: bytes) -> None:
         for line in data.split(b"\n"):
             if line.strip():

@@ -27,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import httpx2
 import trio
 
 from watchgate.bench import arms
 from watchgate.bench.driver import BenchError
-from watchgate.bench.httpdriver import free_port, http_server
+from watchgate.bench.httpdriver import free_port, http_server, http_session
 from watchgate.bench.scenarios import Counts, log
 
 __all__ = ["WrkArm", "http_floor_scenario", "parse_wrk", "wrk_script"]
@@ -121,22 +120,10 @@ async def _wrk(arm: WrkArm, workdir: Path, connections: int, seconds: float) -> 
     return parse_wrk(done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"))
 
 
-async def _session(url: str) -> dict[str, str]:
-    """A 2025-11-25 session opened at ``url``: the headers its later requests carry."""
-    headers = {"accept": _ACCEPT, "content-type": "application/json"}
-    init = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "wrk", "version": "1"}}
-    async with httpx2.AsyncClient(timeout=30) as client:
-        opened = await client.post(
-            url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}, headers=headers
-        )
-        if opened.status_code != 200:
-            raise BenchError(f"initialize at {url}: HTTP {opened.status_code}: {opened.text[:200]}")
-        session = opened.headers.get("mcp-session-id")
-        headers |= {"mcp-protocol-version": LEGACY} | ({"mcp-session-id": session} if session else {})
-        await client.post(
-            url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers
-        )
-    return headers
+async def _session(stack: AsyncExitStack, name: str, url: str) -> dict[str, str]:
+    """A 2025-11-25 session opened at ``url`` (the bench's HTTP client, kept open with
+    ``stack``): the headers its later requests carry."""
+    return (await stack.enter_async_context(http_session(name, url))).headers
 
 
 def _modern_headers() -> dict[str, str]:
@@ -177,7 +164,7 @@ async def _open_arms(stack: AsyncExitStack, workdir: Path, *, peers: bool) -> tu
     ]
     await stack.enter_async_context(http_server("watchgate-http", served, port, workdir))
     url = f"http://127.0.0.1:{port}/mcp"
-    found.append(WrkArm("watchgate_legacy", url, await _session(url)))
+    found.append(WrkArm("watchgate_legacy", url, await _session(stack, "wrk-watchgate", url)))
     found.append(WrkArm("watchgate_modern", url, _modern_headers(), modern=True))
     if not peers:
         return found, notes
@@ -189,7 +176,7 @@ async def _open_arms(stack: AsyncExitStack, workdir: Path, *, peers: bool) -> tu
         argv = [sys.executable, str(PEER), "--http", str(port), *flags, "--", *echo]
         await stack.enter_async_context(http_server(f"fastmcp-{mode}", argv, port, workdir))
         url = f"http://127.0.0.1:{port}/mcp"
-        headers = await _session(url) if mode == "session" else _stateless_headers()
+        headers = await _session(stack, "wrk-fastmcp", url) if mode == "session" else _stateless_headers()
         found.append(WrkArm(f"fastmcp_{mode}", url, headers))
     return found, notes
 

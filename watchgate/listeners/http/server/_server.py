@@ -44,10 +44,6 @@ class HttpServer:
         self._stop = trio.Event()
         self._connections: set[Connection] = set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def shutdown(self) -> None:
         self._stop.set()
 
