@@ -230,6 +230,27 @@ class ClientActor(Actor[Line | LargeAnswer]):
     def relays_input(self, request_id: int | str) -> dict[str, Any] | None:
         return self._era.declared(request_id)
 
+    async def take(self, line: bytes) -> None:
+        """A direct client's request, read in the caller's task (the HTTP request's): such a
+        client needs no task of its own while its answer is awaited — what it is sent is
+        delivered in the sender's task. It ends with `leave`, or, if its call parks on
+        ``input_required``, lives on in `run` (which then reads the retry)."""
+        assert self._direct, "only a client of one request delivered in memory is served inline"
+        await self._on_line(line)
+
+    async def leave(self) -> None:
+        """A client served by `take` is done: answered, or its client left (what it still has
+        in flight is cancelled upstream)."""
+        self.finished = True
+        with trio.CancelScope(shield=True):
+            await self._gone()
+
+    async def _gone(self) -> None:
+        # a direct client that owes nothing and was asked nothing has nothing in flight
+        # anywhere, and the notifier never knew it: one mail, not N+2
+        settled = self._direct and not self._owed and not self._answers
+        await self._router.tell(ClientGone(self.client_id, settled=settled))
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until the client closes its side; then its session ends and its requests are cancelled."""
         with self.incarnation():
@@ -253,10 +274,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
                             await self._all_answered.wait()
             finally:
                 with trio.CancelScope(shield=True):
-                    # a direct client that owes nothing and was asked nothing has nothing in
-                    # flight anywhere, and the notifier never knew it: one mail, not N+2
-                    settled = self._direct and not self._owed and not self._answers
-                    await self._router.tell(ClientGone(self.client_id, settled=settled))
+                    await self._gone()
                     if not self.finished and not self._direct:
                         await self._finish_writing()
                 self.finished = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -253,28 +253,28 @@ class Gateway:
                     with contextlib.suppress(RuntimeError):
                         await self.clients.remove_child(client.name)
 
-    async def serve_channel(
+    def one_request(
         self,
         channel: ClientChannel,
         *,
         profile: str | None = None,
         peer: str | None = None,
         principal: Principal = ANONYMOUS,
-    ) -> None:
-        """A client that lives for one request (a 2026-07-28 client over HTTP): its actor runs
-        in the caller's task, outside the clients supervisor and unseen by the notification
-        actor (nothing is broadcast to it); it ends when the channel's input does, and what it
-        still has in flight is cancelled upstream. ``ps --clients`` shows it while it runs; it
-        attaches and leaves without a log line or lifecycle record (one per request would say
-        nothing)."""
+    ) -> OneRequest:
+        """A client that lives for one request (a 2026-07-28 client over HTTP), outside the
+        clients supervisor and unseen by the notification actor (nothing is broadcast to it).
+        The caller serves it in its own task (`OneRequest.take`) and ends it (`OneRequest.end`);
+        only a call parked on ``input_required`` gives it a task (`OneRequest.keep`). ``ps
+        --clients`` shows it meanwhile; it attaches and leaves without a log line or lifecycle
+        record (one per request would say nothing)."""
         client = self._new_client(channel, profile=profile, one_request=True, principal=principal)
         session = ClientSession(client, None, trio.current_time(), peer=peer, one_request=True)
         self._sessions[client.name] = session
-        try:
-            await client.run()
-        finally:
-            session.done.set()
-            self._sessions.pop(client.name, None)
+        return OneRequest(client, lambda: self._request_over(session))
+
+    def _request_over(self, session: ClientSession) -> None:
+        self._sessions.pop(session.client.name, None)
+        session.done.set()
 
     def has_profile(self, name: str) -> bool:
         return name in self.config.profiles
@@ -477,6 +477,37 @@ class Gateway:
             finally:
                 await self._stop_telemetry()
             nursery.cancel_scope.cancel()
+
+
+class OneRequest:
+    """A 2026-07-28 request's client (`Gateway.one_request`), as its listener serves it: the
+    listener names no actor class (only this module does)."""
+
+    __slots__ = ("_client", "_over")
+
+    def __init__(self, client: ClientActor, over: Callable[[], None]) -> None:
+        self._client = client
+        self._over = over
+
+    async def take(self, line: bytes) -> None:
+        """Read the request in the caller's task."""
+        await self._client.take(line)
+
+    async def end(self) -> None:
+        """The request is over (answered, or its client left: then what it has in flight is
+        cancelled upstream)."""
+        try:
+            await self._client.leave()
+        finally:
+            self._over()
+
+    async def keep(self) -> None:
+        """Its call parked: the client runs in the caller's (long-lived) task until the retry
+        is answered, the call expires, or the channel ends."""
+        try:
+            await self._client.run()
+        finally:
+            self._over()
 
 
 @dataclass

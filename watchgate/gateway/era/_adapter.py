@@ -85,7 +85,11 @@ class ModernEra:
         self._nursery: trio.Nursery | None = None  # the session's: the expiry watch starts there
 
     def start(self, nursery: trio.Nursery) -> None:
+        """The session's task has begun: the expiry watch may start in ``nursery`` (at once if a
+        call parked while the client was served in its caller's task)."""
         self._nursery = nursery
+        if self._rounds.calls:
+            self._watch_expiry()
 
     @staticmethod
     def marks(msg: Message) -> bool:

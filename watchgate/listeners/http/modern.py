@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 from watchgate.errors import JsonRpcError, PeerGone
-from watchgate.gateway.tree import Gateway
+from watchgate.gateway.tree import Gateway, OneRequest
 from watchgate.listeners.http.asgi import (
     Receive,
     Send,
@@ -149,6 +149,7 @@ class ModernRequests:
             await serve_listen(self._gateway, msg, line, peer, receive, send, principal)
             return
         state = params.get("requestState")
+        client: OneRequest | None = None
         if eras.is_round_state(state):  # the retry of a call this process parked (gateway/era/)
             session = self._parked.pop(state, None)
             if session is None:
@@ -158,17 +159,20 @@ class ModernRequests:
                 )
                 await respond(send, 400, error_body(message, jsonrpc.INVALID_PARAMS, msg.id))
                 return
+            try:  # its client actor runs (OneRequest.keep): the retry is read from its channel
+                log = await session.post_request(msg, line)
+            except PeerGone:  # the actor ended (its parked call expired, or the gateway stops)
+                await respond(send, 503, error_body("the gateway is shutting down", -32003, msg.id))
+                return
         else:  # a new call, or a retry carrying a 2026-07-28 server's own requestState (passed on)
             session = RequestChannel()
-            self._sessions.spawn(self._run, session, profile, peer, principal)
+            client = self._gateway.one_request(session, profile=profile, peer=peer, principal=principal)
+            log = session.expect(msg)
         try:
-            log = await session.post_request(msg, line)
-        except PeerGone:  # the actor ended (its parked call expired, or the gateway stops)
-            await respond(send, 503, error_body("the gateway is shutting down", -32003, msg.id))
-            return
-        # a call that sends progress before its answer gets a stream; an answer that comes first,
-        # and discover and lists always, come as JSON (its HTTP status can then say what it is)
-        try:
+            if client is not None:
+                await client.take(line)  # read in this task: no task of its own unless it parks
+            # a call that sends progress before its answer gets a stream; an answer that comes
+            # first, and discover and lists always, come as JSON (its status can say what it is)
             if not stream_ok or msg.method not in _MAY_PROGRESS:
                 await _answer_as_json(log, receive, send)
             elif (settled := await unless_gone(receive, log.settled)) is None:
@@ -178,17 +182,21 @@ class ModernRequests:
             else:
                 await serve_events(send, receive, _events(log))
         finally:
-            if session.parked_on is not None and log.complete:  # the call waits for the retry
-                self._parked[session.parked_on] = session
-            else:  # answered, or the client left: either way this request is over
+            parked_on = session.parked_on if log.complete else None  # the call waits for the retry
+            if parked_on is not None and (
+                client is None or self._sessions.spawn(self._keep, session, client)
+            ):
+                self._parked[parked_on] = session
+            else:  # answered, or the client left (or the listener stops): this request is over
                 session.end()
+                if client is not None:
+                    await client.end()
 
-    async def _run(
-        self, session: RequestChannel, profile: str | None, peer: str, principal: Principal
-    ) -> None:
-        """The request's client actor; it ends with the request, or when its parked call expires."""
+    async def _keep(self, session: RequestChannel, client: OneRequest) -> None:
+        """A parked call's client actor: it ends with the retry's answer, or when the call
+        expires (or the listener stops)."""
         try:
-            await self._gateway.serve_channel(session, profile=profile, peer=peer, principal=principal)
+            await client.keep()
         finally:
             session.end()
             if session.parked_on is not None and self._parked.get(session.parked_on) is session:

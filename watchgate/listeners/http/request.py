@@ -29,13 +29,19 @@ class RequestChannel(HttpSession):
         self._waiting: int | str | None = None  # the id of the request whose answer ends the stream
         self._current: EventLog | None = None
 
-    async def post_request(self, msg: jsonrpc.Message, line: bytes) -> EventLog:
+    def expect(self, msg: jsonrpc.Message) -> EventLog:
+        """The stream of ``msg``, a request its client actor is about to read (in the caller's
+        task: `ClientActor.take`; or from this channel: `post_request`)."""
         assert isinstance(msg.id, int | str)
         self._waiting, self.parked_on = msg.id, None
         number = self._current.number + 1 if self._current is not None else 1
         self._current = EventLog(number, limit=self._history)
-        await self.post(line)
         return self._current
+
+    async def post_request(self, msg: jsonrpc.Message, line: bytes) -> EventLog:
+        log = self.expect(msg)
+        await self.post(line)
+        return log
 
     def _route_message(self, msg: jsonrpc.Message, line: bytes) -> None:
         current = self._current

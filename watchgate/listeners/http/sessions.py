@@ -114,10 +114,16 @@ class SessionTable:
         finally:
             self._forget(session)
 
-    def spawn(self, task: Callable[..., Awaitable[object]], *args: object) -> None:
-        """Run ``task`` for as long as the listener runs (a parked 2026-07-28 call's actor)."""
-        assert self._nursery is not None, "the table is not running"
-        self._nursery.start_soon(task, *args)
+    def spawn(self, task: Callable[..., Awaitable[object]], *args: object) -> bool:
+        """Run ``task`` for as long as the listener runs (a parked 2026-07-28 call's actor);
+        False when the listener is stopping (nothing is started)."""
+        if self._nursery is None:
+            return False
+        try:
+            self._nursery.start_soon(task, *args)
+        except RuntimeError:  # the nursery is closing: the table stops
+            return False
+        return True
 
     def get(self, session_id: str) -> HttpSession | None:
         return self._sessions.get(session_id)
