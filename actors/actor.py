@@ -90,6 +90,9 @@ class Actor(abc.ABC, Generic[M]):
         self._send, self._recv = trio.open_memory_channel[M](mailbox_size)
         self._scope: trio.CancelScope | None = None
         self._receiving = False  # waiting in the channel's receive
+        #: sent and not yet taken by this actor's task: counted here rather than asked of the
+        #: channel, whose statistics are an object per question (asked on every bypass check)
+        self._unreceived = 0
 
     # -- sending -----------------------------------------------------------
 
@@ -102,7 +105,14 @@ class Actor(abc.ABC, Generic[M]):
         try:
             self._send.send_nowait(msg)
         except trio.WouldBlock:
-            await self._send.send(msg)
+            self._unreceived += 1  # before: the receiver may take it before this task runs again
+            try:
+                await self._send.send(msg)
+            except BaseException:  # not sent (cancelled while the mailbox was full)
+                self._unreceived -= 1
+                raise
+        else:
+            self._unreceived += 1
 
     def tell_nowait(self, msg: M) -> None:
         """Queue ``msg`` or raise `MailboxFull` right away."""
@@ -112,6 +122,7 @@ class Actor(abc.ABC, Generic[M]):
             raise MailboxFull(
                 f"mailbox of actor {self.name!r} is full ({self._mailbox_size} messages)"
             ) from None
+        self._unreceived += 1
 
     async def ask(self, make: Callable[[Reply[R]], M], *, timeout: float) -> R:
         """Send ``make(reply)`` and wait for the handler to answer through ``reply``.
@@ -140,8 +151,7 @@ class Actor(abc.ABC, Generic[M]):
         A sender that may bypass the mailbox (write straight to the stream the actor owns)
         must do so only when this is False, or it would overtake a message sent before.
         """
-        stats = self._recv.statistics()
-        return stats.current_buffer_used > 0 or (self._receiving and stats.tasks_waiting_receive == 0)
+        return self._unreceived > 0
 
     @property
     def idle(self) -> bool:
@@ -171,7 +181,7 @@ class Actor(abc.ABC, Generic[M]):
                 # burst at once and can batch it, instead of being woken once per message.
                 for _ in range(self._mailbox_size):
                     try:
-                        msg = self._recv.receive_nowait()
+                        msg = self.receive_nowait()
                     except trio.WouldBlock:
                         break
                     await self.handle(msg)
@@ -191,13 +201,17 @@ class Actor(abc.ABC, Generic[M]):
     async def _wait_for_message(self) -> M:
         self._receiving = True
         try:
-            return await self._recv.receive()
+            msg = await self._recv.receive()
         finally:
             self._receiving = False
+        self._unreceived -= 1
+        return msg
 
     def receive_nowait(self) -> M:
         """Take the next message or raise `trio.WouldBlock`."""
-        return self._recv.receive_nowait()
+        msg = self._recv.receive_nowait()
+        self._unreceived -= 1
+        return msg
 
     async def receive_batch(self, limit: int) -> list[M]:
         """Wait for one message, then take what else is already queued, up to ``limit`` in all.
@@ -208,12 +222,12 @@ class Actor(abc.ABC, Generic[M]):
         have one of its own, as a write to a stream does.
         """
         try:
-            batch = [self._recv.receive_nowait()]
+            batch = [self.receive_nowait()]
         except trio.WouldBlock:
             batch = [await self._wait_for_message()]
         while len(batch) < limit:
             try:
-                batch.append(self._recv.receive_nowait())
+                batch.append(self.receive_nowait())
             except trio.WouldBlock:
                 break
         return batch
@@ -222,11 +236,14 @@ class Actor(abc.ABC, Generic[M]):
         """Take every queued message, or the first ``limit``, without waiting (to answer them
         when an incarnation ends, or to handle them in batches)."""
         drained: list[M] = []
+        if not self._unreceived:
+            return drained
         while limit is None or len(drained) < limit:
             try:
                 drained.append(self._recv.receive_nowait())
             except trio.WouldBlock:
                 break
+        self._unreceived -= len(drained)
         return drained
 
     @contextmanager

@@ -313,6 +313,25 @@ async def test_has_unreceived_counts_a_message_handed_straight_to_a_waiting_acto
     assert pump.batches == [[1], [2]]
 
 
+async def test_a_tell_cancelled_on_a_full_mailbox_is_not_counted_and_drained_ones_are_not_either() -> None:
+    """The count of unreceived mail is the actor's own (no statistics object per question): a
+    message that never went in leaves it as it was, and whatever is taken out lowers it."""
+    pump: Actor[int] = Actor("box", mailbox_size=1)
+    pump.tell_nowait(1)
+    with trio.move_on_after(0):  # the mailbox is full: this tell waits, then gives up
+        await pump.tell(2)
+    assert pump.drain_nowait() == [1]
+    assert not pump.has_unreceived and pump.drain_nowait() == []
+    async with trio.open_nursery() as nursery:
+        pump.tell_nowait(3)
+        nursery.start_soon(pump.tell, 4)  # waits for room: counted once it is in
+        await trio.testing.wait_all_tasks_blocked()
+        assert pump.has_unreceived and pump.receive_nowait() == 3
+        await trio.testing.wait_all_tasks_blocked()
+        assert pump.has_unreceived and pump.drain_nowait() == [4]
+    assert not pump.has_unreceived
+
+
 async def test_idle_only_while_waiting_with_nothing_handed_over() -> None:
     """The idle-writer bypass may write past the mailbox only while this holds."""
     gate = trio.Event()

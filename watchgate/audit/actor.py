@@ -99,9 +99,6 @@ class AuditActor(Actor[AuditMessage]):
         # to a waiting receiver would be invisible to an inline writer, which must write it first.
         self._work = trio.Event()
         self._batch_limit = min(BATCH_LIMIT, config.mailbox_size)
-        #: messages put in the mailbox and not yet taken: whether to drain it, known without
-        #: asking the channel for a statistics object on every record
-        self._mailed = 0
 
     # -- the API the gateway uses ---------------------------------------------
 
@@ -127,26 +124,13 @@ class AuditActor(Actor[AuditMessage]):
         the same scheduler pass), and at the latest `FLUSH_AFTER` later by the actor. Waking the
         actor for each request's record would cost more than the ``write`` itself."""
         if self._admit() and not (isinstance(msg, AuditEntry) and self._stage(msg)):
-            self._mailed += 1  # before: the writer may take it before this task runs again
-            try:
-                await super().tell(msg)
-            except BaseException:  # not sent (cancelled while the mailbox was full)
-                self._mailed -= 1
-                raise
+            await super().tell(msg)
             self._work.set()
 
     def tell_nowait(self, msg: AuditMessage) -> None:
         if self._admit():
             super().tell_nowait(msg)
-            self._mailed += 1
             self._work.set()
-
-    def drain_nowait(self, limit: int | None = None) -> list[AuditMessage]:
-        if not self._mailed:
-            return []
-        drained = super().drain_nowait(limit)
-        self._mailed -= len(drained)
-        return drained
 
     def record_nowait(self, entry: AuditEntry) -> None:
         """For synchronous callers (a supervisor's ``on_event``): never blocks, raises or drops.
@@ -251,7 +235,7 @@ class AuditActor(Actor[AuditMessage]):
             return False
         if len(self._staged) >= self._batch_limit:  # a long burst nobody waits on: write it now
             return self._write_inline(msg)
-        if self._mailed:
+        if self.has_unreceived:
             self._staged += self.drain_nowait(self._batch_limit)
         self._staged.append(msg)
         if self._flush_at == math.inf:
@@ -310,7 +294,7 @@ class AuditActor(Actor[AuditMessage]):
                         await self.sinks.emit(await self._open())
                 task_status.started()
                 while True:
-                    if not (self._mailed or self._side or self._unsunk):
+                    if not (self.has_unreceived or self._side or self._unsunk):
                         with trio.move_on_at(self._deadline()) as self._idle:
                             await self._work.wait()
                         self._idle = None
