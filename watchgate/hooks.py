@@ -86,6 +86,7 @@ class CallContext:
     request_bytes: int  # size of the request's params as routed (names already the upstream's)
     decisions: list[Decision] = field(default_factory=list)  # every plugin decision, in order
     principal: Principal | None = None  # who the calling client is (None: not known here)
+    audited: object = None  # the audit log's entry for the request (its response is paired with it)
 
     def denial(self) -> Decision | None:
         """The decision that blocked the call, if one did (a plugin that failed closed, "error",

@@ -32,8 +32,8 @@ async def test_records_are_written_in_order_and_confirmed(
 ) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(actor_for(path)) as actor:
-        for i in range(3):
-            await actor.tell(call(i))
+        for i in range(3):  # records nobody waits for (a request's would wait for its answer)
+            await actor.tell(call(i, event="notification"))
         confirmed = await actor.write_and_confirm(call(99, event="response", decision="allow", duration_ms=2))
         assert confirmed is not None and confirmed.seq == 4
         assert records(path)[-1] == confirmed  # in the file before write_and_confirm returned
@@ -64,9 +64,10 @@ async def test_a_call_record_is_written_without_a_worker_thread(
     path = tmp_path / "audit.jsonl"
     async with running(AuditActor(audit_config(path, fsync="interval", fsync_interval=60))) as actor:
         for i in range(50):
-            await actor.tell(call(i))
-            assert await actor.write_and_confirm(call(i, event="response")) is not None
-        assert len(records(path)) == 101  # in the file as soon as confirmed
+            await actor.tell(request := call(i))
+            assert await actor.write_and_confirm(call(i, event="response"), opened_by=request) is not None
+        assert len(records(path)) == 51  # in the file as soon as confirmed: one call record each
+        assert {r.event for r in records(path)[1:]} == {"call"}
         assert [name.rsplit(".", 1)[-1] for name in threaded] == ["open"]
     assert verify_log(str(path)).ok
 

@@ -257,6 +257,23 @@ def test_stats_with_nothing_in_the_window(tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr().out == "records: 0 in the last 1d\n"
 
 
+def test_stats_count_a_call_record_as_one_call(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "audit.jsonl"
+    writer = ChainWriter(str(path), max_bytes=1 << 20, keep=10, clock=Clock(time.time()))
+    writer.open()
+    writer.append(
+        [
+            AuditEntry(event="call", server="fs", tool="read_file", decision="allow"),
+            AuditEntry(event="request", server="fs", tool="read_file"),
+            AuditEntry(event="response", server="fs", tool="read_file", decision="allow"),
+        ]
+    )
+    writer.close(sync=False)
+    assert run("audit", "stats", str(path)) == 0
+    out = capsys.readouterr().out
+    assert "calls by server:\n  fs  2\n" in out and "calls by tool:\n  fs/read_file  2\n" in out
+
+
 def test_stats_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("audit", "stats", "--since", "soon", str(tmp_path / "a.jsonl")) == 2
     assert "not a duration: 'soon'" in capsys.readouterr().err

@@ -52,8 +52,11 @@ async def test_secrets_are_redacted_before_they_reach_the_log(
     content = "".join(p.read_text() for p in tmp_path.glob("audit.jsonl*"))
     assert FAKE_AWS_KEY not in content
     records = [json.loads(line) for line in content.splitlines()]
-    responses = [r for r in records if r["event"] == "response"]
+    # a call answered before its request's record was written is one record (ADR-033)
+    responses = [r for r in records if r["event"] in ("response", "call")]
     assert [r["public_name"] for r in responses] == ["vault__leak", "vault__echo"]
+    sent = [r for r in records if r.get("public_name") == "vault__echo" and r["event"] in ("request", "call")]
+    assert "[REDACTED:" in json.dumps(sent[0].get("request_payload", sent[0].get("payload")))
     assert all(r["client"].startswith("client-") and r["duration_ms"] >= 0 for r in responses)
     assert any(r["event"] == "decision" and r["plugin"] == "secrets" for r in records)
     assert any(r["event"] == "lifecycle" and r["method"] == "server_started" for r in records)
@@ -98,7 +101,7 @@ async def test_names_and_ids_a_client_chose_are_stored_cleaned(
         await client.response("id\x1b[31m")
     content = log.read_text()
     assert FAKE_AWS_KEY not in content and "\\u001b" not in content and "\x1b" not in content
-    [record] = [json.loads(line) for line in content.splitlines() if '"event":"response"' in line]
+    [record] = [json.loads(line) for line in content.splitlines() if '"event":"call"' in line]
     assert record["public_name"] == "vault__x\\n2026-01-01 #1 forged\\x1b[2J [REDACTED:aws_access_key]"
     assert record["request_id"] == "id\\x1b[31m"
     assert verify_log(str(log)).ok
@@ -139,7 +142,7 @@ async def test_calls_refused_before_any_server_are_recorded_with_the_name_as_cal
     refused = [
         (r["event"], r["public_name"], r.get("plugin"), r.get("decision"), r.get("error_code"))
         for r in records
-        if r["event"] in ("request", "decision", "response")
+        if r["event"] in ("request", "decision", "response", "call")
     ]
     expected = []
     for name, by in (
@@ -148,11 +151,10 @@ async def test_calls_refused_before_any_server_are_recorded_with_the_name_as_cal
         ("other__x", "profile"),
         ("vault__ECHO", "gateway"),
     ):
-        expected += [
-            ("request", name, None, None, None),
+        expected += [  # refused at once: request and answer are one call record
             ("decision", name, by, "deny", None),
-            ("response", name, by, "deny", -32602),
+            ("call", name, by, "deny", -32602),
         ]
     assert refused == expected
-    assert all(r.get("server") is None for r in records if r["event"] == "request")
+    assert all(r.get("server") is None for r in records if r["event"] == "call")
     assert verify_log(str(log)).ok

@@ -54,8 +54,8 @@ async def test_a_record_nobody_waits_for_joins_the_next_write(
 ) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(_actor(path)) as actor:
-        await actor.tell(call(1))
-        await actor.tell(call(2))
+        await actor.tell(call(1, event="notification"))
+        await actor.tell(call(2, event="decision", decision="allow"))
         assert len(records(path)) == 1  # only the header: both are staged
         confirmed = await actor.write_and_confirm(call(3, event="response"))
         assert confirmed is not None and confirmed.seq == 3
@@ -224,3 +224,57 @@ async def test_a_failed_burst_write_answers_those_calls_with_32011_and_the_gatew
         assert answer["content"][0]["text"] == "back"
     assert verify_log(str(log)).ok
     assert os.path.getsize(log) > 0
+
+
+# -- the call record (ADR-033) ----------------------------------------------------------------
+
+
+async def test_a_request_answered_before_its_record_is_written_is_one_call_record(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    config = audit_config(path, include_payloads=True)
+    async with running(AuditActor(config, threaded=False, wall_clock=Clock())) as actor:
+        await actor.tell(request := call(1, request_bytes=12, payload={"name": "read_file"}))
+        answer = call(1, event="response", decision="allow", duration_ms=0.5, payload={"text": "hi"})
+        async with GroupCommit() as group:
+            assert await actor.write_and_confirm(answer, opened_by=request) is None
+            group.hold(_released)
+    [record] = records(path)[1:]
+    assert (record.event, record.request_id, record.decision, record.request_bytes) == (
+        "call",
+        1,
+        "allow",
+        12,
+    )
+    assert (record.request_payload, record.payload) == ({"name": "read_file"}, {"text": "hi"})
+    assert writes[-1] == 1
+    assert verify_log(str(path)).ok
+
+
+async def test_a_call_still_in_flight_waits_for_its_answer_then_for_flush_after_at_most(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Another call's answer is written at once; the request still in flight is not written
+    with it but waits (at most `FLUSH_AFTER`) for its own answer, to be one record with it."""
+    path = tmp_path / "audit.jsonl"
+    async with running(_actor(path)) as actor:
+        await trio.sleep(1.5)  # past the header's fsync (at 1 s), which would write it too
+        await actor.tell(slow := call(1))
+        await actor.tell(quick := call(2))
+        assert await actor.write_and_confirm(call(2, event="response"), opened_by=quick) is not None
+        assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2)]
+        assert actor.status().pending == 1  # the slow call's request, staged
+        await trio.sleep(FLUSH_AFTER)
+        assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2), ("request", 1)]
+        assert await actor.write_and_confirm(call(1, event="response"), opened_by=slow) is not None
+    assert [(r.event, r.request_id) for r in records(path)[1:]] == [
+        ("call", 2),
+        ("request", 1),
+        ("response", 1),
+    ]
+    assert verify_log(str(path)).ok
+
+
+async def _released(error: JsonRpcError | None) -> None:
+    assert error is None

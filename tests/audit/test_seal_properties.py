@@ -35,7 +35,7 @@ _anything = (
 )
 _entries = st.builds(
     AuditEntry,
-    event=st.sampled_from(["request", "response", "notification", "decision", "lifecycle"]),
+    event=st.sampled_from(["request", "response", "call", "notification", "decision", "lifecycle"]),
     client=_maybe_text,
     principal=_maybe_text,
     groups=st.none() | st.tuples(_text) | st.tuples(_text, _text),
@@ -52,6 +52,7 @@ _entries = st.builds(
     response_bytes=st.none() | st.integers(min_value=0),
     error_code=st.none() | st.integers() | _anything,
     payload=st.none() | _json,
+    request_payload=st.none() | _json,
 )
 
 

@@ -61,6 +61,16 @@ def test_csv_row_has_every_field_in_record_order() -> None:
     assert values["payload"] == '{"path":"/x"}' and values["hash"] == record.hash
 
 
+def test_csv_writes_both_payloads_of_a_call_record_as_json() -> None:
+    record = deny(event="call", payload={"text": "no"}, request_payload={"path": "/x"})
+    values = dict(zip(CSV_COLUMNS, csv_row(record), strict=True))
+    assert (values["event"], values["request_payload"], values["payload"]) == (
+        "call",
+        '{"path":"/x"}',
+        '{"text":"no"}',
+    )
+
+
 def test_csv_neutralises_spreadsheet_formulas_in_text_fields() -> None:
     values = dict(zip(CSV_COLUMNS, csv_row(deny(tool="=HYPERLINK(1)", client="@me")), strict=True))
     assert values["tool"] == "'=HYPERLINK(1)" and values["client"] == "'@me"

@@ -64,5 +64,5 @@ async def test_a_misbehaving_server_harms_nothing_else(fault: str, mode: str, tm
     assert await none_left(marker) == [], f"processes outlived the gateway: {processes_with(marker)}"
     verified, records = audit_is_complete(tmp_path)
     assert verified
-    answered = [r for r in records if r["event"] == "response" and r.get("server") in ("bad", "ok")]
+    answered = [r for r in records if r["event"] in ("response", "call") and r.get("server") in ("bad", "ok")]
     assert len(answered) == (2 if mode == "run" else 3)

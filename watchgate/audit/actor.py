@@ -32,7 +32,7 @@ from actors import Actor, AskTimeout, Reply
 from watchgate.answer_group import current_group
 from watchgate.audit.chain import AppendResult, ChainWriter
 from watchgate.audit.outage import RETRY_INTERVAL, Confirm, Outage
-from watchgate.audit.record import AuditEntry, AuditRecord, AuditStatus, recorded_payload
+from watchgate.audit.record import AuditEntry, AuditRecord, AuditStatus, call_entry, recorded_payload
 from watchgate.audit.sinks import Sink, SinkFan, build_sinks, run_blocking
 from watchgate.config.schema import AuditConfig
 from watchgate.errors import AuditLogInUse, AuditUnavailable
@@ -143,30 +143,35 @@ class AuditActor(Actor[AuditMessage]):
         self._side.append(entry)
         self._wake()
 
-    async def write_and_confirm(self, entry: AuditEntry, *, timeout: float = 10.0) -> AuditRecord | None:
+    async def write_and_confirm(
+        self, entry: AuditEntry, *, timeout: float = 10.0, opened_by: AuditEntry | None = None
+    ) -> AuditRecord | None:
         """Return once the record is written (and fsynced under ``fsync: always``).
 
         Returns the sealed record, or None when it was not written: the log is disabled, or
         it is failing under ``on_failure: continue``. Raises `AuditUnavailable` when failing
         under ``block``, and ``AskTimeout`` if the writer does not answer within ``timeout``.
         Inside an `AnswerGroup` it returns None at once, with the record staged: the group
-        writes it and holds the answer until then.
+        writes it and holds the answer until then. ``opened_by``: the entry told for the
+        request this answers; if that is not written yet, the two are sealed as one ``call``
+        record.
         """
         if not self.config.enabled:
             return None
         reply: Reply[AuditRecord | None] = Reply()
         group = current_group()
-        if group is not None and self._stage(Confirm(entry, reply)):
+        confirm = Confirm(entry, reply, opened_by)
+        if group is not None and self._stage(confirm):
             group.defer(self, lambda: self._confirmed(reply, timeout))
             return None
-        if self._write_inline(Confirm(entry, reply)):
+        if self._write_inline(confirm):
             try:
                 return reply.get_nowait()  # written, or refused: no scheduler pass on the hot path
             except trio.WouldBlock:  # it waits for a rotation on the worker thread
                 with trio.move_on_after(timeout):
                     return await reply.wait()
                 raise AskTimeout(f"the audit log did not confirm a record within {timeout}s") from None
-        return await self.ask(lambda reply: Confirm(entry, reply), timeout=timeout)
+        return await self.ask(lambda reply: Confirm(entry, reply, opened_by), timeout=timeout)
 
     async def _confirmed(self, reply: Reply[AuditRecord | None], timeout: float) -> None:
         """Wait for a record staged in an answer group; what refuses its answer is raised."""
@@ -255,8 +260,17 @@ class AuditActor(Actor[AuditMessage]):
         queued = self.drain_nowait(self._batch_limit)
         side, self._side = self._side, []
         staged, self._staged = self._staged, []
-        self._flush_at = math.inf
         batch = [*side, *staged, *queued, *([] if msg is None else [msg])]
+        held = _unanswered(staged, batch)
+        if held and len(held) <= self._batch_limit // 2:
+            # requests still in flight wait for their answers (their deadline stays the
+            # oldest staged record's): one ``call`` record each if they come in time
+            self._staged = held
+            waiting = {id(m) for m in held}
+            batch = [m for m in batch if id(m) not in waiting]
+        else:
+            self._flush_at = math.inf
+        batch = _paired(batch)
         if not batch:
             return True
         entries = [self._prepare(m.entry if isinstance(m, Confirm) else m) for m in batch]
@@ -351,7 +365,7 @@ class AuditActor(Actor[AuditMessage]):
         side, self._side = self._side, []
         staged, self._staged = self._staged, []
         self._flush_at = math.inf
-        batch: list[AuditEntry | Confirm] = [*side, *staged, *messages]
+        batch = _paired([*side, *staged, *messages])
         records: list[AuditRecord] = []
         if self._outage.due(trio.current_time()):
             records += await self._recover()
@@ -424,3 +438,38 @@ class AuditActor(Actor[AuditMessage]):
             await self._blocking(self._writer.fsync)
         except OSError as exc:
             self._fail(exc)
+
+
+def _answered(batch: Sequence[AuditEntry | Confirm]) -> set[int]:
+    """The request entries (by identity) whose answers are in ``batch``."""
+    return {id(m.opened_by) for m in batch if isinstance(m, Confirm) and m.opened_by is not None}
+
+
+def _unanswered(
+    staged: list[AuditEntry | Confirm], batch: list[AuditEntry | Confirm]
+) -> list[AuditEntry | Confirm]:
+    """The staged request entries whose answers are not in ``batch`` (calls still in flight)."""
+    answered = _answered(batch) if any(isinstance(m, Confirm) for m in batch) else set()
+    return [m for m in staged if isinstance(m, AuditEntry) and m.event == "request" and id(m) not in answered]
+
+
+def _paired(batch: list[AuditEntry | Confirm]) -> list[AuditEntry | Confirm]:
+    """``batch`` with each request whose answer is in it sealed together with that answer, as
+    one ``call`` record in the answer's place (a request's record is never written after its
+    answer's, so the one record says all the two would)."""
+    answered = _answered(batch)
+    if not answered:
+        return batch
+    present = {id(m) for m in batch if isinstance(m, AuditEntry) and id(m) in answered}
+    if not present:
+        return batch
+    paired: list[AuditEntry | Confirm] = []
+    for m in batch:
+        if isinstance(m, AuditEntry):
+            if id(m) not in present:
+                paired.append(m)
+        elif m.opened_by is not None and id(m.opened_by) in present:
+            paired.append(Confirm(call_entry(m.opened_by, m.entry), m.reply))
+        else:
+            paired.append(m)
+    return paired

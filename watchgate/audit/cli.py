@@ -98,6 +98,10 @@ def _records(files: Iterable[str]) -> Iterator[AuditRecord]:
                 print(f"{file}:{line.number}: skipping, not an audit record ({exc})", file=sys.stderr)
 
 
+#: the record that stands for a call once: its request's, or the one that holds request and answer
+_CALLS = frozenset({"request", "call"})
+
+
 def format_record(record: AuditRecord) -> str:
     """One readable line: when, sequence, what, who, where, verdict, how long, why."""
     parts = [record.time, f"#{record.seq}", record.event]
@@ -264,7 +268,7 @@ def stats_command(args: argparse.Namespace) -> int:
         total += 1
         first, last = first or record.time, record.time
         tables["event"][record.event] += 1
-        if record.event == "request":  # one per call: responses and decisions would count it again
+        if record.event in _CALLS:  # one per call: responses and decisions would count it again
             tables["server"][record.server or "-"] += 1
             if record.tool:
                 tables["tool"][f"{record.server}/{record.tool}" if record.server else record.tool] += 1

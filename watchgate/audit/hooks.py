@@ -34,9 +34,9 @@ class AuditHooks:
         self._payloads = include_payloads
 
     async def on_request(self, ctx: CallContext, msg: Message) -> Message:
-        await self._audit.tell(
-            _entry(ctx, "request", request_bytes=ctx.request_bytes, payload=self._payload(msg.params))
-        )
+        entry = _entry(ctx, "request", request_bytes=ctx.request_bytes, payload=self._payload(msg.params))
+        ctx.audited = entry  # the response's record is sealed with it if it is not written yet
+        await self._audit.tell(entry)
         return msg
 
     async def on_response(self, ctx: CallContext, msg: Message) -> Message:
@@ -61,7 +61,8 @@ class AuditHooks:
                 response_bytes=len(body) if isinstance(body, Raw) else 0,
                 error_code=error_code,
                 payload=self._payload(body),
-            )
+            ),
+            opened_by=ctx.audited if isinstance(ctx.audited, AuditEntry) else None,
         )
         return msg
 

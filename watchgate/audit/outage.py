@@ -34,6 +34,9 @@ class Confirm:
 
     entry: AuditEntry
     reply: Reply[AuditRecord | None]
+    #: the entry of the request this answers: written in the same batch, the two are one
+    #: ``call`` record
+    opened_by: AuditEntry | None = None
 
 
 class Outage:

@@ -29,6 +29,7 @@ __all__ = [
     "AuditStatus",
     "Decision",
     "Event",
+    "call_entry",
     "canonical_bytes",
     "compute_hash",
     "decode_record",
@@ -42,7 +43,9 @@ __all__ = [
 
 _log = logging.getLogger("watchgate.audit")
 
-Event = Literal["request", "response", "notification", "decision", "lifecycle", "approval"]
+#: ``call``: a request and its response sealed as one record (its answer came before the
+#: request's record was written: see ``AuditActor``); ``request_payload`` holds the request's
+Event = Literal["request", "response", "call", "notification", "decision", "lifecycle", "approval"]
 Decision = Literal["allow", "deny", "modify", "error"]
 
 # Lifecycle records the audit writer emits itself; ``method`` carries the lifecycle kind.
@@ -77,6 +80,7 @@ class AuditEntry(msgspec.Struct, kw_only=True, frozen=True):
     response_bytes: int | None = None
     error_code: int | None = None
     payload: Any = None
+    request_payload: Any = None  # a ``call``'s: the request's params (``payload`` is the answer's)
     at: float | None = None
 
 
@@ -102,6 +106,7 @@ class AuditRecord(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True,
     response_bytes: int | None = None
     error_code: int | None = None
     payload: Any = None
+    request_payload: Any = None
     prev_hash: str
     hash: str = ""
 
@@ -186,7 +191,7 @@ def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tup
         duration = entry.duration_ms
         if duration is not None and not math.isfinite(duration):
             duration = None  # JSON has no NaN: a reader would find it absent
-        payload = entry.payload
+        payload, asked = entry.payload, entry.request_payload
         record = AuditRecord(
             time=time,
             seq=seq,
@@ -207,6 +212,7 @@ def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tup
             response_bytes=entry.response_bytes,
             error_code=entry.error_code,
             payload=None if payload is None else normalize(payload),
+            request_payload=None if asked is None else normalize(asked),
             prev_hash=prev_hash,
         )
     else:
@@ -297,20 +303,36 @@ class AuditStatus(msgspec.Struct, kw_only=True, frozen=True):
 def recorded_payload(
     entry: AuditEntry, include_payloads: bool, redact: Callable[[Any], Any] | None
 ) -> AuditEntry:
-    """The entry as it is recorded: without its payload unless payloads are wanted, else with
-    the payload redacted (again: defence in depth). A redact hook that fails leaves the payload
-    out and says so, naming only the exception's type (its message could quote the secret)."""
-    if entry.payload is None:
+    """The entry as it is recorded: without its payloads unless payloads are wanted, else with
+    them redacted (again: defence in depth). A redact hook that fails leaves the payloads out
+    and says so, naming only the exception's type (its message could quote the secret)."""
+    if entry.payload is None and entry.request_payload is None:
         return entry
     if not include_payloads:
-        return msgspec.structs.replace(entry, payload=None)
+        return msgspec.structs.replace(entry, payload=None, request_payload=None)
     if redact is None:
         return entry
     try:
-        return msgspec.structs.replace(entry, payload=redact(normalize(entry.payload)))
+        return msgspec.structs.replace(
+            entry,
+            payload=None if entry.payload is None else redact(normalize(entry.payload)),
+            request_payload=None
+            if entry.request_payload is None
+            else redact(normalize(entry.request_payload)),
+        )
     except Exception as exc:  # user code: its failure must not lose the record, nor leak the payload
         failure = type(exc).__name__
     _log.error("audit: the redact hook failed (%s); the payload is left out", failure)
     note = f"payload withheld: redaction failed ({failure})"
     reason = f"{entry.reason}; {note}" if entry.reason else note
-    return msgspec.structs.replace(entry, payload=None, reason=reason)
+    return msgspec.structs.replace(entry, payload=None, request_payload=None, reason=reason)
+
+
+def call_entry(request: AuditEntry, response: AuditEntry) -> AuditEntry:
+    """A request's entry and its response's as one ``call`` entry: the response's fields (its
+    time, verdict, duration and sizes, its payload), the request's payload (and size, if the
+    response's entry does not say it)."""
+    size = request.request_bytes if response.request_bytes is None else response.request_bytes
+    return msgspec.structs.replace(
+        response, event="call", request_payload=request.payload, request_bytes=size
+    )

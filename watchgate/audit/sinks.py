@@ -86,7 +86,7 @@ def csv_row(record: AuditRecord) -> list[str]:
         value = getattr(record, name)
         if value is None:
             text = ""
-        elif name == "payload":
+        elif name in ("payload", "request_payload"):
             text = msgspec.json.encode(value).decode()
         else:
             text = str(value)

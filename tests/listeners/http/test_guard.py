@@ -270,7 +270,9 @@ async def test_named_tokens_say_who_called_and_a_session_is_its_openers(tmp_path
         )
         assert bob.status_code == 200
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    who = {(r["principal"], tuple(r.get("groups") or ())) for r in records if r["event"] == "response"}
+    who = {
+        (r["principal"], tuple(r.get("groups") or ())) for r in records if r["event"] in ("response", "call")
+    }
     assert who == {("ana", ("dev",)), ("bob", ())}
     assert ana_token not in log.read_text() and "bob-s3cret" not in log.read_text()
 
