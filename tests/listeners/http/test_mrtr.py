@@ -12,6 +12,7 @@ import trio.testing
 from tests.gateway.fakes import FakeServer, FakeSession, make_config, text
 from tests.listeners.http.conftest import events, modern_headers, modern_request, serving
 from watchgate.gateway.era import _rounds as rounds
+from watchgate.listeners.http.sessions import SessionTable
 from watchgate.protocol import eras
 
 REPLY = {"role": "assistant", "content": {"type": "text", "text": "42"}, "model": "m"}
@@ -127,3 +128,19 @@ async def test_a_call_that_ends_while_the_client_answers_gives_the_retry_its_ans
             retry = call(2, inputResponses={key: REPLY}, requestState=first["result"]["requestState"])
             done = await post(http, url, retry)
         assert (done["id"], done["result"]["content"][0]["text"]) == (2, "done without it")
+
+
+async def test_a_call_that_parks_while_the_listener_stops_is_not_kept() -> None:
+    """The session nursery a parked call's actor would run in is gone: nothing is started (the
+    request is ended instead, its call cancelled upstream)."""
+    table = SessionTable(None, limit=4, idle_timeout=60)  # type: ignore[arg-type]  # never reached
+
+    async def keep() -> None:
+        await trio.sleep_forever()
+
+    assert not table.spawn(keep)  # not running yet
+    async with trio.open_nursery() as nursery:
+        await nursery.start(table.run)
+        assert table.spawn(keep)  # runs until the table stops
+        nursery.cancel_scope.cancel()
+    assert not table.spawn(keep)  # stopped
