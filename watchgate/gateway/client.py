@@ -257,6 +257,8 @@ class ClientActor(Actor[Line | LargeAnswer]):
             await self._serve(task_status)
 
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
+        self._lines_held = trio.Lock()  # by whoever reads lines now: the read loop, or a sender
+        self._channel.reads_with(self._read_now)
         async with trio.open_nursery() as nursery:
             self._session = nursery.cancel_scope
             if self._direct:
@@ -281,13 +283,35 @@ class ClientActor(Actor[Line | LargeAnswer]):
                 self._overflow.clear()
                 nursery.cancel_scope.cancel()
 
+    async def _read_now(self, line: bytes) -> bool:
+        """A line read in its sender's task (an HTTP request's), if nothing reads lines now and
+        nothing waits for an initialize answer; False: it must queue. The sender has checked
+        that nothing is queued before it, so the order of the client's lines holds."""
+        held = self._lines_held
+        if held.locked() or self._initializing is not None or self.finished:
+            return False
+        held.acquire_nowait()
+        try:
+            await self._on_line(line)
+        finally:
+            held.release()
+        return True
+
     async def _read_loop(self) -> None:
+        held = self._lines_held
         try:
             async for burst in self._channel.receive():
-                for line in burst:
-                    if self._initializing is not None and _PING.search(line) is None:
-                        await self._initializing[1].wait()  # a ping may come first (the spec)
-                    await self._on_line(line)
+                if held.locked():  # a sender reads a line of its own: it came first
+                    await held.acquire()
+                else:
+                    held.acquire_nowait()
+                try:
+                    for line in burst:
+                        if self._initializing is not None and _PING.search(line) is None:
+                            await self._initializing[1].wait()  # a ping may come first (the spec)
+                        await self._on_line(line)
+                finally:
+                    held.release()
         except LineTooLong as exc:
             _log.warning("[%s] %s; closing the session", self.name, exc)
         self.client_left = True  # not cancelled: its input ended (`down` and let-go cancel instead)

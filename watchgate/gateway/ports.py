@@ -14,7 +14,7 @@ imports this module, so this one cannot import it back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from actors import Reply
@@ -53,6 +53,11 @@ class ClientChannel(Protocol):
     async def send(self, data: bytes | bytearray | memoryview) -> None: ...
 
     def receive(self) -> AsyncIterator[list[bytes]]: ...
+
+    def reads_with(self, reader: Callable[[bytes], Awaitable[bool]]) -> None:
+        """The actor's reader for a line taken in the sender's task (an HTTP request's): it
+        says False when the line must queue (the actor is busy with earlier ones). A byte
+        stream's lines always come through ``receive`` (a no-op)."""
 
 
 class CallSlot(Protocol):

@@ -62,6 +62,9 @@ class LineChannel:
             send, EagerPipeSend
         )  # a pipe takes buffer views; a WebSocket wants bytes
 
+    def reads_with(self, reader: object) -> None:
+        """Lines of a byte stream come through ``receive`` only."""
+
     def deliver(self, msg: object, line: bytes) -> bool:
         """A byte stream takes lines, not messages (``send``)."""
         return False

@@ -17,7 +17,7 @@ whose requests still in flight are cancelled upstream.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 import trio
@@ -82,6 +82,9 @@ class HttpSession:
         self.requests = 0  # requests posted (its initialize is the first)
         self.principal = ANONYMOUS  # who opened it: only that caller may use it
         self.ended = False
+        #: the client actor's reader, for a line taken in the posting task (no hop to its task)
+        self._reader: Callable[[bytes], Awaitable[bool]] | None = None
+        self._pending = 0  # bursts posted to the inbox and not yet taken by the actor
 
     # --- the client actor's side ----------------------------------------------------------------
     @property
@@ -99,7 +102,15 @@ class HttpSession:
                 self._route(line)
 
     def receive(self) -> AsyncIterator[list[bytes]]:
-        return self._lines
+        return self._taken()
+
+    async def _taken(self) -> AsyncIterator[list[bytes]]:
+        async for burst in self._lines:
+            self._pending -= 1
+            yield burst
+
+    def reads_with(self, reader: Callable[[bytes], Awaitable[bool]]) -> None:
+        self._reader = reader
 
     def deliver(self, msg: jsonrpc.Message, line: bytes) -> bool:
         """The actor's message, decoded already, to where it belongs (False once ended: the
@@ -159,12 +170,20 @@ class HttpSession:
         return log
 
     async def post(self, line: bytes) -> None:
-        """Hand a line to the client actor (waits while it is 64 bursts behind)."""
+        """Hand a line to the client actor: read in this task when nothing is queued before it
+        and the actor is not reading (one task hop less per request), else queued (waits while
+        it is 64 bursts behind)."""
         self.last_used = trio.current_time()
+        if not self._pending and not self.ended and self._reader is not None and await self._reader(line):
+            return
+        self._pending += 1
         try:
             await self._inbox.send([line])
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise PeerGone("the HTTP session has ended") from None
+        except BaseException as exc:
+            self._pending -= 1
+            if isinstance(exc, trio.ClosedResourceError | trio.BrokenResourceError):
+                raise PeerGone("the HTTP session has ended") from None
+            raise
 
     @property
     def busy(self) -> bool:
