@@ -44,7 +44,8 @@ __all__ = [
 _log = logging.getLogger("watchgate.audit")
 
 #: ``call``: a request and its response sealed as one record (its answer came before the
-#: request's record was written: see ``AuditActor``); ``request_payload`` holds the request's
+#: request's record was written: see ``AuditActor``); its ``request_payload`` holds the
+#: request's arguments, its ``payload`` the answer's
 Event = Literal["request", "response", "call", "notification", "decision", "lifecycle", "approval"]
 Decision = Literal["allow", "deny", "modify", "error"]
 
