@@ -167,6 +167,28 @@ async def test_a_dropped_request_stream_is_not_a_cancellation() -> None:
         assert not server.session.requests("notifications/cancelled")
 
 
+async def test_a_cancellation_posted_in_the_session_reaches_the_server_after_its_request() -> None:
+    """The request and its cancellation are each read in their POST's own task (the session's
+    actor is idle): the cancellation never overtakes its request."""
+    server = fixture()
+    async with serving(make_config("fx"), server) as (_, _, url), httpx.AsyncClient() as http:
+        client = LegacyClient(http, url)
+        await client.initialize()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.post, tool_call(9, "hang"))  # a cancelled call is not answered
+            with trio.fail_after(5):
+                while not server.sessions or not server.session.requests("tools/call"):
+                    await trio.sleep(0.01)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}
+            assert (await client.post(cancel)).status_code == 202
+            with trio.fail_after(5):
+                while not server.session.requests("notifications/cancelled"):
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        [forwarded] = server.session.requests("notifications/cancelled")
+        assert forwarded["params"]["requestId"] == server.session.requests("tools/call")[-1]["id"]
+
+
 async def test_delete_ends_the_session_and_cancels_what_it_had_in_flight() -> None:
     server = fixture()
     async with serving(make_config("fx"), server) as (gateway, _, url), httpx.AsyncClient() as http:
