@@ -261,7 +261,8 @@ class AuditActor(Actor[AuditMessage]):
         side, self._side = self._side, []
         staged, self._staged = self._staged, []
         batch = [*side, *staged, *queued, *([] if msg is None else [msg])]
-        held = _unanswered(staged, batch)
+        answered = _answered(batch)
+        held = _unanswered(staged, answered)
         if held and len(held) <= self._batch_limit // 2:
             # requests still in flight wait for their answers (their deadline stays the
             # oldest staged record's): one ``call`` record each if they come in time
@@ -270,7 +271,7 @@ class AuditActor(Actor[AuditMessage]):
             batch = [m for m in batch if id(m) not in waiting]
         else:
             self._flush_at = math.inf
-        batch = _paired(batch)
+        batch = _paired(batch, answered)
         if not batch:
             return True
         entries = [self._prepare(m.entry if isinstance(m, Confirm) else m) for m in batch]
@@ -365,7 +366,8 @@ class AuditActor(Actor[AuditMessage]):
         side, self._side = self._side, []
         staged, self._staged = self._staged, []
         self._flush_at = math.inf
-        batch = _paired([*side, *staged, *messages])
+        batch = [*side, *staged, *messages]
+        batch = _paired(batch, _answered(batch))
         records: list[AuditRecord] = []
         if self._outage.due(trio.current_time()):
             records += await self._recover()
@@ -445,19 +447,15 @@ def _answered(batch: Sequence[AuditEntry | Confirm]) -> set[int]:
     return {id(m.opened_by) for m in batch if isinstance(m, Confirm) and m.opened_by is not None}
 
 
-def _unanswered(
-    staged: list[AuditEntry | Confirm], batch: list[AuditEntry | Confirm]
-) -> list[AuditEntry | Confirm]:
-    """The staged request entries whose answers are not in ``batch`` (calls still in flight)."""
-    answered = _answered(batch) if any(isinstance(m, Confirm) for m in batch) else set()
+def _unanswered(staged: list[AuditEntry | Confirm], answered: set[int]) -> list[AuditEntry | Confirm]:
+    """The staged request entries not among ``answered`` (calls still in flight)."""
     return [m for m in staged if isinstance(m, AuditEntry) and m.event == "request" and id(m) not in answered]
 
 
-def _paired(batch: list[AuditEntry | Confirm]) -> list[AuditEntry | Confirm]:
-    """``batch`` with each request whose answer is in it sealed together with that answer, as
-    one ``call`` record in the answer's place (a request's record is never written after its
-    answer's, so the one record says all the two would)."""
-    answered = _answered(batch)
+def _paired(batch: list[AuditEntry | Confirm], answered: set[int]) -> list[AuditEntry | Confirm]:
+    """``batch`` with each request whose answer is in it (``answered``: `_answered` of it) sealed
+    together with that answer, as one ``call`` record in the answer's place (a request's record
+    is never written after its answer's, so the one record says all the two would)."""
     if not answered:
         return batch
     present = {id(m) for m in batch if isinstance(m, AuditEntry) and id(m) in answered}

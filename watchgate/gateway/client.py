@@ -89,6 +89,7 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self.finished = False  # the session has ended: sends are dropped, queued requests skipped
         self.client_left = False  # the session ended because the client closed its input
         self._reading = trio.CancelScope()
+        self._lines_held = trio.Lock()  # by whoever reads lines now: the read loop, or a sender
         # the 2026-07-28 era toward this client, whatever its transport (gateway/era/)
         self._era = ModernEra(self, router, self._queue, one_request=one_request, listens_only=listens_only)
         #: a client of one request whose channel takes messages in memory (an HTTP request):
@@ -121,7 +122,10 @@ class ClientActor(Actor[Line | LargeAnswer]):
             self._queue(large)
             return
         line = jsonrpc.encode_line(msg)
-        if (self._direct or self.idle) and self._channel.deliver(msg, bytes(line)):  # no writer hop
+        if self._direct:  # no writer at all: delivered now, or dropped once the channel has ended
+            self._channel.deliver(msg, bytes(line))
+            return
+        if self.idle and self._channel.deliver(msg, bytes(line)):  # no writer hop
             return
         if last and self.idle and self._channel.ready:  # the idle-writer bypass (Actor.idle)
             try:
@@ -257,7 +261,6 @@ class ClientActor(Actor[Line | LargeAnswer]):
             await self._serve(task_status)
 
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
-        self._lines_held = trio.Lock()  # by whoever reads lines now: the read loop, or a sender
         self._channel.reads_with(self._read_now)
         async with trio.open_nursery() as nursery:
             self._session = nursery.cancel_scope
