@@ -32,10 +32,13 @@ class Reply(Generic[R]):
     different actor entirely.
     """
 
-    __slots__ = ("_error", "_event", "_value")
+    __slots__ = ("_done", "_error", "_event", "_value")
 
     def __init__(self) -> None:
-        self._event = trio.Event()
+        self._done = False
+        # made only when someone waits: most replies are read at once (``get_nowait``) or
+        # are already delivered when waited for, and an Event per reply costs more than the rest
+        self._event: trio.Event | None = None
         self._value: R | None = None
         self._error: BaseException | None = None
 
@@ -43,35 +46,45 @@ class Reply(Generic[R]):
         """Deliver the answer; a second ``set``/``fail`` is a bug and raises."""
         self._check_open()
         self._value = value
-        self._event.set()
+        self._deliver()
 
     def fail(self, exc: BaseException) -> None:
         """Deliver an error; the asker's ``ask()`` re-raises ``exc``."""
         self._check_open()
         self._error = exc
-        self._event.set()
+        self._deliver()
 
     @property
     def done(self) -> bool:
         """True once ``set`` or ``fail`` has been called."""
-        return self._event.is_set()
+        return self._done
 
     async def wait(self) -> R:
         """Wait for the answer and return it, or raise the delivered failure."""
-        await self._event.wait()
+        if self._done:
+            await trio.lowlevel.checkpoint()
+        else:
+            if self._event is None:
+                self._event = trio.Event()
+            await self._event.wait()
         return self.get_nowait()
 
     def get_nowait(self) -> R:
         """The answer already delivered (or its failure, raised), without a scheduler pass;
         raises `trio.WouldBlock` if there is none yet."""
-        if not self._event.is_set():
+        if not self._done:
             raise trio.WouldBlock
         if self._error is not None:
             raise self._error
         return cast("R", self._value)
 
+    def _deliver(self) -> None:
+        self._done = True
+        if self._event is not None:
+            self._event.set()
+
     def _check_open(self) -> None:
-        if self._event.is_set():
+        if self._done:
             raise RuntimeError("reply was already delivered")
 
 

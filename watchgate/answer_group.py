@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
+from actors import Reply
 from watchgate.errors import JsonRpcError, PolicyDenied
 
 __all__ = ["AnswerGroup", "GroupCommit", "Release", "StagedWriter", "current_group"]
@@ -29,8 +30,6 @@ _log = logging.getLogger("watchgate.answers")
 
 #: Sends one held answer: None sends it as it is, an error sends that error in its place.
 Release = Callable[[JsonRpcError | None], Awaitable[None]]
-#: Waits until one staged record is written; raises the ``JsonRpcError`` that refuses its answer.
-Wait = Callable[[], Awaitable[None]]
 
 _current: ContextVar[AnswerGroup | None] = ContextVar("watchgate_answer_group", default=None)
 
@@ -38,6 +37,14 @@ _current: ContextVar[AnswerGroup | None] = ContextVar("watchgate_answer_group", 
 class StagedWriter(Protocol):
     def flush_staged(self) -> None:
         """Write everything staged now, in the caller's task (or hand it to the writer's own)."""
+
+    async def confirmed(self, reply: Reply[Any], timeout: float) -> None:
+        """Wait until the record ``reply`` stands for is written (`flush_staged` handed it on);
+        raise the ``JsonRpcError`` that refuses its answer."""
+
+
+#: One staged record: its writer, the reply its writing fills in, how long to wait for that.
+_Staged = tuple[StagedWriter, Reply[Any], float]
 
 
 def current_group() -> AnswerGroup | None:
@@ -48,19 +55,21 @@ def current_group() -> AnswerGroup | None:
 class AnswerGroup:
     def __init__(self) -> None:
         self._writers: list[StagedWriter] = []
-        self._waits: list[Wait] = []  # staged since the last held answer: that answer's records
-        self._held: list[tuple[list[Wait], Release]] = []
+        self._waits: list[_Staged] = []  # staged since the last held answer: that answer's records
+        self._held: list[tuple[list[_Staged], Release]] = []
 
     @property
     def holding(self) -> bool:
         """Whether ``commit`` has anything to do."""
         return bool(self._writers or self._held)
 
-    def defer(self, writer: StagedWriter, wait: Wait) -> None:
-        """``writer`` staged a record for the next answer; ``wait`` returns once it is written."""
+    def defer(self, writer: StagedWriter, reply: Reply[Any], timeout: float) -> None:
+        """``writer`` staged a record for the next answer; ``reply`` is delivered once it is
+        written (a failure delivered refuses the answer), ``timeout`` after the commit at the
+        latest."""
         if writer not in self._writers:
             self._writers.append(writer)
-        self._waits.append(wait)
+        self._waits.append((writer, reply, timeout))
 
     def hold(self, release: Release) -> bool:
         """Hold an answer until ``commit``; False (nothing held) when no record waits for it and
@@ -79,9 +88,12 @@ class AnswerGroup:
         held, self._held = self._held, []
         for waits, release in held:
             error: JsonRpcError | None = None
-            for wait in waits:
+            for writer, reply, timeout in waits:
                 try:
-                    await wait()
+                    if reply.done:  # written in the flush above: the common case, no waiting
+                        reply.get_nowait()
+                    else:
+                        await writer.confirmed(reply, timeout)
                 except JsonRpcError as exc:
                     error = exc
                 except Exception:  # a bug in a writer: refuse the answer, as the hook chain would

@@ -242,6 +242,23 @@ async def test_reply_is_one_shot() -> None:
         failed.get_nowait()
 
 
+async def test_a_reply_waited_for_before_it_is_delivered_wakes_each_waiter() -> None:
+    reply: Reply[int] = Reply()
+    got: list[int] = []
+
+    async def waiter() -> None:
+        got.append(await reply.wait())
+
+    with trio.fail_after(5):  # a waiter left asleep fails here rather than hanging the suite
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            nursery.start_soon(waiter)
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == []
+            reply.set(7)
+    assert got == [7, 7]
+
+
 def test_repr_shows_name_and_depth() -> None:
     store = Store("shown")
     store.tell_nowait(Put(1))

@@ -162,7 +162,7 @@ class AuditActor(Actor[AuditMessage]):
         group = current_group()
         confirm = Confirm(entry, reply, opened_by)
         if group is not None and self._stage(confirm):
-            group.defer(self, lambda: self._confirmed(reply, timeout))
+            group.defer(self, reply, timeout)
             return None
         if self._write_inline(confirm):
             try:
@@ -173,14 +173,9 @@ class AuditActor(Actor[AuditMessage]):
                 raise AskTimeout(f"the audit log did not confirm a record within {timeout}s") from None
         return await self.ask(lambda reply: Confirm(entry, reply, opened_by), timeout=timeout)
 
-    async def _confirmed(self, reply: Reply[AuditRecord | None], timeout: float) -> None:
-        """Wait for a record staged in an answer group; what refuses its answer is raised."""
-        try:
-            reply.get_nowait()
-        except trio.WouldBlock:  # the group's flush handed it to the actor (a rotation)
-            pass
-        else:
-            return
+    async def confirmed(self, reply: Reply[Any], timeout: float) -> None:
+        """Wait for a record staged in an answer group that its flush handed to the actor (a
+        rotation); what refuses its answer is raised."""
         with trio.move_on_after(timeout):
             await reply.wait()
             return

@@ -93,12 +93,6 @@ class AuditHooks:
         return msgspec.json.decode(raw)
 
 
-@functools.lru_cache(maxsize=1024)
-def _who(principal: Principal) -> tuple[str, tuple[str, ...] | None]:
-    """A principal as records name it, cleaned once per principal (every call writes three)."""
-    return clean_name(principal.name), tuple(clean_name(g) for g in principal.groups) or None
-
-
 def _entry(
     ctx: CallContext,
     event: Event,
@@ -112,20 +106,17 @@ def _entry(
     error_code: int | None = None,
     payload: Any = None,
 ) -> AuditEntry:
-    """The fields every record about one call shares, plus the event's own, built straight
-    into the typed entry. What the client chose (names, method, id, reasons quoting them) is
-    stored only cleaned (``sanitize``; a name is cleaned once, not once per record)."""
+    """The fields every record about one call shares, plus the event's own (every one of them
+    given, so any record of the call can be the copy's source: the request's, once it is
+    made, else `_shared`). What the client chose (names, method, id, reasons quoting them)
+    is stored only cleaned (``sanitize``)."""
     request_id = ctx.request_id
-    who, groups = _who(ctx.principal) if ctx.principal is not None else (None, None)
-    return AuditEntry(
+    opened = ctx.audited
+    return msgspec.structs.replace(
+        opened
+        if isinstance(opened, AuditEntry)
+        else _shared(ctx.client_id, ctx.principal, ctx.upstream, ctx.method, ctx.name, ctx.public_name),
         event=event,
-        client=_client_name(ctx.client_id),
-        principal=who,
-        groups=groups,
-        server=ctx.upstream or None,  # none: refused before it was routed
-        method=clean_name(ctx.method),
-        tool=clean_optional(ctx.name),
-        public_name=clean_optional(ctx.public_name),
         request_id=clean(request_id) if isinstance(request_id, str) else request_id,
         decision=decision,
         plugin=plugin,
@@ -139,5 +130,30 @@ def _entry(
 
 
 @functools.lru_cache(maxsize=4096)
-def _client_name(client_id: int) -> str:
-    return f"client-{client_id}"
+def _shared(
+    client_id: int,
+    principal: Principal | None,
+    upstream: str,
+    method: str,
+    name: str | None,
+    public_name: str | None,
+) -> AuditEntry:
+    """What every record of every call by one client through one name says alike, cleaned
+    and built once (a call's records copy it and add their own fields: a copy costs a
+    fraction of building and cleaning the entry anew, three times a call)."""
+    who, groups = (None, None) if principal is None else _who(principal)
+    return AuditEntry(
+        event="request",
+        client=f"client-{client_id}",
+        principal=who,
+        groups=groups,
+        server=upstream or None,  # none: refused before it was routed
+        method=clean_name(method),
+        tool=clean_optional(name),
+        public_name=clean_optional(public_name),
+    )
+
+
+def _who(principal: Principal) -> tuple[str, tuple[str, ...] | None]:
+    """A principal as records name it."""
+    return clean_name(principal.name), tuple(clean_name(g) for g in principal.groups) or None
