@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from watchgate.audit.record import (
     GENESIS,
     AuditEntry,
+    _misfit,
     canonical_bytes,
     compute_hash,
     decode_record,
@@ -65,6 +66,9 @@ def test_a_sealed_line_reads_back_as_the_bytes_that_were_hashed(entry: AuditEntr
     assert canonical_bytes(read) == canonical_bytes(record)
     assert compute_hash(read) == record.hash
     assert msgspec.json.decode(line)["hash"] == record.hash
+    if _misfit(entry) is None:  # a well-typed entry is recorded as given, field for field
+        kept = set(AuditEntry.__struct_fields__) - {"at", "duration_ms", "payload", "request_payload"}
+        assert {name: getattr(read, name) for name in kept} == {name: getattr(entry, name) for name in kept}
 
 
 @settings(max_examples=50, deadline=None)

@@ -85,8 +85,13 @@ class AuditEntry(msgspec.Struct, kw_only=True, frozen=True):
     at: float | None = None
 
 
-class AuditRecord(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
-    """One line of the JSON Lines log. Field order here is the order on disk and in the hash."""
+class AuditRecord(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """One line of the JSON Lines log. Field order here is the order on disk and in the hash.
+
+    Between ``seq`` and ``prev_hash`` the fields are an `AuditEntry`'s, in its order (checked at
+    import): the writer builds a record positionally from an entry's fields, several times
+    cheaper than by keyword. ``prev_hash`` has a default only so that it may follow them; every
+    record has one (a chain's first record's is random), so its absence fails ``verify``."""
 
     time: str
     seq: int
@@ -108,8 +113,20 @@ class AuditRecord(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True,
     error_code: int | None = None
     payload: Any = None
     request_payload: Any = None
-    prev_hash: str
+    prev_hash: str = ""
     hash: str = ""
+
+
+#: An entry's fields, ``at`` aside, are a record's between ``seq`` and ``prev_hash``, in order.
+_ENTRY_FIELDS: Final = AuditEntry.__struct_fields__[:-1]
+if AuditEntry.__struct_fields__[-1] != "at" or AuditRecord.__struct_fields__[2:-2] != _ENTRY_FIELDS:
+    raise TypeError("AuditEntry's fields must be AuditRecord's between seq and prev_hash, in order, then at")
+#: AuditRecord by position (time, seq, an entry's fields, prev_hash): a checker cannot count
+#: an unpacked tuple's fields, the check above does
+_by_position: Final[Callable[..., AuditRecord]] = AuditRecord
+_DURATION: Final = _ENTRY_FIELDS.index("duration_ms")
+_PAYLOAD: Final = _ENTRY_FIELDS.index("payload")
+_REQUEST_PAYLOAD: Final = _ENTRY_FIELDS.index("request_payload")
 
 
 def _fallback(obj: Any) -> Any:
@@ -177,45 +194,26 @@ def seal(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> AuditRec
 def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tuple[AuditRecord, bytes]:
     """Turn an entry into the next record of the chain, and that record's line in the log.
 
-    Valid by construction, encoded once: the record is built field by field from the entry,
-    each in the form a reader decodes (a duration as a finite float, a payload as plain JSON),
-    after one cheap check that every field has its type. Its canonical JSON is encoded once,
-    hashed, and written with the hash appended; nothing is decoded to check it (that a reader
-    re-encodes exactly these bytes is ``tests/audit/test_seal_properties.py``'s to prove, for any
-    entry, right or wrong). An entry with a field of the wrong type (a caller's mistake) is kept
-    as an ``error`` record that names the field, rather than dropped or written unreadable.
-    ``now`` is the time when ``entry.at`` is None.
+    Valid by construction, encoded once: the record is built from the entry's fields in order,
+    each in the form a reader decodes (a duration as a finite float, a payload as plain JSON:
+    only those are ever converted), after one cheap check that every field has its type. Its
+    canonical JSON is encoded once, hashed, and written with the hash appended; nothing is
+    decoded to check it (that a reader re-encodes exactly these bytes is
+    ``tests/audit/test_seal_properties.py``'s to prove, for any entry, right or wrong). An entry
+    with a field of the wrong type (a caller's mistake) is kept as an ``error`` record that
+    names the field, rather than dropped or written unreadable. ``now`` is the time when
+    ``entry.at`` is None.
     """
     time = format_time(now if entry.at is None else entry.at)
     misfit = _misfit(entry)
     if misfit is None:
-        duration = entry.duration_ms
-        if duration is not None and not math.isfinite(duration):
-            duration = None  # JSON has no NaN: a reader would find it absent
-        payload, asked = entry.payload, entry.request_payload
-        record = AuditRecord(
-            time=time,
-            seq=seq,
-            event=entry.event,
-            client=entry.client,
-            principal=entry.principal,
-            groups=entry.groups,
-            server=entry.server,
-            method=entry.method,
-            tool=entry.tool,
-            public_name=entry.public_name,
-            request_id=entry.request_id,
-            decision=entry.decision,
-            plugin=entry.plugin,
-            reason=entry.reason,
-            duration_ms=None if duration is None else float(duration),
-            request_bytes=entry.request_bytes,
-            response_bytes=entry.response_bytes,
-            error_code=entry.error_code,
-            payload=None if payload is None else normalize(payload),
-            request_payload=None if asked is None else normalize(asked),
-            prev_hash=prev_hash,
-        )
+        fields = msgspec.structs.astuple(entry)[:-1]  # ``at`` is ``time`` now
+        duration, payload, asked = entry.duration_ms, entry.payload, entry.request_payload
+        if not (duration is None or (type(duration) is float and math.isfinite(duration))) or not (
+            payload is None and asked is None
+        ):
+            fields = _readable(fields, duration, payload, asked)
+        record = _by_position(time, seq, *fields, prev_hash)
     else:
         record = AuditRecord(
             time=time,
@@ -232,6 +230,17 @@ def seal_line(entry: AuditEntry, *, seq: int, prev_hash: str, now: float) -> tup
     digest = hashlib.sha256(canonical).hexdigest()
     line = b"".join((canonical[:-1], b',"hash":"', digest.encode(), b'"}\n'))
     return msgspec.structs.replace(record, hash=digest), line
+
+
+def _readable(fields: tuple[Any, ...], duration: Any, payload: Any, asked: Any) -> tuple[Any, ...]:
+    """``fields`` with each value a reader decodes as it is: a duration as a finite float (JSON
+    has no NaN: a reader would find it absent), payloads as plain JSON."""
+    readable = list(fields)
+    if duration is not None:
+        readable[_DURATION] = float(duration) if math.isfinite(duration) else None
+    readable[_PAYLOAD] = None if payload is None else normalize(payload)
+    readable[_REQUEST_PAYLOAD] = None if asked is None else normalize(asked)
+    return tuple(readable)
 
 
 _EVENTS: Final = frozenset(get_args(Event))
