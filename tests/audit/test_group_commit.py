@@ -265,12 +265,48 @@ async def test_a_call_still_in_flight_waits_for_its_answer_then_for_flush_after_
         assert await actor.write_and_confirm(call(2, event="response"), opened_by=quick) is not None
         assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2)]
         assert actor.status().pending == 1  # the slow call's request, staged
-        await trio.sleep(FLUSH_AFTER)
+        await trio.sleep(FLUSH_AFTER * 0.9)  # the writer woke meanwhile (the fsync's bookkeeping)
+        assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2)]
+        await trio.sleep(FLUSH_AFTER * 0.2)
         assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2), ("request", 1)]
         assert await actor.write_and_confirm(call(1, event="response"), opened_by=slow) is not None
     assert [(r.event, r.request_id) for r in records(path)[1:]] == [
         ("call", 2),
         ("request", 1),
+        ("response", 1),
+    ]
+    assert verify_log(str(path)).ok
+
+
+async def test_each_call_in_flight_waits_from_its_own_staging_not_the_oldest(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A request held back keeps the deadline of its own staging: a later one is not written
+    with an earlier one's deadline (it would miss its answer), nor does a later write extend
+    the earlier one's wait."""
+    path = tmp_path / "audit.jsonl"
+    async with running(_actor(path)) as actor:
+        await trio.sleep(1.5)  # past the header's fsync
+        await actor.tell(first := call(1))
+        await actor.tell(quick := call(2))
+        await actor.write_and_confirm(call(2, event="response"), opened_by=quick)
+        await trio.sleep(FLUSH_AFTER * 0.6)
+        await actor.tell(second := call(3))
+        await actor.tell(other := call(4))
+        await actor.write_and_confirm(call(4, event="response"), opened_by=other)
+        await trio.sleep(FLUSH_AFTER * 0.6)  # the first's deadline has passed, not the second's
+        assert [(r.event, r.request_id) for r in records(path)[1:]] == [
+            ("call", 2),
+            ("call", 4),
+            ("request", 1),
+        ]
+        await actor.write_and_confirm(call(3, event="response"), opened_by=second)
+        await actor.write_and_confirm(call(1, event="response"), opened_by=first)
+    assert [(r.event, r.request_id) for r in records(path)[1:]] == [
+        ("call", 2),
+        ("call", 4),
+        ("request", 1),
+        ("call", 3),
         ("response", 1),
     ]
     assert verify_log(str(path)).ok

@@ -90,8 +90,12 @@ class AuditActor(Actor[AuditMessage]):
         self._outage = Outage(config, wall_clock)  # what a failing log does (audit/outage.py)
         self._dirty_since: float | None = None  # trio time of the oldest write not yet synced
         self._side: list[AuditEntry | Confirm] = []  # written with the next batch
-        self._staged: list[AuditEntry | Confirm] = []  # join the next write, at the latest at _flush_at
-        self._flush_at = math.inf  # trio time
+        self._staged: list[AuditEntry | Confirm] = []  # join the next write, at the latest at _fresh_at
+        self._fresh_at = math.inf  # trio time: the oldest staged record's deadline
+        #: requests in flight at a write, waiting for their answers (one ``call`` record each if
+        #: they come in time), each with the deadline of its staging, oldest first
+        self._held: list[tuple[float, AuditEntry]] = []
+        self._flush_at = math.inf  # trio time: the first deadline of a staged or held record
         self._idle: trio.CancelScope | None = None  # the actor's wait, while it waits
         self._unsunk: list[AuditRecord] = []  # written in a caller's task, not yet given to the sinks
         self._io_busy = False  # a worker thread holds the file: callers must not write inline
@@ -190,7 +194,8 @@ class AuditActor(Actor[AuditMessage]):
         if not self._write_inline(None):
             self._side += self._staged
             self._staged = []
-            self._flush_at = math.inf
+            self._fresh_at = math.inf
+            self._flush_at = self._held[0][0] if self._held else math.inf
             self._wake()
 
     def claim(self) -> None:
@@ -217,7 +222,7 @@ class AuditActor(Actor[AuditMessage]):
             last_error=self.last_error,
             records_written=self.records_written,
             records_lost=self.records_lost,
-            pending=len(self._outage.pending) + len(self._staged),
+            pending=len(self._outage.pending) + len(self._staged) + len(self._held),
             mailbox_depth=self.mailbox_depth(),
             sink_errors=self.sinks.errors,
         )
@@ -238,10 +243,12 @@ class AuditActor(Actor[AuditMessage]):
         if self.has_unreceived:
             self._staged += self.drain_nowait(self._batch_limit)
         self._staged.append(msg)
-        if self._flush_at == math.inf:
-            self._flush_at = trio.current_time() + FLUSH_AFTER
-            if self._idle is not None:
-                self._idle.deadline = min(self._idle.deadline, self._flush_at)
+        if self._fresh_at == math.inf:
+            self._fresh_at = trio.current_time() + FLUSH_AFTER
+            if self._fresh_at < self._flush_at:  # else a held record's deadline comes first
+                self._flush_at = self._fresh_at
+                if self._idle is not None:
+                    self._idle.deadline = min(self._idle.deadline, self._flush_at)
         return True
 
     def _write_inline(self, msg: AuditEntry | Confirm | None) -> bool:
@@ -253,20 +260,7 @@ class AuditActor(Actor[AuditMessage]):
         # At most one batch: draining a full mailbox also takes the messages of the tellers
         # blocked on it, which would let every one of them past a slow sink's backpressure.
         queued = self.drain_nowait(self._batch_limit)
-        side, self._side = self._side, []
-        staged, self._staged = self._staged, []
-        batch = [*side, *staged, *queued, *([] if msg is None else [msg])]
-        answered = _answered(batch)
-        held = _unanswered(staged, answered)
-        if held and len(held) <= self._batch_limit // 2:
-            # requests still in flight wait for their answers (their deadline stays the
-            # oldest staged record's): one ``call`` record each if they come in time
-            self._staged = held
-            waiting = {id(m) for m in held}
-            batch = [m for m in batch if id(m) not in waiting]
-        else:
-            self._flush_at = math.inf
-        batch = _paired(batch, answered)
+        batch = self._take([*queued, *([] if msg is None else [msg])], None)
         if not batch:
             return True
         entries = [self._prepare(m.entry if isinstance(m, Confirm) else m) for m in batch]
@@ -280,6 +274,32 @@ class AuditActor(Actor[AuditMessage]):
             self._unsunk += records
             self._wake()
         return True
+
+    def _take(self, messages: list[AuditMessage], now: float | None) -> list[AuditEntry | Confirm]:
+        """What to write now, in order: the side batch, held and staged records, ``messages``;
+        each request answered among them sealed with its answer (`_paired`).
+
+        Requests still in flight are held back, up to their deadline (the staging's
+        `FLUSH_AFTER`), so that their answers can join them: the inline writer (``now`` None)
+        holds each; the actor, waking at a deadline (``now``), writes those whose deadline has
+        come and holds the rest (``now`` infinite: it holds none, at the end). Never more than
+        half a batch is held: past that, calls are not coming back soon and nothing waits."""
+        side, self._side = self._side, []
+        held, self._held = self._held, []
+        staged, self._staged = self._staged, []
+        fresh_at, self._fresh_at = self._fresh_at, math.inf
+        batch = [*side, *(entry for _, entry in held), *staged, *messages]
+        answered = _answered(batch)
+        waiting = [(at, entry) for at, entry in held if id(entry) not in answered]
+        waiting += [(fresh_at, m) for m in _unanswered(staged, answered)]
+        if now is not None:
+            waiting = [(at, entry) for at, entry in waiting if at > now]
+        if waiting and len(waiting) <= self._batch_limit // 2:
+            self._held = waiting
+            kept = {id(entry) for _, entry in waiting}
+            batch = [m for m in batch if id(m) not in kept]
+        self._flush_at = self._held[0][0] if self._held else math.inf
+        return _paired(batch, answered)
 
     def _wake(self) -> None:
         self._work.set()
@@ -323,7 +343,7 @@ class AuditActor(Actor[AuditMessage]):
 
     async def _finish(self) -> None:
         """Write what is still queued, then sync and close; pending entries survive a restart."""
-        records = await self._write(self.drain_nowait())
+        records = await self._write(self.drain_nowait(), hold=False)
         unsunk, self._unsunk = self._unsunk, []
         await self.sinks.emit(unsunk + records)
         sync = self.config.fsync != "never"
@@ -356,13 +376,10 @@ class AuditActor(Actor[AuditMessage]):
         self._written([header])
         return [header]
 
-    async def _write(self, messages: list[AuditMessage]) -> list[AuditRecord]:
-        """Write a batch (after recovering, if it is time to try); return what the sinks get."""
-        side, self._side = self._side, []
-        staged, self._staged = self._staged, []
-        self._flush_at = math.inf
-        batch = [*side, *staged, *messages]
-        batch = _paired(batch, _answered(batch))
+    async def _write(self, messages: list[AuditMessage], *, hold: bool = True) -> list[AuditRecord]:
+        """Write a batch (after recovering, if it is time to try); return what the sinks get.
+        ``hold``: requests in flight whose deadline has not come may wait on (`_take`)."""
+        batch = self._take(messages, trio.current_time() if hold else math.inf)
         records: list[AuditRecord] = []
         if self._outage.due(trio.current_time()):
             records += await self._recover()
@@ -442,7 +459,7 @@ def _answered(batch: Sequence[AuditEntry | Confirm]) -> set[int]:
     return {id(m.opened_by) for m in batch if isinstance(m, Confirm) and m.opened_by is not None}
 
 
-def _unanswered(staged: list[AuditEntry | Confirm], answered: set[int]) -> list[AuditEntry | Confirm]:
+def _unanswered(staged: list[AuditEntry | Confirm], answered: set[int]) -> list[AuditEntry]:
     """The staged request entries not among ``answered`` (calls still in flight)."""
     return [m for m in staged if isinstance(m, AuditEntry) and m.event == "request" and id(m) not in answered]
 
