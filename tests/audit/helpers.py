@@ -20,7 +20,8 @@ T0 = 1_780_000_000.0  # a fixed wall-clock time, 2026-05-28
 
 
 class Clock:
-    """A wall clock that ticks one millisecond per reading, so every record has its own time."""
+    """A wall clock that ticks one millisecond per reading (the writer reads it once per batch
+    it writes), so every batch has its own time."""
 
     def __init__(self, start: float = T0) -> None:
         self.now = start

@@ -103,6 +103,18 @@ def test_an_unreadable_last_record_starts_a_new_chain_that_verify_reports(tmp_pa
     assert not result.ok and result.line == 3
 
 
+def test_a_batch_shares_one_time_and_times_never_go_back_across_a_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    writer = writer_for(path, max_bytes=2000, keep=2)
+    writer.open()
+    one = writer.append([call(1), call(2), call(3)]).sealed
+    assert len({r.time for r in one}) == 1  # sealed and written together: one reading of the clock
+    result = writer.append([call(i) for i in range(4, 40)])
+    assert [r.method for r in result.records].count(ROTATE) >= 1
+    times = [r.time for r in result.records]
+    assert times == sorted(times) and times[0] > one[0].time
+
+
 def test_rotation_keeps_the_chain_and_the_newest_files(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     writer = writer_for(path, max_bytes=1000, keep=2)

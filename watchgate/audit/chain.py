@@ -121,7 +121,7 @@ class ChainWriter:
             entry = self._continue(fd)
             self._fd, self._size = fd, os.fstat(fd).st_size
             self._records_in_file = 0 if self._size == 0 else 1
-            header, line = self._seal(entry, self.seq, self.last_hash)
+            header, line = self._seal(entry, self.seq, self.last_hash, self._clock())
             self._commit([line], [header])
         except OSError:
             self._fd = None
@@ -192,8 +192,8 @@ class ChainWriter:
         notes.append(f"the last record of {name} could not be read ({problem})")
         return False
 
-    def _seal(self, entry: AuditEntry, seq: int, prev_hash: str) -> tuple[AuditRecord, bytes]:
-        return seal_line(entry, seq=seq, prev_hash=prev_hash, now=self._clock())
+    def _seal(self, entry: AuditEntry, seq: int, prev_hash: str, now: float) -> tuple[AuditRecord, bytes]:
+        return seal_line(entry, seq=seq, prev_hash=prev_hash, now=now)
 
     def _lifecycle(self, kind: str, notes: list[str]) -> AuditEntry:
         return AuditEntry(event="lifecycle", method=kind, reason="; ".join(notes))
@@ -216,11 +216,12 @@ class ChainWriter:
             return result
         lines: list[bytes] = []
         batch: list[AuditRecord] = []
+        now = self._clock()  # one time for the batch: its records are sealed and written together
         try:
             pending = self._size
             for entry in entries:
                 prev_hash = batch[-1].hash if batch else self.last_hash
-                record, line = self._seal(entry, self.seq + len(batch), prev_hash)
+                record, line = self._seal(entry, self.seq + len(batch), prev_hash, now)
                 rotatable = self._records_in_file + len(batch) > 1
                 if rotatable and pending + len(line) > self.max_bytes:
                     if not may_rotate:
@@ -231,7 +232,8 @@ class ChainWriter:
                     result.sealed += batch
                     lines, batch = [], []
                     result.records.append(self._rotate())
-                    record, line = self._seal(entry, self.seq, self.last_hash)
+                    now = self._clock()  # after the rotation's record: times never go backwards
+                    record, line = self._seal(entry, self.seq, self.last_hash, now)
                     pending = self._size
                 lines.append(line)
                 batch.append(record)
@@ -278,7 +280,7 @@ class ChainWriter:
         self._size, self._records_in_file = 0, 0
         self._sync_directory()
         notes = [f"continues from {os.path.basename(self.path)}.1, which ends at seq {self.seq - 1}"]
-        header, line = self._seal(self._lifecycle(ROTATE, notes), self.seq, self.last_hash)
+        header, line = self._seal(self._lifecycle(ROTATE, notes), self.seq, self.last_hash, self._clock())
         self._commit([line], [header])
         return header
 

@@ -141,15 +141,20 @@ _ANY_DECODER = msgspec.json.Decoder()
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted: strftime is slow per record
+_last: tuple[float, str] = (math.nan, "")  # the last time formatted: a batch's records share one
 
 
 def format_time(at: float) -> str:
     """RFC 3339, UTC, always with microseconds, so records sort and compare as text."""
-    global _second
+    global _second, _last
+    if at == _last[0]:
+        return _last[1]
     whole, micros = divmod(round(at * 1_000_000), 1_000_000)
     if _second[0] != whole:
         _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{micros:06d}Z"
+    text = f"{_second[1]}.{micros:06d}Z"
+    _last = (at, text)
+    return text
 
 
 def normalize(value: Any) -> Any:
