@@ -91,16 +91,18 @@ class Reply(Generic[R]):
 class Actor(abc.ABC, Generic[M]):
     """Base class for actors handling messages of type ``M``.
 
-    The mailbox is created here, not in ``run()``, because a supervisor may
+    The mailbox belongs to the actor, not to ``run()``, because a supervisor may
     call ``run()`` again after a crash: messages queued while the actor was
     down must survive into the next incarnation, and senders keep a valid
-    handle to it the whole time.
+    handle to it the whole time. It is made on first use: making a channel
+    costs more than the rest of an actor, and an actor of one request (a
+    2026-07-28 HTTP client) usually never gets mail.
     """
 
     def __init__(self, name: str, *, mailbox_size: int = 128) -> None:
         self.name = name
         self._mailbox_size = mailbox_size
-        self._send, self._recv = trio.open_memory_channel[M](mailbox_size)
+        self._mailbox: tuple[trio.MemorySendChannel[M], trio.MemoryReceiveChannel[M]] | None = None
         self._scope: trio.CancelScope | None = None
         self._receiving = False  # waiting in the channel's receive
         #: sent and not yet taken by this actor's task: counted here rather than asked of the
@@ -115,12 +117,13 @@ class Actor(abc.ABC, Generic[M]):
         With room in the mailbox this queues without a scheduler pass (the receiver is woken
         all the same): on the gateway's hot path every message crosses two or three mailboxes.
         """
+        send = self._mailbox_channel()[0]
         try:
-            self._send.send_nowait(msg)
+            send.send_nowait(msg)
         except trio.WouldBlock:
             self._unreceived += 1  # before: the receiver may take it before this task runs again
             try:
-                await self._send.send(msg)
+                await send.send(msg)
             except BaseException:  # not sent (cancelled while the mailbox was full)
                 self._unreceived -= 1
                 raise
@@ -130,7 +133,7 @@ class Actor(abc.ABC, Generic[M]):
     def tell_nowait(self, msg: M) -> None:
         """Queue ``msg`` or raise `MailboxFull` right away."""
         try:
-            self._send.send_nowait(msg)
+            self._mailbox_channel()[0].send_nowait(msg)
         except trio.WouldBlock:
             raise MailboxFull(
                 f"mailbox of actor {self.name!r} is full ({self._mailbox_size} messages)"
@@ -154,7 +157,13 @@ class Actor(abc.ABC, Generic[M]):
 
     def mailbox_depth(self) -> int:
         """Number of messages waiting in the mailbox."""
-        return self._recv.statistics().current_buffer_used
+        return 0 if self._mailbox is None else self._mailbox[1].statistics().current_buffer_used
+
+    def _mailbox_channel(self) -> tuple[trio.MemorySendChannel[M], trio.MemoryReceiveChannel[M]]:
+        """The mailbox, made on first use."""
+        if self._mailbox is None:
+            self._mailbox = trio.open_memory_channel[M](self._mailbox_size)
+        return self._mailbox
 
     @property
     def has_unreceived(self) -> bool:
@@ -214,7 +223,7 @@ class Actor(abc.ABC, Generic[M]):
     async def _wait_for_message(self) -> M:
         self._receiving = True
         try:
-            msg = await self._recv.receive()
+            msg = await self._mailbox_channel()[1].receive()
         finally:
             self._receiving = False
         self._unreceived -= 1
@@ -222,7 +231,9 @@ class Actor(abc.ABC, Generic[M]):
 
     def receive_nowait(self) -> M:
         """Take the next message or raise `trio.WouldBlock`."""
-        msg = self._recv.receive_nowait()
+        if not self._unreceived:  # nothing sent and not taken: the mailbox is empty (or unmade)
+            raise trio.WouldBlock
+        msg = self._mailbox_channel()[1].receive_nowait()
         self._unreceived -= 1
         return msg
 
@@ -251,9 +262,10 @@ class Actor(abc.ABC, Generic[M]):
         drained: list[M] = []
         if not self._unreceived:
             return drained
+        receive = self._mailbox_channel()[1]
         while limit is None or len(drained) < limit:
             try:
-                drained.append(self._recv.receive_nowait())
+                drained.append(receive.receive_nowait())
             except trio.WouldBlock:
                 break
         self._unreceived -= len(drained)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any, TypeVar
 
 import trio
@@ -94,7 +94,7 @@ class AuditActor(Actor[AuditMessage]):
         self._fresh_at = math.inf  # trio time: the oldest staged record's deadline
         #: requests in flight at a write, waiting for their answers (one ``call`` record each if
         #: they come in time), each with the deadline of its staging, oldest first
-        self._held: list[tuple[float, AuditEntry]] = []
+        self._held: dict[int, tuple[float, AuditEntry]] = {}  # by the entry's id
         self._flush_at = math.inf  # trio time: the first deadline of a staged or held record
         self._idle: trio.CancelScope | None = None  # the actor's wait, while it waits
         self._unsunk: list[AuditRecord] = []  # written in a caller's task, not yet given to the sinks
@@ -195,7 +195,7 @@ class AuditActor(Actor[AuditMessage]):
             self._side += self._staged
             self._staged = []
             self._fresh_at = math.inf
-            self._flush_at = self._held[0][0] if self._held else math.inf
+            self._flush_at = self._first_deadline()
             self._wake()
 
     def claim(self) -> None:
@@ -285,21 +285,36 @@ class AuditActor(Actor[AuditMessage]):
         come and holds the rest (``now`` infinite: it holds none, at the end). Never more than
         half a batch is held: past that, calls are not coming back soon and nothing waits."""
         side, self._side = self._side, []
-        held, self._held = self._held, []
         staged, self._staged = self._staged, []
         fresh_at, self._fresh_at = self._fresh_at, math.inf
-        batch = [*side, *(entry for _, entry in held), *staged, *messages]
-        answered = _answered(batch)
-        waiting = [(at, entry) for at, entry in held if id(entry) not in answered]
-        waiting += [(fresh_at, m) for m in _unanswered(staged, answered)]
+        rest = [*staged, *messages]
+        answered = _answered(side, rest)
+        held = self._held
+        # requests held earlier: those answered now join their answers, those due go alone; the
+        # rest are not even looked at (a write must not cost what is in flight)
+        back = [held.pop(key)[1] for key in answered if key in held]
+        due: list[AuditEntry] = []
         if now is not None:
-            waiting = [(at, entry) for at, entry in waiting if at > now]
-        if waiting and len(waiting) <= self._batch_limit // 2:
-            self._held = waiting
-            kept = {id(entry) for _, entry in waiting}
-            batch = [m for m in batch if id(m) not in kept]
-        self._flush_at = self._held[0][0] if self._held else math.inf
-        return _paired(batch, answered)
+            while held:
+                key, (at, entry) = next(iter(held.items()))  # the oldest first
+                if at > now:
+                    break
+                del held[key]
+                due.append(entry)
+        waiting = _unanswered(staged, answered) if now is None or fresh_at > now else []
+        if len(held) + len(waiting) > self._batch_limit // 2:  # a flood: nobody comes back soon
+            due += [entry for _, entry in held.values()]
+            held.clear()
+        elif waiting:
+            for entry in waiting:
+                held[id(entry)] = (fresh_at, entry)
+            rest = [m for m in rest if id(m) not in held]
+        self._flush_at = self._first_deadline()
+        return _paired([*side, *due, *back, *rest], answered)
+
+    def _first_deadline(self) -> float:
+        """When the oldest held request must be written (they are held in staging order)."""
+        return next(iter(self._held.values()))[0] if self._held else math.inf
 
     def _wake(self) -> None:
         self._work.set()
@@ -454,17 +469,22 @@ class AuditActor(Actor[AuditMessage]):
             self._fail(exc)
 
 
-def _answered(batch: Sequence[AuditEntry | Confirm]) -> set[int]:
-    """The request entries (by identity) whose answers are in ``batch``."""
-    return {id(m.opened_by) for m in batch if isinstance(m, Confirm) and m.opened_by is not None}
+def _answered(*batches: Sequence[AuditEntry | Confirm]) -> dict[int, None]:
+    """The request entries (by identity) whose answers are in ``batches``, in the answers' order."""
+    return {
+        id(m.opened_by): None
+        for batch in batches
+        for m in batch
+        if isinstance(m, Confirm) and m.opened_by is not None
+    }
 
 
-def _unanswered(staged: list[AuditEntry | Confirm], answered: set[int]) -> list[AuditEntry]:
+def _unanswered(staged: list[AuditEntry | Confirm], answered: Container[int]) -> list[AuditEntry]:
     """The staged request entries not among ``answered`` (calls still in flight)."""
     return [m for m in staged if isinstance(m, AuditEntry) and m.event == "request" and id(m) not in answered]
 
 
-def _paired(batch: list[AuditEntry | Confirm], answered: set[int]) -> list[AuditEntry | Confirm]:
+def _paired(batch: list[AuditEntry | Confirm], answered: Container[int]) -> list[AuditEntry | Confirm]:
     """``batch`` with each request whose answer is in it (``answered``: `_answered` of it) sealed
     together with that answer, as one ``call`` record in the answer's place (a request's record
     is never written after its answer's, so the one record says all the two would)."""

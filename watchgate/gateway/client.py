@@ -246,14 +246,21 @@ class ClientActor(Actor[Line | LargeAnswer]):
         """A client served by `take` is done: answered, or its client left (what it still has
         in flight is cancelled upstream)."""
         self.finished = True
-        with trio.CancelScope(shield=True):
-            await self._gone()
+        gone = self._gone_mail()
+        try:  # room in the mailbox (the rule): no wait, so nothing a cancellation could cut short
+            self._router.tell_nowait(gone)
+        except MailboxFull:  # a wait that must not be cut short: a shield (costly: only here)
+            with trio.CancelScope(shield=True):
+                await self._router.tell(gone)
 
     async def _gone(self) -> None:
+        await self._router.tell(self._gone_mail())
+
+    def _gone_mail(self) -> ClientGone:
         # a direct client that owes nothing and was asked nothing has nothing in flight
         # anywhere, and the notifier never knew it: one mail, not N+2
         settled = self._direct and not self._owed and not self._answers
-        await self._router.tell(ClientGone(self.client_id, settled=settled))
+        return ClientGone(self.client_id, settled=settled)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until the client closes its side; then its session ends and its requests are cancelled."""

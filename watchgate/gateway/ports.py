@@ -154,6 +154,10 @@ class RouterPort(Protocol):
 
     async def tell(self, msg: Any) -> None: ...
 
+    def tell_nowait(self, msg: Any) -> None:
+        """Queue ``msg`` now or raise ``actors.MailboxFull``."""
+        ...
+
 
 class RequestRoutes(Protocol):
     """Where a client's requests go (``router/requests.py``): a forwarded call is routed in the
