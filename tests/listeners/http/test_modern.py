@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from typing import Any
@@ -56,6 +57,30 @@ async def test_a_call_stands_alone_and_its_result_says_its_type() -> None:
         with trio.fail_after(10):  # the request's client goes once its answer is out
             while gateway.sessions():  # nothing to wait on but the gateway's table
                 await trio.sleep(0.01)
+
+
+async def test_a_request_leaves_nothing_to_the_cycle_collector() -> None:
+    """A request's client actor, its era and its channel are freed by reference counting as it
+    ends: a reference cycle per request left every request's objects to the cyclic garbage
+    collector, whose work came to ~9 % of the gateway's CPU under load."""
+    server = fixture()
+    async with serving(make_config("fx"), server) as (gateway, _, url), httpx.AsyncClient() as http:
+        call = modern_request(7, "tools/call", {"name": "echo", "arguments": {"text": "hi"}})
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what any collection finds unreachable is kept to look at
+        try:
+            for _ in range(3):
+                response = await http.post(url, json=call, headers=modern_headers("tools/call", "echo"))
+                assert response.status_code == 200
+            with trio.fail_after(10):
+                while gateway.sessions():  # the requests' clients are gone
+                    await trio.sleep(0.01)
+            gc.collect()
+            cyclic = {type(o).__name__ for o in gc.garbage} & {"ClientActor", "ModernEra", "RequestChannel"}
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    assert cyclic == set()
 
 
 async def test_an_answer_that_comes_first_is_json_with_its_status_and_progress_makes_a_stream() -> None:

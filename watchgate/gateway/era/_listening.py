@@ -10,7 +10,9 @@ it: this transport's cancellation) releases the URIs no other subscription of th
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -22,20 +24,41 @@ from watchgate.protocol import eras, jsonrpc, subscriptions
 from watchgate.protocol.jsonrpc import Line, Message
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY, Listens
 
-__all__ = ["ListenDesk"]
+__all__ = ["ListenDesk", "weakly"]
 
 _listen_ids = itertools.count(1)
 
 
+def weakly(fn: Callable[[Line], None]) -> Callable[[Line], None]:
+    """``fn`` without a strong reference to its object, if it is a bound method (a client's
+    own method, kept by something the client owns: a cycle otherwise)."""
+    if not inspect.ismethod(fn):
+        return fn
+    method = weakref.WeakMethod(fn)
+
+    def call(line: Line) -> None:
+        bound = method()
+        if bound is not None:  # else the client is gone, and with it whoever would read this
+            bound(line)
+
+    return call
+
+
 class ListenDesk:
     def __init__(self, client: ClientPort, router: RouterPort, queue: Callable[[Line], None]) -> None:
-        self._client = client
+        self._client_ref = weakref.ref(client)  # its client owns it (through the era): no cycle
         self._router = router
         self._queue = queue
         self._listens = Listens()
         self.listened = False  # it listened once: broadcasts reach it only through its subscriptions
         self._acks: dict[int | str, tuple[dict[str, Any], set[str]]] = {}  # filter, URIs still to answer
         self._internal: dict[str, tuple[int | str, str] | None] = {}  # our subscribe ids (None: unsubscribe)
+
+    @property
+    def _client(self) -> ClientPort:
+        client = self._client_ref()
+        assert client is not None, "a client's subscriptions are reached only through it"
+        return client
 
     @property
     def pending(self) -> bool:

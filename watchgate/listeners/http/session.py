@@ -71,7 +71,11 @@ class HttpSession:
         self.id = session_id
         self.protocol_version: str | None = None
         self._history = history
-        self._inbox, self._lines = trio.open_memory_channel[list[bytes]](64)
+        #: lines for the client actor's read loop, made when first needed: most lines are read
+        #: in their POST's own task, and a 2026-07-28 request's channel never queues one unless
+        #: its call parks (a channel costs more than the rest of this object)
+        self._inbox: trio.MemorySendChannel[list[bytes]] | None = None
+        self._lines: trio.MemoryReceiveChannel[list[bytes]] | None = None
         self._numbers = 0
         self.standalone = EventLog(0, limit=history)
         self._streams: OrderedDict[int, EventLog] = OrderedDict()
@@ -105,7 +109,7 @@ class HttpSession:
         return self._taken()
 
     async def _taken(self) -> AsyncIterator[list[bytes]]:
-        async for burst in self._lines:
+        async for burst in self._queue()[1]:
             self._pending -= 1
             yield burst
 
@@ -178,12 +182,19 @@ class HttpSession:
             return
         self._pending += 1
         try:
-            await self._inbox.send([line])
+            await self._queue()[0].send([line])
         except BaseException as exc:
             self._pending -= 1
             if isinstance(exc, trio.ClosedResourceError | trio.BrokenResourceError):
                 raise PeerGone("the HTTP session has ended") from None
             raise
+
+    def _queue(self) -> tuple[trio.MemorySendChannel[list[bytes]], trio.MemoryReceiveChannel[list[bytes]]]:
+        if self._inbox is None or self._lines is None:
+            self._inbox, self._lines = trio.open_memory_channel[list[bytes]](64)
+            if self.ended:  # made after the end: as closed as it would have been
+                self._inbox.close()
+        return self._inbox, self._lines
 
     @property
     def busy(self) -> bool:
@@ -209,6 +220,7 @@ class HttpSession:
         if self.ended:
             return
         self.ended = True
-        self._inbox.close()
+        if self._inbox is not None:
+            self._inbox.close()
         for log in [self.standalone, *self._streams.values()]:
             log.finish()
