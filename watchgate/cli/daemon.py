@@ -21,6 +21,7 @@ import trio
 
 from watchgate.cli import ps as ps_command
 from watchgate.cli.attach import bridge, hand_over
+from watchgate.cli.heap import tune_collector
 from watchgate.cli.options import listen_address, with_http
 from watchgate.daemon import control
 from watchgate.daemon.client import call, follow
@@ -127,6 +128,7 @@ def _up(args: argparse.Namespace) -> int:
         return _start_detached(path, paths, args.http)
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     daemon = Daemon(config, paths, config_path=path)
+    tune_collector()
     try:
         trio.run(_serve, daemon, restrict_keyboard_interrupt_to_checkpoints=True)
     except DaemonAlreadyRunning as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 
+from watchgate.cli.heap import tune_collector
 from watchgate.cli.options import listen_address, with_http
 from watchgate.config import GatewayConfig, Transport, load_config
 from watchgate.errors import CannotListen, ConfigError
@@ -109,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     logging.basicConfig(stream=sys.stderr, level=config.logging.level.upper(), format=_FORMAT)
     audit = audit_actor(config, path=args.audit_log)  # AuditLogInUse: one line from main()
+    tune_collector()
     if config.proxy.transport == "http":
         from watchgate.listeners.http import serve_http  # the HTTP listener loads only for HTTP
 
