@@ -147,7 +147,9 @@ class Connection:
     async def _next_request(self) -> h11.Request | None:
         """The next request's head, or None once the connection should close (the client left,
         or its request was refused here). Runs in ``_waiting``, whose deadline it moves from
-        the idle time to the head's time at the request's first byte."""
+        the idle time to the head's time once the head has begun and is not whole (a head that
+        comes in one read, the rule, costs no change of deadline)."""
+        head_timed = self._head_started  # pipelined: serve() gave it the head's time already
         while True:
             try:
                 event = self._h11.next_event()
@@ -162,10 +164,11 @@ class Connection:
                 return event
             if event is not h11.NEED_DATA:  # ConnectionClosed (or PAUSED: cannot happen here)
                 return None
-            data = await self._receive()
-            if not self._head_started:
-                self._head_started = True
+            if self._head_started and not head_timed:  # begun, not whole: HEAD_TIMEOUT from now
                 self._waiting.deadline = trio.current_time() + HEAD_TIMEOUT
+                head_timed = True
+            data = await self._receive()
+            self._head_started = True
             self._h11.receive_data(data)
 
     async def _receive(self) -> bytes:
