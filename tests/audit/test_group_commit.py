@@ -151,6 +151,32 @@ async def test_the_answers_held_are_released_when_the_burst_is_cancelled(
         assert released == ["sent"]
 
 
+async def test_answers_that_go_at_once_and_one_that_waits_are_all_released_from_a_cancelled_burst(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    """Releases that say they go at once are not shielded (no checkpoint, nothing to cut short);
+    from the first that must wait, the rest are."""
+    released: list[str] = []
+
+    def release_as(name: str, *, waits: bool) -> Any:
+        async def release(error: JsonRpcError | None) -> None:
+            if waits:
+                await trio.lowlevel.checkpoint()  # cut short here if it were not shielded
+            released.append(name)
+
+        return release
+
+    async with running(_actor(tmp_path / "audit.jsonl")) as actor:
+        with trio.CancelScope() as scope:
+            async with GroupCommit() as group:
+                for name, waits in (("a", False), ("b", True), ("c", False)):
+                    await actor.write_and_confirm(call(name, event="response"))
+                    group.hold(release_as(name, waits=waits), at_once=lambda waits=waits: not waits)
+                scope.cancel()
+                await trio.sleep(1)
+        assert released == ["a", "b", "c"]
+
+
 # -- in a gateway ---------------------------------------------------------------------------------
 
 

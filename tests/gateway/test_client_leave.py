@@ -10,6 +10,7 @@ import trio.testing
 from actors import MailboxFull
 from watchgate.gateway.client import ClientActor
 from watchgate.gateway.messages import ClientGone
+from watchgate.protocol import jsonrpc
 from watchgate.wire.lines import LineChannel
 
 from .test_real_pipes import pipe
@@ -69,3 +70,17 @@ async def test_a_client_that_must_wait_for_room_still_leaves_when_cancelled_mean
             assert router.mail == []
             router.room.set()
     assert [type(m) for m in router.mail] == [ClientGone]
+
+
+def test_what_a_client_sends_at_once_and_what_may_wait() -> None:
+    """A group commit releases an answer unshielded only when ``send`` cannot wait: an idle
+    era never waits; a busy one waits for a server's question (it may tell the upstream why it
+    cannot ask) but not for an answer that is not a subscription's own."""
+    client = _client(_Router(full=False))
+    answer = jsonrpc.result_response(3, {})
+    question = jsonrpc.request(9, "sampling/createMessage", {})
+    assert client.sends_now(answer) and client.sends_now(question)
+    client._era.requests[3] = "tools/call"  # a 2026-07-28 call in flight: the era is busy
+    assert client.sends_now(answer)
+    assert client.sends_now(jsonrpc.notification("notifications/progress", {}))
+    assert not client.sends_now(question)

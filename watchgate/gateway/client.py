@@ -96,6 +96,11 @@ class ClientActor(Actor[Line | LargeAnswer]):
         #: everything it sends is delivered in the sender's task, so it runs no writer of its own
         self._direct = one_request and not listens_only and channel.delivers
 
+    def sends_now(self, msg: Message) -> bool:
+        """`send` waits only for the era's work on a subscription's own answer or a server's
+        question; everything else it does without a checkpoint."""
+        return not self._era.busy or not self._era.waits_on(msg)
+
     async def send(self, msg: Message) -> None:
         """Queue ``msg`` for the client, or write it right away in the caller's task when it is
         the last answer owed and the writer is idle (see outbox.py): one task hop less for the

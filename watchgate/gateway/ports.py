@@ -104,6 +104,10 @@ class ClientPort(Protocol):
     def introduce(self, capabilities: dict[str, Any], client_info: dict[str, Any]) -> None:
         """What its ``initialize`` said: the capabilities it declared and who it is."""
 
+    def sends_now(self, msg: Message) -> bool:
+        """``send(msg)`` would finish without waiting now, so without a checkpoint where a
+        cancellation could cut it short (a group commit then needs no shield for it)."""
+
     def set_log_level(self, level: str) -> None: ...
 
     def mark_initialized(self) -> None: ...

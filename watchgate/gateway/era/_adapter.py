@@ -156,6 +156,13 @@ class ModernEra:
 
     # -- toward the client -------------------------------------------------------------------------
 
+    def waits_on(self, msg: Message) -> bool:
+        """`outgoing(msg)` may wait: for a subscription's own answer, or a server's question (the
+        rest it changes or passes at once)."""
+        if msg.method is UNSET:
+            return self._listening.owns(msg)
+        return msg.id is not UNSET and msg.id is not None
+
     async def outgoing(self, msg: Message) -> Message | None:
         """What the client is sent instead of ``msg``: None when nothing is, now."""
         if self._listening.owns(msg):

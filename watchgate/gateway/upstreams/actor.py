@@ -396,7 +396,7 @@ class UpstreamActor(Actor[UpstreamMessage]):
                 async def release(error: JsonRpcError | None) -> None:
                     await client.send(out if error is None else error_response(request_id, error))
 
-                if group.hold(release):
+                if group.hold(release, at_once=lambda: client.sends_now(out)):
                     return
         await client.send(out)
 
