@@ -43,6 +43,9 @@ async def _interrupted(argv: list[str], env: dict[str, str], *, after: bytes) ->
                     break
                 screen += chunk
             await process.wait()
+    except trio.TooSlowError:  # say what hung: the command, its screen, who still runs
+        tree = await trio.run_process(["ps", "-eo", "pid,ppid,stat,etime,args"], capture_stdout=True)
+        raise AssertionError(f"{argv} did not end: screen {screen!r}\n{tree.stdout.decode()}") from None
     finally:
         os.close(controller)
         if process.returncode is None:
