@@ -21,9 +21,6 @@ from watchgate.errors import ControlError, DaemonNotRunning, DaemonRefused
 from watchgate.listeners.endpoints import CONTROL_PATH, MAX_MESSAGE
 
 HANDSHAKE_TIMEOUT = 10.0
-#: how long leaving waits for the daemon to answer the WebSocket's closing handshake: a command
-#: ended by Ctrl-C must end even if the daemon does not answer (the socket is closed anyway)
-CLOSE_TIMEOUT = 2.0
 
 
 @asynccontextmanager
@@ -47,8 +44,7 @@ async def connect(
             try:
                 yield ws
             finally:
-                with trio.move_on_after(CLOSE_TIMEOUT):
-                    await ws.aclose()
+                await ws.aclose()
                 nursery.cancel_scope.cancel()
     except* ConnectionRejected as group:
         rejected = group.exceptions[0]
