@@ -121,7 +121,7 @@ class ChainWriter:
             entry = self._continue(fd)
             self._fd, self._size = fd, os.fstat(fd).st_size
             self._records_in_file = 0 if self._size == 0 else 1
-            header, line = self._seal(entry, self.seq, self.last_hash, self._clock())
+            header, line = seal_line(entry, seq=self.seq, prev_hash=self.last_hash, now=self._clock())
             self._commit([line], [header])
         except OSError:
             self._fd = None
@@ -192,9 +192,6 @@ class ChainWriter:
         notes.append(f"the last record of {name} could not be read ({problem})")
         return False
 
-    def _seal(self, entry: AuditEntry, seq: int, prev_hash: str, now: float) -> tuple[AuditRecord, bytes]:
-        return seal_line(entry, seq=seq, prev_hash=prev_hash, now=now)
-
     def _lifecycle(self, kind: str, notes: list[str]) -> AuditEntry:
         return AuditEntry(event="lifecycle", method=kind, reason="; ".join(notes))
 
@@ -221,7 +218,7 @@ class ChainWriter:
             pending = self._size
             for entry in entries:
                 prev_hash = batch[-1].hash if batch else self.last_hash
-                record, line = self._seal(entry, self.seq + len(batch), prev_hash, now)
+                record, line = seal_line(entry, seq=self.seq + len(batch), prev_hash=prev_hash, now=now)
                 rotatable = self._records_in_file + len(batch) > 1
                 if rotatable and pending + len(line) > self.max_bytes:
                     if not may_rotate:
@@ -233,7 +230,7 @@ class ChainWriter:
                     lines, batch = [], []
                     result.records.append(self._rotate())
                     now = self._clock()  # after the rotation's record: times never go backwards
-                    record, line = self._seal(entry, self.seq, self.last_hash, now)
+                    record, line = seal_line(entry, seq=self.seq, prev_hash=self.last_hash, now=now)
                     pending = self._size
                 lines.append(line)
                 batch.append(record)
@@ -280,7 +277,9 @@ class ChainWriter:
         self._size, self._records_in_file = 0, 0
         self._sync_directory()
         notes = [f"continues from {os.path.basename(self.path)}.1, which ends at seq {self.seq - 1}"]
-        header, line = self._seal(self._lifecycle(ROTATE, notes), self.seq, self.last_hash, self._clock())
+        header, line = seal_line(
+            self._lifecycle(ROTATE, notes), seq=self.seq, prev_hash=self.last_hash, now=self._clock()
+        )
         self._commit([line], [header])
         return header
 
