@@ -15,7 +15,7 @@ import trio.testing
 import watchgate.audit.chain as chain_module
 from actors import Reply, SupervisorEvent
 from watchgate.audit import AuditActor, AuditEntry, lifecycle_entry, supervisor_entry
-from watchgate.audit.actor import FLUSH_AFTER, Confirm
+from watchgate.audit.actor import HOLD_REQUEST_FOR, Confirm
 from watchgate.audit.record import RECOVERED, AuditRecord
 from watchgate.audit.verify import verify_log
 from watchgate.errors import AuditUnavailable, JsonRpcError
@@ -145,9 +145,9 @@ async def test_fsync_interval_syncs_once_per_interval_and_only_when_dirty(
             await actor.tell(call(i))
             await trio.sleep(0.1)
         await trio.sleep(5)
-        # three records, one fsync, a second after the first of them was written (staged for
-        # at most FLUSH_AFTER: nobody waited for it)
-        assert fsyncs == [1.0, 1.5 + FLUSH_AFTER + 1.0]
+        # three records, one fsync, a second after the first of them was written (held for
+        # HOLD_REQUEST_FOR: nobody answered it)
+        assert fsyncs == [1.0, 1.5 + HOLD_REQUEST_FOR + 1.0]
     assert len(fsyncs) == 3  # and one when closing
 
 

@@ -24,7 +24,7 @@ from tests.audit.helpers import Clock, audit_config, call, records, running
 from tests.gateway.fakes import Client, FakeServer, echo, running_gateway
 from watchgate.answer_group import GroupCommit
 from watchgate.audit import AuditActor, resolved_audit_config, verify_log
-from watchgate.audit.actor import FLUSH_AFTER
+from watchgate.audit.actor import FLUSH_AFTER, HOLD_REQUEST_FOR
 from watchgate.config import GatewayConfig, parse_config
 from watchgate.errors import JsonRpcError
 
@@ -69,11 +69,26 @@ async def test_a_staged_record_is_written_within_flush_after_on_its_own(
     path = tmp_path / "audit.jsonl"
     async with running(_actor(path)) as actor:
         await trio.sleep(1.5)  # past the header's fsync (at 1 s), which would write it too
-        await actor.tell(call(7))
+        await actor.tell(call(7, event="notification"))
         await trio.sleep(FLUSH_AFTER / 2)
         assert len(records(path)) == 1 and actor.status().pending == 1  # staged, still waiting
         await trio.sleep(FLUSH_AFTER / 2 + FLUSH_AFTER / 100)
         assert [r.request_id for r in records(path)] == [None, 7]
+        assert actor.status().pending == 0
+    assert verify_log(str(path)).ok
+
+
+async def test_a_request_nobody_answers_is_written_on_its_own_after_hold_request_for(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    async with running(_actor(path)) as actor:
+        await trio.sleep(1.5)  # past the header's fsync (at 1 s), which would write it too
+        await actor.tell(call(7))
+        await trio.sleep(HOLD_REQUEST_FOR * 0.99)
+        assert len(records(path)) == 1 and actor.status().pending == 1  # held for its answer
+        await trio.sleep(HOLD_REQUEST_FOR * 0.02)
+        assert [(r.event, r.request_id) for r in records(path)] == [("lifecycle", None), ("request", 7)]
         assert actor.status().pending == 0
     assert verify_log(str(path)).ok
 
@@ -278,11 +293,11 @@ async def test_a_request_answered_before_its_record_is_written_is_one_call_recor
     assert verify_log(str(path)).ok
 
 
-async def test_a_call_still_in_flight_waits_for_its_answer_then_for_flush_after_at_most(
+async def test_a_call_still_in_flight_waits_for_its_answer_then_for_hold_request_for_at_most(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Another call's answer is written at once; the request still in flight is not written
-    with it but waits (at most `FLUSH_AFTER`) for its own answer, to be one record with it."""
+    with it but waits (at most `HOLD_REQUEST_FOR`) for its own answer, to be one record with it."""
     path = tmp_path / "audit.jsonl"
     async with running(_actor(path)) as actor:
         await trio.sleep(1.5)  # past the header's fsync (at 1 s), which would write it too
@@ -290,10 +305,10 @@ async def test_a_call_still_in_flight_waits_for_its_answer_then_for_flush_after_
         await actor.tell(quick := call(2))
         assert await actor.write_and_confirm(call(2, event="response"), opened_by=quick) is not None
         assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2)]
-        assert actor.status().pending == 1  # the slow call's request, staged
-        await trio.sleep(FLUSH_AFTER * 0.9)  # the writer woke meanwhile (the fsync's bookkeeping)
+        assert actor.status().pending == 1  # the slow call's request, held
+        await trio.sleep(HOLD_REQUEST_FOR * 0.9)  # the writer woke meanwhile (the fsync's bookkeeping)
         assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2)]
-        await trio.sleep(FLUSH_AFTER * 0.2)
+        await trio.sleep(HOLD_REQUEST_FOR * 0.2)
         assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 2), ("request", 1)]
         assert await actor.write_and_confirm(call(1, event="response"), opened_by=slow) is not None
     assert [(r.event, r.request_id) for r in records(path)[1:]] == [
@@ -316,11 +331,11 @@ async def test_each_call_in_flight_waits_from_its_own_staging_not_the_oldest(
         await actor.tell(first := call(1))
         await actor.tell(quick := call(2))
         await actor.write_and_confirm(call(2, event="response"), opened_by=quick)
-        await trio.sleep(FLUSH_AFTER * 0.6)
+        await trio.sleep(HOLD_REQUEST_FOR * 0.6)
         await actor.tell(second := call(3))
         await actor.tell(other := call(4))
         await actor.write_and_confirm(call(4, event="response"), opened_by=other)
-        await trio.sleep(FLUSH_AFTER * 0.6)  # the first's deadline has passed, not the second's
+        await trio.sleep(HOLD_REQUEST_FOR * 0.6)  # the first's deadline has passed, not the second's
         assert [(r.event, r.request_id) for r in records(path)[1:]] == [
             ("call", 2),
             ("call", 4),
@@ -335,6 +350,43 @@ async def test_each_call_in_flight_waits_from_its_own_staging_not_the_oldest(
         ("call", 3),
         ("response", 1),
     ]
+    assert verify_log(str(path)).ok
+
+
+async def test_a_call_answered_after_flush_after_but_within_the_hold_is_one_record(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    """A call slower than a group commit's wait (a gateway under load: ~16 ms a call at 32 HTTP
+    connections) is still one record, not a request and a response."""
+    path = tmp_path / "audit.jsonl"
+    async with running(_actor(path)) as actor:
+        await trio.sleep(1.5)  # past the header's fsync
+        await actor.tell(request := call(1))
+        await trio.sleep(FLUSH_AFTER * 4)
+        async with GroupCommit() as group:
+            assert await actor.write_and_confirm(call(1, event="response"), opened_by=request) is None
+            group.hold(_released)
+        assert [(r.event, r.request_id) for r in records(path)[1:]] == [("call", 1)]
+        assert writes[-1] == 1 and actor.status().pending == 0
+    assert verify_log(str(path)).ok
+
+
+async def test_past_half_a_batch_held_a_request_is_written_with_the_next_write(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+) -> None:
+    """A flood of calls nobody answers soon: half a batch of requests is held for answers, the
+    rest go out as before (within `FLUSH_AFTER`), so the held ones stay few."""
+    path = tmp_path / "audit.jsonl"
+    actor = AuditActor(audit_config(path, mailbox_size=8), sinks=[], threaded=False, wall_clock=Clock())
+    async with running(actor):
+        await trio.sleep(1.5)  # past the header's fsync
+        for n in range(6):
+            await actor.tell(call(n))
+        await trio.sleep(FLUSH_AFTER * 1.1)
+        assert [(r.event, r.request_id) for r in records(path)[1:]] == [("request", 4), ("request", 5)]
+        assert actor.status().pending == 4  # held: 8 // 2
+        await trio.sleep(HOLD_REQUEST_FOR)
+        assert [r.request_id for r in records(path)[1:]] == [4, 5, 0, 1, 2, 3]
     assert verify_log(str(path)).ok
 
 

@@ -48,6 +48,9 @@ __all__ = [
 log = logging.getLogger("watchgate.audit")
 
 FLUSH_AFTER = 0.005  # a staged record waits at most this long for a write to join (group commit)
+#: a request in flight waits at most this long for its answer, to be one ``call`` record with it:
+#: longer than a call takes through a gateway under load (32 HTTP connections: ~16 ms a call)
+HOLD_REQUEST_FOR = 0.05
 BATCH_LIMIT = 256  # at most this many records per write (and at most mailbox_size)
 T = TypeVar("T")
 
@@ -126,10 +129,14 @@ class AuditActor(Actor[AuditMessage]):
         Staged when it can be (group commit): nobody waits for this record, so it is sealed and
         written together with the next one somebody does wait for (the answer's, usually in
         the same scheduler pass), and at the latest `FLUSH_AFTER` later by the actor. Waking the
-        actor for each request's record would cost more than the ``write`` itself."""
-        if self._admit() and not (isinstance(msg, AuditEntry) and self._stage(msg)):
-            await super().tell(msg)
-            self._work.set()
+        actor for each request's record would cost more than the ``write`` itself. A request's
+        record is held instead (`_hold`): its answer usually comes first."""
+        if not self._admit():
+            return
+        if isinstance(msg, AuditEntry) and ((msg.event == "request" and self._hold(msg)) or self._stage(msg)):
+            return
+        await super().tell(msg)
+        self._work.set()
 
     def tell_nowait(self, msg: AuditMessage) -> None:
         if self._admit():
@@ -162,6 +169,10 @@ class AuditActor(Actor[AuditMessage]):
         """
         if not self.config.enabled:
             return None
+        if opened_by is not None:
+            held = self._held.pop(id(opened_by), None)
+            if held is not None:  # the request's record waited for this: one record for both
+                entry, opened_by = call_entry(held[1], entry), None
         reply: Reply[AuditRecord | None] = Reply()
         group = current_group()
         confirm = Confirm(entry, reply, opened_by)
@@ -233,6 +244,22 @@ class AuditActor(Actor[AuditMessage]):
             return False
         return len(self._unsunk) < self._batch_limit  # else the sinks lag: the mailbox's backpressure applies
 
+    def _hold(self, request: AuditEntry) -> bool:
+        """Keep a request's entry back for its answer, up to `HOLD_REQUEST_FOR`: answered by
+        then, the two are sealed as one ``call`` record (`write_and_confirm`); else the writer
+        writes it alone when its time comes. False, having changed nothing, where an inline
+        write would not be allowed, or when half a batch is held already (a flood: nobody
+        comes back soon, so it is staged and written with the next write)."""
+        if not self._inline_ok() or len(self._held) >= self._batch_limit // 2:
+            return False
+        at = trio.current_time() + HOLD_REQUEST_FOR
+        self._held[id(request)] = (at, request)
+        if at < self._flush_at:  # the only one held (they are held oldest first)
+            self._flush_at = at
+            if self._idle is not None and at < self._idle.deadline:
+                self._idle.deadline = at
+        return True
+
     def _stage(self, msg: AuditEntry | Confirm) -> bool:
         """Keep ``msg`` for the next write (after whatever is queued before it); False, having
         changed nothing, where an inline write would not be allowed either."""
@@ -278,41 +305,29 @@ class AuditActor(Actor[AuditMessage]):
         return True
 
     def _take(self, messages: list[AuditMessage], now: float | None) -> list[AuditEntry | Confirm]:
-        """What to write now, in order: the side batch, held and staged records, ``messages``;
-        each request answered among them sealed with its answer (`_paired`).
+        """What to write now, in order: the side batch, the held requests whose time has come,
+        staged records, ``messages``; a request staged or queued whose answer is among them is
+        sealed with it (`_paired`; a held one was, when its answer came: `write_and_confirm`).
 
-        Requests still in flight are held back, up to their deadline (the staging's
-        `FLUSH_AFTER`), so that their answers can join them: the inline writer (``now`` None)
-        holds each; the actor, waking at a deadline (``now``), writes those whose deadline has
-        come and holds the rest (``now`` infinite: it holds none, at the end). Never more than
-        half a batch is held: past that, calls are not coming back soon and nothing waits."""
+        The inline writer (``now`` None) writes no held request; the actor, waking at a deadline
+        (``now``), writes those whose `HOLD_REQUEST_FOR` is over and holds the rest (``now``
+        infinite: it holds none, at the end). Those not due are not even looked at: a write
+        must not cost what is in flight."""
         side, self._side = self._side, []
         staged, self._staged = self._staged, []
-        fresh_at, self._fresh_at = self._fresh_at, math.inf
+        self._fresh_at = math.inf
         rest = [*staged, *messages]
-        answered = _answered(side, rest)
-        held = self._held
-        # requests held earlier: those answered now join their answers, those due go alone; the
-        # rest are not even looked at (a write must not cost what is in flight)
-        back = [held.pop(key)[1] for key in answered if key in held]
         due: list[AuditEntry] = []
         if now is not None:
+            held = self._held
             while held:
                 key, (at, entry) = next(iter(held.items()))  # the oldest first
                 if at > now:
                     break
                 del held[key]
                 due.append(entry)
-        waiting = _unanswered(staged, answered) if now is None or fresh_at > now else []
-        if len(held) + len(waiting) > self._batch_limit // 2:  # a flood: nobody comes back soon
-            due += [entry for _, entry in held.values()]
-            held.clear()
-        elif waiting:
-            for entry in waiting:
-                held[id(entry)] = (fresh_at, entry)
-            rest = [m for m in rest if id(m) not in held]
         self._flush_at = self._first_deadline()
-        return _paired([*side, *due, *back, *rest], answered)
+        return _paired([*side, *due, *rest], _answered(side, rest))
 
     def _first_deadline(self) -> float:
         """When the oldest held request must be written (they are held in staging order)."""
@@ -479,11 +494,6 @@ def _answered(*batches: Sequence[AuditEntry | Confirm]) -> dict[int, None]:
         for m in batch
         if isinstance(m, Confirm) and m.opened_by is not None
     }
-
-
-def _unanswered(staged: list[AuditEntry | Confirm], answered: Container[int]) -> list[AuditEntry]:
-    """The staged request entries not among ``answered`` (calls still in flight)."""
-    return [m for m in staged if isinstance(m, AuditEntry) and m.event == "request" and id(m) not in answered]
 
 
 def _paired(batch: list[AuditEntry | Confirm], answered: Container[int]) -> list[AuditEntry | Confirm]:
