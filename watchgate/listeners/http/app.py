@@ -39,6 +39,7 @@ from watchgate.listeners.http.console import Console
 from watchgate.listeners.http.guard import Refusal, RequestGuard
 from watchgate.listeners.http.health import health_report
 from watchgate.listeners.http.modern import ModernRequests, is_modern
+from watchgate.listeners.http.overdue import Overdue
 from watchgate.listeners.http.resource import ResourceServer
 from watchgate.listeners.http.session import DuplicateRequestId, HttpSession
 from watchgate.listeners.http.sessions import SessionTable
@@ -282,7 +283,7 @@ class McpHttpApp:
         session.reading(log, True)
         try:
             if json_first:
-                settled = await _answered_first(log, receive)
+                settled = await _answered_first(log, receive, self._sessions.overdue)
                 if settled is None:
                     return  # the client left before anything came (not a cancel in this era)
                 if settled:
@@ -340,10 +341,10 @@ class McpHttpApp:
         return session
 
 
-async def _answered_first(log: EventLog, receive: Receive) -> bool | None:
+async def _answered_first(log: EventLog, receive: Receive, overdue: Overdue) -> bool | None:
     """Whether the request's answer came first and within `JSON_WINDOW`; None if the client left."""
     try:
-        return await unless_gone(receive, log.settled, within=JSON_WINDOW)
+        return await unless_gone(receive, log, log.settled, overdue, within=JSON_WINDOW)
     except trio.TooSlowError:
         return False
 

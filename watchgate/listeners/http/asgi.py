@@ -19,6 +19,8 @@ import trio
 from sse_starlette.event import ServerSentEvent
 
 from watchgate.listeners.http.guard import Refusal
+from watchgate.listeners.http.overdue import Overdue
+from watchgate.listeners.http.streams import EventLog
 
 __all__ = [
     "Receive",
@@ -113,23 +115,39 @@ async def until_disconnect(receive: Receive) -> AsyncIterator[trio.CancelScope]:
 
 
 async def unless_gone(
-    receive: Receive, wait: Callable[[], Awaitable[T]], *, within: float = math.inf
+    receive: Receive,
+    log: EventLog,
+    ready: Callable[[], T | None],
+    overdue: Overdue,
+    *,
+    within: float = math.inf,
 ) -> T | None:
-    """What ``wait()`` returns, or None if the client goes away first; `trio.TooSlowError` past
-    ``within`` seconds.
+    """What ``ready()`` says once it says anything but None (it is asked whenever ``log``
+    changes), or None if the client goes away first; `trio.TooSlowError` past ``within``
+    seconds.
 
-    The client is watched only once ``WATCH_AFTER`` has passed: watching costs a task and a
-    socket registration, more than the rest of a quick request's wait. A client that leaves
-    sooner is noticed that much later (its request is still cancelled); ``wait`` must be safe
-    to call again after a cancellation."""
-    now = trio.current_time()
-    deadline = now + within
-    with trio.move_on_at(min(deadline, now + WATCH_AFTER)):  # one scope for a quick answer
-        return await wait()
-    result = None
-    with trio.fail_at(deadline):
+    The client is watched only once ``WATCH_AFTER`` has passed (``overdue`` nudges the wait
+    then, up to its `TICK` later): watching costs a task and a socket registration, more than
+    the rest of a quick request's wait, and a timer of its own a cancel scope. A client that
+    leaves sooner is noticed that much later (its request is still cancelled)."""
+    result = ready()
+    if result is not None:
+        return result
+    waiting = overdue.wait(min(within, WATCH_AFTER), log)
+    while True:
+        await log.changed()
+        result = ready()
+        if result is not None:
+            waiting.over()
+            return result
+        if waiting.overdue:
+            break
+    if within <= WATCH_AFTER:  # its time is up, not just the quick wait's
+        raise trio.TooSlowError
+    with trio.fail_at(waiting.due - WATCH_AFTER + within):
         async with until_disconnect(receive):
-            result = await wait()  # not reached if the client left first
+            while (result := ready()) is None:
+                await log.changed()
     return result
 
 

@@ -32,6 +32,7 @@ from watchgate.listeners.http.asgi import (
 )
 from watchgate.listeners.http.guard import Refusal
 from watchgate.listeners.http.listen import serve_listen
+from watchgate.listeners.http.overdue import Overdue
 from watchgate.listeners.http.request import RequestChannel
 from watchgate.listeners.http.sessions import SessionTable
 from watchgate.listeners.http.streams import EventLog
@@ -169,16 +170,17 @@ class ModernRequests:
             client = self._gateway.one_request(session, profile=profile, peer=peer, principal=principal)
             log = session.expect(msg)
         try:
+            overdue = self._sessions.overdue
             if client is not None:
                 await client.take(line)  # read in this task: no task of its own unless it parks
             # a call that sends progress before its answer gets a stream; an answer that comes
             # first, and discover and lists always, come as JSON (its status can say what it is)
             if not stream_ok or msg.method not in _MAY_PROGRESS:
-                await _answer_as_json(log, receive, send)
-            elif (settled := await unless_gone(receive, log.settled)) is None:
+                await _answer_as_json(log, receive, send, overdue)
+            elif (settled := await unless_gone(receive, log, log.settled, overdue)) is None:
                 pass  # the client left before anything came: its request is cancelled below
             elif settled:
-                await _answer_as_json(log, receive, send)
+                await _answer_as_json(log, receive, send, overdue)
             else:
                 await serve_events(send, receive, _events(log))
         finally:
@@ -208,9 +210,9 @@ async def _events(log: EventLog) -> AsyncGenerator[bytes, None]:
         yield sse_event(data, None)
 
 
-async def _answer_as_json(log: EventLog, receive: Receive, send: Send) -> None:
+async def _answer_as_json(log: EventLog, receive: Receive, send: Send, overdue: Overdue) -> None:
     """Wait for the answer while watching the client: one that leaves cancels its request."""
-    answer = await unless_gone(receive, log.answer)
+    answer = await unless_gone(receive, log, log.answer_now, overdue)
     if not answer:
         return  # the client went away: nobody to answer
     with contextlib.suppress(OSError):

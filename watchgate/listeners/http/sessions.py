@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from watchgate.gateway.tree import Gateway
+from watchgate.listeners.http.overdue import Overdue
 from watchgate.listeners.http.session import HttpSession
 from watchgate.protocol.identity import ANONYMOUS, Principal
 
@@ -37,15 +38,18 @@ class SessionTable:
         self._per_peer = per_peer if per_peer is not None else max(1, limit // 4)
         self._idle_timeout = idle_timeout
         self._nursery: trio.Nursery | None = None
+        self.overdue = Overdue()  # the listener's requests waiting for answers (its task runs here)
 
     def __len__(self) -> int:
         return len(self._sessions)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the sessions' tasks and end the idle ones; on cancel every session ends."""
+        """Own the sessions' tasks (and the watch of requests waiting for answers) and end the
+        idle sessions; on cancel every session ends."""
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self.overdue.run)
                 task_status.started()
                 while True:
                     await trio.sleep(min(60.0, self._idle_timeout))

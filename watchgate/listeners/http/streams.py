@@ -51,16 +51,21 @@ class EventLog:
             _log.warning("stream %d: event %d dropped, its client does not read", self.number, dropped)
         self._events.append((self._next, data))
         self._next += 1
-        self._wake()
+        self.wake()
 
     def finish(self) -> None:
         """No more events after those appended (the answer went in, or the session ended)."""
         self.complete = True
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wake whoever waits on the log (``changed``): they look again."""
         self._changed.set()
         self._changed = trio.Event()
+
+    async def changed(self) -> None:
+        """Wait until the log changes (or is woken)."""
+        await self._changed.wait()
 
     @property
     def undelivered(self) -> int:
@@ -72,20 +77,26 @@ class EventLog:
         first = self._events[0][0] if self._events else self._next
         return first - 1 <= seq < self._next
 
-    async def settled(self) -> bool:
-        """Wait for the first event (or the end); True if the log is complete with one event at
-        most (a request answered before anything else: JSON will do, no stream needed)."""
-        while not self._events and not self.complete:
-            await self._changed.wait()
+    def settled(self) -> bool | None:
+        """None until the first event (or the end); then True if the log is complete with one
+        event at most (a request answered before anything else: JSON will do, no stream)."""
+        if not self._events and not self.complete:
+            return None
         return self.complete and len(self._events) <= 1 and self._next <= 2
 
-    async def answer(self) -> bytes:
-        """Wait for the end; the last event (the request's answer), or b"" if there was none."""
-        while not self.complete:
-            await self._changed.wait()
+    def answer_now(self) -> bytes | None:
+        """None until the end; then the last event (the request's answer), or b"" if none."""
+        if not self.complete:
+            return None
         if not self._events:
             return b""
         self._delivered, data = self._events[-1]
+        return data
+
+    async def answer(self) -> bytes:
+        """Wait for the end; the last event (the request's answer), or b"" if there was none."""
+        while (data := self.answer_now()) is None:
+            await self._changed.wait()
         return data
 
     async def read_after(self, seq: int) -> AsyncIterator[tuple[int, bytes]]:
