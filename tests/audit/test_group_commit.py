@@ -245,6 +245,30 @@ async def test_a_burst_of_answers_through_the_gateway_is_one_write(
     assert verify_log(str(log)).ok
 
 
+async def test_a_lone_answer_is_written_before_its_client_gets_it_or_refused_with_32011(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, writes: list[int]
+) -> None:
+    """A burst of one answer (every answer, one call at a time) is written in place, without
+    a group to hold it: the same promise, one write and no hold and release."""
+    log = tmp_path / "audit.jsonl"
+    config, server, audit = _slow_gateway(log)
+    async with running_gateway(config, server, audit=audit) as (_, client):
+        await client.initialize()
+        [first] = await _in_flight(client, server, 1)
+        before = len(writes)
+        await _burst(server, 1)
+        assert (await client.response(first))["result"]["content"][0]["text"] == "0"
+        assert writes[before:] == [1]
+        second = await client.start("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+        await client.wait_for(lambda: len(server.session.requests("tools/call")) == 2)
+        await trio.sleep(1)  # its request record is written meanwhile (nobody answered it)
+        writes_fail(True)
+        await _burst(server, 1)
+        assert (await client.response(second))["error"]["code"] == -32011
+        writes_fail(False)
+    assert verify_log(str(log)).ok
+
+
 async def test_a_failed_burst_write_answers_those_calls_with_32011_and_the_gateway_goes_on(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, writes: list[int]
 ) -> None:

@@ -308,7 +308,8 @@ class UpstreamActor(Actor[UpstreamMessage]):
 
     # --- upstream -> client --------------------------------------------------------------------
     async def _on_burst(self, burst: list[bytes]) -> None:
-        if self._hooks.empty:
+        # a burst of one line gains nothing from a group: its record is written inline, at once
+        if self._hooks.empty or len(burst) == 1:
             for line in burst:
                 await self._on_line(line)
             return
