@@ -254,7 +254,7 @@ class AuditActor(Actor[AuditMessage]):
             return False
         at = trio.current_time() + HOLD_REQUEST_FOR
         self._held[id(request)] = (at, request)
-        if at < self._flush_at:  # the only one held (they are held oldest first)
+        if at < self._flush_at:  # nothing is due before it (held requests come oldest first)
             self._flush_at = at
             if self._idle is not None and at < self._idle.deadline:
                 self._idle.deadline = at
