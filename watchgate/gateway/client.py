@@ -91,10 +91,14 @@ class ClientActor(Actor[Line | LargeAnswer]):
         self._reading = trio.CancelScope()
         self._lines_held = trio.Lock()  # by whoever reads lines now: the read loop, or a sender
         # the 2026-07-28 era toward this client, whatever its transport (gateway/era/)
-        self._era = ModernEra(self, router, self._queue, one_request=one_request, listens_only=listens_only)
+        self._era = ModernEra(self, router, one_request=one_request, listens_only=listens_only)
         #: a client of one request whose channel takes messages in memory (an HTTP request):
         #: everything it sends is delivered in the sender's task, so it runs no writer of its own
         self._direct = one_request and not listens_only and channel.delivers
+
+    def queue_line(self, line: Line) -> None:
+        """Queue ``line`` for the client as it is (its era's subscriptions: their acks and ends)."""
+        self._queue(line)
 
     def sends_now(self, msg: Message) -> bool:
         """`send` waits only for the era's work on a subscription's own answer or a server's

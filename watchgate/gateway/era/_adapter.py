@@ -27,7 +27,6 @@ import logging
 import math
 import re
 import weakref
-from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import trio
@@ -61,13 +60,15 @@ class EraHost(ClientPort, Protocol):
 
     def end(self) -> None: ...
 
+    def queue_line(self, line: Line) -> None:
+        """Queue ``line`` for the client as it is (no era's work on it)."""
+
 
 class ModernEra:
     def __init__(
         self,
         host: EraHost,
         router: RouterPort,
-        queue: Callable[[Line], None],
         *,
         one_request: bool = False,
         listens_only: bool = False,
@@ -78,14 +79,18 @@ class ModernEra:
         self._client = weakref.ref(host)
         self._router = router
         self._one_request = one_request
+        self._listens_only = listens_only
         #: 2026-07-28 requests awaiting their answer: method (a plain dict: the actor tests it
         #: on every message it sends), and the capabilities each declared
         self.requests: dict[RequestId, str] = {}
         self._declared: dict[RequestId, dict[str, Any]] = {}
         self._rounds = ClientRounds()
-        self._listening = ListenDesk(host, router, weakly(queue))
-        self._listening.listened = listens_only
-        self._parked = trio.Event()  # a call was parked: the expiry watch looks again
+        #: its subscriptions, made when it first listens (most clients never do: a 2026-07-28
+        #: request over HTTP is a client of its own, and this costs more than the rest of it)
+        self._listening: ListenDesk | None = None
+        if listens_only:
+            self._desk()
+        self._parked: trio.Event | None = None  # a call was parked: the expiry watch looks again
         self._nursery: trio.Nursery | None = None  # the session's: the expiry watch starts there
 
     @property
@@ -93,6 +98,16 @@ class ModernEra:
         host = self._client()
         assert host is not None, "an era is reached only through its client"
         return host
+
+    def _desk(self) -> ListenDesk:
+        """Its subscriptions' desk, made on first use; a client that only listens has it from
+        the start (broadcasts reach it through its subscriptions alone)."""
+        desk = self._listening
+        if desk is None:
+            host = self._host
+            desk = self._listening = ListenDesk(host, self._router, weakly(host.queue_line))
+            desk.listened = self._listens_only
+        return desk
 
     def start(self, nursery: trio.Nursery) -> None:
         """The session's task has begun: the expiry watch may start in ``nursery`` (at once if a
@@ -109,7 +124,9 @@ class ModernEra:
     @property
     def busy(self) -> bool:
         """Something the client is sent may be the era's to change."""
-        return bool(self.requests or self._rounds.calls or self._listening.pending)
+        return bool(
+            self.requests or self._rounds.calls or (self._listening is not None and self._listening.pending)
+        )
 
     # -- from the client ---------------------------------------------------------------------------
 
@@ -132,7 +149,7 @@ class ModernEra:
         if msg.method == "subscriptions/listen":  # answered only when it ends: nothing owed till then
             self._host.settle()
             self._host.mark_initialized()
-            await self._listening.open(msg)
+            await self._desk().open(msg)
             return None
         self.requests[msg.id] = msg.method
         self._declared[msg.id] = capabilities
@@ -145,7 +162,8 @@ class ModernEra:
     async def cancelled(self, msg: Message) -> Message | None:
         """``notifications/cancelled``: None if it ended a subscription; else as upstream must
         see it (a retry's names the call it stands for)."""
-        if self._listening.listened and await self._listening.close(msg):
+        desk = self._listening
+        if desk is not None and desk.listened and await desk.close(msg):
             return None
         return self._rounds.cancelling(msg) if self._rounds.calls else msg
 
@@ -160,13 +178,14 @@ class ModernEra:
         """`outgoing(msg)` may wait: for a subscription's own answer, or a server's question (the
         rest it changes or passes at once)."""
         if msg.method is UNSET:
-            return self._listening.owns(msg)
+            return self._listening is not None and self._listening.owns(msg)
         return msg.id is not UNSET and msg.id is not None
 
     async def outgoing(self, msg: Message) -> Message | None:
         """What the client is sent instead of ``msg``: None when nothing is, now."""
-        if self._listening.owns(msg):
-            await self._listening.answered(msg)  # the answer to a subscription's own resources/subscribe
+        desk = self._listening
+        if desk is not None and desk.owns(msg):
+            await desk.answered(msg)  # the answer to a subscription's own resources/subscribe
             return None
         if msg.method is UNSET:
             return self._rounds.answered(msg) if self._rounds.calls else msg
@@ -195,11 +214,13 @@ class ModernEra:
     def broadcast(self, line: bytes) -> list[bytes] | None:
         """A broadcast as this client hears it: None as it is; else a tagged copy for each of
         its subscriptions that asked for it."""
-        return self._listening.route(line) if self._listening.listened else None
+        desk = self._listening
+        return desk.route(line) if desk is not None and desk.listened else None
 
     def close(self) -> None:
         """The session ends: each open subscription gets its graceful closure."""
-        self._listening.close_all()
+        if self._listening is not None:
+            self._listening.close_all()
 
     # -- input_required rounds ---------------------------------------------------------------------
 
@@ -232,7 +253,8 @@ class ModernEra:
         if self._nursery is not None:
             self._nursery.start_soon(self._expire_rounds)
             self._nursery = None
-        self._parked.set()
+        if self._parked is not None:  # else the watch has not begun: it looks when it does
+            self._parked.set()
 
     async def _expire_rounds(self) -> None:
         """Cancel upstream the calls parked on ``input_required`` that nobody resumes in time;
