@@ -33,12 +33,12 @@ import trio
 from msgspec import UNSET
 
 from watchgate.errors import JsonRpcError
-from watchgate.gateway.era._listening import ListenDesk, weakly
+from watchgate.gateway.era._listening import DeskHost, ListenDesk
 from watchgate.gateway.era._rounds import ClientRounds
 from watchgate.gateway.messages import ClientNotification, ForwardAnswer
-from watchgate.gateway.ports import AnswerPort, ClientPort, RouterPort
+from watchgate.gateway.ports import AnswerPort, RouterPort
 from watchgate.protocol import eras, jsonrpc
-from watchgate.protocol.jsonrpc import Line, Message, RequestId, error_response
+from watchgate.protocol.jsonrpc import Message, RequestId, error_response
 
 __all__ = ["ModernEra"]
 
@@ -46,7 +46,7 @@ _MARK: Final = re.compile(re.escape(eras.VERSION_KEY.encode()))  # scans params 
 _log = logging.getLogger("watchgate.client")
 
 
-class EraHost(ClientPort, Protocol):
+class EraHost(DeskHost, Protocol):
     """What of its client actor the era layer uses."""
 
     @property
@@ -59,9 +59,6 @@ class EraHost(ClientPort, Protocol):
         """The upstream waiting for the client's answer to ``question_id`` (taken)."""
 
     def end(self) -> None: ...
-
-    def queue_line(self, line: Line) -> None:
-        """Queue ``line`` for the client as it is (no era's work on it)."""
 
 
 class ModernEra:
@@ -79,7 +76,6 @@ class ModernEra:
         self._client = weakref.ref(host)
         self._router = router
         self._one_request = one_request
-        self._listens_only = listens_only
         #: 2026-07-28 requests awaiting their answer: method (a plain dict: the actor tests it
         #: on every message it sends), and the capabilities each declared
         self.requests: dict[RequestId, str] = {}
@@ -88,8 +84,8 @@ class ModernEra:
         #: its subscriptions, made when it first listens (most clients never do: a 2026-07-28
         #: request over HTTP is a client of its own, and this costs more than the rest of it)
         self._listening: ListenDesk | None = None
-        if listens_only:
-            self._desk()
+        if listens_only:  # broadcasts reach it through its subscriptions alone, from the start
+            self._desk().listened = True
         self._parked: trio.Event | None = None  # a call was parked: the expiry watch looks again
         self._nursery: trio.Nursery | None = None  # the session's: the expiry watch starts there
 
@@ -100,14 +96,10 @@ class ModernEra:
         return host
 
     def _desk(self) -> ListenDesk:
-        """Its subscriptions' desk, made on first use; a client that only listens has it from
-        the start (broadcasts reach it through its subscriptions alone)."""
-        desk = self._listening
-        if desk is None:
-            host = self._host
-            desk = self._listening = ListenDesk(host, self._router, weakly(host.queue_line))
-            desk.listened = self._listens_only
-        return desk
+        """Its subscriptions' desk, made on first use."""
+        if self._listening is None:
+            self._listening = ListenDesk(self._host, self._router)
+        return self._listening
 
     def start(self, nursery: trio.Nursery) -> None:
         """The session's task has begun: the expiry watch may start in ``nursery`` (at once if a

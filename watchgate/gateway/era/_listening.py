@@ -10,11 +10,9 @@ it: this transport's cancellation) releases the URIs no other subscription of th
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import weakref
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from msgspec import UNSET
 
@@ -24,38 +22,29 @@ from watchgate.protocol import eras, jsonrpc, subscriptions
 from watchgate.protocol.jsonrpc import Line, Message
 from watchgate.protocol.subscriptions import SUBSCRIPTION_KEY, Listens
 
-__all__ = ["ListenDesk", "weakly"]
+__all__ = ["DeskHost", "ListenDesk"]
 
 _listen_ids = itertools.count(1)
 
 
-def weakly(fn: Callable[[Line], None]) -> Callable[[Line], None]:
-    """``fn`` without a strong reference to its object, if it is a bound method (a client's
-    own method, kept by something the client owns: a cycle otherwise)."""
-    if not inspect.ismethod(fn):
-        return fn
-    method = weakref.WeakMethod(fn)
+class DeskHost(ClientPort, Protocol):
+    """What of its client a subscription desk uses."""
 
-    def call(line: Line) -> None:
-        bound = method()
-        if bound is not None:  # else the client is gone, and with it whoever would read this
-            bound(line)
-
-    return call
+    def queue_line(self, line: Line) -> None:
+        """Queue ``line`` for the client as it is (no era's work on it)."""
 
 
 class ListenDesk:
-    def __init__(self, client: ClientPort, router: RouterPort, queue: Callable[[Line], None]) -> None:
+    def __init__(self, client: DeskHost, router: RouterPort) -> None:
         self._client_ref = weakref.ref(client)  # its client owns it (through the era): no cycle
         self._router = router
-        self._queue = queue
         self._listens = Listens()
         self.listened = False  # it listened once: broadcasts reach it only through its subscriptions
         self._acks: dict[int | str, tuple[dict[str, Any], set[str]]] = {}  # filter, URIs still to answer
         self._internal: dict[str, tuple[int | str, str] | None] = {}  # our subscribe ids (None: unsubscribe)
 
     @property
-    def _client(self) -> ClientPort:
+    def _client(self) -> DeskHost:
         client = self._client_ref()
         assert client is not None, "a client's subscriptions are reached only through it"
         return client
@@ -82,7 +71,7 @@ class ListenDesk:
         """The session ends: each open subscription gets its graceful closure."""
         for subscription in self._listens.ids():
             closing = {"resultType": "complete", "_meta": {SUBSCRIPTION_KEY: subscription}}
-            self._queue(jsonrpc.encode_line(jsonrpc.result_response(subscription, closing)))
+            self._client.queue_line(jsonrpc.encode_line(jsonrpc.result_response(subscription, closing)))
 
     async def open(self, msg: Message) -> None:
         """Subscribe upstream to its URIs (through the router, as any client), acknowledge once
@@ -118,7 +107,7 @@ class ListenDesk:
         agreed, _ = self._acks.pop(subscription)
         self._listens.add(subscription, agreed)
         ack = subscriptions.tagged(subscriptions.ACKNOWLEDGED, {"notifications": agreed}, subscription)
-        self._queue(ack + b"\n")
+        self._client.queue_line(ack + b"\n")
 
     async def close(self, msg: Message) -> bool:
         """``notifications/cancelled`` naming a subscription: it ends, and its URIs no other
