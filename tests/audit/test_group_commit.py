@@ -63,32 +63,22 @@ async def test_a_record_nobody_waits_for_joins_the_next_write(
         assert writes[-1] == 3  # the two staged records and the confirmed one: one write
 
 
-async def test_a_staged_record_is_written_within_flush_after_on_its_own(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
+@pytest.mark.parametrize(
+    ("event", "wait"),
+    [("notification", FLUSH_AFTER), ("request", HOLD_REQUEST_FOR)],
+    ids=["a staged record within flush_after", "a request nobody answers after hold_request_for"],
+)
+async def test_a_record_nobody_waits_for_is_written_on_its_own_in_its_time(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int], event: str, wait: float
 ) -> None:
     path = tmp_path / "audit.jsonl"
     async with running(_actor(path)) as actor:
         await trio.sleep(1.5)  # past the header's fsync (at 1 s), which would write it too
-        await actor.tell(call(7, event="notification"))
-        await trio.sleep(FLUSH_AFTER / 2)
-        assert len(records(path)) == 1 and actor.status().pending == 1  # staged, still waiting
-        await trio.sleep(FLUSH_AFTER / 2 + FLUSH_AFTER / 100)
-        assert [r.request_id for r in records(path)] == [None, 7]
-        assert actor.status().pending == 0
-    assert verify_log(str(path)).ok
-
-
-async def test_a_request_nobody_answers_is_written_on_its_own_after_hold_request_for(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, writes: list[int]
-) -> None:
-    path = tmp_path / "audit.jsonl"
-    async with running(_actor(path)) as actor:
-        await trio.sleep(1.5)  # past the header's fsync (at 1 s), which would write it too
-        await actor.tell(call(7))
-        await trio.sleep(HOLD_REQUEST_FOR * 0.99)
-        assert len(records(path)) == 1 and actor.status().pending == 1  # held for its answer
-        await trio.sleep(HOLD_REQUEST_FOR * 0.02)
-        assert [(r.event, r.request_id) for r in records(path)] == [("lifecycle", None), ("request", 7)]
+        await actor.tell(call(7, event=event))
+        await trio.sleep(wait * 0.99)
+        assert len(records(path)) == 1 and actor.status().pending == 1  # staged or held, still waiting
+        await trio.sleep(wait * 0.02)
+        assert [(r.event, r.request_id) for r in records(path)] == [("lifecycle", None), (event, 7)]
         assert actor.status().pending == 0
     assert verify_log(str(path)).ok
 
